@@ -1,0 +1,220 @@
+"""The ``nudge`` command line: thin commands over the services and the runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.logging import configure_logging
+from shared.settings import Settings
+
+app = typer.Typer(
+    name="nudge",
+    help="Trigger communications for retail CRM marketing.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up where it installs
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(main())
+
+
+async def _until_signalled(*stoppers: Callable[[], None]) -> asyncio.Event:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        for stop in stoppers:
+            stop()
+        stopped.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, on_signal)
+    return stopped
+
+
+@app.command()
+def demo(
+    *,
+    customers: Annotated[int, typer.Option(min=1, help="Synthetic buyers.")] = 200,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same shop.")] = 1,
+    out: Annotated[Path, typer.Option(help="Where sent messages and the demo database go.")] = Path(
+        "demo-out"
+    ),
+) -> None:
+    """Run the whole pipeline embedded on synthetic buyers over simulated days."""
+    from services.demo import run_demo  # noqa: PLC0415 - keeps `nudge --help` fast
+
+    configure_logging("WARNING")
+    summary = asyncio.run(run_demo(customers, days, seed, out))
+    table = Table(title=f"nudge demo: {customers} buyers over {days} simulated days")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("events accepted", str(summary.events))
+    for segment, count in sorted(summary.segment_entries.items()):
+        table.add_row(f"entered segment {segment}", str(count))
+    for (campaign, channel, status), count in sorted(summary.messages.items()):
+        table.add_row(f"messages {campaign} / {channel} / {status}", str(count))
+    table.add_row("holdout", str(summary.holdout))
+    console.print(table)
+    console.print(f"Sent messages are under {summary.out / 'email'} (open the .eml files).")
+
+
+@app.command()
+def serve(
+    *,
+    embedded: Annotated[
+        bool, typer.Option(help="In-process bus and SQLite under NUDGE_DATA_DIR; no server.")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Every service in one process: ingest over HTTP, the segmenter, the dispatcher."""
+    overrides: dict[str, Any] = {"http_host": host, "http_port": port}
+    if embedded:
+        overrides |= {"bus": "memory", "email": "folder"}
+    settings = _settings(**overrides)
+    _run(lambda: _serve_all(settings))
+
+
+async def _serve_all(settings: Settings) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    from services.bootstrap import bootstrap  # noqa: PLC0415
+    from services.dispatcher.service import DispatcherService  # noqa: PLC0415
+    from services.ingest.app import create_app  # noqa: PLC0415
+    from services.segmenter.service import SegmenterService  # noqa: PLC0415
+
+    runtime = await bootstrap(settings)
+    segmenter, dispatcher = SegmenterService(runtime), DispatcherService(runtime)
+    await segmenter.start()
+    await dispatcher.start()
+    publisher = runtime.bus.publisher()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, publisher),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+        )
+    )
+    console.print(f"nudge on http://{settings.http_host}:{settings.http_port} (docs at /docs)")
+    try:
+        await asyncio.gather(server.serve(), segmenter.run(), dispatcher.run())
+    finally:
+        segmenter.stop()
+        dispatcher.stop()
+        await publisher.close()
+        await runtime.close()
+
+
+@app.command()
+def ingest(
+    *,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """The ingest HTTP API alone (settings from NUDGE_* variables)."""
+    settings = _settings(http_host=host, http_port=port)
+    _run(lambda: _serve_ingest(settings))
+
+
+async def _serve_ingest(settings: Settings) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    from services.bootstrap import build_bus  # noqa: PLC0415
+    from services.ingest.app import create_app  # noqa: PLC0415
+
+    bus = build_bus(settings)
+    publisher = bus.publisher()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, publisher),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+        )
+    )
+    try:
+        await server.serve()
+    finally:
+        await publisher.close()
+        await bus.close()
+
+
+@app.command()
+def segmenter() -> None:
+    """The segmenter alone: events in, profiles and segment changes out."""
+    from services.segmenter.service import SegmenterService  # noqa: PLC0415
+
+    _run_consumer_service(SegmenterService)
+
+
+@app.command()
+def dispatcher() -> None:
+    """The dispatcher alone: segment changes in, messages out."""
+    from services.dispatcher.service import DispatcherService  # noqa: PLC0415
+
+    _run_consumer_service(DispatcherService)
+
+
+def _run_consumer_service(factory: Any) -> None:
+    settings = _settings()
+
+    async def main() -> None:
+        from services.bootstrap import bootstrap  # noqa: PLC0415
+
+        runtime = await bootstrap(settings)
+        service = factory(runtime)
+        await service.start()
+        await _until_signalled(service.stop)
+        try:
+            await service.run()
+        finally:
+            await runtime.close()
+
+    _run(main)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    *,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL; default from settings.")
+    ] = None,
+) -> None:
+    """Bring the database schema to the newest migration."""
+    from shared.adapters.store.migrate import upgrade  # noqa: PLC0415
+
+    settings = _settings(database_url=db)
+    upgrade(settings.db_url)
+    console.print("database schema is up to date")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

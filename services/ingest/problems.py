@@ -1,0 +1,108 @@
+"""RFC 9457 problem details: every refusal the HTTP API makes, in one place.
+
+Each kind of problem has a stable ``type`` URI (``/problems/<kind>``, described at
+that path), a ``title`` that never changes for the kind, and a ``detail`` that
+says what was wrong with this request. A batch refusal lists one entry per bad
+event, with its index and a JSON pointer into the request body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+__all__ = ["PROBLEM_KINDS", "Problem", "install_problem_handlers", "problem_response"]
+
+PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
+    "malformed-json": (400, "Malformed JSON", "The request body is not valid JSON."),
+    "invalid-events": (
+        422,
+        "Invalid events",
+        "One or more events do not match the event contract; nothing of the request was "
+        "accepted. Each entry of `errors` names the event's index and a JSON pointer.",
+    ),
+    "too-many-events": (422, "Too many events", "A batch holds at most 1000 events."),
+    "unsupported-media-type": (
+        415,
+        "Unsupported media type",
+        "Send the body as application/json.",
+    ),
+    "body-too-large": (413, "Body too large", "The request body is over the size limit."),
+    "broker-unavailable": (
+        503,
+        "Broker unavailable",
+        "The event broker did not acknowledge in time; nothing is promised about this "
+        "request. Retry after the number of seconds in Retry-After: a retried event is "
+        "deduplicated by its event_id.",
+    ),
+    "not-found": (404, "Not found", "No such resource."),
+    "method-not-allowed": (405, "Method not allowed", "This resource does not take that method."),
+    "invalid-request": (422, "Invalid request", "The request does not match the API."),
+}
+
+
+@dataclass
+class Problem(Exception):
+    kind: str
+    detail: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return PROBLEM_KINDS[self.kind][0]
+
+
+def problem_response(problem: Problem) -> Response:
+    status, title, _ = PROBLEM_KINDS[problem.kind]
+    body: dict[str, Any] = {
+        "type": f"/problems/{problem.kind}",
+        "title": title,
+        "status": status,
+        "detail": problem.detail,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=problem.headers,
+    )
+
+
+def install_problem_handlers(app: Any) -> None:
+    async def on_problem(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_http(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code)
+        if kind is None:
+            return Response(
+                orjson.dumps(
+                    {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code}
+                ),
+                status_code=exc.status_code,
+                media_type="application/problem+json",
+            )
+        return problem_response(Problem(kind, str(exc.detail)))
+
+    async def on_validation(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"pointer": "/" + "/".join(str(p) for p in e["loc"][1:]), "detail": e["msg"]}
+            for e in exc.errors()
+        ]
+        return problem_response(Problem("invalid-request", "the request is not valid", errors))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)

@@ -1,0 +1,186 @@
+"""The bus on Apache Kafka, with aiokafka.
+
+Publishing uses an idempotent producer (``enable_idempotence``, ``acks=all``) and
+returns only once the broker has acknowledged every record; consuming uses a
+consumer group with automatic commits off, so offsets move only when a service
+says its work is committed. aiokafka's errors become nudge's own
+(:mod:`shared.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
+
+from shared.errors import BusUnavailable, CommitFailed
+from shared.ports.bus import Record
+
+__all__ = ["KafkaBus", "KafkaConsumer", "KafkaPublisher"]
+
+
+class KafkaBus:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "nudge",
+        partitions: int = 3,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.partitions = partitions
+        self.publish_timeout = publish_timeout
+        self._publishers: list[KafkaPublisher] = []
+
+    def publisher(self) -> KafkaPublisher:
+        publisher = KafkaPublisher(self)
+        self._publishers.append(publisher)
+        return publisher
+
+    async def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        try:
+            await consumer.start()
+        except KafkaError as exc:
+            await consumer.stop()
+            raise BusUnavailable(f"cannot join group {group!r}: {exc}") from exc
+        return KafkaConsumer(consumer)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+        )
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [
+                            NewTopic(t, num_partitions=self.partitions, replication_factor=1)
+                            for t in missing
+                        ]
+                    )
+        except KafkaError as exc:
+            raise BusUnavailable(f"cannot create topics: {exc}") from exc
+        finally:
+            await admin.close()
+
+    async def close(self) -> None:
+        for publisher in self._publishers:
+            await publisher.close()
+        self._publishers.clear()
+
+
+class KafkaPublisher:
+    def __init__(self, bus: KafkaBus) -> None:
+        self._bus = bus
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bus.bootstrap_servers,
+                    client_id=self._bus.client_id,
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=2,
+                    request_timeout_ms=max(1000, int(self._bus.publish_timeout * 1000)),
+                )
+                try:
+                    await producer.start()
+                except KafkaError as exc:
+                    await producer.stop()
+                    raise BusUnavailable(f"broker unreachable: {exc}") from exc
+                self._producer = producer
+            return self._producer
+
+    async def publish(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes]],
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        try:
+            async with asyncio.timeout(self._bus.publish_timeout):
+                producer = await self._started()
+                acks = [
+                    await producer.send(topic, value, key=key, headers=list(headers) or None)
+                    for key, value in records
+                ]
+                await asyncio.gather(*acks)
+        except TimeoutError as exc:
+            raise BusUnavailable(
+                f"broker did not acknowledge within {self._bus.publish_timeout}s"
+            ) from exc
+        except KafkaError as exc:
+            raise BusUnavailable(f"publish failed: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+
+class KafkaConsumer:
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        try:
+            batches = await self._consumer.getmany(
+                timeout_ms=int(timeout * 1000), max_records=max_records
+            )
+        except KafkaError as exc:
+            raise BusUnavailable(f"poll failed: {exc}") from exc
+        return [
+            Record(
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+                key=m.key,
+                value=m.value,
+                headers=tuple(m.headers or ()),
+            )
+            for tp in sorted(batches, key=lambda tp: (tp.topic, tp.partition))
+            for m in batches[tp]
+        ]
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        ends: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+        if not ends:
+            return
+        try:
+            await self._consumer.commit(ends)
+        except (CommitFailedError, IllegalStateError) as exc:
+            raise CommitFailed(str(exc)) from exc
+        except KafkaError as exc:
+            raise BusUnavailable(f"commit failed: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._consumer.stop()

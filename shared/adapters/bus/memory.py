@@ -1,0 +1,184 @@
+"""The in-process bus: Kafka's semantics that nudge relies on, with no broker.
+
+- records with the same key go to the same partition, in order;
+- a consumer group shares its topics' partitions among its members, and a member
+  joining or leaving moves partitions (a rebalance);
+- delivery is at least once: a member starts every partition it is given at the
+  group's committed offset, so whatever was not committed is delivered again.
+
+It lives in memory and dies with the process: it is for the embedded default
+(``nudge demo``, ``nudge serve --embedded``) and for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import zlib
+from collections.abc import Sequence
+
+from shared.errors import CommitFailed
+from shared.ports.bus import Record
+
+__all__ = ["MemoryBus", "MemoryConsumer", "MemoryPublisher"]
+
+
+class MemoryBus:
+    def __init__(self, partitions: int = 3) -> None:
+        self.partitions = partitions
+        self._logs: dict[str, list[list[Record]]] = {}
+        self._committed: dict[tuple[str, str, int], int] = {}
+        self._members: dict[str, list[MemoryConsumer]] = {}
+        self._generation: dict[str, int] = {}
+        self._round_robin = itertools.count()
+        self._arrived = asyncio.Event()
+
+    # --- Bus port ---------------------------------------------------------------------
+
+    def publisher(self) -> MemoryPublisher:
+        return MemoryPublisher(self)
+
+    async def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
+        member = MemoryConsumer(self, group, tuple(topics))
+        self._members.setdefault(group, []).append(member)
+        self._rebalance(group)
+        return member
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        for topic in topics:
+            self._log(topic)
+
+    async def close(self) -> None:
+        for members in list(self._members.values()):
+            for member in list(members):
+                await member.close()
+
+    # --- what the adapters share ------------------------------------------------------
+
+    def _log(self, topic: str) -> list[list[Record]]:
+        return self._logs.setdefault(topic, [[] for _ in range(self.partitions)])
+
+    def _append(
+        self, topic: str, key: bytes | None, value: bytes, headers: tuple[tuple[str, bytes], ...]
+    ) -> None:
+        log = self._log(topic)
+        if key is None:
+            partition = next(self._round_robin) % self.partitions
+        else:
+            partition = zlib.crc32(key) % self.partitions
+        records = log[partition]
+        records.append(Record(topic, partition, len(records), key, value, headers))
+
+    def _notify(self) -> None:
+        self._arrived.set()
+        self._arrived = asyncio.Event()
+
+    def _rebalance(self, group: str) -> None:
+        self._generation[group] = self._generation.get(group, 0) + 1
+        self._notify()
+
+    def _assignment(self, member: MemoryConsumer) -> list[tuple[str, int]]:
+        members = self._members.get(member.group, [])
+        if member not in members:
+            return []
+        index, count = members.index(member), len(members)
+        return [
+            (topic, p)
+            for topic in member.topics
+            for p in range(len(self._log(topic)))
+            if p % count == index
+        ]
+
+    # --- inspection, for the demo and tests -------------------------------------------
+
+    def committed(self, group: str, topic: str, partition: int) -> int:
+        return self._committed.get((group, topic, partition), 0)
+
+    def lag(self, group: str, topics: Sequence[str]) -> int:
+        """Records in ``topics`` that ``group`` has not committed yet."""
+        return sum(
+            len(records) - self.committed(group, topic, p)
+            for topic in topics
+            for p, records in enumerate(self._log(topic))
+        )
+
+    def records(self, topic: str) -> list[Record]:
+        return [r for partition in self._log(topic) for r in partition]
+
+
+class MemoryPublisher:
+    def __init__(self, bus: MemoryBus) -> None:
+        self._bus = bus
+
+    async def publish(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes]],
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        for key, value in records:
+            self._bus._append(topic, key, value, tuple(headers))
+        self._bus._notify()
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryConsumer:
+    def __init__(self, bus: MemoryBus, group: str, topics: tuple[str, ...]) -> None:
+        self._bus = bus
+        self.group = group
+        self.topics = topics
+        self._generation = -1
+        self._positions: dict[tuple[str, int], int] = {}
+
+    def _sync(self) -> None:
+        generation = self._bus._generation.get(self.group, 0)
+        if generation != self._generation:
+            self._generation = generation
+            self._positions = {
+                tp: self._bus.committed(self.group, *tp) for tp in self._bus._assignment(self)
+            }
+
+    def _take(self, max_records: int) -> list[Record]:
+        self._sync()
+        taken: list[Record] = []
+        for (topic, partition), position in self._positions.items():
+            log = self._bus._log(topic)[partition]
+            batch = log[position : position + max_records - len(taken)]
+            if batch:
+                taken.extend(batch)
+                self._positions[(topic, partition)] = position + len(batch)
+            if len(taken) >= max_records:
+                break
+        return taken
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        taken = self._take(max_records)
+        if taken or timeout <= 0:
+            return taken
+        arrived = self._bus._arrived
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await arrived.wait()
+        return self._take(max_records)
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        self._sync()
+        ends: dict[tuple[str, int], int] = {}
+        for record in records:
+            tp = (record.topic, record.partition)
+            ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+        lost = [tp for tp in ends if tp not in self._positions]
+        if lost:
+            raise CommitFailed(f"partitions no longer assigned to this member: {lost}")
+        for (topic, partition), end in ends.items():
+            key = (self.group, topic, partition)
+            self._bus._committed[key] = max(self._bus._committed.get(key, 0), end)
+
+    async def close(self) -> None:
+        members = self._bus._members.get(self.group, [])
+        if self in members:
+            members.remove(self)
+            self._bus._rebalance(self.group)

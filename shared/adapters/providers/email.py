@@ -1,0 +1,94 @@
+"""Email providers: a real SMTP server (aiosmtplib), and a folder of ``.eml`` files.
+
+Both build the same MIME message: a text and an HTML part, and a ``Message-ID``
+made from the message's idempotency key, so the same message always carries the
+same id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.message
+import email.utils
+from pathlib import Path
+
+import aiosmtplib
+
+from shared.errors import ProviderRejected, ProviderUnavailable
+from shared.ports.providers import EmailMessage, SendReceipt
+
+__all__ = ["EmlFolderProvider", "SmtpProvider", "build_mime"]
+
+
+def build_mime(message: EmailMessage, sender: str) -> email.message.EmailMessage:
+    mime = email.message.EmailMessage()
+    domain = sender.rpartition("@")[2] or "nudge.local"
+    mime["Message-ID"] = f"<{message.idempotency_key}@{domain}>"
+    mime["From"] = sender
+    mime["To"] = message.to
+    mime["Subject"] = message.content.subject
+    mime["Date"] = email.utils.formatdate(localtime=False)
+    mime.set_content(message.content.text)
+    mime.add_alternative(message.content.html, subtype="html")
+    return mime
+
+
+class SmtpProvider:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        start_tls: bool | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.username = username
+        self.password = password
+        self.start_tls = start_tls
+        self.timeout = timeout
+
+    async def send(self, message: EmailMessage) -> SendReceipt:
+        mime = build_mime(message, self.sender)
+        try:
+            await aiosmtplib.send(
+                mime,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                start_tls=self.start_tls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise ProviderRejected(f"recipient refused: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600:
+                raise ProviderRejected(f"SMTP {exc.code}: {exc.message}") from exc
+            raise ProviderUnavailable(f"SMTP {exc.code}: {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise ProviderUnavailable(f"SMTP server unreachable: {type(exc).__name__}") from exc
+        return SendReceipt(provider_message_id=str(mime["Message-ID"]))
+
+
+class EmlFolderProvider:
+    """Writes every email as ``<key>.eml`` into a folder: the demo's mailbox."""
+
+    def __init__(self, folder: Path, sender: str) -> None:
+        self.folder = folder
+        self.sender = sender
+
+    async def send(self, message: EmailMessage) -> SendReceipt:
+        mime = build_mime(message, self.sender)
+        path = self.folder / f"{message.idempotency_key}.eml"
+        await asyncio.to_thread(self._write, path, bytes(mime))
+        return SendReceipt(provider_message_id=str(mime["Message-ID"]))
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)

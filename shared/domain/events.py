@@ -1,0 +1,146 @@
+"""The events shops send to nudge: the public v1 contract, as pydantic models.
+
+Ingest validates incoming JSON against these models and publishes the validated
+event, as JSON, to the events topic; the segmenter parses the same models back.
+Money is always :class:`~decimal.Decimal` with at most two decimals, and every
+timestamp carries its UTC offset.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
+
+__all__ = [
+    "IDENTIFIER_STRENGTH",
+    "Customer",
+    "Event",
+    "EventBatch",
+    "IdentifyData",
+    "IdentifyEvent",
+    "Item",
+    "Money",
+    "PurchaseData",
+    "PurchaseEvent",
+    "event_adapter",
+    "parse_event",
+]
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+"""An amount in the shop's currency: never negative, at most two decimals."""
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+EventId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+IDENTIFIER_STRENGTH: tuple[str, ...] = (
+    "id",
+    "loyalty_card",
+    "phone",
+    "email",
+    "app_install_id",
+    "bank_card_token",
+)
+"""Identifier kinds, strongest first: the strongest one present keys the buyer's events."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Customer(_Strict):
+    """Who the event is about: at least one identifier."""
+
+    id: Text | None = None
+    loyalty_card: Text | None = None
+    phone: Text | None = None
+    email: Text | None = None
+    bank_card_token: Text | None = None
+    app_install_id: Text | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Customer:
+        if not self.identifiers():
+            raise ValueError(
+                "a customer needs at least one identifier: " + ", ".join(IDENTIFIER_STRENGTH)
+            )
+        return self
+
+    def identifiers(self) -> dict[str, str]:
+        """The identifiers present, strongest first."""
+        found = {kind: getattr(self, kind) for kind in IDENTIFIER_STRENGTH}
+        return {kind: value for kind, value in found.items() if value is not None}
+
+    def strongest(self) -> tuple[str, str]:
+        """The strongest identifier, as ``(kind, value)``."""
+        return next(iter(self.identifiers().items()))
+
+
+class Item(_Strict):
+    sku: Text
+    name: Text | None = None
+    category: Text | None = None
+    quantity: int = Field(default=1, ge=1, le=100_000)
+    price: Money
+
+
+class PurchaseData(_Strict):
+    order_id: Text
+    total: Money
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "RUB"
+    items: list[Item] = Field(default_factory=list, max_length=500)
+
+
+class IdentifyData(_Strict):
+    traits: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    consents: dict[Literal["email", "sms", "push"], bool] = Field(default_factory=dict)
+
+
+class _EventBase(_Strict):
+    event_id: EventId
+    occurred_at: AwareDatetime
+    customer: Customer
+    store_id: Text | None = None
+    channel: Text | None = None
+
+    @property
+    def key(self) -> str:
+        """The bus key: the buyer's strongest identifier, so one buyer's events stay ordered."""
+        kind, value = self.customer.strongest()
+        return f"{kind}:{value}"
+
+
+class PurchaseEvent(_EventBase):
+    type: Literal["purchase"]
+    data: PurchaseData
+
+
+class IdentifyEvent(_EventBase):
+    type: Literal["identify"]
+    data: IdentifyData = Field(default_factory=IdentifyData)
+
+
+Event = Annotated[PurchaseEvent | IdentifyEvent, Field(discriminator="type")]
+
+
+class EventBatch(_Strict):
+    events: list[Event] = Field(min_length=1, max_length=1000)
+
+
+event_adapter: TypeAdapter[PurchaseEvent | IdentifyEvent] = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> PurchaseEvent | IdentifyEvent:
+    """Parse one event from JSON (as published on the bus) or from a dict."""
+    if isinstance(raw, dict):
+        return event_adapter.validate_python(raw)
+    return event_adapter.validate_json(raw)

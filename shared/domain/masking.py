@@ -1,0 +1,42 @@
+"""Masking identifiers for logs and for readers without the right to see them.
+
+``+79161234567`` becomes ``+7*******67`` and ``anna@shop.ru`` becomes
+``a***@shop.ru``; anything else that identifies a buyer keeps only its first and
+last characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["mask_email", "mask_identifier", "mask_phone", "mask_text"]
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_PHONE = re.compile(r"\+\d{7,15}")
+_DIGITS = re.compile(r"\d(?:[ -]?\d){12,18}")
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else mask_identifier(email)
+
+
+def mask_phone(phone: str) -> str:
+    digits = phone.lstrip("+")
+    if len(digits) < 4:
+        return "*" * len(phone)
+    prefix = "+" if phone.startswith("+") else ""
+    return f"{prefix}{digits[0]}{'*' * (len(digits) - 3)}{digits[-2:]}"
+
+
+def mask_identifier(value: str) -> str:
+    if len(value) <= 4:
+        return "*" * len(value)
+    return f"{value[0]}{'*' * (len(value) - 2)}{value[-1]}"
+
+
+def mask_text(text: str) -> str:
+    """Mask every email address, phone number and long digit run inside free text."""
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    return _DIGITS.sub(lambda m: "#" * len(m.group(0)), text)

@@ -1,0 +1,72 @@
+"""A buyer's profile and how each event changes it.
+
+The profile is kept incrementally: every event is applied once (the segmenter
+dedupes by ``event_id`` in the same transaction) and reports which profile fields
+it changed, so only the segments that read those fields are evaluated again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from shared.domain.events import IdentifyEvent, PurchaseEvent
+
+__all__ = ["Profile", "apply_event"]
+
+CENT = Decimal("0.01")
+
+
+@dataclass
+class Profile:
+    """What nudge knows of one buyer."""
+
+    id: str
+    email: str | None = None
+    phone: str | None = None
+    orders_count: int = 0
+    revenue_total: Decimal = Decimal("0.00")
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
+
+    @property
+    def avg_check(self) -> Decimal | None:
+        """Average order value, or ``None`` before the first order."""
+        if self.orders_count == 0:
+            return None
+        return (self.revenue_total / self.orders_count).quantize(CENT)
+
+
+def apply_event(profile: Profile, event: PurchaseEvent | IdentifyEvent) -> frozenset[str]:
+    """Apply one event to ``profile`` in place; return the names of the fields it changed."""
+    changed = _take_contacts(profile, event)
+    if isinstance(event, PurchaseEvent):
+        changed |= _apply_purchase(profile, event)
+    return frozenset(changed)
+
+
+def _take_contacts(profile: Profile, event: PurchaseEvent | IdentifyEvent) -> set[str]:
+    changed: set[str] = set()
+    customer = event.customer
+    if customer.email is not None and customer.email != profile.email:
+        profile.email = customer.email
+        changed.add("email")
+    if customer.phone is not None and customer.phone != profile.phone:
+        profile.phone = customer.phone
+        changed.add("phone")
+    return changed
+
+
+def _apply_purchase(profile: Profile, event: PurchaseEvent) -> set[str]:
+    at = event.occurred_at
+    profile.orders_count += 1
+    profile.revenue_total += event.data.total
+    changed = {"orders_count", "revenue_total", "avg_check"}
+    if profile.first_order_at is None or at < profile.first_order_at:
+        profile.first_order_at = at
+        changed.add("first_order_at")
+    if profile.last_order_at is None or at > profile.last_order_at:
+        profile.last_order_at = at
+        changed.add("last_order_at")
+    return changed

@@ -1,0 +1,71 @@
+"""nudge's own exceptions. Adapters translate library errors into this tree::
+
+    NudgeError
+    ├── BusError
+    │   ├── BusUnavailable        the broker did not answer in time (retry later)
+    │   └── CommitFailed          offsets not committed (a rebalance took the partition)
+    ├── StoreError
+    │   └── StoreUnavailable      the database did not answer (retry later)
+    ├── ProviderError
+    │   ├── ProviderUnavailable   worth retrying: timeout, 5xx, connection refused
+    │   └── ProviderRejected      permanent: bad address, 4xx
+    └── PoisonRecord              a record that cannot be applied, whatever the retries
+
+The HTTP API turns this tree into RFC 9457 problem answers in one place
+(``services/ingest/problems.py``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusError",
+    "BusUnavailable",
+    "CommitFailed",
+    "NudgeError",
+    "PoisonRecord",
+    "ProviderError",
+    "ProviderRejected",
+    "ProviderUnavailable",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+
+class NudgeError(Exception):
+    """Base of every error nudge raises on purpose."""
+
+
+class BusError(NudgeError):
+    pass
+
+
+class BusUnavailable(BusError):
+    pass
+
+
+class CommitFailed(BusError):
+    pass
+
+
+class StoreError(NudgeError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class ProviderError(NudgeError):
+    pass
+
+
+class ProviderUnavailable(ProviderError):
+    pass
+
+
+class ProviderRejected(ProviderError):
+    pass
+
+
+class PoisonRecord(NudgeError):
+    """A record that cannot be applied: it goes to the dead-letter topic."""

@@ -1,0 +1,139 @@
+"""The store port: a unit of work over the buyer's state, committed as one transaction.
+
+Everything one event (or one timer) changes happens in one unit of work: the
+event's dedupe row, the profile, the memberships, the buyer's next timer and the
+outbox rows that announce the changes. Either all of it commits, or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.domain.profile import Profile
+from shared.domain.segments import MembershipChange
+
+__all__ = [
+    "Inbox",
+    "Memberships",
+    "MessageRecord",
+    "Messages",
+    "Outbox",
+    "OutboxRecord",
+    "Profiles",
+    "Store",
+    "Timers",
+    "UnitOfWork",
+]
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    key: str
+    campaign: str
+    profile_id: str
+    channel: str
+    occurrence_id: str
+    status: str
+    created_at: datetime
+    provider_message_id: str | None = None
+    error: str | None = None
+
+
+class Inbox(Protocol):
+    async def claim(self, event_id: str, at: datetime) -> bool:
+        """Record ``event_id`` as processed; ``False`` when it already was."""
+        ...
+
+
+class Profiles(Protocol):
+    async def resolve(self, identifiers: Mapping[str, str], at: datetime) -> Profile:
+        """The profile these identifiers name, created when none does; locked for update."""
+        ...
+
+    async def get(self, profile_id: str) -> Profile | None: ...
+
+    async def save(self, profile: Profile, at: datetime) -> None: ...
+
+
+class Memberships(Protocol):
+    async def of(self, profile_id: str) -> dict[str, datetime]:
+        """Segment key to the moment the buyer entered it."""
+        ...
+
+    async def apply(self, changes: Sequence[MembershipChange]) -> None: ...
+
+
+class Timers(Protocol):
+    async def set(self, profile_id: str, due_at: datetime | None) -> None:
+        """Set (or, with ``None``, clear) the buyer's next timer."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` buyers whose timer is due at ``now``, locked for this unit of work."""
+        ...
+
+
+class Outbox(Protocol):
+    async def add(self, topic: str, key: bytes | None, value: bytes, at: datetime) -> None: ...
+
+    async def claim(self, limit: int) -> list[OutboxRecord]:
+        """The oldest unpublished records, in order, for exactly one relay at a time."""
+        ...
+
+    async def mark_published(self, ids: Sequence[int], at: datetime) -> None: ...
+
+
+class Messages(Protocol):
+    async def begin(self, record: MessageRecord) -> bool:
+        """Insert the message row before its send; ``False`` when the key exists already."""
+        ...
+
+    async def finish(
+        self,
+        key: str,
+        status: str,
+        at: datetime,
+        provider_message_id: str | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    async def get(self, key: str) -> MessageRecord | None: ...
+
+    async def all(self) -> list[MessageRecord]: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def inbox(self) -> Inbox: ...
+    @property
+    def profiles(self) -> Profiles: ...
+    @property
+    def memberships(self) -> Memberships: ...
+    @property
+    def timers(self) -> Timers: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def messages(self) -> Messages: ...
+
+    async def commit(self) -> None:
+        """Commit everything done in this unit of work; without it, all is rolled back."""
+        ...
+
+
+class Store(Protocol):
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork, bool | None]: ...
+
+    async def close(self) -> None: ...

@@ -56,9 +56,11 @@ class ConsumerLoop:
         while not self.stopping.is_set():
             try:
                 await self.step(self.poll_timeout)
-            except BusUnavailable as exc:
-                log.warning("bus unavailable, retrying", loop=self.name, error=str(exc))
-                await asyncio.sleep(1.0)
+            except TRANSIENT as exc:
+                # Nothing was committed: the batch comes again once the dependency is back.
+                log.warning("dependency unavailable, retrying", loop=self.name, error=str(exc))
+                if not self.stopping.is_set():
+                    await asyncio.sleep(1.0)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -91,6 +93,11 @@ class ConsumerLoop:
                 await self._handle([record])
 
     async def _with_retries(self, records: Sequence[Record]) -> None:
+        await self._retrying(lambda: self.handle(records))
+
+    async def _retrying(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work``, retrying transient failures with backoff until it succeeds or we stop."""
+
         def give_up(state: RetryCallState) -> bool:
             return self.stopping.is_set()
 
@@ -105,13 +112,13 @@ class ConsumerLoop:
 
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
             stop=give_up,
             before_sleep=warn,
             reraise=True,
         ):
             with attempt:
-                await self.handle(records)
+                await work()
 
     async def _dead_letter(self, record: Record, error: Exception) -> None:
         log.error(
@@ -128,6 +135,8 @@ class ConsumerLoop:
             ("source.partition", str(record.partition).encode()),
             ("source.offset", str(record.offset).encode()),
         ]
-        await self.dead_letters.publish(
-            f"{record.topic}.dlq", [(record.key, record.value)], headers
+        await self._retrying(
+            lambda: self.dead_letters.publish(
+                f"{record.topic}.dlq", [(record.key, record.value)], headers
+            )
         )

@@ -103,7 +103,7 @@ class Dispatcher:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(ProviderUnavailable),
                 stop=stop_after_attempt(self.send_attempts),
-                wait=wait_exponential_jitter(initial=0.2, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
                 reraise=True,
             ):
                 with attempt:

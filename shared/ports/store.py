@@ -64,6 +64,10 @@ class Profiles(Protocol):
 
     async def get(self, profile_id: str) -> Profile | None: ...
 
+    async def find(self, kind: str, value: str) -> Profile | None:
+        """The profile one identifier names, if any; never creates one."""
+        ...
+
     async def save(self, profile: Profile, at: datetime) -> None: ...
 
 

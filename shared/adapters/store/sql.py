@@ -146,6 +146,10 @@ class SqlProfiles(_Repository):
         row = (await self.conn.execute(stmt)).first()
         return _profile(row) if row is not None else None
 
+    async def find(self, kind: str, value: str) -> Profile | None:
+        found = await self._lookup([(kind, value)])
+        return None if found is None else await self.get(found)
+
     async def save(self, profile: Profile, at: datetime) -> None:
         await self.conn.execute(
             update(t.profiles)

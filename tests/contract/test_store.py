@@ -1,0 +1,196 @@
+"""One contract for the store port, run against SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from shared.adapters.store.engine import open_store
+from shared.adapters.store.sql import SqlStore
+from shared.domain.segments import MembershipChange
+from shared.ports.store import MessageRecord
+from tests.conftest import T0
+
+
+def _message(key: str, status: str = "sending") -> MessageRecord:
+    return MessageRecord(
+        key=key,
+        campaign="win-back-30d",
+        profile_id="p1",
+        channel="email",
+        occurrence_id="o1",
+        status=status,
+        created_at=T0,
+    )
+
+
+class StoreContract:
+    @pytest.fixture
+    def url(self) -> str:
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def store(self, url: str) -> AsyncIterator[SqlStore]:
+        store = open_store(url)
+        yield store
+        await store.close()
+
+    async def test_an_event_is_claimed_only_once(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            assert await uow.inbox.claim("e-1", T0)
+            assert not await uow.inbox.claim("e-1", T0)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            assert not await uow.inbox.claim("e-1", T0)
+            assert await uow.inbox.claim("e-2", T0)
+
+    async def test_nothing_is_kept_without_commit(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            await uow.inbox.claim("e-1", T0)
+            await uow.profiles.resolve({"id": "c1"}, T0)
+        async with store.unit_of_work() as uow:
+            assert await uow.inbox.claim("e-1", T0)
+            profile = await uow.profiles.resolve({"id": "c1"}, T0)
+            assert profile.orders_count == 0
+
+    async def test_a_profile_is_found_again_by_any_of_its_identifiers(
+        self, store: SqlStore
+    ) -> None:
+        async with store.unit_of_work() as uow:
+            first = await uow.profiles.resolve({"id": "c1", "email": "anna@shop.ru"}, T0)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            by_email = await uow.profiles.resolve({"email": "anna@shop.ru"}, T0)
+            by_id_and_phone = await uow.profiles.resolve({"id": "c1", "phone": "+79161234567"}, T0)
+            other = await uow.profiles.resolve({"id": "c2"}, T0)
+            await uow.commit()
+        assert by_email.id == first.id
+        assert by_id_and_phone.id == first.id
+        assert other.id != first.id
+        async with store.unit_of_work() as uow:
+            found = await uow.profiles.find("phone", "+79161234567")
+            missing = await uow.profiles.find("phone", "+79160000000")
+        assert found is not None
+        assert found.id == first.id
+        assert missing is None
+
+    async def test_money_and_moments_come_back_exactly(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            profile = await uow.profiles.resolve({"id": "c1"}, T0)
+            profile.orders_count = 3
+            profile.revenue_total = Decimal("12345.67")
+            profile.first_order_at = T0 - timedelta(days=40, microseconds=5)
+            profile.last_order_at = T0
+            profile.email = "anna@shop.ru"
+            await uow.profiles.save(profile, T0)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            again = await uow.profiles.get(profile.id)
+        assert again == profile
+        assert again is not None
+        assert again.last_order_at is not None
+        assert again.last_order_at.tzinfo is not None
+
+    async def test_memberships_enter_and_exit(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            profile = await uow.profiles.resolve({"id": "c1"}, T0)
+            await uow.memberships.apply(
+                [
+                    MembershipChange("entered", "no-order-30d", profile.id, T0, "o1"),
+                    MembershipChange("entered", "vip", profile.id, T0, "o2"),
+                ]
+            )
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            assert await uow.memberships.of(profile.id) == {"no-order-30d": T0, "vip": T0}
+            later = T0 + timedelta(days=1)
+            await uow.memberships.apply(
+                [MembershipChange("exited", "vip", profile.id, later, "o2")]
+            )
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            assert await uow.memberships.of(profile.id) == {"no-order-30d": T0}
+
+    async def test_only_due_timers_wake_earliest_first(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            ids = [(await uow.profiles.resolve({"id": f"c{i}"}, T0)).id for i in range(4)]
+            await uow.timers.set(ids[0], T0 + timedelta(days=2))
+            await uow.timers.set(ids[1], T0 + timedelta(days=1))
+            await uow.timers.set(ids[2], T0 + timedelta(days=30))
+            await uow.timers.set(ids[3], T0 + timedelta(days=1))
+            await uow.timers.set(ids[3], None)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            assert await uow.timers.due(T0, 10) == []
+            assert await uow.timers.due(T0 + timedelta(days=2), 10) == [ids[1], ids[0]]
+            assert await uow.timers.due(T0 + timedelta(days=2), 1) == [ids[1]]
+            await uow.timers.set(ids[1], T0 + timedelta(days=60))
+            assert await uow.timers.due(T0 + timedelta(days=2), 10) == [ids[0]]
+
+    async def test_outbox_hands_out_unpublished_records_in_order(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            for n in range(5):
+                await uow.outbox.add("t.changes", b"k", f"v{n}".encode(), T0)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            first = await uow.outbox.claim(3)
+            assert [r.value for r in first] == [b"v0", b"v1", b"v2"]
+            await uow.outbox.mark_published([r.id for r in first], T0)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            rest = await uow.outbox.claim(10)
+        assert [r.value for r in rest] == [b"v3", b"v4"]
+        assert all(r.topic == "t.changes" and r.key == b"k" for r in rest)
+
+    async def test_a_message_key_is_begun_once(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            assert await uow.messages.begin(_message("m-1"))
+            assert not await uow.messages.begin(_message("m-1", status="sent"))
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            assert not await uow.messages.begin(_message("m-1"))
+            await uow.messages.finish("m-1", "sent", T0, provider_message_id="<m-1@shop>")
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            record = await uow.messages.get("m-1")
+            assert [m.key for m in await uow.messages.all()] == ["m-1"]
+        assert record is not None
+        assert (record.status, record.provider_message_id) == ("sent", "<m-1@shop>")
+
+
+class TestSqliteStore(StoreContract):
+    @pytest.fixture
+    def url(self, sqlite_url: str) -> str:
+        return sqlite_url
+
+
+@pytest.mark.postgres
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    def url(self, postgres_url: str) -> str:
+        return postgres_url
+
+    async def test_one_outbox_relay_at_a_time(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            await uow.outbox.add("t.changes", b"k", b"v", T0)
+            await uow.commit()
+        async with store.unit_of_work() as first, store.unit_of_work() as second:
+            assert len(await first.outbox.claim(10)) == 1
+            assert await second.outbox.claim(10) == []
+
+    async def test_replicas_firing_timers_never_take_the_same_buyer(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            for i in range(6):
+                profile = await uow.profiles.resolve({"id": f"c{i}"}, T0)
+                await uow.timers.set(profile.id, T0)
+            await uow.commit()
+        async with store.unit_of_work() as first, store.unit_of_work() as second:
+            mine = await first.timers.due(T0, 4)
+            theirs = await asyncio.wait_for(second.timers.due(T0, 10), timeout=5)
+        assert len(mine) == 4
+        assert len(theirs) == 2
+        assert not set(mine) & set(theirs)

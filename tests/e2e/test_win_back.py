@@ -1,0 +1,108 @@
+"""A purchase, thirty quiet days, one win-back email: on both stacks, through real HTTP
+and a real SMTP server, and never a second email for the same trigger."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from shared.adapters.bus.memory import MemoryBus
+from shared.adapters.clock import SimulatedClock
+from shared.adapters.providers.email import SmtpProvider
+from shared.codec import encode_change
+from shared.domain.segments import MembershipChange
+from shared.settings import Settings
+from tests.conftest import T0
+from tests.e2e.stacks import RunningStack, identify, purchase, running_stack
+from tests.support.smtp import SmtpServer
+from tests.support.waiting import eventually
+
+ANNA = {"id": "shop-anna", "email": "anna@example.com"}
+
+
+@pytest.fixture(
+    params=["embedded", pytest.param("production", marks=[pytest.mark.kafka, pytest.mark.postgres])]
+)
+def settings(request: pytest.FixtureRequest) -> Settings:
+    name = "embedded_settings" if request.param == "embedded" else "kafka_settings"
+    settings: Settings = request.getfixturevalue(name)
+    return settings
+
+
+@pytest.fixture
+async def stack(
+    settings: Settings, clock: SimulatedClock, smtp: SmtpServer
+) -> AsyncIterator[RunningStack]:
+    email = SmtpProvider(smtp.host, smtp.port, "shop@nudge.local", timeout=5)
+    async with running_stack(settings, clock, email) as stack:
+        yield stack
+
+
+async def _messages(stack: RunningStack) -> list[tuple[str, str]]:
+    async with stack.runtime.store.unit_of_work() as uow:
+        return [(m.campaign, m.status) for m in await uow.messages.all()]
+
+
+async def test_win_back_email_arrives_once_thirty_days_after_the_last_order(
+    stack: RunningStack, clock: SimulatedClock, smtp: SmtpServer
+) -> None:
+    order = purchase("anna-order-1", T0, customer=ANNA)
+    response = await stack.post(order)
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1, "duplicates": 0}
+    await stack.wait_for_profile("id", "shop-anna", orders_count=1)
+
+    clock.advance(timedelta(days=29, hours=23))
+    await stack.wait_for_profile("id", "shop-anna", orders_count=1)
+    assert smtp.mailbox.count() == 0
+
+    clock.advance(timedelta(hours=1))
+
+    async def one_email() -> bool:
+        return smtp.mailbox.count() >= 1
+
+    await eventually(one_email, what="the win-back email")
+    (mail,) = smtp.mailbox.messages
+    assert mail["To"] == "anna@example.com"
+    assert "We miss you" in mail["Subject"]
+
+    assert (await stack.post(order)).status_code == 202
+    await stack.restart()
+    await stack.post(
+        identify(
+            "anna-identify", clock.now(), customer={"id": "shop-anna", "phone": "+79161234567"}
+        )
+    )
+    await stack.wait_for_profile("id", "shop-anna", phone="+79161234567", orders_count=1)
+
+    assert smtp.mailbox.count() == 1
+    assert await _messages(stack) == [("win-back-30d", "sent")]
+
+
+async def test_a_segment_change_delivered_twice_sends_one_email(
+    stack: RunningStack, clock: SimulatedClock, smtp: SmtpServer
+) -> None:
+    await stack.post(purchase("anna-order-1", T0, customer=ANNA))
+    profile = await stack.wait_for_profile("id", "shop-anna", orders_count=1)
+    topic = stack.runtime.settings.topic("segment-changes")
+    first = MembershipChange("entered", "no-order-30d", profile.id, T0, "occurrence-1")
+    second = MembershipChange("entered", "no-order-30d", profile.id, T0, "occurrence-2")
+    publisher = stack.runtime.bus.publisher()
+    key = profile.id.encode()
+    await publisher.publish(topic, [(key, encode_change(first))])
+    await stack.restart()
+    await publisher.publish(topic, [(key, encode_change(first)), (key, encode_change(second))])
+    await publisher.close()
+
+    async def two_emails() -> bool:
+        return smtp.mailbox.count() >= 2
+
+    await eventually(two_emails, what="one email per occurrence")
+    ids = {m["Message-ID"] for m in smtp.mailbox.messages}
+    assert len(ids) == 2
+    assert await _messages(stack) == [("win-back-30d", "sent")] * 2
+    if isinstance(stack.runtime.bus, MemoryBus):
+        group = stack.runtime.settings.group("dispatcher")
+        assert stack.runtime.bus.lag(group, [topic]) == 0

@@ -1,0 +1,56 @@
+"""A real SMTP server for tests (aiosmtpd), keeping what it receives."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import threading
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from tests.support.ports import free_port
+
+
+class Mailbox:
+    """aiosmtpd handler: keeps every message; refuses recipients listed in ``refuse``."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.refuse: set[str] = set()
+        self._lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        with self._lock:
+            self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.messages)
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.mailbox = Mailbox()
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._controller = Controller(self.mailbox, hostname=self.host, port=self.port)
+
+    def start(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()

@@ -1,0 +1,59 @@
+"""Plain-data builders for the unit tests: events as a shop would post them, and moments.
+
+Every moment is an explicit aware datetime: in pure code that is the simulated clock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.domain.events import IdentifyEvent, PurchaseEvent, parse_event
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+"""The moment most tests start from."""
+
+
+def purchase_payload(
+    total: str | Decimal = "100.00",
+    at: datetime = T0,
+    *,
+    order_id: str = "o-1",
+    customer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A purchase event as the JSON a shop posts, decoded into a dict."""
+    return {
+        "event_id": f"evt-{order_id}",
+        "type": "purchase",
+        "occurred_at": at.isoformat(),
+        "customer": customer if customer is not None else {"id": "c-1"},
+        "data": {"order_id": order_id, "total": str(total), "currency": "RUB"},
+    }
+
+
+def purchase(
+    total: str | Decimal = "100.00",
+    at: datetime = T0,
+    *,
+    order_id: str = "o-1",
+    customer: dict[str, Any] | None = None,
+) -> PurchaseEvent:
+    event = parse_event(purchase_payload(total, at, order_id=order_id, customer=customer))
+    assert isinstance(event, PurchaseEvent)
+    return event
+
+
+def identify(
+    at: datetime = T0, *, event_id: str = "evt-identify", **customer: str
+) -> IdentifyEvent:
+    event = parse_event(
+        {
+            "event_id": event_id,
+            "type": "identify",
+            "occurred_at": at.isoformat(),
+            "customer": customer or {"id": "c-1"},
+        }
+    )
+    assert isinstance(event, IdentifyEvent)
+    return event

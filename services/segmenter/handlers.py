@@ -44,8 +44,8 @@ class Segmenter:
                     continue
                 profile = await uow.profiles.resolve(event.customer.identifiers(), now)
                 changed = apply_event(profile, event)
-                await uow.profiles.save(profile, now)
                 await self._settle(uow, profile, now, changed)
+                await uow.profiles.save(profile, now)
             await uow.commit()
 
     async def fire_timers(self, limit: int = 1000) -> int:
@@ -55,22 +55,28 @@ class Segmenter:
             due = await uow.timers.due(now, limit)
             for profile_id in due:
                 profile = await uow.profiles.get(profile_id)
-                if profile is None:
-                    await uow.timers.set(profile_id, None)
+                if profile is None:  # merged away since it was locked
                     continue
                 await self._settle(uow, profile, now, changed=None)
+                await uow.profiles.save(profile, now)
             await uow.commit()
         return len(due)
 
     async def _settle(
         self, uow: UnitOfWork, profile: Profile, now: datetime, changed: frozenset[str] | None
     ) -> None:
-        if changed is not None and all(s.rule.reads.isdisjoint(changed) for s in self.segments):
+        """Move the buyer's memberships and next timer; the caller saves the profile."""
+        untouched = changed is not None and all(
+            s.rule.reads.isdisjoint(changed) for s in self.segments
+        )
+        due = profile.next_timer_at is not None and profile.next_timer_at <= now
+        if untouched and not due and profile.evaluated_at is not None:
             return
         current = await uow.memberships.of(profile.id)
         evaluation = reevaluate(profile, self.segments, current, now, changed)
         await uow.memberships.apply(evaluation.changes)
-        await uow.timers.set(profile.id, evaluation.next_timer)
+        profile.next_timer_at = evaluation.next_timer
+        profile.evaluated_at = now
         for change in evaluation.changes:
             await uow.outbox.add(
                 self.changes_topic, profile.id.encode(), encode_change(change), now

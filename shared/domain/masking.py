@@ -12,7 +12,7 @@ import re
 __all__ = ["mask_email", "mask_identifier", "mask_phone", "mask_text"]
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"\+\d{7,15}")
+_PHONE_LIKE = re.compile(r"\+?\d[\d ()-]{6,22}\d")
 _DIGITS = re.compile(r"\d(?:[ -]?\d){12,18}")
 
 
@@ -22,11 +22,12 @@ def mask_email(email: str) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    digits = phone.lstrip("+")
-    if len(digits) < 4:
+    """The first digit and the last two, the rest hidden: ``+7*******67``."""
+    digits = "".join(c for c in phone if c.isdigit())
+    if len(digits) < 5:
         return "*" * len(phone)
-    prefix = "+" if phone.startswith("+") else ""
-    return f"{prefix}{digits[0]}{'*' * (len(digits) - 3)}{digits[-2:]}"
+    prefix = "+" if phone.strip().startswith("+") else ""
+    return f"{prefix}{digits[0]}{'*' * (len(digits) - 4)}{digits[-2:]}"
 
 
 def mask_identifier(value: str) -> str:
@@ -38,5 +39,13 @@ def mask_identifier(value: str) -> str:
 def mask_text(text: str) -> str:
     """Mask every email address, phone number and long digit run inside free text."""
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
-    return _DIGITS.sub(lambda m: "#" * len(m.group(0)), text)
+    text = _DIGITS.sub(lambda m: "#" * len(m.group(0)), text)
+    return _PHONE_LIKE.sub(_mask_if_phone, text)
+
+
+def _mask_if_phone(match: re.Match[str]) -> str:
+    """A phone: 10-15 digits, written with a leading ``+`` or with separators."""
+    found = match.group(0)
+    digits = sum(c.isdigit() for c in found)
+    written = found.startswith("+") or not found.isdigit()
+    return mask_phone(found) if 10 <= digits <= 15 and written else found

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from shared.domain.events import IdentifyEvent, PurchaseEvent
 
@@ -29,13 +29,17 @@ class Profile:
     revenue_total: Decimal = Decimal("0.00")
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
+    next_timer_at: datetime | None = None
+    """The next moment any of the buyer's memberships can flip with no event."""
+    evaluated_at: datetime | None = None
+    """When the buyer's segments were last evaluated; ``None`` for a buyer never evaluated."""
 
     @property
     def avg_check(self) -> Decimal | None:
         """Average order value, or ``None`` before the first order."""
         if self.orders_count == 0:
             return None
-        return (self.revenue_total / self.orders_count).quantize(CENT)
+        return (self.revenue_total / self.orders_count).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def apply_event(profile: Profile, event: PurchaseEvent | IdentifyEvent) -> frozenset[str]:

@@ -53,6 +53,8 @@ def _render(env: SandboxedEnvironment, part: str, source: str, context: Mapping[
         raise RenderError(
             part, exc.message or type(exc).__name__, getattr(exc, "lineno", None)
         ) from None
+    except Exception as exc:  # any failure of a marketer's template is theirs to fix
+        raise RenderError(part, f"{type(exc).__name__}: {exc}") from None
 
 
 def render_email(template: EmailTemplate, context: Mapping[str, Any]) -> RenderedEmail:

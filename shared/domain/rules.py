@@ -186,6 +186,12 @@ class Not(Condition):
 
 # --- parsing -------------------------------------------------------------------------
 
+
+def _child(pointer: str, key: str | int) -> str:
+    """``pointer`` extended by ``key``, escaped as RFC 6901 says."""
+    return f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -196,7 +202,10 @@ def parse_duration(text: str) -> timedelta:
     if match is None:
         raise ValueError(f"expected a duration such as '30d', '12h' or '2w', got {text!r}")
     amount, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        return timedelta(**{_UNITS[unit]: int(amount)})
+    except OverflowError:
+        raise ValueError(f"duration {text!r} is too long") from None
 
 
 def parse_rule(node: Any, pointer: str = "") -> Condition:
@@ -208,25 +217,32 @@ def parse_rule(node: Any, pointer: str = "") -> Condition:
         _only(node, {op}, pointer)
         children = node[op]
         if not isinstance(children, list) or not children:
-            raise RuleError(f"{pointer}/{op}", "expected a non-empty list of conditions")
-        parsed = tuple(parse_rule(c, f"{pointer}/{op}/{i}") for i, c in enumerate(children))
+            raise RuleError(_child(pointer, op), "expected a non-empty list of conditions")
+        parsed = tuple(
+            parse_rule(c, _child(_child(pointer, op), i)) for i, c in enumerate(children)
+        )
         return AllOf(parsed) if op == "all" else AnyOf(parsed)
     if "not" in node:
         _only(node, {"not"}, pointer)
-        return Not(parse_rule(node["not"], f"{pointer}/not"))
+        return Not(parse_rule(node["not"], _child(pointer, "not")))
     if "stat" in node:
         return _parse_stat(node, pointer)
     raise RuleError(pointer, "expected one of: all, any, not, stat")
 
 
 def _only(node: Mapping[str, Any], allowed: set[str], pointer: str) -> None:
-    extra = sorted(set(node) - allowed)
+    extra = sorted(str(k) for k in set(node) - allowed)
     if extra:
-        raise RuleError(f"{pointer}/{extra[0]}", f"unexpected key; allowed here: {sorted(allowed)}")
+        raise RuleError(
+            _child(pointer, extra[0]), f"unexpected key; allowed here: {sorted(allowed)}"
+        )
 
 
 def _parse_stat(node: Mapping[str, Any], pointer: str) -> Condition:
     stat = node["stat"]
+    known = sorted({*TIME_STATS, *NUMERIC_STATS})
+    if not isinstance(stat, str):
+        raise RuleError(_child(pointer, "stat"), f"expected a stat name, one of {known}")
     if stat in TIME_STATS:
         ops = {"older_than", "within"} & set(node)
         if len(ops) != 1:
@@ -236,42 +252,49 @@ def _parse_stat(node: Mapping[str, Any], pointer: str) -> Condition:
         try:
             age = parse_duration(str(node[op]))
         except ValueError as exc:
-            raise RuleError(f"{pointer}/{op}", str(exc)) from None
+            raise RuleError(_child(pointer, op), str(exc)) from None
         return StatTime(stat, age, older=op == "older_than")
     if stat in NUMERIC_STATS:
         _only(node, {"stat", "eq", "at_least", "at_most", "between"}, pointer)
         low, high = _bounds(node, pointer)
         return StatCompare(stat, low, high)
-    known = sorted({*TIME_STATS, *NUMERIC_STATS})
-    raise RuleError(f"{pointer}/stat", f"unknown stat {stat!r}; expected one of {known}")
+    raise RuleError(_child(pointer, "stat"), f"unknown stat {stat!r}; expected one of {known}")
 
 
 def _number(value: Any, pointer: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise RuleError(pointer, "expected a number")
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         raise RuleError(pointer, "expected a number") from None
+    if not number.is_finite():
+        raise RuleError(pointer, "expected a finite number")
+    return number
 
 
 def _bounds(node: Mapping[str, Any], pointer: str) -> tuple[Decimal | None, Decimal | None]:
     low: Decimal | None
     high: Decimal | None
+    ops = sorted({"eq", "at_least", "at_most", "between"} & set(node))
+    if ("eq" in ops or "between" in ops) and len(ops) > 1:
+        raise RuleError(pointer, f"{ops[0]} and {ops[1]} cannot be combined; use one comparison")
     if "between" in node:
         pair = node["between"]
         if not isinstance(pair, list) or len(pair) != 2:
-            raise RuleError(f"{pointer}/between", "expected [low, high]")
-        low = _number(pair[0], f"{pointer}/between/0")
-        high = _number(pair[1], f"{pointer}/between/1")
+            raise RuleError(_child(pointer, "between"), "expected [low, high]")
+        low = _number(pair[0], _child(_child(pointer, "between"), 0))
+        high = _number(pair[1], _child(_child(pointer, "between"), 1))
         if low > high:
-            raise RuleError(f"{pointer}/between", "low is above high")
+            raise RuleError(_child(pointer, "between"), "low is above high")
         return low, high
     if "eq" in node:
-        value = _number(node["eq"], f"{pointer}/eq")
+        value = _number(node["eq"], _child(pointer, "eq"))
         return value, value
-    low = _number(node["at_least"], f"{pointer}/at_least") if "at_least" in node else None
-    high = _number(node["at_most"], f"{pointer}/at_most") if "at_most" in node else None
+    low = _number(node["at_least"], _child(pointer, "at_least")) if "at_least" in node else None
+    high = _number(node["at_most"], _child(pointer, "at_most")) if "at_most" in node else None
+    if low is not None and high is not None and low > high:
+        raise RuleError(pointer, "at_least is above at_most")
     if low is None and high is None:
         raise RuleError(pointer, "expected one of: eq, at_least, at_most, between")
     return low, high

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from shared.domain.profile import Profile
@@ -61,9 +61,8 @@ class Evaluation:
 
 def occurrence_id(segment: str, profile_id: str, entered_at: datetime) -> str:
     """A stable id for one stay of a buyer in a segment."""
-    return str(
-        uuid.uuid5(_OCCURRENCE_NAMESPACE, f"{segment}|{profile_id}|{entered_at.isoformat()}")
-    )
+    moment = entered_at.astimezone(UTC).isoformat()
+    return str(uuid.uuid5(_OCCURRENCE_NAMESPACE, f"{segment}|{profile_id}|{moment}"))
 
 
 def reevaluate(
@@ -77,8 +76,18 @@ def reevaluate(
 
     ``memberships`` maps the segments the buyer is in to when they entered.
     With ``changed`` (the fields an event changed) only the segments reading one of
-    those fields are evaluated; with ``None`` (a timer) every segment is.
+    those fields are evaluated; with ``None`` (a timer) every segment is. A buyer never
+    evaluated before is evaluated in full (segments that hold for an empty profile, such
+    as leads, are entered at once), and so is a buyer whose timer is already due (a flip
+    that fell due before the event was handled is not lost).
+
+    The caller keeps ``next_timer`` and ``now`` on the profile (``next_timer_at``,
+    ``evaluated_at``) with the memberships.
     """
+    never_evaluated = profile.evaluated_at is None
+    overdue = profile.next_timer_at is not None and profile.next_timer_at <= now
+    if never_evaluated or overdue:
+        changed = None
     current = dict(memberships)
     changes: list[MembershipChange] = []
     for segment in segments:

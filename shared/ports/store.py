@@ -1,7 +1,7 @@
 """The store port: a unit of work over the buyer's state, committed as one transaction.
 
 Everything one event (or one timer) changes happens in one unit of work: the
-event's dedupe row, the profile, the memberships, the buyer's next timer and the
+event's dedupe row, the profile (with its next timer), the memberships and the
 outbox rows that announce the changes. Either all of it commits, or none.
 """
 
@@ -80,9 +80,7 @@ class Memberships(Protocol):
 
 
 class Timers(Protocol):
-    async def set(self, profile_id: str, due_at: datetime | None) -> None:
-        """Set (or, with ``None``, clear) the buyer's next timer."""
-        ...
+    """Buyers by their next timer (``Profile.next_timer_at``, kept with the profile)."""
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Up to ``limit`` buyers whose timer is due at ``now``, locked for this unit of work."""

@@ -116,19 +116,23 @@ class StoreContract:
             assert await uow.memberships.of(profile.id) == {"no-order-30d": T0}
 
     async def test_only_due_timers_wake_earliest_first(self, store: SqlStore) -> None:
+        timers = [T0 + timedelta(days=2), T0 + timedelta(days=1), T0 + timedelta(days=30), None]
         async with store.unit_of_work() as uow:
-            ids = [(await uow.profiles.resolve({"id": f"c{i}"}, T0)).id for i in range(4)]
-            await uow.timers.set(ids[0], T0 + timedelta(days=2))
-            await uow.timers.set(ids[1], T0 + timedelta(days=1))
-            await uow.timers.set(ids[2], T0 + timedelta(days=30))
-            await uow.timers.set(ids[3], T0 + timedelta(days=1))
-            await uow.timers.set(ids[3], None)
+            ids = []
+            for i, due in enumerate(timers):
+                profile = await uow.profiles.resolve({"id": f"c{i}"}, T0)
+                profile.next_timer_at = due
+                await uow.profiles.save(profile, T0)
+                ids.append(profile.id)
             await uow.commit()
         async with store.unit_of_work() as uow:
             assert await uow.timers.due(T0, 10) == []
             assert await uow.timers.due(T0 + timedelta(days=2), 10) == [ids[1], ids[0]]
             assert await uow.timers.due(T0 + timedelta(days=2), 1) == [ids[1]]
-            await uow.timers.set(ids[1], T0 + timedelta(days=60))
+            moved = await uow.profiles.get(ids[1])
+            assert moved is not None
+            moved.next_timer_at = T0 + timedelta(days=60)
+            await uow.profiles.save(moved, T0)
             assert await uow.timers.due(T0 + timedelta(days=2), 10) == [ids[0]]
 
     async def test_outbox_hands_out_unpublished_records_in_order(self, store: SqlStore) -> None:
@@ -186,7 +190,8 @@ class TestPostgresStore(StoreContract):
         async with store.unit_of_work() as uow:
             for i in range(6):
                 profile = await uow.profiles.resolve({"id": f"c{i}"}, T0)
-                await uow.timers.set(profile.id, T0)
+                profile.next_timer_at = T0
+                await uow.profiles.save(profile, T0)
             await uow.commit()
         async with store.unit_of_work() as first, store.unit_of_work() as second:
             mine = await first.timers.due(T0, 4)

@@ -44,16 +44,21 @@ def purchase(
     return event
 
 
+def identify_payload(
+    at: datetime = T0, *, event_id: str = "evt-identify", **customer: str
+) -> dict[str, Any]:
+    """An identify event as the JSON a shop posts, decoded into a dict."""
+    return {
+        "event_id": event_id,
+        "type": "identify",
+        "occurred_at": at.isoformat(),
+        "customer": customer or {"id": "c-1"},
+    }
+
+
 def identify(
     at: datetime = T0, *, event_id: str = "evt-identify", **customer: str
 ) -> IdentifyEvent:
-    event = parse_event(
-        {
-            "event_id": event_id,
-            "type": "identify",
-            "occurred_at": at.isoformat(),
-            "customer": customer or {"id": "c-1"},
-        }
-    )
+    event = parse_event(identify_payload(at, event_id=event_id, **customer))
     assert isinstance(event, IdentifyEvent)
     return event

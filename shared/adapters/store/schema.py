@@ -31,7 +31,6 @@ __all__ = [
     "outbox",
     "processed_events",
     "profiles",
-    "timers",
 ]
 
 
@@ -99,8 +98,17 @@ profiles = Table(
     Column("revenue_total", Money, nullable=False, server_default=text("0")),
     Column("first_order_at", UTCDateTime),
     Column("last_order_at", UTCDateTime),
+    Column("next_timer_at", UTCDateTime),
+    Column("evaluated_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The timer loop reads only what is due: its cost follows the due buyers, not the base.
+    Index(
+        "ix_profiles_next_timer_at",
+        "next_timer_at",
+        postgresql_where=text("next_timer_at IS NOT NULL"),
+        sqlite_where=text("next_timer_at IS NOT NULL"),
+    ),
 )
 
 identifiers = Table(
@@ -118,13 +126,6 @@ memberships = Table(
     Column("segment", String(100), primary_key=True),
     Column("entered_at", UTCDateTime, nullable=False),
     Index(None, "segment"),
-)
-
-timers = Table(
-    "timers",
-    metadata,
-    Column("profile_id", String(36), ForeignKey("profiles.id"), primary_key=True),
-    Column("due_at", UTCDateTime, nullable=False, index=True),
 )
 
 outbox = Table(

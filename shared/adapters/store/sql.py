@@ -101,6 +101,8 @@ def _profile(row: Any) -> Profile:
         revenue_total=row.revenue_total,
         first_order_at=row.first_order_at,
         last_order_at=row.last_order_at,
+        next_timer_at=row.next_timer_at,
+        evaluated_at=row.evaluated_at,
     )
 
 
@@ -161,6 +163,8 @@ class SqlProfiles(_Repository):
                 revenue_total=profile.revenue_total,
                 first_order_at=profile.first_order_at,
                 last_order_at=profile.last_order_at,
+                next_timer_at=profile.next_timer_at,
+                evaluated_at=profile.evaluated_at,
                 updated_at=at,
             )
         )
@@ -193,21 +197,11 @@ class SqlMemberships(_Repository):
 
 
 class SqlTimers(_Repository):
-    async def set(self, profile_id: str, due_at: datetime | None) -> None:
-        if due_at is None:
-            await self.conn.execute(delete(t.timers).where(t.timers.c.profile_id == profile_id))
-            return
-        stmt = self.insert(t.timers).values(profile_id=profile_id, due_at=due_at)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["profile_id"], set_={"due_at": stmt.excluded.due_at}
-        )
-        await self.conn.execute(stmt)
-
     async def due(self, now: datetime, limit: int) -> list[str]:
         stmt = (
-            select(t.timers.c.profile_id)
-            .where(t.timers.c.due_at <= now)
-            .order_by(t.timers.c.due_at)
+            select(t.profiles.c.id)
+            .where(t.profiles.c.next_timer_at <= now)
+            .order_by(t.profiles.c.next_timer_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

@@ -1,4 +1,4 @@
-"""buyers, memberships, timers, outbox and messages
+"""buyers, memberships, outbox and messages
 
 Revision ID: 0001
 Revises:
@@ -78,10 +78,20 @@ def upgrade() -> None:
         sa.Column("revenue_total", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("first_order_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_order_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_timer_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_profiles")),
     )
+    with op.batch_alter_table("profiles", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_profiles_next_timer_at",
+            ["next_timer_at"],
+            unique=False,
+            postgresql_where=sa.text("next_timer_at IS NOT NULL"),
+            sqlite_where=sa.text("next_timer_at IS NOT NULL"),
+        )
     op.create_table(
         "identifiers",
         sa.Column("kind", sa.String(length=20), nullable=False),
@@ -108,25 +118,10 @@ def upgrade() -> None:
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_memberships_segment"), ["segment"], unique=False)
 
-    op.create_table(
-        "timers",
-        sa.Column("profile_id", sa.String(length=36), nullable=False),
-        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["profile_id"], ["profiles.id"], name=op.f("fk_timers_profile_id_profiles")
-        ),
-        sa.PrimaryKeyConstraint("profile_id", name=op.f("pk_timers")),
-    )
-    with op.batch_alter_table("timers", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_timers_due_at"), ["due_at"], unique=False)
 
 
 def downgrade() -> None:
 
-    with op.batch_alter_table("timers", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_timers_due_at"))
-
-    op.drop_table("timers")
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_memberships_segment"))
 
@@ -135,6 +130,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_identifiers_profile_id"))
 
     op.drop_table("identifiers")
+    with op.batch_alter_table("profiles", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_profiles_next_timer_at",
+            postgresql_where=sa.text("next_timer_at IS NOT NULL"),
+            sqlite_where=sa.text("next_timer_at IS NOT NULL"),
+        )
+
     op.drop_table("profiles")
     op.drop_table("processed_events")
     with op.batch_alter_table("outbox", schema=None) as batch_op:

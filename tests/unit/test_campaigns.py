@@ -1,0 +1,157 @@
+"""Trigger campaigns: which segment change sends which message, and that message's identity."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from shared.domain.campaigns import (
+    BUILTIN_CAMPAIGNS,
+    BUILTIN_TEMPLATES,
+    Campaign,
+    SegmentTrigger,
+    campaigns_triggered_by,
+    message_context,
+    message_key,
+)
+from shared.domain.profile import Profile, apply_event
+from shared.domain.rendering import render_email
+from shared.domain.segments import BUILTIN_SEGMENTS, MembershipChange, occurrence_id, reevaluate
+from tests.unit.builders import T0, purchase
+
+OCCURRENCE = "0b5c6a53-6d5f-5c36-9a0c-3f7e0a6a1d10"
+WIN_BACK = BUILTIN_CAMPAIGNS[0]
+
+
+def change(kind: str = "entered", segment: str = "no-order-30d") -> MembershipChange:
+    return MembershipChange(
+        kind,  # type: ignore[arg-type]
+        segment,
+        "p-1",
+        T0,
+        occurrence_id(segment, "p-1", T0),
+    )
+
+
+# --- message keys --------------------------------------------------------------------
+
+
+def test_message_key_is_stable_across_releases() -> None:
+    # Keys are unique in the message table: if this changes, a restart after an
+    # upgrade would send every pending message a second time.
+    assert message_key("win-back-30d", "p-1", OCCURRENCE) == (
+        "win-back-30d-56977ef8b7a41fa3aae9da0e35a63549"
+    )
+
+
+def test_message_key_is_the_same_for_the_same_campaign_buyer_and_occurrence() -> None:
+    assert message_key("win-back-30d", "p-1", OCCURRENCE) == message_key(
+        "win-back-30d", "p-1", OCCURRENCE
+    )
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("welcome", "p-1", OCCURRENCE),
+        ("win-back-30d", "p-2", OCCURRENCE),
+        ("win-back-30d", "p-1", "1b5c6a53-6d5f-5c36-9a0c-3f7e0a6a1d10"),
+    ],
+    ids=["other-campaign", "other-buyer", "other-occurrence"],
+)
+def test_message_key_differs_per_campaign_buyer_and_occurrence(
+    other: tuple[str, str, str],
+) -> None:
+    assert message_key(*other) != message_key("win-back-30d", "p-1", OCCURRENCE)
+
+
+def test_message_key_starts_with_the_campaign_so_an_operator_can_read_it() -> None:
+    key = message_key("win-back-30d", "p-1", OCCURRENCE)
+    assert key.startswith("win-back-30d-")
+    assert len(key) == len("win-back-30d-") + 32
+
+
+def test_buyer_who_lapses_twice_gets_two_distinct_win_back_messages() -> None:
+    profile = Profile(id="p-1")
+    apply_event(profile, purchase("100.00", T0))
+    (first,) = reevaluate(profile, BUILTIN_SEGMENTS, {}, T0 + timedelta(days=30), None).changes
+    came_back = T0 + timedelta(days=40)
+    apply_event(profile, purchase("100.00", came_back, order_id="o-2"))
+    (second,) = reevaluate(
+        profile, BUILTIN_SEGMENTS, {}, came_back + timedelta(days=30), None
+    ).changes
+
+    keys = {message_key(WIN_BACK.key, profile.id, c.occurrence_id) for c in (first, second)}
+
+    assert len(keys) == 2
+
+
+# --- which campaigns a change triggers -----------------------------------------------
+
+
+def test_win_back_campaign_is_triggered_when_a_buyer_enters_no_order_segment() -> None:
+    assert campaigns_triggered_by(BUILTIN_CAMPAIGNS, change("entered")) == [WIN_BACK]
+
+
+def test_win_back_campaign_is_not_triggered_when_the_buyer_leaves() -> None:
+    assert campaigns_triggered_by(BUILTIN_CAMPAIGNS, change("exited")) == []
+
+
+def test_change_in_another_segment_triggers_nothing() -> None:
+    assert campaigns_triggered_by(BUILTIN_CAMPAIGNS, change("entered", "active-7d")) == []
+
+
+def test_every_campaign_on_the_segment_and_kind_is_triggered_in_order() -> None:
+    welcome_back = Campaign(
+        "welcome-back", "Thanks for coming back", SegmentTrigger("no-order-30d", "exited"), "t"
+    )
+    survey = Campaign("survey", "Why did you go?", SegmentTrigger("no-order-30d"), "t")
+    campaigns = [*BUILTIN_CAMPAIGNS, welcome_back, survey]
+
+    assert campaigns_triggered_by(campaigns, change("entered")) == [WIN_BACK, survey]
+    assert campaigns_triggered_by(campaigns, change("exited")) == [welcome_back]
+
+
+def test_segment_trigger_fires_on_entry_unless_told_otherwise() -> None:
+    assert SegmentTrigger("no-order-30d").on == "entered"
+
+
+def test_builtin_win_back_campaign_has_its_template() -> None:
+    assert WIN_BACK.trigger == SegmentTrigger("no-order-30d", "entered")
+    assert WIN_BACK.template in BUILTIN_TEMPLATES
+    assert WIN_BACK.channel == "email"
+
+
+# --- what the message says -----------------------------------------------------------
+
+
+def test_win_back_email_names_the_day_of_the_last_order() -> None:
+    profile = Profile(id="p-1")
+    apply_event(profile, purchase("1499.90", T0))
+
+    email = render_email(BUILTIN_TEMPLATES[WIN_BACK.template], message_context(profile))
+
+    assert email.subject == "We miss you: 10% off your next order"
+    assert "since your last order on 01 May." in email.text
+    assert "<b>COMEBACK10</b>" in email.html
+    assert "COMEBACK10" in email.text
+
+
+def test_win_back_email_renders_for_a_buyer_without_orders() -> None:
+    email = render_email(BUILTIN_TEMPLATES[WIN_BACK.template], message_context(Profile(id="p-1")))
+    assert "since your last order. Here is 10% off" in email.text
+
+
+def test_message_context_shows_the_buyer_stats() -> None:
+    profile = Profile(id="p-1")
+    apply_event(profile, purchase("100.00", T0))
+    apply_event(profile, purchase("201.00", T0 + timedelta(days=3), order_id="o-2"))
+
+    customer = message_context(profile)["customer"]
+
+    assert customer["orders_count"] == 2
+    assert str(customer["revenue_total"]) == "301.00"
+    assert str(customer["avg_check"]) == "150.50"
+    assert customer["first_order_at"] == T0
+    assert customer["last_order_at"] == T0 + timedelta(days=3)

@@ -1,0 +1,310 @@
+"""The v1 event contract: what a shop may post, what is refused, and how events are keyed."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from shared.domain.events import (
+    IDENTIFIER_STRENGTH,
+    Customer,
+    EventBatch,
+    IdentifyEvent,
+    PurchaseEvent,
+    parse_event,
+)
+from tests.unit.builders import T0, identify_payload, purchase_payload
+
+FULL_CUSTOMER = {
+    "id": "c-42",
+    "loyalty_card": "LC-0042",
+    "phone": "+79161234567",
+    "email": "anna@shop.ru",
+    "app_install_id": "app-7",
+    "bank_card_token": "tok-9",
+}
+
+
+def refusal(raw: dict[str, Any] | str) -> list[tuple[tuple[str | int, ...], str]]:
+    """Parse ``raw``, which must be refused; return each error as (location, type)."""
+    with pytest.raises(ValidationError) as caught:
+        parse_event(raw)
+    return [(tuple(error["loc"]), error["type"]) for error in caught.value.errors()]
+
+
+def with_total(total: Any) -> dict[str, Any]:
+    payload = purchase_payload()
+    payload["data"]["total"] = total
+    return payload
+
+
+# --- what parses ---------------------------------------------------------------------
+
+
+def test_purchase_parses_from_a_dict_and_from_json() -> None:
+    payload = purchase_payload("1499.90")
+
+    from_dict = parse_event(payload)
+    from_json = parse_event(json.dumps(payload))
+    from_bytes = parse_event(json.dumps(payload).encode())
+
+    assert isinstance(from_dict, PurchaseEvent)
+    assert from_dict == from_json == from_bytes
+    assert from_dict.data.total == Decimal("1499.90")
+    assert from_dict.data.currency == "RUB"
+    assert from_dict.occurred_at == T0
+
+
+def test_the_type_field_chooses_the_kind_of_event() -> None:
+    payload = identify_payload(email="anna@shop.ru")
+    payload["data"] = {"traits": {"has_kids": True}, "consents": {"email": True}}
+
+    event = parse_event(payload)
+
+    assert isinstance(event, IdentifyEvent)
+    assert event.data.traits == {"has_kids": True}
+    assert event.data.consents == {"email": True}
+
+
+def test_identify_without_data_parses_with_empty_traits() -> None:
+    event = parse_event(identify_payload(phone="+79161234567"))
+    assert isinstance(event, IdentifyEvent)
+    assert event.data.traits == {}
+    assert event.data.consents == {}
+
+
+def test_occurred_at_keeps_its_offset() -> None:
+    payload = purchase_payload()
+    payload["occurred_at"] = "2024-05-01T15:00:00+03:00"
+
+    event = parse_event(payload)
+
+    assert event.occurred_at == T0
+    assert event.occurred_at.utcoffset() == timedelta(hours=3)
+
+
+@pytest.mark.parametrize(
+    ("total", "expected"),
+    [
+        ("10.12", Decimal("10.12")),
+        (10.1, Decimal("10.1")),
+        (0, Decimal(0)),
+        ("10.120", Decimal("10.12")),
+    ],
+)
+def test_totals_with_at_most_two_decimals_parse_exactly(total: Any, expected: Decimal) -> None:
+    event = parse_event(json.dumps(with_total(total)))
+    assert isinstance(event, PurchaseEvent)
+    assert event.data.total == expected
+
+
+def test_events_are_immutable_once_parsed() -> None:
+    event = parse_event(purchase_payload())
+    with pytest.raises(ValidationError):
+        event.event_id = "other"  # type: ignore[misc]
+
+
+# --- what is refused -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [{}, dict.fromkeys(IDENTIFIER_STRENGTH)],
+    ids=["empty", "all-null"],
+)
+def test_customer_without_any_identifier_is_refused(customer: dict[str, Any]) -> None:
+    errors = refusal(purchase_payload(customer=customer))
+    assert errors == [(("purchase", "customer"), "value_error")]
+
+
+def test_the_refusal_names_every_identifier_a_customer_may_carry() -> None:
+    with pytest.raises(ValidationError, match="at least one identifier: id, loyalty_card, phone"):
+        Customer()
+
+
+def test_blank_identifier_is_refused() -> None:
+    errors = refusal(purchase_payload(customer={"email": "   "}))
+    assert errors == [(("purchase", "customer", "email"), "string_too_short")]
+
+
+@pytest.mark.parametrize(
+    ("where", "expected_loc"),
+    [
+        ((), ("purchase", "coupon")),
+        (("customer",), ("purchase", "customer", "coupon")),
+        (("data",), ("purchase", "data", "coupon")),
+    ],
+)
+def test_unknown_fields_are_refused(where: tuple[str, ...], expected_loc: tuple[str, ...]) -> None:
+    payload = purchase_payload()
+    node = payload
+    for key in where:
+        node = node[key]
+    node["coupon"] = "SPRING"
+
+    assert refusal(payload) == [(expected_loc, "extra_forbidden")]
+
+
+def test_unknown_field_in_an_item_is_refused() -> None:
+    payload = purchase_payload()
+    payload["data"]["items"] = [{"sku": "A-1", "price": "10.00", "colour": "red"}]
+
+    assert refusal(payload) == [(("purchase", "data", "items", 0, "colour"), "extra_forbidden")]
+
+
+@pytest.mark.parametrize("occurred_at", ["2024-05-01T12:00:00", "2024-05-01 12:00"])
+def test_occurred_at_without_an_offset_is_refused(occurred_at: str) -> None:
+    payload = purchase_payload()
+    payload["occurred_at"] = occurred_at
+
+    assert refusal(payload) == [(("purchase", "occurred_at"), "timezone_aware")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(json.dumps(with_total(10.123)), id="json-float"),
+        pytest.param(with_total(10.123), id="python-float"),
+        pytest.param(with_total("10.123"), id="string"),
+        pytest.param(json.dumps(with_total("0.001")), id="string-in-json"),
+    ],
+)
+def test_total_with_more_than_two_decimals_is_refused(raw: Any) -> None:
+    assert refusal(raw) == [(("purchase", "data", "total"), "decimal_max_places")]
+
+
+@pytest.mark.parametrize("total", ["-0.01", -5, "-100"])
+def test_negative_total_is_refused(total: Any) -> None:
+    assert refusal(with_total(total)) == [(("purchase", "data", "total"), "greater_than_equal")]
+
+
+def test_negative_item_price_is_refused() -> None:
+    payload = purchase_payload()
+    payload["data"]["items"] = [{"sku": "A-1", "price": "-1.00"}]
+
+    assert refusal(payload) == [(("purchase", "data", "items", 0, "price"), "greater_than_equal")]
+
+
+@pytest.mark.parametrize("total", ["NaN", "Infinity", "ten"])
+def test_total_that_is_not_a_finite_number_is_refused(total: str) -> None:
+    ((loc, _),) = refusal(with_total(total))
+    assert loc == ("purchase", "data", "total")
+
+
+@pytest.mark.parametrize("event_type", ["refund", "PURCHASE", ""])
+def test_unknown_event_type_is_refused_by_the_discriminator(event_type: str) -> None:
+    payload = purchase_payload()
+    payload["type"] = event_type
+
+    assert refusal(payload) == [((), "union_tag_invalid")]
+
+
+def test_event_without_a_type_is_refused() -> None:
+    payload = purchase_payload()
+    del payload["type"]
+
+    assert refusal(payload) == [((), "union_tag_not_found")]
+
+
+def test_identify_carrying_purchase_data_is_refused() -> None:
+    payload = purchase_payload()
+    payload["type"] = "identify"
+
+    locations = {loc for loc, kind in refusal(payload) if kind == "extra_forbidden"}
+    assert locations == {
+        ("identify", "data", "order_id"),
+        ("identify", "data", "total"),
+        ("identify", "data", "currency"),
+    }
+
+
+def test_purchase_without_order_id_is_refused() -> None:
+    payload = purchase_payload()
+    del payload["data"]["order_id"]
+
+    assert refusal(payload) == [(("purchase", "data", "order_id"), "missing")]
+
+
+# --- batches -------------------------------------------------------------------------
+
+
+def batch_of(size: int) -> dict[str, Any]:
+    return {"events": [purchase_payload(order_id=f"o-{n}") for n in range(size)]}
+
+
+def test_batch_of_1000_events_is_accepted() -> None:
+    assert len(EventBatch.model_validate(batch_of(1000)).events) == 1000
+
+
+@pytest.mark.parametrize(("size", "kind"), [(1001, "too_long"), (0, "too_short")])
+def test_batch_larger_than_1000_or_empty_is_refused(size: int, kind: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        EventBatch.model_validate(batch_of(size))
+    assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [(("events",), kind)]
+
+
+def test_batch_refusal_points_at_the_bad_event_by_index() -> None:
+    payload = batch_of(3)
+    payload["events"][2]["data"]["total"] = "-1"
+
+    with pytest.raises(ValidationError) as caught:
+        EventBatch.model_validate(payload)
+    assert [e["loc"] for e in caught.value.errors()] == [("events", 2, "purchase", "data", "total")]
+
+
+def test_batch_holds_both_kinds_of_event() -> None:
+    batch = EventBatch.model_validate({"events": [purchase_payload(), identify_payload()]})
+    assert [type(e) for e in batch.events] == [PurchaseEvent, IdentifyEvent]
+
+
+# --- keys ----------------------------------------------------------------------------
+
+
+def test_identifier_strength_is_id_card_phone_email_app_then_bank_token() -> None:
+    assert IDENTIFIER_STRENGTH == (
+        "id",
+        "loyalty_card",
+        "phone",
+        "email",
+        "app_install_id",
+        "bank_card_token",
+    )
+
+
+@pytest.mark.parametrize("strongest", IDENTIFIER_STRENGTH)
+def test_event_key_uses_the_strongest_identifier_present(strongest: str) -> None:
+    weaker = IDENTIFIER_STRENGTH[IDENTIFIER_STRENGTH.index(strongest) :]
+    # Present them weakest first: the key must not depend on the order they came in.
+    customer = {kind: FULL_CUSTOMER[kind] for kind in reversed(weaker)}
+
+    event = parse_event(purchase_payload(customer=customer))
+
+    assert event.key == f"{strongest}:{FULL_CUSTOMER[strongest]}"
+    assert event.customer.strongest() == (strongest, FULL_CUSTOMER[strongest])
+
+
+def test_identifiers_are_listed_strongest_first() -> None:
+    customer = Customer(email="anna@shop.ru", bank_card_token="tok-9", loyalty_card="LC-1")
+    assert list(customer.identifiers()) == ["loyalty_card", "email", "bank_card_token"]
+
+
+def test_same_buyer_events_share_a_key_whatever_the_event() -> None:
+    purchase_event = parse_event(purchase_payload(customer={"id": "c-1", "email": "a@b.ru"}))
+    identify_event = parse_event(identify_payload(id="c-1", phone="+79161234567"))
+    assert purchase_event.key == identify_event.key == "id:c-1"
+
+
+def test_payload_passed_in_is_not_changed_by_parsing() -> None:
+    payload = purchase_payload(customer={"email": "  anna@shop.ru "})
+    before = copy.deepcopy(payload)
+
+    event = parse_event(payload)
+
+    assert payload == before
+    assert event.customer.email == "anna@shop.ru"

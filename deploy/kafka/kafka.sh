@@ -280,7 +280,7 @@ cmd_start() {
     log "starting Kafka $(kafka_version) (state in $KAFKA_STATE)"
     cd "$KAFKA_STATE"
     # setsid: the broker must outlive the shell (and make's process group) that started it.
-    setsid nohup "${JAVA[@]}" kafka.Kafka "$SERVER_PROPS" >>"$LOG_DIR/kafka.out" 2>&1 </dev/null &
+    setsid nohup "${JAVA[@]}" kafka.Kafka "$SERVER_PROPS" >>"$LOG_DIR/kafka.out" 2>&1 </dev/null 9>&- &
     pid=$!
     echo "$pid" >"$PID_FILE"
   fi

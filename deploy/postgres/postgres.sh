@@ -239,7 +239,7 @@ start_cluster() {
   log "starting PostgreSQL $(basename "$(dirname "$PG_BIN")") on $HOST:$PORT (data $DATA_DIR, log $LOG_FILE)"
   ((IS_ROOT)) && { touch "$LOG_FILE"; chown postgres:postgres "$LOG_FILE"; }
   # setsid: the server must outlive the shell (and make's process group) that started it.
-  if ! as_pg setsid -w "$PG_BIN/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -w -t "$START_TIMEOUT" start >/dev/null; then
+  if ! as_pg setsid -w "$PG_BIN/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -w -t "$START_TIMEOUT" start >/dev/null 9>&-; then
     log "pg_ctl start failed; last lines of $LOG_FILE:"
     tail -n 40 "$LOG_FILE" >&2 || true
     exit 1
@@ -375,7 +375,8 @@ cmd_stop() {
 
 with_lock() {
   # Serialise concurrent start/stop calls (e.g. parallel test workers).
-  local lock="/tmp/nudge-postgres-sh-$(id -u).lock"
+  local lock
+  lock="/tmp/nudge-postgres-sh-$(id -u).lock"
   exec 9>"$lock"
   flock -w 300 9 || die "could not take $lock within 300s"
 }

@@ -16,7 +16,7 @@ KAFKA = os.environ.get("NUDGE_TEST_KAFKA", "127.0.0.1:9092")
 DATABASE_URL = os.environ.get(
     "NUDGE_TEST_DATABASE_URL", "postgresql+asyncpg://nudge:nudge@127.0.0.1:5432/nudge_test"
 )
-console = Console()
+console = Console(width=150)
 
 
 def unique(prefix: str) -> str:

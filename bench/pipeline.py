@@ -24,6 +24,7 @@ from bench.common import DATABASE_URL, KAFKA, Figure, console, report, timed, un
 from services.bootstrap import bootstrap
 from services.ingest.app import create_app
 from services.segmenter.service import SegmenterService
+from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.store import schema
 from shared.adapters.store.migrate import upgrade_async
 from shared.settings import Settings
@@ -98,16 +99,19 @@ async def nudge_pipeline(events: list[dict[str, object]]) -> tuple[Figure, Figur
                     response.raise_for_status()
         segmenter = SegmenterService(runtime)
         await segmenter.start()
+        task = asyncio.create_task(segmenter.run())
+
+        async def processed() -> int:
+            async with runtime.store.engine.connect() as conn:
+                count = await conn.scalar(select(func.count()).select_from(schema.processed_events))
+                return int(count or 0)
+
+        # Time from the first committed batch, so the consumer group's join is not counted.
+        while (first := await processed()) == 0:
+            await asyncio.sleep(0.01)
         with timed() as apply_time:
-            task = asyncio.create_task(segmenter.run())
-            while True:
-                async with runtime.store.engine.connect() as conn:
-                    done = await conn.scalar(
-                        select(func.count()).select_from(schema.processed_events)
-                    )
-                if done >= len(events):
-                    break
-                await asyncio.sleep(0.05)
+            while await processed() < len(events):
+                await asyncio.sleep(0.02)
         segmenter.stop()
         await task
         await publisher.close()
@@ -116,12 +120,15 @@ async def nudge_pipeline(events: list[dict[str, object]]) -> tuple[Figure, Figur
         await _drop_database(name)
     return (
         Figure("nudge ingest (validate, publish, 202)", len(events) - 1, ingest_time.seconds),
-        Figure("nudge segmenter (apply, one tx per batch)", len(events), apply_time.seconds),
+        Figure(
+            "nudge segmenter (apply, one tx per batch)", len(events) - first, apply_time.seconds
+        ),
     )
 
 
 async def raw_kafka(events: list[dict[str, object]]) -> tuple[Figure, Figure]:
     topic = unique("bench.raw.")
+    await KafkaBus(KAFKA).ensure_topics([topic])
     payloads = [(str(e["customer"]).encode(), orjson.dumps(e)) for e in events]  # type: ignore[index]
     producer = AIOKafkaProducer(
         bootstrap_servers=KAFKA, enable_idempotence=True, acks="all", linger_ms=2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run a command with Kafka and PostgreSQL up: start what is not running, migrate the
-# test database, run the command, stop what this script started, keep the exit code.
+# Run a command with Kafka and PostgreSQL up: start what is not running, run the
+# command, stop what this script started, keep the exit code. (Tests migrate their
+# own databases; see tests/conftest.py.)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"

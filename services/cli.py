@@ -57,6 +57,35 @@ async def _until_signalled(*stoppers: Callable[[], None]) -> asyncio.Event:
     return stopped
 
 
+def _refuse_memory_bus(settings: Settings) -> None:
+    """A lone service on the in-process bus would talk to nobody: say so and stop."""
+    if settings.bus == "memory":
+        console.print(
+            "[red]A single service needs the shared bus: set NUDGE_BUS=kafka "
+            "(or run every service in one process with `nudge serve --embedded`).[/red]"
+        )
+        raise typer.Exit(2)
+
+
+class _Server:
+    """uvicorn's server, with shut-down left to our own signal handlers."""
+
+    def __init__(self, config: Any) -> None:
+        import uvicorn  # noqa: PLC0415
+
+        class Quiet(uvicorn.Server):
+            def capture_signals(self) -> Any:
+                return contextlib.nullcontext()
+
+        self._server = Quiet(config)
+
+    async def serve(self) -> None:
+        await self._server.serve()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+
 @app.command()
 def demo(
     *,
@@ -80,7 +109,6 @@ def demo(
         table.add_row(f"entered segment {segment}", str(count))
     for (campaign, channel, status), count in sorted(summary.messages.items()):
         table.add_row(f"messages {campaign} / {channel} / {status}", str(count))
-    table.add_row("holdout", str(summary.holdout))
     console.print(table)
     console.print(f"Sent messages are under {summary.out / 'email'} (open the .eml files).")
 
@@ -96,9 +124,11 @@ def serve(
 ) -> None:
     """Every service in one process: ingest over HTTP, the segmenter, the dispatcher."""
     overrides: dict[str, Any] = {"http_host": host, "http_port": port}
-    if embedded:
-        overrides |= {"bus": "memory", "email": "folder"}
     settings = _settings(**overrides)
+    if embedded:
+        settings = settings.model_copy(
+            update={"bus": "memory", "email": "folder", "database_url": None}
+        )
     _run(lambda: _serve_all(settings))
 
 
@@ -115,7 +145,7 @@ async def _serve_all(settings: Settings) -> None:
     await segmenter.start()
     await dispatcher.start()
     publisher = runtime.bus.publisher()
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             create_app(settings, publisher),
             host=settings.http_host,
@@ -123,12 +153,11 @@ async def _serve_all(settings: Settings) -> None:
             log_level="warning",
         )
     )
+    await _until_signalled(server.stop, segmenter.stop, dispatcher.stop)
     console.print(f"nudge on http://{settings.http_host}:{settings.http_port} (docs at /docs)")
     try:
         await asyncio.gather(server.serve(), segmenter.run(), dispatcher.run())
     finally:
-        segmenter.stop()
-        dispatcher.stop()
         await publisher.close()
         await runtime.close()
 
@@ -141,18 +170,24 @@ def ingest(
 ) -> None:
     """The ingest HTTP API alone (settings from NUDGE_* variables)."""
     settings = _settings(http_host=host, http_port=port)
+    _refuse_memory_bus(settings)
     _run(lambda: _serve_ingest(settings))
 
 
 async def _serve_ingest(settings: Settings) -> None:
     import uvicorn  # noqa: PLC0415
 
-    from services.bootstrap import build_bus  # noqa: PLC0415
+    from services.bootstrap import TOPICS, build_bus  # noqa: PLC0415
     from services.ingest.app import create_app  # noqa: PLC0415
+    from shared.errors import BusUnavailable  # noqa: PLC0415
 
     bus = build_bus(settings)
+    try:
+        await bus.ensure_topics([settings.topic(t) for t in TOPICS])
+    except BusUnavailable:
+        console.print("broker unreachable at start; /v1/events answers 503 until it is back")
     publisher = bus.publisher()
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             create_app(settings, publisher),
             host=settings.http_host,
@@ -160,6 +195,7 @@ async def _serve_ingest(settings: Settings) -> None:
             log_level="warning",
         )
     )
+    await _until_signalled(server.stop)
     try:
         await server.serve()
     finally:
@@ -185,6 +221,7 @@ def dispatcher() -> None:
 
 def _run_consumer_service(factory: Any) -> None:
     settings = _settings()
+    _refuse_memory_bus(settings)
 
     async def main() -> None:
         from services.bootstrap import bootstrap  # noqa: PLC0415

@@ -33,7 +33,6 @@ class DemoSummary:
     segment_entries: Counter[str] = field(default_factory=Counter)
     messages: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(campaign, channel, status) to count."""
-    holdout: int = 0
     out: Path = Path()
 
 

@@ -7,12 +7,13 @@
     ├── StoreError
     │   └── StoreUnavailable      the database did not answer (retry later)
     ├── ProviderError
-    │   ├── ProviderUnavailable   worth retrying: timeout, 5xx, connection refused
-    │   └── ProviderRejected      permanent: bad address, 4xx
+    │   ├── ProviderUnavailable   worth retrying: timeout, connection refused, HTTP 5xx, SMTP 4xx
+    │   └── ProviderRejected      permanent: bad address, HTTP 4xx, SMTP 5xx
     └── PoisonRecord              a record that cannot be applied, whatever the retries
 
-The HTTP API turns this tree into RFC 9457 problem answers in one place
-(``services/ingest/problems.py``).
+The HTTP API answers every refusal as an RFC 9457 problem from one catalogue
+(``services/ingest/problems.py``); of this tree, a client can meet only
+``BusUnavailable``, as ``503 broker-unavailable``.
 """
 
 from __future__ import annotations

@@ -89,8 +89,11 @@ def validate_events(payload: Any) -> list[PurchaseEvent | IdentifyEvent]:
             events.append(event_adapter.validate_python(item))
         except ValidationError as exc:
             for error in exc.errors(include_input=False, include_url=False):
+                loc = error["loc"]
+                if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                    loc = ("type",)
                 entry: dict[str, Any] = {
-                    "pointer": _pointer(prefix.format(index), error["loc"]),
+                    "pointer": _pointer(prefix.format(index), loc),
                     "detail": error["msg"],
                 }
                 if prefix:

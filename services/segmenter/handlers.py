@@ -6,20 +6,20 @@ memberships, the next timer and the outbox rows commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import ValidationError
 
 from shared.codec import encode_change
-from shared.domain.events import parse_event
+from shared.domain.events import IdentifyEvent, PurchaseEvent, parse_event
 from shared.domain.profile import Profile, apply_event
-from shared.domain.segments import Segment, reevaluate
+from shared.domain.segments import MembershipChange, Segment, reevaluate
 from shared.errors import PoisonRecord
 from shared.ports.bus import Publisher, Record
 from shared.ports.clock import Clock
-from shared.ports.store import Store, UnitOfWork
+from shared.ports.store import OutgoingRecord, Store, UnitOfWork
 
 __all__ = ["Segmenter", "relay_outbox"]
 
@@ -32,20 +32,27 @@ class Segmenter:
     changes_topic: str
 
     async def apply_events(self, records: Sequence[Record]) -> None:
-        """Apply a batch of events in one transaction; an event seen before changes nothing."""
+        """Apply a batch of events in one transaction; an event seen before changes nothing.
+
+        The batch is read and written set-wise (a handful of statements whatever its
+        size): claim the event ids, resolve and lock the buyers, apply the events in
+        order in memory, then evaluate each touched buyer once, on what changed.
+        """
+        events = [_parse(record) for record in records]
         async with self.store.unit_of_work() as uow:
             now = self.clock.now()
-            for record in records:
-                try:
-                    event = parse_event(record.value)
-                except ValidationError as exc:
-                    raise PoisonRecord(f"not a valid event: {exc.error_count()} errors") from exc
-                if not await uow.inbox.claim(event.event_id, now):
-                    continue
-                profile = await uow.profiles.resolve(event.customer.identifiers(), now)
-                changed = apply_event(profile, event)
-                await self._settle(uow, profile, now, changed)
-                await uow.profiles.save(profile, now)
+            fresh = await uow.inbox.claim([e.event_id for e in events], now)
+            todo = [e for e in {e.event_id: e for e in events}.values() if e.event_id in fresh]
+            if not todo:
+                await uow.commit()
+                return
+            profiles = await uow.profiles.resolve([e.customer.identifiers() for e in todo], now)
+            changed: dict[str, set[str]] = {}
+            for event, profile in zip(todo, profiles, strict=True):
+                changed.setdefault(profile.id, set()).update(apply_event(profile, event))
+            touched = {p.id: p for p in profiles}
+            await self._settle(uow, touched, now, {k: frozenset(v) for k, v in changed.items()})
+            await uow.profiles.save(touched.values(), now)
             await uow.commit()
 
     async def fire_timers(self, limit: int = 1000) -> int:
@@ -53,34 +60,57 @@ class Segmenter:
         async with self.store.unit_of_work() as uow:
             now = self.clock.now()
             due = await uow.timers.due(now, limit)
-            for profile_id in due:
-                profile = await uow.profiles.get(profile_id)
-                if profile is None:  # merged away since it was locked
-                    continue
-                await self._settle(uow, profile, now, changed=None)
-                await uow.profiles.save(profile, now)
+            if due:
+                profiles = await uow.profiles.get_many(due)
+                await self._settle(uow, profiles, now, None)
+                await uow.profiles.save(profiles.values(), now)
             await uow.commit()
         return len(due)
 
     async def _settle(
-        self, uow: UnitOfWork, profile: Profile, now: datetime, changed: frozenset[str] | None
+        self,
+        uow: UnitOfWork,
+        profiles: Mapping[str, Profile],
+        now: datetime,
+        changed: Mapping[str, frozenset[str]] | None,
     ) -> None:
-        """Move the buyer's memberships and next timer; the caller saves the profile."""
-        untouched = changed is not None and all(
-            s.rule.reads.isdisjoint(changed) for s in self.segments
-        )
-        due = profile.next_timer_at is not None and profile.next_timer_at <= now
-        if untouched and not due and profile.evaluated_at is not None:
+        """Move the buyers' memberships and next timers; the caller saves the profiles."""
+        needed = [p for p in profiles.values() if self._needs_evaluation(p, now, changed)]
+        if not needed:
             return
-        current = await uow.memberships.of(profile.id)
-        evaluation = reevaluate(profile, self.segments, current, now, changed)
-        await uow.memberships.apply(evaluation.changes)
-        profile.next_timer_at = evaluation.next_timer
-        profile.evaluated_at = now
-        for change in evaluation.changes:
-            await uow.outbox.add(
-                self.changes_topic, profile.id.encode(), encode_change(change), now
-            )
+        memberships = await uow.memberships.of([p.id for p in needed])
+        changes: list[MembershipChange] = []
+        for profile in needed:
+            fields = None if changed is None else changed[profile.id]
+            evaluation = reevaluate(profile, self.segments, memberships[profile.id], now, fields)
+            profile.next_timer_at = evaluation.next_timer
+            profile.evaluated_at = now
+            changes.extend(evaluation.changes)
+        await uow.memberships.apply(changes)
+        await uow.outbox.add(
+            [
+                OutgoingRecord(self.changes_topic, c.profile_id.encode(), encode_change(c))
+                for c in changes
+            ],
+            now,
+        )
+
+    def _needs_evaluation(
+        self, profile: Profile, now: datetime, changed: Mapping[str, frozenset[str]] | None
+    ) -> bool:
+        if changed is None or profile.evaluated_at is None:
+            return True
+        if profile.next_timer_at is not None and profile.next_timer_at <= now:
+            return True
+        fields = changed[profile.id]
+        return any(not s.rule.reads.isdisjoint(fields) for s in self.segments)
+
+
+def _parse(record: Record) -> PurchaseEvent | IdentifyEvent:
+    try:
+        return parse_event(record.value)
+    except ValidationError as exc:
+        raise PoisonRecord(f"not a valid event: {exc.error_count()} errors") from exc
 
 
 async def relay_outbox(store: Store, publisher: Publisher, clock: Clock, limit: int = 500) -> int:

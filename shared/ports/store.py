@@ -7,7 +7,7 @@ outbox rows that announce the changes. Either all of it commits, or none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +23,7 @@ __all__ = [
     "Messages",
     "Outbox",
     "OutboxRecord",
+    "OutgoingRecord",
     "Profiles",
     "Store",
     "Timers",
@@ -33,6 +34,15 @@ __all__ = [
 @dataclass(frozen=True)
 class OutboxRecord:
     id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """A record to publish once the unit of work commits."""
+
     topic: str
     key: bytes | None
     value: bytes
@@ -52,28 +62,35 @@ class MessageRecord:
 
 
 class Inbox(Protocol):
-    async def claim(self, event_id: str, at: datetime) -> bool:
-        """Record ``event_id`` as processed; ``False`` when it already was."""
+    async def claim(self, event_ids: Sequence[str], at: datetime) -> set[str]:
+        """Record ``event_ids`` as processed; return those that were not already."""
         ...
 
 
 class Profiles(Protocol):
-    async def resolve(self, identifiers: Mapping[str, str], at: datetime) -> Profile:
-        """The profile these identifiers name, created when none does; locked for update."""
+    async def resolve(
+        self, identifier_sets: Sequence[Mapping[str, str]], at: datetime
+    ) -> list[Profile]:
+        """The profile each set of identifiers names (strongest identifier first), created
+        where none does, locked for update. Sets naming one buyer get the same object."""
         ...
 
     async def get(self, profile_id: str) -> Profile | None: ...
+
+    async def get_many(
+        self, profile_ids: Collection[str], *, lock: bool = False
+    ) -> dict[str, Profile]: ...
 
     async def find(self, kind: str, value: str) -> Profile | None:
         """The profile one identifier names, if any; never creates one."""
         ...
 
-    async def save(self, profile: Profile, at: datetime) -> None: ...
+    async def save(self, profiles: Collection[Profile], at: datetime) -> None: ...
 
 
 class Memberships(Protocol):
-    async def of(self, profile_id: str) -> dict[str, datetime]:
-        """Segment key to the moment the buyer entered it."""
+    async def of(self, profile_ids: Collection[str]) -> dict[str, dict[str, datetime]]:
+        """For each buyer, segment key to the moment the buyer entered it."""
         ...
 
     async def apply(self, changes: Sequence[MembershipChange]) -> None: ...
@@ -88,7 +105,7 @@ class Timers(Protocol):
 
 
 class Outbox(Protocol):
-    async def add(self, topic: str, key: bytes | None, value: bytes, at: datetime) -> None: ...
+    async def add(self, records: Sequence[OutgoingRecord], at: datetime) -> None: ...
 
     async def claim(self, limit: int) -> list[OutboxRecord]:
         """The oldest unpublished records, in order, for exactly one relay at a time."""

@@ -87,7 +87,7 @@ async def test_a_batch_with_one_bad_event_is_refused_whole(
         ({"occurred_at": "2026-03-02T09:00:00"}, "/occurred_at"),
         ({"customer": {}}, "/customer"),
         ({"surprise": 1}, "/surprise"),
-        ({"type": "teleport"}, ""),
+        ({"type": "teleport"}, "/type"),
     ],
     ids=["timestamp-without-offset", "no-identifier", "unknown-field", "unknown-type"],
 )

@@ -12,7 +12,7 @@ import pytest
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.sql import SqlStore
 from shared.domain.segments import MembershipChange
-from shared.ports.store import MessageRecord
+from shared.ports.store import MessageRecord, OutgoingRecord
 from tests.conftest import T0
 
 
@@ -41,32 +41,32 @@ class StoreContract:
 
     async def test_an_event_is_claimed_only_once(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            assert await uow.inbox.claim("e-1", T0)
-            assert not await uow.inbox.claim("e-1", T0)
+            assert await uow.inbox.claim(["e-1", "e-1"], T0) == {"e-1"}
+            assert await uow.inbox.claim(["e-1"], T0) == set()
             await uow.commit()
         async with store.unit_of_work() as uow:
-            assert not await uow.inbox.claim("e-1", T0)
-            assert await uow.inbox.claim("e-2", T0)
+            assert await uow.inbox.claim(["e-1", "e-2"], T0) == {"e-2"}
 
     async def test_nothing_is_kept_without_commit(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            await uow.inbox.claim("e-1", T0)
-            await uow.profiles.resolve({"id": "c1"}, T0)
+            await uow.inbox.claim(["e-1"], T0)
+            await uow.profiles.resolve([{"id": "c1"}], T0)
         async with store.unit_of_work() as uow:
-            assert await uow.inbox.claim("e-1", T0)
-            profile = await uow.profiles.resolve({"id": "c1"}, T0)
+            assert await uow.inbox.claim(["e-1"], T0) == {"e-1"}
+            (profile,) = await uow.profiles.resolve([{"id": "c1"}], T0)
             assert profile.orders_count == 0
 
     async def test_a_profile_is_found_again_by_any_of_its_identifiers(
         self, store: SqlStore
     ) -> None:
         async with store.unit_of_work() as uow:
-            first = await uow.profiles.resolve({"id": "c1", "email": "anna@shop.ru"}, T0)
+            (first,) = await uow.profiles.resolve([{"id": "c1", "email": "anna@shop.ru"}], T0)
             await uow.commit()
         async with store.unit_of_work() as uow:
-            by_email = await uow.profiles.resolve({"email": "anna@shop.ru"}, T0)
-            by_id_and_phone = await uow.profiles.resolve({"id": "c1", "phone": "+79161234567"}, T0)
-            other = await uow.profiles.resolve({"id": "c2"}, T0)
+            by_email, by_id_and_phone, other = await uow.profiles.resolve(
+                [{"email": "anna@shop.ru"}, {"id": "c1", "phone": "+79161234567"}, {"id": "c2"}],
+                T0,
+            )
             await uow.commit()
         assert by_email.id == first.id
         assert by_id_and_phone.id == first.id
@@ -78,15 +78,33 @@ class StoreContract:
         assert found.id == first.id
         assert missing is None
 
+    async def test_one_batch_resolves_one_buyer_to_one_profile(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            a, b, c = await uow.profiles.resolve(
+                [
+                    {"bank_card_token": "tok-1"},
+                    {"id": "c9", "bank_card_token": "tok-1"},
+                    {"id": "c9"},
+                ],
+                T0,
+            )
+            await uow.commit()
+        assert a is b
+        assert b is c
+        async with store.unit_of_work() as uow:
+            found = await uow.profiles.find("id", "c9")
+        assert found is not None
+        assert found.id == a.id
+
     async def test_money_and_moments_come_back_exactly(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            profile = await uow.profiles.resolve({"id": "c1"}, T0)
+            (profile,) = await uow.profiles.resolve([{"id": "c1"}], T0)
             profile.orders_count = 3
             profile.revenue_total = Decimal("12345.67")
             profile.first_order_at = T0 - timedelta(days=40, microseconds=5)
             profile.last_order_at = T0
             profile.email = "anna@shop.ru"
-            await uow.profiles.save(profile, T0)
+            await uow.profiles.save([profile], T0)
             await uow.commit()
         async with store.unit_of_work() as uow:
             again = await uow.profiles.get(profile.id)
@@ -97,7 +115,7 @@ class StoreContract:
 
     async def test_memberships_enter_and_exit(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            profile = await uow.profiles.resolve({"id": "c1"}, T0)
+            (profile,) = await uow.profiles.resolve([{"id": "c1"}], T0)
             await uow.memberships.apply(
                 [
                     MembershipChange("entered", "no-order-30d", profile.id, T0, "o1"),
@@ -106,24 +124,29 @@ class StoreContract:
             )
             await uow.commit()
         async with store.unit_of_work() as uow:
-            assert await uow.memberships.of(profile.id) == {"no-order-30d": T0, "vip": T0}
+            assert await uow.memberships.of([profile.id]) == {
+                profile.id: {"no-order-30d": T0, "vip": T0}
+            }
             later = T0 + timedelta(days=1)
             await uow.memberships.apply(
                 [MembershipChange("exited", "vip", profile.id, later, "o2")]
             )
             await uow.commit()
         async with store.unit_of_work() as uow:
-            assert await uow.memberships.of(profile.id) == {"no-order-30d": T0}
+            assert await uow.memberships.of([profile.id, "nobody"]) == {
+                profile.id: {"no-order-30d": T0},
+                "nobody": {},
+            }
 
     async def test_only_due_timers_wake_earliest_first(self, store: SqlStore) -> None:
         timers = [T0 + timedelta(days=2), T0 + timedelta(days=1), T0 + timedelta(days=30), None]
         async with store.unit_of_work() as uow:
             ids = []
-            for i, due in enumerate(timers):
-                profile = await uow.profiles.resolve({"id": f"c{i}"}, T0)
+            profiles = await uow.profiles.resolve([{"id": f"c{i}"} for i in range(4)], T0)
+            for profile, due in zip(profiles, timers, strict=True):
                 profile.next_timer_at = due
-                await uow.profiles.save(profile, T0)
                 ids.append(profile.id)
+            await uow.profiles.save(profiles, T0)
             await uow.commit()
         async with store.unit_of_work() as uow:
             assert await uow.timers.due(T0, 10) == []
@@ -132,13 +155,14 @@ class StoreContract:
             moved = await uow.profiles.get(ids[1])
             assert moved is not None
             moved.next_timer_at = T0 + timedelta(days=60)
-            await uow.profiles.save(moved, T0)
+            await uow.profiles.save([moved], T0)
             assert await uow.timers.due(T0 + timedelta(days=2), 10) == [ids[0]]
 
     async def test_outbox_hands_out_unpublished_records_in_order(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            for n in range(5):
-                await uow.outbox.add("t.changes", b"k", f"v{n}".encode(), T0)
+            await uow.outbox.add(
+                [OutgoingRecord("t.changes", b"k", f"v{n}".encode()) for n in range(5)], T0
+            )
             await uow.commit()
         async with store.unit_of_work() as uow:
             first = await uow.outbox.claim(3)
@@ -180,7 +204,7 @@ class TestPostgresStore(StoreContract):
 
     async def test_one_outbox_relay_at_a_time(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            await uow.outbox.add("t.changes", b"k", b"v", T0)
+            await uow.outbox.add([OutgoingRecord("t.changes", b"k", b"v")], T0)
             await uow.commit()
         async with store.unit_of_work() as first, store.unit_of_work() as second:
             assert len(await first.outbox.claim(10)) == 1
@@ -188,10 +212,10 @@ class TestPostgresStore(StoreContract):
 
     async def test_replicas_firing_timers_never_take_the_same_buyer(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            for i in range(6):
-                profile = await uow.profiles.resolve({"id": f"c{i}"}, T0)
+            profiles = await uow.profiles.resolve([{"id": f"c{i}"} for i in range(6)], T0)
+            for profile in profiles:
                 profile.next_timer_at = T0
-                await uow.profiles.save(profile, T0)
+            await uow.profiles.save(profiles, T0)
             await uow.commit()
         async with store.unit_of_work() as first, store.unit_of_work() as second:
             mine = await first.timers.due(T0, 4)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -24,11 +25,12 @@ from shared.adapters.store import schema as t
 from shared.domain.profile import Profile
 from shared.domain.segments import MembershipChange
 from shared.errors import StoreUnavailable
-from shared.ports.store import MessageRecord, OutboxRecord
+from shared.ports.store import MessageRecord, OutboxRecord, OutgoingRecord
 
 __all__ = ["SqlStore", "SqlUnitOfWork"]
 
 _OUTBOX_RELAY_LOCK = 0x6E75646765  # "nudge"
+_CHUNK = 1000  # rows per statement: far below every driver's bind-parameter limit
 
 
 class SqlStore:
@@ -82,14 +84,19 @@ class _Repository:
 
 
 class SqlInbox(_Repository):
-    async def claim(self, event_id: str, at: datetime) -> bool:
-        stmt = (
-            self.insert(t.processed_events)
-            .values(event_id=event_id, processed_at=at)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-        )
-        result = await self.conn.execute(stmt)
-        return bool(result.rowcount)
+    async def claim(self, event_ids: Sequence[str], at: datetime) -> set[str]:
+        claimed: set[str] = set()
+        unique = list(dict.fromkeys(event_ids))
+        for start in range(0, len(unique), _CHUNK):
+            rows = [{"event_id": e, "processed_at": at} for e in unique[start : start + _CHUNK]]
+            stmt = (
+                self.insert(t.processed_events)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(t.processed_events.c.event_id)
+            )
+            claimed.update((await self.conn.scalars(stmt)).all())
+        return claimed
 
 
 def _profile(row: Any) -> Profile:
@@ -106,93 +113,155 @@ def _profile(row: Any) -> Profile:
     )
 
 
-class SqlProfiles(_Repository):
-    async def resolve(self, identifiers: Mapping[str, str], at: datetime) -> Profile:
-        pairs = list(identifiers.items())
-        known = await self._lookup(pairs)
-        profile_id = known or str(uuid.uuid4())
-        if known is None:
-            await self.conn.execute(
-                self.insert(t.profiles).values(id=profile_id, created_at=at, updated_at=at)
-            )
-        await self.conn.execute(
-            self.insert(t.identifiers)
-            .values([{"kind": k, "value": v, "profile_id": profile_id} for k, v in pairs])
-            .on_conflict_do_nothing(index_elements=["kind", "value"])
-        )
-        if known is None:
-            # A concurrent writer may have claimed one of the identifiers first: follow it.
-            winner = await self._lookup(pairs)
-            if winner is not None and winner != profile_id:
-                await self.conn.execute(delete(t.profiles).where(t.profiles.c.id == profile_id))
-                profile_id = winner
-        profile = await self.get(profile_id, lock=True)
-        assert profile is not None
-        return profile
+Pair = tuple[str, str]
 
-    async def _lookup(self, pairs: Sequence[tuple[str, str]]) -> str | None:
-        for kind, value in pairs:  # strongest first
-            found = await self.conn.scalar(
-                select(t.identifiers.c.profile_id).where(
-                    t.identifiers.c.kind == kind, t.identifiers.c.value == value
+
+class SqlProfiles(_Repository):
+    async def resolve(
+        self, identifier_sets: Sequence[Mapping[str, str]], at: datetime
+    ) -> list[Profile]:
+        owners = await self._owners({pair for ids in identifier_sets for pair in ids.items()})
+        assigned: list[str] = []
+        created: list[str] = []
+        links: dict[Pair, str] = {}
+        for ids in identifier_sets:
+            pairs = list(ids.items())  # strongest first
+            profile_id = next((owners[p] for p in pairs if p in owners), None)
+            if profile_id is None:
+                profile_id = str(uuid.uuid4())
+                created.append(profile_id)
+            for pair in pairs:
+                if pair not in owners:
+                    owners[pair] = links[pair] = profile_id
+            assigned.append(profile_id)
+        if created:
+            await self.conn.execute(
+                t.profiles.insert(),
+                [{"id": p, "created_at": at, "updated_at": at} for p in created],
+            )
+        if links:
+            await self.conn.execute(
+                self.insert(t.identifiers).on_conflict_do_nothing(index_elements=["kind", "value"]),
+                [{"kind": k, "value": v, "profile_id": p} for (k, v), p in links.items()],
+            )
+            assigned = await self._follow_winners(links, set(created), assigned)
+        found = await self.get_many(set(assigned), lock=True)
+        return [found[p] for p in assigned]
+
+    async def _follow_winners(
+        self, links: Mapping[Pair, str], created: set[str], assigned: list[str]
+    ) -> list[str]:
+        """A concurrent writer may have claimed an identifier first: follow its profile."""
+        now_owned = await self._owners(set(links))
+        moved = {
+            mine: now_owned[pair]
+            for pair, mine in links.items()
+            if now_owned.get(pair, mine) != mine and mine in created
+        }
+        for orphan, winner in moved.items():
+            await self.conn.execute(
+                update(t.identifiers)
+                .where(t.identifiers.c.profile_id == orphan)
+                .values(profile_id=winner)
+            )
+            await self.conn.execute(delete(t.profiles).where(t.profiles.c.id == orphan))
+        return [moved.get(p, p) for p in assigned]
+
+    async def _owners(self, pairs: set[Pair]) -> dict[Pair, str]:
+        owners: dict[Pair, str] = {}
+        ordered = sorted(pairs)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = await self.conn.execute(
+                select(
+                    t.identifiers.c.kind, t.identifiers.c.value, t.identifiers.c.profile_id
+                ).where(
+                    tuple_(t.identifiers.c.kind, t.identifiers.c.value).in_(
+                        ordered[start : start + _CHUNK]
+                    )
                 )
             )
-            if found is not None:
-                return str(found)
-        return None
+            owners.update({(r.kind, r.value): r.profile_id for r in rows})
+        return owners
 
-    async def get(self, profile_id: str, *, lock: bool = False) -> Profile | None:
-        stmt = select(t.profiles).where(t.profiles.c.id == profile_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = (await self.conn.execute(stmt)).first()
-        return _profile(row) if row is not None else None
+    async def get(self, profile_id: str) -> Profile | None:
+        return (await self.get_many({profile_id})).get(profile_id)
+
+    async def get_many(
+        self, profile_ids: Collection[str], *, lock: bool = False
+    ) -> dict[str, Profile]:
+        found: dict[str, Profile] = {}
+        ordered = sorted(profile_ids)  # one lock order for every writer: no deadlocks
+        for start in range(0, len(ordered), _CHUNK):
+            stmt = (
+                select(t.profiles)
+                .where(t.profiles.c.id.in_(ordered[start : start + _CHUNK]))
+                .order_by(t.profiles.c.id)
+            )
+            if lock:
+                stmt = stmt.with_for_update()
+            found.update({row.id: _profile(row) for row in await self.conn.execute(stmt)})
+        return found
 
     async def find(self, kind: str, value: str) -> Profile | None:
-        found = await self._lookup([(kind, value)])
-        return None if found is None else await self.get(found)
+        owner = (await self._owners({(kind, value)})).get((kind, value))
+        return None if owner is None else await self.get(owner)
 
-    async def save(self, profile: Profile, at: datetime) -> None:
+    async def save(self, profiles: Collection[Profile], at: datetime) -> None:
+        if not profiles:
+            return
         await self.conn.execute(
-            update(t.profiles)
-            .where(t.profiles.c.id == profile.id)
-            .values(
-                email=profile.email,
-                phone=profile.phone,
-                orders_count=profile.orders_count,
-                revenue_total=profile.revenue_total,
-                first_order_at=profile.first_order_at,
-                last_order_at=profile.last_order_at,
-                next_timer_at=profile.next_timer_at,
-                evaluated_at=profile.evaluated_at,
-                updated_at=at,
-            )
+            update(t.profiles).where(t.profiles.c.id == bindparam("profile_id")),
+            [
+                {
+                    "profile_id": p.id,
+                    "email": p.email,
+                    "phone": p.phone,
+                    "orders_count": p.orders_count,
+                    "revenue_total": p.revenue_total,
+                    "first_order_at": p.first_order_at,
+                    "last_order_at": p.last_order_at,
+                    "next_timer_at": p.next_timer_at,
+                    "evaluated_at": p.evaluated_at,
+                    "updated_at": at,
+                }
+                for p in profiles
+            ],
         )
 
 
 class SqlMemberships(_Repository):
-    async def of(self, profile_id: str) -> dict[str, datetime]:
-        rows = await self.conn.execute(
-            select(t.memberships.c.segment, t.memberships.c.entered_at).where(
-                t.memberships.c.profile_id == profile_id
+    async def of(self, profile_ids: Collection[str]) -> dict[str, dict[str, datetime]]:
+        found: dict[str, dict[str, datetime]] = {p: {} for p in profile_ids}
+        ordered = sorted(profile_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = await self.conn.execute(
+                select(t.memberships).where(
+                    t.memberships.c.profile_id.in_(ordered[start : start + _CHUNK])
+                )
             )
-        )
-        return {row.segment: row.entered_at for row in rows}
+            for row in rows:
+                found[row.profile_id][row.segment] = row.entered_at
+        return found
 
     async def apply(self, changes: Sequence[MembershipChange]) -> None:
-        for change in changes:
-            if change.kind == "entered":
+        # In order, a run of one kind at a time: an exit and a later re-entry both count.
+        for kind, run in groupby(changes, key=lambda c: c.kind):
+            rows = list(run)
+            if kind == "entered":
                 await self.conn.execute(
-                    self.insert(t.memberships).values(
-                        profile_id=change.profile_id, segment=change.segment, entered_at=change.at
-                    )
+                    t.memberships.insert(),
+                    [
+                        {"profile_id": c.profile_id, "segment": c.segment, "entered_at": c.at}
+                        for c in rows
+                    ],
                 )
             else:
                 await self.conn.execute(
                     delete(t.memberships).where(
-                        t.memberships.c.profile_id == change.profile_id,
-                        t.memberships.c.segment == change.segment,
-                    )
+                        t.memberships.c.profile_id == bindparam("p"),
+                        t.memberships.c.segment == bindparam("s"),
+                    ),
+                    [{"p": c.profile_id, "s": c.segment} for c in rows],
                 )
 
 
@@ -209,10 +278,15 @@ class SqlTimers(_Repository):
 
 
 class SqlOutbox(_Repository):
-    async def add(self, topic: str, key: bytes | None, value: bytes, at: datetime) -> None:
-        await self.conn.execute(
-            t.outbox.insert().values(topic=topic, key=key, value=value, created_at=at)
-        )
+    async def add(self, records: Sequence[OutgoingRecord], at: datetime) -> None:
+        if records:
+            await self.conn.execute(
+                t.outbox.insert(),
+                [
+                    {"topic": r.topic, "key": r.key, "value": r.value, "created_at": at}
+                    for r in records
+                ],
+            )
 
     async def claim(self, limit: int) -> list[OutboxRecord]:
         if self.dialect == "postgresql":

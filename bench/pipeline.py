@@ -1,7 +1,8 @@
 """Purchases through ingest and the segmenter on real Kafka and PostgreSQL, beside raw baselines.
 
 - nudge ingest: batches of 500 events posted to the ingest app (in process, through its
-  ASGI interface), validated and published with the idempotent producer, 202 after acks;
+  ASGI interface) with an API key (one key lookup in PostgreSQL per request), validated
+  and published with the idempotent producer, 202 after acks;
 - nudge segmenter: the same events consumed and applied (dedupe, profile, segments,
   timers, outbox), one transaction per polled batch;
 - raw baselines, same process, same payloads: aiokafka produce (acks=all, idempotent) and
@@ -11,8 +12,10 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -75,20 +78,25 @@ async def nudge_pipeline(events: list[dict[str, object]]) -> tuple[Figure, Figur
     name = unique("bench_")
     url = await _create_database(name)
     settings = Settings(
+        data_dir=Path(tempfile.mkdtemp(prefix="nudge-bench-")),
         bus="kafka",
         kafka_bootstrap=KAFKA,
         database_url=url,
         topic_prefix=unique("bench"),
         group_prefix=unique("bench"),
         batch_size=BATCH,
+        rate_limit_per_second=10_000.0,  # one client pushing as fast as it can: not throttled
     )
     try:
         await upgrade_async(url)
         runtime = await bootstrap(settings)
         publisher = runtime.bus.publisher()
-        app = create_app(settings, publisher)
+        app = create_app(settings, publisher, runtime.api_keys)
+        _key, secret = await runtime.api_keys.create("bench", ["events:write"])
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ingest"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://ingest",
+            headers={"Authorization": f"Bearer {secret}"},
         ) as client:
             await client.post("/v1/events", json={"events": events[:1]})  # warm the producer
             with timed() as ingest_time:

@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shared.logging import configure_logging
+from shared.ports.api_keys import SCOPES
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.adapters.store.api_keys import SqlApiKeys
+    from shared.ports.api_keys import ApiKey, Scope
 
 app = typer.Typer(
     name="nudge",
@@ -24,7 +31,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
+errors = Console(stderr=True)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -147,7 +157,7 @@ async def _serve_all(settings: Settings) -> None:
     publisher = runtime.bus.publisher()
     server = _Server(
         uvicorn.Config(
-            create_app(settings, publisher),
+            create_app(settings, publisher, runtime.api_keys),
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
@@ -179,8 +189,13 @@ async def _serve_ingest(settings: Settings) -> None:
 
     from services.bootstrap import TOPICS, build_bus  # noqa: PLC0415
     from services.ingest.app import create_app  # noqa: PLC0415
+    from shared.adapters.store.api_keys import open_api_keys  # noqa: PLC0415
+    from shared.adapters.store.migrate import upgrade_async  # noqa: PLC0415
     from shared.errors import BusUnavailable  # noqa: PLC0415
 
+    if settings.db_url.startswith("sqlite"):
+        await upgrade_async(settings.db_url)
+    api_keys = open_api_keys(settings.db_url)
     bus = build_bus(settings)
     try:
         await bus.ensure_topics([settings.topic(t) for t in TOPICS])
@@ -189,7 +204,7 @@ async def _serve_ingest(settings: Settings) -> None:
     publisher = bus.publisher()
     server = _Server(
         uvicorn.Config(
-            create_app(settings, publisher),
+            create_app(settings, publisher, api_keys),
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
@@ -201,6 +216,7 @@ async def _serve_ingest(settings: Settings) -> None:
     finally:
         await publisher.close()
         await bus.close()
+        await api_keys.close()
 
 
 @app.command()
@@ -251,6 +267,116 @@ def db_upgrade(
     settings = _settings(database_url=db)
     upgrade(settings.db_url)
     console.print("database schema is up to date")
+
+
+def _key_store(db: str | None) -> SqlApiKeys:
+    """The API keys in ``db`` (default from settings); SQLite is migrated first."""
+    from shared.adapters.store.api_keys import open_api_keys  # noqa: PLC0415
+    from shared.adapters.store.migrate import upgrade  # noqa: PLC0415
+
+    url = _settings(database_url=db).db_url
+    if url.startswith("sqlite"):
+        upgrade(url)
+    return open_api_keys(url)
+
+
+def _known_scopes(values: list[str]) -> list[str]:
+    unknown = [v for v in values if v not in SCOPES]
+    if unknown:
+        raise typer.BadParameter(f"unknown scope {', '.join(unknown)}; one of {', '.join(SCOPES)}")
+    return values
+
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="Database URL; default from NUDGE_DATABASE_URL.")
+]
+
+
+@keys_app.command("create")
+def keys_create(
+    *,
+    name: Annotated[str, typer.Option(help="Who holds the key, e.g. the shop's backend.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(callback=_known_scopes, help=f"A scope, repeatable: {', '.join(SCOPES)}."),
+    ],
+    store: Annotated[
+        list[str] | None,
+        typer.Option(help="Bind the key to a store id, repeatable; default: any store."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Create an API key and print it, once: only its hash is kept."""
+    keys = _key_store(db)
+
+    async def main() -> tuple[ApiKey, str]:
+        try:
+            return await keys.create(name, cast("list[Scope]", scope), store or ())
+        finally:
+            await keys.close()
+
+    try:
+        key, plaintext = asyncio.run(main())
+    except ValueError as exc:
+        errors.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2) from None
+    errors.print(
+        f"API key {key.id} ({escape(key.name)}), scopes {', '.join(sorted(key.scopes))}, "
+        f"stores {escape(', '.join(sorted(key.stores))) or 'any'}.\n"
+        "[yellow]Keep it now: it will not be shown again.[/yellow]"
+    )
+    typer.echo(plaintext)
+
+
+@keys_app.command("list")
+def keys_list(*, db: DbOption = None) -> None:
+    """Every API key, revoked ones too (never a secret)."""
+    keys = _key_store(db)
+
+    async def main() -> Sequence[ApiKey]:
+        try:
+            return await keys.list()
+        finally:
+            await keys.close()
+
+    table = Table(title="API keys", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    table.add_column("scopes", no_wrap=True)
+    table.add_column("stores", overflow="fold")
+    table.add_column("created (UTC)", min_width=10)
+    table.add_column("revoked (UTC)", min_width=10)
+    for key in asyncio.run(main()):
+        table.add_row(
+            key.id,
+            escape(key.name),
+            "\n".join(sorted(key.scopes)),
+            escape("\n".join(sorted(key.stores))) or "any",
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (`nudge keys list`).")],
+    *,
+    db: DbOption = None,
+) -> None:
+    """Revoke an API key for good: requests with it are refused from now on."""
+    keys = _key_store(db)
+
+    async def main() -> bool:
+        try:
+            return await keys.revoke(key_id)
+        finally:
+            await keys.close()
+
+    if not asyncio.run(main()):
+        errors.print(f"no API key {key_id}", style="red", markup=False)
+        raise typer.Exit(1)
+    console.print(f"API key {key_id} is revoked", markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider
 from shared.codec import decode_change
+from shared.domain.segments import MembershipChange
 from shared.settings import Settings
 from shared.synthetic import synthetic_events
 
@@ -74,7 +75,9 @@ async def run_demo(
                     await pipeline.settle()
                     bar.advance(task)
         changes = [decode_change(r.value) for r in bus.records(settings.topic("segment-changes"))]
-        summary.segment_entries.update(c.segment for c in changes if c.kind == "entered")
+        summary.segment_entries.update(
+            c.segment for c in changes if isinstance(c, MembershipChange) and c.kind == "entered"
+        )
         async with runtime.store.unit_of_work() as uow:
             for message in await uow.messages.all():
                 summary.messages[(message.campaign, message.channel, message.status)] += 1

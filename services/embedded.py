@@ -3,7 +3,8 @@
 :class:`Pipeline` holds ingest (as an ASGI app), the segmenter and the dispatcher
 on one runtime. :meth:`Pipeline.settle` runs every loop's next round until none
 has anything left to do, so a caller that moves a simulated clock sees exactly
-the effects of that move, deterministically.
+the effects of that move, deterministically. It posts with an ``events:write`` key
+that it creates for itself in the runtime's database when it starts.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ class Pipeline:
         self.segmenter = SegmenterService(runtime)
         self.dispatcher = DispatcherService(runtime)
         self._publisher = runtime.bus.publisher()
-        self.app = create_app(runtime.settings, self._publisher)
+        self.app = create_app(runtime.settings, self._publisher, runtime.api_keys)
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://nudge.embedded"
         )
 
     async def __aenter__(self) -> Pipeline:
+        _key, secret = await self.runtime.api_keys.create("embedded pipeline", ["events:write"])
+        self.http.headers["Authorization"] = f"Bearer {secret}"
         await self.segmenter.start()
         await self.dispatcher.start()
         return self

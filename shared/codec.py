@@ -6,9 +6,10 @@ from datetime import datetime
 
 import orjson
 
+from shared.domain.profile import ProfileMerged
 from shared.domain.segments import MembershipChange
 
-__all__ = ["decode_change", "encode_change"]
+__all__ = ["decode_change", "encode_change", "encode_merge"]
 
 
 def encode_change(change: MembershipChange) -> bytes:
@@ -23,9 +24,26 @@ def encode_change(change: MembershipChange) -> bytes:
     )
 
 
-def decode_change(raw: bytes) -> MembershipChange:
+def encode_merge(merge: ProfileMerged) -> bytes:
+    return orjson.dumps(
+        {
+            "kind": "profile_merged",
+            "profile_id": merge.absorbed,
+            "into": merge.survivor,
+            "at": merge.at.isoformat(),
+        }
+    )
+
+
+def decode_change(raw: bytes) -> MembershipChange | ProfileMerged:
     data = orjson.loads(raw)
     kind = data["kind"]
+    if kind == "profile_merged":
+        return ProfileMerged(
+            absorbed=str(data["profile_id"]),
+            survivor=str(data["into"]),
+            at=datetime.fromisoformat(data["at"]),
+        )
     if kind not in ("entered", "exited"):
         raise ValueError(f"unknown change kind {kind!r}")
     return MembershipChange(

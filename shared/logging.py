@@ -2,12 +2,13 @@
 
 Every event dict passes :func:`mask_identifiers`: values under identifier-like
 keys are masked by kind, and any other string is scanned for email addresses,
-phone numbers and long digit runs (card numbers), which are masked too.
+phone numbers, long digit runs (card numbers) and API keys, which are masked too.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -19,6 +20,8 @@ from shared.domain.masking import mask_email, mask_identifier, mask_phone, mask_
 __all__ = ["configure_logging", "get_logger", "mask_identifiers"]
 
 _SECRET_KEYS = frozenset({"password", "secret", "token", "api_key", "authorization"})
+_API_KEY = re.compile(r"\bnk_([0-9a-f]{16})_[A-Za-z0-9_-]+")
+"""An API key (shared/adapters/store/api_keys.py): its id may show, its secret never."""
 _MASKERS = {
     "email": mask_email,
     "phone": mask_phone,
@@ -30,7 +33,7 @@ _MASKERS = {
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_text(value)
+        return mask_text(_API_KEY.sub(r"nk_\1_***", value))
     if isinstance(value, dict):
         return {k: _mask_field(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -73,7 +76,8 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolve sys.stderr at each logger's creation, not once: tests and CLIs swap it.
+        logger_factory=lambda *_args: structlog.PrintLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
 

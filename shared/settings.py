@@ -13,11 +13,16 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.domain.identifiers import is_known_region
+
 __all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NUDGE_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting may be a secret; its value is never echoed.
+    model_config = SettingsConfigDict(
+        env_prefix="NUDGE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Path("var")
     bus: Literal["memory", "kafka"] = "memory"
@@ -32,9 +37,25 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="nudge", pattern=r"^[A-Za-z0-9._-]+$")
     group_prefix: str = Field(default="nudge", pattern=r"^[A-Za-z0-9._-]+$")
     publish_timeout: float = Field(default=5.0, gt=0, description="seconds ingest waits for acks")
+    default_region: str = Field(
+        default="RU",
+        description="ISO 3166-1 alpha-2 region of phones written without a country code",
+    )
+    token_hmac_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="key of the HMAC-SHA256 that replaces bank card tokens; default: a random "
+        "key generated once under data_dir (token_hmac.key)",
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    rate_limit_per_second: float = Field(
+        default=200.0, gt=0, description="requests per second per API key, in each process"
+    )
+    rate_limit_burst: int = Field(
+        default=400, ge=1, description="requests one API key may make at once, in each process"
+    )
 
     email: Literal["smtp", "folder"] = Field(
         default="smtp", description="smtp: send through the SMTP server; folder: .eml files"
@@ -64,6 +85,14 @@ class Settings(BaseSettings):
         if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("expected a postgresql+asyncpg:// or sqlite+aiosqlite:/// URL")
         return url
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        region = region.strip().upper()
+        if not is_known_region(region):
+            raise ValueError("expected a region with a phone numbering plan, such as RU or GB")
+        return region
 
     @property
     def db_url(self) -> str:

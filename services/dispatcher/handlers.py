@@ -27,14 +27,15 @@ from shared.domain.campaigns import (
     message_context,
     message_key,
 )
+from shared.domain.profile import ProfileMerged
 from shared.domain.rendering import EmailTemplate, RenderError, render_email
-from shared.domain.segments import MembershipChange
+from shared.domain.segments import MembershipChange, occurrence_id
 from shared.errors import PoisonRecord, ProviderRejected, ProviderUnavailable
 from shared.logging import get_logger
 from shared.ports.bus import Record
 from shared.ports.clock import Clock
 from shared.ports.providers import EmailMessage, EmailProvider
-from shared.ports.store import MessageRecord, Store
+from shared.ports.store import MessageRecord, Store, UnitOfWork
 
 __all__ = ["Dispatcher"]
 
@@ -56,48 +57,74 @@ class Dispatcher:
                 change = decode_change(record.value)
             except (ValueError, KeyError, TypeError) as exc:
                 raise PoisonRecord(f"not a segment change: {exc}") from exc
+            if isinstance(change, ProfileMerged):
+                # The segmenter already moved the message history to the survivor.
+                log.info("profiles merged", absorbed=change.absorbed, survivor=change.survivor)
+                continue
             for campaign in campaigns_triggered_by(self.campaigns, change):
                 await self.send(campaign, change)
 
     async def send(self, campaign: Campaign, change: MembershipChange) -> str:
-        """Send ``campaign``'s message for ``change`` unless it exists; return its status."""
-        key = message_key(campaign.key, change.profile_id, change.occurrence_id)
+        """Send ``campaign``'s message for ``change`` unless it exists; return its status.
+
+        The message belongs to the buyer as they are now (following merges) and, for an
+        entry, to the buyer's current stay in the segment: two profiles merged into one
+        buyer share one stay, so a change announced for each sends one message. A buyer
+        who left the segment before the send gets nothing, and the row says why.
+        """
         async with self.store.unit_of_work() as uow:
-            existing = await uow.messages.get(key)
+            planned = await self._plan(uow, campaign, change)
+            existing = await uow.messages.get(planned.record.key)
             if existing is not None:
                 return existing.status
-            profile = await uow.profiles.get(change.profile_id)
-            status = "sending"
-            error: str | None = None
-            content = None
-            if profile is None or profile.email is None:
-                status, error = "no_address", "the buyer has no email address"
-            else:
-                try:
-                    content = render_email(
-                        self.templates[campaign.template], message_context(profile)
-                    )
-                except RenderError as exc:
-                    status, error = "render_failed", str(exc)
-            record = MessageRecord(
-                key=key,
-                campaign=campaign.key,
-                profile_id=change.profile_id,
-                channel=campaign.channel,
-                occurrence_id=change.occurrence_id,
-                status=status,
-                created_at=self.clock.now(),
-                error=error,
-            )
-            if not await uow.messages.begin(record):
+            if not await uow.messages.begin(planned.record):
                 return "duplicate"
-            if error is not None:
-                await uow.messages.finish(key, status, self.clock.now(), error=error)
+            if planned.record.error is not None:
+                record = planned.record
+                await uow.messages.finish(
+                    record.key, record.status, record.created_at, error=record.error
+                )
             await uow.commit()
-        if content is None or profile is None or profile.email is None:
-            return status
+        if planned.email is None:
+            return planned.record.status
+        return await self._deliver(campaign, planned.email)
 
-        message = EmailMessage(to=profile.email, content=content, idempotency_key=key)
+    async def _plan(self, uow: UnitOfWork, campaign: Campaign, change: MembershipChange) -> _Plan:
+        """Decide who the message is for, its key, and render it (or say why not)."""
+        profile = await uow.profiles.current(change.profile_id)
+        buyer = profile.id if profile is not None else change.profile_id
+        occurrence = change.occurrence_id
+        status, error = "sending", None
+        if profile is not None and change.kind == "entered":
+            entered_at = (await uow.memberships.of([buyer]))[buyer].get(change.segment)
+            if entered_at is None:
+                status, error = "left_segment", "the buyer left the segment before the send"
+            else:
+                occurrence = occurrence_id(change.segment, buyer, entered_at)
+        key = message_key(campaign.key, buyer, occurrence)
+        email: EmailMessage | None = None
+        if error is None and (profile is None or profile.email is None):
+            status, error = "no_address", "the buyer has no email address"
+        elif error is None and profile is not None and profile.email is not None:
+            try:
+                content = render_email(self.templates[campaign.template], message_context(profile))
+                email = EmailMessage(to=profile.email, content=content, idempotency_key=key)
+            except RenderError as exc:
+                status, error = "render_failed", str(exc)
+        record = MessageRecord(
+            key=key,
+            campaign=campaign.key,
+            profile_id=buyer,
+            channel=campaign.channel,
+            occurrence_id=occurrence,
+            status=status,
+            created_at=self.clock.now(),
+            error=error,
+        )
+        return _Plan(record, email)
+
+    async def _deliver(self, campaign: Campaign, message: EmailMessage) -> str:
+        """Call the provider (retrying what is worth retrying) and record the outcome."""
         outcome, provider_id, error = "sent", None, None
         try:
             async for attempt in AsyncRetrying(
@@ -113,8 +140,15 @@ class Dispatcher:
             outcome, error = "rejected", str(exc)
         except ProviderUnavailable as exc:
             outcome, error = "failed", str(exc)
+        key = message.idempotency_key
         async with self.store.unit_of_work() as uow:
             await uow.messages.finish(key, outcome, self.clock.now(), provider_id, error)
             await uow.commit()
-        log.info("message", campaign=campaign.key, key=key, status=outcome, email=profile.email)
+        log.info("message", campaign=campaign.key, key=key, status=outcome, email=message.to)
         return outcome
+
+
+@dataclass(frozen=True)
+class _Plan:
+    record: MessageRecord
+    email: EmailMessage | None

@@ -18,10 +18,22 @@ from prometheus_client import (
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from services.bootstrap import token_hmac_key
+from services.ingest.auth import EventsWriter, Guard, refuse_other_stores
 from services.ingest.problems import PROBLEM_KINDS, Problem, install_problem_handlers
-from shared.domain.events import EventBatch, IdentifyEvent, PurchaseEvent, event_adapter
-from shared.errors import BusUnavailable
+from services.ingest.rate_limit import RateLimiter
+from shared.domain.card_numbers import card_number_fields
+from shared.domain.events import (
+    EventBatch,
+    IdentifyEvent,
+    PurchaseEvent,
+    event_adapter,
+    validate_event,
+)
+from shared.domain.identifiers import keyed_token_hash
+from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
+from shared.ports.api_keys import ApiKey, ApiKeys
 from shared.ports.bus import Publisher
 from shared.settings import Settings
 
@@ -59,11 +71,18 @@ def _pointer(prefix: str, loc: tuple[int | str, ...]) -> str:
     parts = list(loc)
     if parts and parts[0] in _EVENT_TYPES:  # the discriminated union names the tag first
         parts = parts[1:]
-    return prefix + "".join(f"/{p}" for p in parts)
+    return prefix + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def validate_events(payload: Any) -> list[PurchaseEvent | IdentifyEvent]:
-    """The events of a request body, or a :class:`Problem` naming every bad one."""
+def validate_events(
+    payload: Any, *, default_region: str | None = None
+) -> list[PurchaseEvent | IdentifyEvent]:
+    """The events of a request body, or a :class:`Problem` naming every bad one.
+
+    Card numbers are looked for first, in the raw JSON of every event: a request
+    carrying one is refused as ``card-number`` before any other check could repeat
+    a value of it. ``default_region`` reads phones written without a country code.
+    """
     if isinstance(payload, dict) and "events" in payload:
         items, prefix = payload["events"], "/events/{}"
         if not isinstance(items, list) or set(payload) != {"events"}:
@@ -82,11 +101,12 @@ def validate_events(payload: Any) -> list[PurchaseEvent | IdentifyEvent]:
             )
     else:
         items, prefix = [payload], ""
+    _refuse_card_numbers(items, prefix)
     events: list[PurchaseEvent | IdentifyEvent] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
-            events.append(event_adapter.validate_python(item))
+            events.append(validate_event(item, default_region=default_region))
         except ValidationError as exc:
             for error in exc.errors(include_input=False, include_url=False):
                 loc = error["loc"]
@@ -107,7 +127,68 @@ def validate_events(payload: Any) -> list[PurchaseEvent | IdentifyEvent]:
     return events
 
 
-def create_app(settings: Settings, publisher: Publisher) -> FastAPI:
+def _add_readiness(app: FastAPI, publisher: Publisher, api_keys: ApiKeys) -> None:
+    @app.get(
+        "/readyz",
+        summary="Ready for events: the broker and the key database answer",
+        responses={503: {"description": "not ready: the broker or the key database is away"}},
+    )
+    async def readyz() -> dict[str, str]:
+        try:
+            await publisher.ping()
+        except BusUnavailable as exc:
+            log.warning("not ready", error=str(exc))
+            raise Problem(
+                "not-ready", "the event broker does not answer", headers={"Retry-After": "5"}
+            ) from None
+        try:
+            await api_keys.ping()
+        except StoreUnavailable as exc:
+            log.warning("not ready", error=str(exc))
+            raise Problem(
+                "not-ready", "the key database does not answer", headers={"Retry-After": "5"}
+            ) from None
+        return {"status": "ready"}
+
+
+def _refuse_card_numbers(items: list[Any], prefix: str) -> None:
+    """A ``card-number`` :class:`Problem` naming each field that holds one, never its digits."""
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        for found in card_number_fields(item):
+            entry: dict[str, Any] = {
+                "pointer": prefix.format(index) + found.pointer,
+                "detail": (
+                    "a key of this object looks like a card number"
+                    if found.in_key
+                    else "looks like a card number"
+                )
+                + "; card numbers are never accepted",
+            }
+            errors.append({"index": index, **entry} if prefix else entry)
+    if errors:
+        log.warning("card number refused", pointers=[e["pointer"] for e in errors])
+        bad = len({e.get("index", 0) for e in errors})
+        raise Problem(
+            "card-number",
+            f"{bad} of {len(items)} events carry what looks like a card number; none was accepted",
+            errors,
+        )
+
+
+def _hash_bank_card_token(
+    event: PurchaseEvent | IdentifyEvent, key: bytes
+) -> PurchaseEvent | IdentifyEvent:
+    """``event`` with its bank card token replaced by the keyed hash nudge keeps instead."""
+    token = event.customer.bank_card_token
+    if token is None:
+        return event
+    customer = event.customer.model_copy(update={"bank_card_token": keyed_token_hash(token, key)})
+    return event.model_copy(update={"customer": customer})
+
+
+def create_app(settings: Settings, publisher: Publisher, api_keys: ApiKeys) -> FastAPI:
+    """The ingest API on ``publisher``, admitting the keys in ``api_keys`` (not closed here)."""
     app = FastAPI(
         title="nudge",
         version="1",
@@ -116,7 +197,13 @@ def create_app(settings: Settings, publisher: Publisher) -> FastAPI:
     install_problem_handlers(app)
     metrics = IngestMetrics()
     topic = settings.topic("events")
+    token_key = token_hmac_key(settings)
     app.state.metrics = metrics
+    app.state.guard = Guard(
+        api_keys,
+        RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        on_refused=lambda kind: metrics.refused.labels(kind).inc(),
+    )
 
     @app.post(
         "/v1/events",
@@ -141,16 +228,21 @@ def create_app(settings: Settings, publisher: Publisher) -> FastAPI:
                 },
             }
         },
-        responses={202: {"description": "accepted: the broker acknowledged every event"}},
+        responses={
+            202: {"description": "accepted: the broker acknowledged every event"},
+            401: {"description": "no API key, or an unknown or revoked one"},
+            403: {"description": "the key lacks `events:write`, or an event is for another store"},
+            429: {"description": "the key's rate limit; see Retry-After"},
+        },
     )
-    async def post_events(request: Request) -> JSONResponse:
+    async def post_events(request: Request, key: EventsWriter) -> JSONResponse:
         try:
-            return await _accept(request)
+            return await _accept(request, key)
         except Problem as problem:
             metrics.refused.labels(problem.kind).inc()
             raise
 
-    async def _accept(request: Request) -> JSONResponse:
+    async def _accept(request: Request, key: ApiKey) -> JSONResponse:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json" and not media.endswith("+json"):
             raise Problem("unsupported-media-type", f"got {media or 'no content type'}")
@@ -164,7 +256,12 @@ def create_app(settings: Settings, publisher: Publisher) -> FastAPI:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise Problem("malformed-json", str(exc)) from None
-        events = validate_events(payload)
+        events = [
+            _hash_bank_card_token(event, token_key)
+            for event in validate_events(payload, default_region=settings.default_region)
+        ]
+        batch = isinstance(payload, dict) and "events" in payload
+        refuse_other_stores(key, [e.store_id for e in events], batch=batch)
         unique: dict[str, PurchaseEvent | IdentifyEvent] = {}
         for event in events:
             unique.setdefault(event.event_id, event)
@@ -197,6 +294,8 @@ def create_app(settings: Settings, publisher: Publisher) -> FastAPI:
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    _add_readiness(app, publisher, api_keys)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

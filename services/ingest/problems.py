@@ -27,6 +27,15 @@ PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
         "One or more events do not match the event contract; nothing of the request was "
         "accepted. Each entry of `errors` names the event's index and a JSON pointer.",
     ),
+    "card-number": (
+        422,
+        "Card number",
+        "An event carries what looks like a payment card number (a Luhn-valid run of 13 to "
+        "19 digits, with or without spaces or dashes), in a value or in a key; nudge never "
+        "accepts one, and nothing of the request was accepted. Each entry of `errors` names "
+        "the event's index and the JSON pointer of the field, never the digits. Send a bank "
+        "card token in `customer.bank_card_token` instead.",
+    ),
     "too-many-events": (422, "Too many events", "A batch holds at most 1000 events."),
     "unsupported-media-type": (
         415,
@@ -44,6 +53,36 @@ PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
     "not-found": (404, "Not found", "No such resource."),
     "method-not-allowed": (405, "Method not allowed", "This resource does not take that method."),
     "invalid-request": (422, "Invalid request", "The request does not match the API."),
+    "unauthorized": (
+        401,
+        "Unauthorized",
+        "Send a valid API key as `Authorization: Bearer <key>`; the key was missing, "
+        "unknown or revoked. `nudge keys create` makes one.",
+    ),
+    "forbidden": (
+        403,
+        "Forbidden",
+        "The API key does not have the scope this resource needs, or it is bound to stores "
+        "and an event names another store (or none); then `errors` names each such event, "
+        "and nothing of the request was accepted.",
+    ),
+    "rate-limited": (
+        429,
+        "Rate limited",
+        "The API key made more requests than its rate allows; retry after the number of "
+        "seconds in Retry-After.",
+    ),
+    "auth-unavailable": (
+        503,
+        "Authentication unavailable",
+        "The API key could not be checked because the database did not answer; retry after "
+        "the number of seconds in Retry-After.",
+    ),
+    "not-ready": (
+        503,
+        "Not ready",
+        "The event broker or the key database does not answer; requests would be refused.",
+    ),
 }
 
 

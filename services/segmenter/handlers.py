@@ -12,14 +12,14 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from shared.codec import encode_change
+from shared.codec import encode_change, encode_merge
 from shared.domain.events import IdentifyEvent, PurchaseEvent, parse_event
-from shared.domain.profile import Profile, apply_event
-from shared.domain.segments import MembershipChange, Segment, reevaluate
+from shared.domain.profile import Profile, ProfileMerged, absorb, apply_event
+from shared.domain.segments import MembershipChange, Segment, merge_stays, reevaluate
 from shared.errors import PoisonRecord
 from shared.ports.bus import Publisher, Record
 from shared.ports.clock import Clock
-from shared.ports.store import OutgoingRecord, Store, UnitOfWork
+from shared.ports.store import OutgoingRecord, Resolution, Store, UnitOfWork
 
 __all__ = ["Segmenter", "relay_outbox"]
 
@@ -46,14 +46,50 @@ class Segmenter:
             if not todo:
                 await uow.commit()
                 return
-            profiles = await uow.profiles.resolve([e.customer.identifiers() for e in todo], now)
+            resolution = await uow.profiles.resolve([e.customer.identifiers() for e in todo], now)
             changed: dict[str, set[str]] = {}
-            for event, profile in zip(todo, profiles, strict=True):
+            for event, profile in zip(todo, resolution.profiles, strict=True):
                 changed.setdefault(profile.id, set()).update(apply_event(profile, event))
-            touched = {p.id: p for p in profiles}
-            await self._settle(uow, touched, now, {k: frozenset(v) for k, v in changed.items()})
-            await uow.profiles.save(touched.values(), now)
+            touched = {p.id: p for p in resolution.profiles}
+            tombstones = await self._merge(uow, resolution, touched, now)
+            fields = {pid: frozenset(changed.get(pid, ())) for pid in touched}
+            await self._settle(uow, touched, now, fields)
+            await uow.profiles.save([*touched.values(), *tombstones], now)
             await uow.commit()
+
+    async def _merge(
+        self, uow: UnitOfWork, resolution: Resolution, touched: dict[str, Profile], now: datetime
+    ) -> list[Profile]:
+        """Fold every profile found to be another buyer's into its survivor, in order.
+
+        The survivor keeps its own segment stays and joins the absorbed profile's other
+        stays as they were (no new entry, so no second message to the same person);
+        the merge is announced on the changes topic as ``profile_merged``.
+        """
+        tombstones: list[Profile] = []
+        for absorbed_id, survivor_id in resolution.merges:
+            absorbed = resolution.loaded[absorbed_id]
+            survivor = resolution.loaded[survivor_id]
+            stays = await uow.memberships.of([absorbed_id, survivor_id])
+            joined = merge_stays(stays[survivor_id], stays[absorbed_id])
+            absorb(survivor, absorbed)
+            await uow.profiles.merge(absorbed_id, survivor_id)
+            await uow.memberships.apply(
+                [
+                    MembershipChange("entered", segment, survivor_id, entered_at, "")
+                    for segment, entered_at in joined.items()
+                    if segment not in stays[survivor_id]
+                ]
+            )
+            merge = ProfileMerged(absorbed_id, survivor_id, now)
+            await uow.outbox.add(
+                [OutgoingRecord(self.changes_topic, absorbed_id.encode(), encode_merge(merge))],
+                now,
+            )
+            touched.pop(absorbed_id, None)
+            touched[survivor_id] = survivor
+            tombstones.append(absorbed)
+        return tombstones
 
     async def fire_timers(self, limit: int = 1000) -> int:
         """Re-evaluate the buyers whose timer is due; return how many there were."""

@@ -3,7 +3,10 @@
 Ingest validates incoming JSON against these models and publishes the validated
 event, as JSON, to the events topic; the segmenter parses the same models back.
 Money is always :class:`~decimal.Decimal` with at most two decimals, and every
-timestamp carries its UTC offset.
+timestamp carries its UTC offset. A customer's identifiers are normalised as they
+are validated (:mod:`shared.domain.identifiers`): phones in E.164, emails
+lower-cased; a phone written without its country code is read in the default
+region given to :func:`parse_event` (ingest passes ``NUDGE_DEFAULT_REGION``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+
+from shared.domain.identifiers import normalise_identifier
 
 __all__ = [
     "IDENTIFIER_STRENGTH",
@@ -34,6 +41,7 @@ __all__ = [
     "PurchaseEvent",
     "event_adapter",
     "parse_event",
+    "validate_event",
 ]
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
@@ -52,6 +60,9 @@ IDENTIFIER_STRENGTH: tuple[str, ...] = (
 )
 """Identifier kinds, strongest first: the strongest one present keys the buyer's events."""
 
+_REGION_CONTEXT_KEY = "default_region"
+"""The validation context key naming the region of phones written without a country code."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -66,6 +77,16 @@ class Customer(_Strict):
     email: Text | None = None
     bank_card_token: Text | None = None
     app_install_id: Text | None = None
+
+    @field_validator(*IDENTIFIER_STRENGTH)
+    @classmethod
+    def _normalised(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or info.field_name is None:
+            return value
+        context = info.context if isinstance(info.context, dict) else {}
+        return normalise_identifier(
+            info.field_name, value, default_region=context.get(_REGION_CONTEXT_KEY)
+        )
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Customer:
@@ -139,8 +160,25 @@ class EventBatch(_Strict):
 event_adapter: TypeAdapter[PurchaseEvent | IdentifyEvent] = TypeAdapter(Event)
 
 
-def parse_event(raw: bytes | str | dict[str, Any]) -> PurchaseEvent | IdentifyEvent:
-    """Parse one event from JSON (as published on the bus) or from a dict."""
+def parse_event(
+    raw: bytes | str | dict[str, Any], *, default_region: str | None = None
+) -> PurchaseEvent | IdentifyEvent:
+    """Parse one event from JSON (as published on the bus) or from a dict.
+
+    A phone without its country code is read as a number of ``default_region``
+    (ISO 3166-1 alpha-2); with none, every phone must carry its country code, as
+    the published events do.
+    """
     if isinstance(raw, dict):
-        return event_adapter.validate_python(raw)
-    return event_adapter.validate_json(raw)
+        return validate_event(raw, default_region=default_region)
+    return event_adapter.validate_json(raw, context={_REGION_CONTEXT_KEY: default_region})
+
+
+def validate_event(
+    document: Any, *, default_region: str | None = None
+) -> PurchaseEvent | IdentifyEvent:
+    """Validate one event decoded from JSON, whatever it holds (as ingest reads a request).
+
+    ``default_region`` as for :func:`parse_event`.
+    """
+    return event_adapter.validate_python(document, context={_REGION_CONTEXT_KEY: default_region})

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from shared.domain.events import IdentifyEvent, PurchaseEvent
 
-__all__ = ["Profile", "apply_event"]
+__all__ = ["Profile", "ProfileMerged", "absorb", "apply_event"]
 
 CENT = Decimal("0.01")
 
@@ -33,6 +33,8 @@ class Profile:
     """The next moment any of the buyer's memberships can flip with no event."""
     evaluated_at: datetime | None = None
     """When the buyer's segments were last evaluated; ``None`` for a buyer never evaluated."""
+    merged_into: str | None = None
+    """Set once this profile turned out to be another buyer's: the survivor's id."""
 
     @property
     def avg_check(self) -> Decimal | None:
@@ -40,6 +42,15 @@ class Profile:
         if self.orders_count == 0:
             return None
         return (self.revenue_total / self.orders_count).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class ProfileMerged:
+    """Two profiles turned out to be one buyer: ``absorbed`` lives on as ``survivor``."""
+
+    absorbed: str
+    survivor: str
+    at: datetime
 
 
 def apply_event(profile: Profile, event: PurchaseEvent | IdentifyEvent) -> frozenset[str]:
@@ -74,3 +85,29 @@ def _apply_purchase(profile: Profile, event: PurchaseEvent) -> set[str]:
         profile.last_order_at = at
         changed.add("last_order_at")
     return changed
+
+
+def absorb(survivor: Profile, other: Profile) -> None:
+    """Fold ``other`` into ``survivor``: the same buyer, known twice until now.
+
+    Orders and revenue add up, first and last order widen, contacts the survivor
+    lacks are taken from ``other``; the survivor's segments are evaluated afresh.
+    ``other`` is left as a tombstone pointing at the survivor.
+    """
+    survivor.orders_count += other.orders_count
+    survivor.revenue_total += other.revenue_total
+    survivor.first_order_at = _earliest(survivor.first_order_at, other.first_order_at)
+    survivor.last_order_at = _latest(survivor.last_order_at, other.last_order_at)
+    survivor.email = survivor.email or other.email
+    survivor.phone = survivor.phone or other.phone
+    survivor.evaluated_at = None  # evaluate every segment again
+    other.merged_into = survivor.id
+    other.next_timer_at = None
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(x for x in (a, b) if x is not None) if a or b else None
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(x for x in (a, b) if x is not None) if a or b else None

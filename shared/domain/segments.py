@@ -22,6 +22,7 @@ __all__ = [
     "Evaluation",
     "MembershipChange",
     "Segment",
+    "merge_stays",
     "occurrence_id",
     "reevaluate",
 ]
@@ -120,6 +121,19 @@ def reevaluate(
     flips = [s.rule.next_change(profile, now) for s in segments]
     next_timer = min((f for f in flips if f is not None), default=None)
     return Evaluation(tuple(changes), current, next_timer)
+
+
+def merge_stays(
+    survivor: Mapping[str, datetime], other: Mapping[str, datetime]
+) -> dict[str, datetime]:
+    """The memberships of two profiles found to be one buyer.
+
+    The survivor's stays are kept as they are (a message already sent for one of them
+    stays the message for that stay); a segment only ``other`` was in joins with
+    ``other``'s entry time, so the merged buyer does not enter it anew and is not
+    messaged a second time for it.
+    """
+    return {**other, **survivor}
 
 
 BUILTIN_SEGMENTS: tuple[Segment, ...] = (

@@ -40,6 +40,11 @@ class Publisher(Protocol):
         """
         ...
 
+    async def ping(self) -> None:
+        """Return once the bus answers; raise :class:`~shared.errors.BusUnavailable` if it
+        does not within the publish timeout. Publishes nothing (``/readyz`` asks it)."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "OutboxRecord",
     "OutgoingRecord",
     "Profiles",
+    "Resolution",
     "Store",
     "Timers",
     "UnitOfWork",
@@ -49,6 +50,21 @@ class OutgoingRecord:
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """Who a batch of identifier sets names.
+
+    ``profiles[i]`` is the profile that identifier set ``i`` named when its event came
+    (locked for update); ``merges`` lists ``(absorbed, survivor)`` ids, in the order
+    they were found, where one identifier set named two profiles: the survivor is the
+    profile of the set's strongest identifier. ``loaded`` holds every profile involved.
+    """
+
+    profiles: list[Profile]
+    merges: list[tuple[str, str]]
+    loaded: dict[str, Profile]
+
+
+@dataclass(frozen=True)
 class MessageRecord:
     key: str
     campaign: str
@@ -70,9 +86,18 @@ class Inbox(Protocol):
 class Profiles(Protocol):
     async def resolve(
         self, identifier_sets: Sequence[Mapping[str, str]], at: datetime
-    ) -> list[Profile]:
+    ) -> Resolution:
         """The profile each set of identifiers names (strongest identifier first), created
         where none does, locked for update. Sets naming one buyer get the same object."""
+        ...
+
+    async def merge(self, absorbed: str, survivor: str) -> None:
+        """Move ``absorbed``'s identifiers and message history to ``survivor`` and drop its
+        memberships; the caller folds the profiles (``absorb``) and saves both."""
+        ...
+
+    async def current(self, profile_id: str) -> Profile | None:
+        """The profile as it is now: following merges to the survivor."""
         ...
 
     async def get(self, profile_id: str) -> Profile | None: ...

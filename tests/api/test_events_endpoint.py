@@ -1,34 +1,20 @@
-"""POST /v1/events: what a shop's backend sees for good and bad input (in-process bus)."""
+"""POST /v1/events: what a shop's backend sees for good and bad input (in-process bus).
+
+``client`` (tests/api/conftest.py) sends a valid ``events:write`` key.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from services.ingest.app import create_app
 from shared.adapters.bus.memory import MemoryBus
-from shared.settings import Settings
 from tests.conftest import T0
 from tests.e2e.stacks import purchase
 
 TOPIC = "nudge.events"
-
-
-@pytest.fixture
-def bus() -> MemoryBus:
-    return MemoryBus()
-
-
-@pytest.fixture
-async def client(bus: MemoryBus) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(), bus.publisher())
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ingest"
-    ) as client:
-        yield client
 
 
 def order(n: int, **changes: Any) -> dict[str, Any]:

@@ -8,8 +8,10 @@ import pytest
 
 from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.bus.memory import MemoryBus
+from shared.errors import BusUnavailable
 from shared.ports.bus import Bus, Consumer, Record
 from tests.support import infra
+from tests.support.ports import free_port
 from tests.support.waiting import eventually
 
 
@@ -99,6 +101,16 @@ class BusContract:
         await consumer.close()
         await publisher.close()
 
+    async def test_a_publisher_pings_the_bus_without_publishing(self, bus: Bus, topic: str) -> None:
+        publisher = bus.publisher()
+        await publisher.ping()
+        await publisher.ping()
+        await publisher.publish(topic, [(b"k", b"after the pings")])
+        consumer = await bus.consumer(infra.unique("g"), [topic])
+        assert values(await take(consumer, 1)) == [b"after the pings"]
+        await consumer.close()
+        await publisher.close()
+
 
 class TestMemoryBus(BusContract):
     @pytest.fixture
@@ -127,3 +139,13 @@ class TestKafkaBus(BusContract):
         bus = KafkaBus(kafka_bootstrap, publish_timeout=10)
         yield bus
         await bus.close()
+
+
+async def test_a_kafka_publisher_ping_says_when_no_broker_answers() -> None:
+    """No broker needed: nothing listens on the port."""
+    bus = KafkaBus(f"127.0.0.1:{free_port()}", publish_timeout=1.0)
+    publisher = bus.publisher()
+    with pytest.raises(BusUnavailable):
+        await publisher.ping()
+    await publisher.close()
+    await bus.close()

@@ -53,20 +53,28 @@ class StoreContract:
             await uow.profiles.resolve([{"id": "c1"}], T0)
         async with store.unit_of_work() as uow:
             assert await uow.inbox.claim(["e-1"], T0) == {"e-1"}
-            (profile,) = await uow.profiles.resolve([{"id": "c1"}], T0)
+            (profile,) = (await uow.profiles.resolve([{"id": "c1"}], T0)).profiles
             assert profile.orders_count == 0
 
     async def test_a_profile_is_found_again_by_any_of_its_identifiers(
         self, store: SqlStore
     ) -> None:
         async with store.unit_of_work() as uow:
-            (first,) = await uow.profiles.resolve([{"id": "c1", "email": "anna@shop.ru"}], T0)
+            (first,) = (
+                await uow.profiles.resolve([{"id": "c1", "email": "anna@shop.ru"}], T0)
+            ).profiles
             await uow.commit()
         async with store.unit_of_work() as uow:
-            by_email, by_id_and_phone, other = await uow.profiles.resolve(
-                [{"email": "anna@shop.ru"}, {"id": "c1", "phone": "+79161234567"}, {"id": "c2"}],
-                T0,
-            )
+            by_email, by_id_and_phone, other = (
+                await uow.profiles.resolve(
+                    [
+                        {"email": "anna@shop.ru"},
+                        {"id": "c1", "phone": "+79161234567"},
+                        {"id": "c2"},
+                    ],
+                    T0,
+                )
+            ).profiles
             await uow.commit()
         assert by_email.id == first.id
         assert by_id_and_phone.id == first.id
@@ -80,14 +88,16 @@ class StoreContract:
 
     async def test_one_batch_resolves_one_buyer_to_one_profile(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            a, b, c = await uow.profiles.resolve(
-                [
-                    {"bank_card_token": "tok-1"},
-                    {"id": "c9", "bank_card_token": "tok-1"},
-                    {"id": "c9"},
-                ],
-                T0,
-            )
+            a, b, c = (
+                await uow.profiles.resolve(
+                    [
+                        {"bank_card_token": "tok-1"},
+                        {"id": "c9", "bank_card_token": "tok-1"},
+                        {"id": "c9"},
+                    ],
+                    T0,
+                )
+            ).profiles
             await uow.commit()
         assert a is b
         assert b is c
@@ -96,9 +106,48 @@ class StoreContract:
         assert found is not None
         assert found.id == a.id
 
+    async def test_one_set_naming_two_buyers_merges_them_into_the_strongest(
+        self, store: SqlStore
+    ) -> None:
+        async with store.unit_of_work() as uow:
+            known, anonymous = (
+                await uow.profiles.resolve([{"loyalty_card": "L-1"}, {"bank_card_token": "t"}], T0)
+            ).profiles
+            await uow.messages.begin(
+                MessageRecord("m-1", "c", anonymous.id, "email", "o", "sent", T0)
+            )
+            await uow.memberships.apply(
+                [MembershipChange("entered", "no-order-30d", anonymous.id, T0, "o")]
+            )
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            resolution = await uow.profiles.resolve(
+                [{"loyalty_card": "L-1", "bank_card_token": "t"}, {"bank_card_token": "t"}], T0
+            )
+            assert resolution.merges == [(anonymous.id, known.id)]
+            assert [p.id for p in resolution.profiles] == [known.id, known.id]
+            assert set(resolution.loaded) == {known.id, anonymous.id}
+            await uow.profiles.merge(anonymous.id, known.id)
+            tombstone = resolution.loaded[anonymous.id]
+            tombstone.merged_into = known.id
+            await uow.profiles.save([tombstone], T0)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            by_token = await uow.profiles.find("bank_card_token", "t")
+            current = await uow.profiles.current(anonymous.id)
+            message = await uow.messages.get("m-1")
+            stays = await uow.memberships.of([anonymous.id])
+        assert by_token is not None
+        assert by_token.id == known.id
+        assert current is not None
+        assert current.id == known.id
+        assert message is not None
+        assert message.profile_id == known.id
+        assert stays == {anonymous.id: {}}
+
     async def test_money_and_moments_come_back_exactly(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            (profile,) = await uow.profiles.resolve([{"id": "c1"}], T0)
+            (profile,) = (await uow.profiles.resolve([{"id": "c1"}], T0)).profiles
             profile.orders_count = 3
             profile.revenue_total = Decimal("12345.67")
             profile.first_order_at = T0 - timedelta(days=40, microseconds=5)
@@ -115,7 +164,7 @@ class StoreContract:
 
     async def test_memberships_enter_and_exit(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            (profile,) = await uow.profiles.resolve([{"id": "c1"}], T0)
+            (profile,) = (await uow.profiles.resolve([{"id": "c1"}], T0)).profiles
             await uow.memberships.apply(
                 [
                     MembershipChange("entered", "no-order-30d", profile.id, T0, "o1"),
@@ -142,7 +191,9 @@ class StoreContract:
         timers = [T0 + timedelta(days=2), T0 + timedelta(days=1), T0 + timedelta(days=30), None]
         async with store.unit_of_work() as uow:
             ids = []
-            profiles = await uow.profiles.resolve([{"id": f"c{i}"} for i in range(4)], T0)
+            profiles = (
+                await uow.profiles.resolve([{"id": f"c{i}"} for i in range(4)], T0)
+            ).profiles
             for profile, due in zip(profiles, timers, strict=True):
                 profile.next_timer_at = due
                 ids.append(profile.id)
@@ -212,7 +263,9 @@ class TestPostgresStore(StoreContract):
 
     async def test_replicas_firing_timers_never_take_the_same_buyer(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
-            profiles = await uow.profiles.resolve([{"id": f"c{i}"} for i in range(6)], T0)
+            profiles = (
+                await uow.profiles.resolve([{"id": f"c{i}"} for i in range(6)], T0)
+            ).profiles
             for profile in profiles:
                 profile.next_timer_at = T0
             await uow.profiles.save(profiles, T0)

@@ -83,10 +83,13 @@ async def running_stack(
 ) -> AsyncIterator[RunningStack]:
     runtime = await bootstrap(settings, clock=clock, email=email, migrate=False)
     publisher = runtime.bus.publisher()
+    _key, secret = await runtime.api_keys.create("e2e shop backend", ["events:write"])
     try:
         async with (
-            serving(create_app(settings, publisher)) as base_url,
-            httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+            serving(create_app(settings, publisher, runtime.api_keys)) as base_url,
+            httpx.AsyncClient(
+                base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {secret}"}
+            ) as http,
         ):
             stack = RunningStack(runtime, http)
             await stack.start_services()

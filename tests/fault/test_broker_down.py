@@ -1,5 +1,6 @@
-"""The broker goes away: ingest says so precisely (503, Retry-After) and never hangs;
-once the broker is back, events flow again through the same running services."""
+"""The broker goes away: ingest says so precisely (503, Retry-After) and never hangs, and
+/readyz says it is not ready; once the broker is back, events flow again through the same
+running services."""
 
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ async def test_ingest_answers_503_while_the_broker_is_down_and_recovers_after(
         problem = response.json()
         assert problem["type"] == "/problems/broker-unavailable"
         assert problem["status"] == 503
+        ready = await stack.http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["type"] == "/problems/not-ready"
     finally:
         await kafka("start")
 
@@ -72,4 +76,5 @@ async def test_ingest_answers_503_while_the_broker_is_down_and_recovers_after(
         return response if response.status_code == 202 else None
 
     await eventually(accepted, timeout=60, interval=1, what="ingest to accept again")
+    assert (await stack.http.get("/readyz")).status_code == 200
     await stack.wait_for_profile("id", "c-after", orders_count=1)

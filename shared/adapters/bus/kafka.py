@@ -138,6 +138,19 @@ class KafkaPublisher:
         except KafkaError as exc:
             raise BusUnavailable(f"publish failed: {exc}") from exc
 
+    async def ping(self) -> None:
+        """A metadata request to the cluster, on the producer's own connections."""
+        try:
+            async with asyncio.timeout(self._bus.publish_timeout):
+                producer = await self._started()
+                await producer.client.fetch_all_metadata()
+        except TimeoutError as exc:
+            raise BusUnavailable(
+                f"broker did not answer within {self._bus.publish_timeout}s"
+            ) from exc
+        except KafkaError as exc:
+            raise BusUnavailable(f"broker unreachable: {exc}") from exc
+
     async def close(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None

@@ -121,6 +121,9 @@ class MemoryPublisher:
             self._bus._append(topic, key, value, tuple(headers))
         self._bus._notify()
 
+    async def ping(self) -> None:
+        return None  # the bus is this process: it answers while the process does
+
     async def close(self) -> None:
         return None
 

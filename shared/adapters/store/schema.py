@@ -100,6 +100,7 @@ profiles = Table(
     Column("last_order_at", UTCDateTime),
     Column("next_timer_at", UTCDateTime),
     Column("evaluated_at", UTCDateTime),
+    Column("merged_into", String(36), index=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     # The timer loop reads only what is due: its cost follows the due buyers, not the base.
@@ -162,3 +163,18 @@ messages = Table(
     Column("error", Text),
     Index(None, "campaign", "status"),
 )
+
+# Scoped API keys (shared/adapters/store/api_keys.py). Only a SHA-256 of the whole key is
+# kept; ``scopes`` and ``stores`` are JSON arrays of strings (``stores`` empty: any store).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("stores", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+__all__ += ["api_keys"]

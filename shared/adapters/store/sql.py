@@ -25,7 +25,7 @@ from shared.adapters.store import schema as t
 from shared.domain.profile import Profile
 from shared.domain.segments import MembershipChange
 from shared.errors import StoreUnavailable
-from shared.ports.store import MessageRecord, OutboxRecord, OutgoingRecord
+from shared.ports.store import MessageRecord, OutboxRecord, OutgoingRecord, Resolution
 
 __all__ = ["SqlStore", "SqlUnitOfWork"]
 
@@ -110,6 +110,7 @@ def _profile(row: Any) -> Profile:
         last_order_at=row.last_order_at,
         next_timer_at=row.next_timer_at,
         evaluated_at=row.evaluated_at,
+        merged_into=row.merged_into,
     )
 
 
@@ -119,17 +120,30 @@ Pair = tuple[str, str]
 class SqlProfiles(_Repository):
     async def resolve(
         self, identifier_sets: Sequence[Mapping[str, str]], at: datetime
-    ) -> list[Profile]:
+    ) -> Resolution:
         owners = await self._owners({pair for ids in identifier_sets for pair in ids.items()})
+        merged_into: dict[str, str] = {}
+
+        def current(profile_id: str) -> str:
+            while profile_id in merged_into:
+                profile_id = merged_into[profile_id]
+            return profile_id
+
         assigned: list[str] = []
         created: list[str] = []
         links: dict[Pair, str] = {}
+        merges: list[tuple[str, str]] = []
         for ids in identifier_sets:
             pairs = list(ids.items())  # strongest first
-            profile_id = next((owners[p] for p in pairs if p in owners), None)
-            if profile_id is None:
+            named = list(dict.fromkeys(current(owners[p]) for p in pairs if p in owners))
+            if named:
+                profile_id = named[0]
+            else:
                 profile_id = str(uuid.uuid4())
                 created.append(profile_id)
+            for other in named[1:]:
+                merged_into[other] = profile_id
+                merges.append((other, profile_id))
             for pair in pairs:
                 if pair not in owners:
                     owners[pair] = links[pair] = profile_id
@@ -145,8 +159,24 @@ class SqlProfiles(_Repository):
                 [{"kind": k, "value": v, "profile_id": p} for (k, v), p in links.items()],
             )
             assigned = await self._follow_winners(links, set(created), assigned)
-        found = await self.get_many(set(assigned), lock=True)
-        return [found[p] for p in assigned]
+        involved = set(assigned) | {p for pair in merges for p in pair}
+        loaded = await self.get_many(involved, lock=True)
+        return Resolution([loaded[p] for p in assigned], merges, loaded)
+
+    async def merge(self, absorbed: str, survivor: str) -> None:
+        for table in (t.identifiers, t.messages):
+            await self.conn.execute(
+                update(table).where(table.c.profile_id == absorbed).values(profile_id=survivor)
+            )
+        await self.conn.execute(delete(t.memberships).where(t.memberships.c.profile_id == absorbed))
+
+    async def current(self, profile_id: str) -> Profile | None:
+        profile = await self.get(profile_id)
+        for _ in range(32):  # a chain of merges is short; a cycle would be a bug
+            if profile is None or profile.merged_into is None:
+                return profile
+            profile = await self.get(profile.merged_into)
+        raise RuntimeError(f"merge chain from {profile_id} does not end")
 
     async def _follow_winners(
         self, links: Mapping[Pair, str], created: set[str], assigned: list[str]
@@ -222,6 +252,7 @@ class SqlProfiles(_Repository):
                     "last_order_at": p.last_order_at,
                     "next_timer_at": p.next_timer_at,
                     "evaluated_at": p.evaluated_at,
+                    "merged_into": p.merged_into,
                     "updated_at": at,
                 }
                 for p in profiles

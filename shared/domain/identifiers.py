@@ -1,0 +1,86 @@
+"""One buyer, one spelling: normalising the identifiers shops send.
+
+The same buyer reaches nudge from a web shop (``+7 (916) 123-45-67``), a till
+(``8 916 123 45 67``) and a newsletter form (``Anna@Shop.ru``); identity
+resolution only works when each identifier has one canonical spelling:
+
+- phones become E.164 (``+79161234567``), read with the shop's default region
+  when written without a country code;
+- emails are checked for syntax (no DNS lookup) and lower-cased;
+- every other identifier (id, loyalty card, app install id, bank card token) is
+  trimmed.
+
+Bank card tokens are also replaced by a keyed hash (:func:`keyed_token_hash`)
+before they leave ingest; the key is the caller's, never read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+__all__ = [
+    "KEYED_HASH_PREFIX",
+    "is_known_region",
+    "keyed_token_hash",
+    "normalise_email",
+    "normalise_identifier",
+    "normalise_phone",
+]
+
+KEYED_HASH_PREFIX = "hmac:"
+"""What a keyed hash of a bank card token starts with: ``hmac:<64 hex digits>``."""
+
+
+def is_known_region(region: str) -> bool:
+    """Whether ``region`` (ISO 3166-1 alpha-2, upper case) has a phone numbering plan."""
+    return region in phonenumbers.SUPPORTED_REGIONS
+
+
+def normalise_phone(raw: str, *, default_region: str | None = None) -> str:
+    """``raw`` in E.164, or :class:`ValueError` when it is not a valid phone number.
+
+    A number written without ``+`` and a country code is read as a number of
+    ``default_region``; with no default region it must carry its country code.
+    The error never repeats the number.
+    """
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            raise ValueError("not a phone number: missing or unknown country code") from None
+        raise ValueError("not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    """``raw`` checked for syntax (not deliverability) and lower-cased, or :class:`ValueError`."""
+    try:
+        checked = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return checked.normalized.lower()
+
+
+def normalise_identifier(kind: str, raw: str, *, default_region: str | None = None) -> str:
+    """The canonical spelling of an identifier of ``kind`` (a :class:`Customer` field)."""
+    if kind == "phone":
+        return normalise_phone(raw, default_region=default_region)
+    if kind == "email":
+        return normalise_email(raw)
+    return raw.strip()
+
+
+def keyed_token_hash(token: str, key: bytes) -> str:
+    """HMAC-SHA256 of a bank card token under ``key``: ``hmac:<hex>``, the same for the same token.
+
+    The raw token never needs to be kept: the hash identifies the buyer just as well,
+    and cannot be reversed or recomputed without the key.
+    """
+    digest = hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+    return f"{KEYED_HASH_PREFIX}{digest}"

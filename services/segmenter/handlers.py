@@ -13,7 +13,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from shared.codec import encode_change, encode_merge
-from shared.domain.events import IdentifyEvent, PurchaseEvent, parse_event
+from shared.domain.events import IdentifyEvent, PurchaseEvent, read_published_event
 from shared.domain.profile import Profile, ProfileMerged, absorb, apply_event
 from shared.domain.segments import MembershipChange, Segment, merge_stays, reevaluate
 from shared.errors import PoisonRecord
@@ -144,7 +144,7 @@ class Segmenter:
 
 def _parse(record: Record) -> PurchaseEvent | IdentifyEvent:
     try:
-        return parse_event(record.value)
+        return read_published_event(record.value)
     except ValidationError as exc:
         raise PoisonRecord(f"not a valid event: {exc.error_count()} errors") from exc
 

@@ -41,6 +41,7 @@ __all__ = [
     "PurchaseEvent",
     "event_adapter",
     "parse_event",
+    "read_published_event",
     "validate_event",
 ]
 
@@ -64,6 +65,10 @@ _REGION_CONTEXT_KEY = "default_region"
 """The validation context key naming the region of phones written without a country code."""
 
 
+_PUBLISHED_CONTEXT_KEY = "published"
+"""Set when reading an event back from the bus: its identifiers are normalised already."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -84,6 +89,8 @@ class Customer(_Strict):
         if value is None or info.field_name is None:
             return value
         context = info.context if isinstance(info.context, dict) else {}
+        if context.get(_PUBLISHED_CONTEXT_KEY):
+            return value  # ingest normalised it before publishing
         return normalise_identifier(
             info.field_name, value, default_region=context.get(_REGION_CONTEXT_KEY)
         )
@@ -172,6 +179,12 @@ def parse_event(
     if isinstance(raw, dict):
         return validate_event(raw, default_region=default_region)
     return event_adapter.validate_json(raw, context={_REGION_CONTEXT_KEY: default_region})
+
+
+def read_published_event(raw: bytes) -> PurchaseEvent | IdentifyEvent:
+    """An event as ingest published it: validated again, its identifiers taken as they are
+    (ingest normalised them; normalising again costs the segmenter a fifth of its time)."""
+    return event_adapter.validate_json(raw, context={_PUBLISHED_CONTEXT_KEY: True})
 
 
 def validate_event(

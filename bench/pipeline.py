@@ -36,25 +36,23 @@ from shared.synthetic import synthetic_events
 BATCH = 500
 
 
-async def _create_database(name: str) -> str:
+async def _admin(statement: str) -> None:
     admin = await asyncpg.connect(
         DATABASE_URL.replace("+asyncpg", "").rsplit("/", 1)[0] + "/postgres"
     )
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(statement)
     finally:
         await admin.close()
+
+
+async def _create_database(name: str) -> str:
+    await _admin(f'CREATE DATABASE "{name}"')
     return DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
 async def _drop_database(name: str) -> None:
-    admin = await asyncpg.connect(
-        DATABASE_URL.replace("+asyncpg", "").rsplit("/", 1)[0] + "/postgres"
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _events(count: int) -> list[dict[str, object]]:

@@ -16,13 +16,12 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
 from shared.adapters.store.engine import create_engine
-from shared.errors import StoreUnavailable
+from shared.adapters.store.errors import database_errors
 from shared.ports.api_keys import SCOPES, ApiKey, Scope
 from shared.ports.clock import Clock
 
@@ -76,15 +75,9 @@ class SqlApiKeys:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        with database_errors():
             async with self.engine.connect() as conn:
                 yield conn
-        except (OperationalError, InterfaceError, OSError) as exc:
-            raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("database connection lost") from exc
-            raise
 
     async def create(
         self, name: str, scopes: Collection[Scope], stores: Collection[str] = ()

@@ -18,13 +18,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.store import schema as t
+from shared.adapters.store.errors import database_errors
 from shared.domain.profile import Profile
 from shared.domain.segments import MembershipChange
-from shared.errors import StoreUnavailable
 from shared.ports.store import MessageRecord, OutboxRecord, OutgoingRecord, Resolution
 
 __all__ = ["SqlStore", "SqlUnitOfWork"]
@@ -54,7 +53,7 @@ class SqlStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[SqlUnitOfWork]:
-        try:
+        with database_errors():
             async with self.engine.connect() as conn:
                 tx = await conn.begin()
                 uow = SqlUnitOfWork(conn, self.dialect)
@@ -63,12 +62,6 @@ class SqlStore:
                 finally:
                     if tx.is_active:
                         await tx.rollback()
-        except (OperationalError, InterfaceError, OSError) as exc:
-            raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("database connection lost") from exc
-            raise
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -1,18 +1,45 @@
-"""``python -m bench`` (``make bench``): every benchmark, printing figures and ratios."""
+"""``python -m bench [NAME ...]`` (``make bench``): the benchmarks, printing figures and ratios.
+
+With no name, every benchmark runs (pipeline, then ingest); ``python -m bench ingest``
+runs one. Each needs the real Kafka and PostgreSQL (``make bench`` starts them).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from bench import pipeline
+from bench import ingest, pipeline
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
+    "pipeline": lambda args: pipeline.main(args.events),
+    "ingest": lambda args: ingest.main(args.events, args.connections),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)",
+    )
     parser.add_argument("--events", type=int, default=20_000, help="purchase events to push")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=8,
+        help="ingest: concurrent HTTP connections of the load generator",
+    )
     args = parser.parse_args()
-    asyncio.run(pipeline.main(args.events))
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; one of {', '.join(BENCHMARKS)}")
+    for name in args.names or list(BENCHMARKS):
+        asyncio.run(BENCHMARKS[name](args))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SystemClock
@@ -33,16 +35,21 @@ from shared.settings import Settings
 __all__ = [
     "HASH_KEY_FILE",
     "TOPICS",
+    "UNSUBSCRIBE_KEY_FILE",
     "Runtime",
     "bootstrap",
     "build_bus",
     "build_email",
+    "kept_key",
     "token_hmac_key",
+    "unsubscribe_key",
 ]
 
 TOPICS = ("events", "events.dlq", "segment-changes", "segment-changes.dlq")
 HASH_KEY_FILE = "token_hmac.key"
 """Where, under ``data_dir``, the generated bank card token key is kept."""
+UNSUBSCRIBE_KEY_FILE = "unsubscribe.key"
+"""Where, under ``data_dir``, the generated unsubscribe link key is kept."""
 
 log = get_logger(__name__)
 
@@ -120,25 +127,50 @@ async def bootstrap(
 
 
 def token_hmac_key(settings: Settings) -> bytes:
-    """The key ingest hashes bank card tokens with: ``NUDGE_TOKEN_HMAC_KEY``, else a kept one.
+    """The key ingest hashes bank card tokens with: ``NUDGE_TOKEN_HMAC_KEY``, else a kept one
+    (``<data_dir>/token_hmac.key``; see :func:`kept_key`). Every ingest process of one
+    deployment needs the same key, and it must never change."""
+    return kept_key(
+        settings,
+        settings.token_hmac_key,
+        HASH_KEY_FILE,
+        "NUDGE_TOKEN_HMAC_KEY is not set: bank card tokens are hashed with the key kept "
+        "under the data dir; give every ingest process the same key",
+    )
+
+
+def unsubscribe_key(settings: Settings) -> bytes:
+    """The key unsubscribe links are signed with: ``NUDGE_UNSUBSCRIBE_KEY``, else a kept one
+    (``<data_dir>/unsubscribe.key``; see :func:`kept_key`). The dispatcher signs with it
+    and ingest checks, so both need the same key."""
+    return kept_key(
+        settings,
+        settings.unsubscribe_key,
+        UNSUBSCRIBE_KEY_FILE,
+        "NUDGE_UNSUBSCRIBE_KEY is not set: unsubscribe links are signed with the key kept "
+        "under the data dir; give the dispatcher and every ingest process the same key",
+    )
+
+
+def kept_key(
+    settings: Settings, configured: SecretStr | None, file_name: str, unset_warning: str
+) -> bytes:
+    """A secret key: ``configured`` when the setting is there, else one kept under the data dir.
 
     Without the setting, a random key is generated once and kept in
-    ``<data_dir>/token_hmac.key`` (mode 0600), so a restart hashes every token as
+    ``<data_dir>/<file_name>`` (mode 0600), so a restart uses the same key as
     before. Processes that start together agree on it: the file is linked into
-    place whole, and whoever comes second reads the first one's key. Every ingest
-    process of one deployment needs the same key; in production, set the variable.
+    place whole, and whoever comes second reads the first one's key. On Kafka
+    (processes that may run on several machines) ``unset_warning`` is logged: in
+    production, set the variable.
     """
-    if settings.token_hmac_key is not None:
-        return settings.token_hmac_key.get_secret_value().encode()
-    path = settings.data_dir / HASH_KEY_FILE
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    path = settings.data_dir / file_name
     if not path.exists():
         _write_new_key(path)
     if settings.bus == "kafka":
-        log.warning(
-            "NUDGE_TOKEN_HMAC_KEY is not set: bank card tokens are hashed with the key kept "
-            "under the data dir; give every ingest process the same key",
-            path=str(path),
-        )
+        log.warning(unset_warning, path=str(path))
     key = path.read_text(encoding="ascii").strip()
     if len(key) < 32:
         raise RuntimeError(f"{path} holds no usable key: remove it to have a new one generated")
@@ -147,7 +179,7 @@ def token_hmac_key(settings: Settings) -> bytes:
 
 def _write_new_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".token_hmac.")  # 0600
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.")  # 0600
     try:
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
             file.write(secrets.token_hex(32) + "\n")

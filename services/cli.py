@@ -157,7 +157,7 @@ async def _serve_all(settings: Settings) -> None:
     publisher = runtime.bus.publisher()
     server = _Server(
         uvicorn.Config(
-            create_app(settings, publisher, runtime.api_keys),
+            create_app(settings, publisher, runtime.api_keys, clock=runtime.clock),
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",

@@ -28,7 +28,9 @@ class Pipeline:
         self.segmenter = SegmenterService(runtime)
         self.dispatcher = DispatcherService(runtime)
         self._publisher = runtime.bus.publisher()
-        self.app = create_app(runtime.settings, self._publisher, runtime.api_keys)
+        self.app = create_app(
+            runtime.settings, self._publisher, runtime.api_keys, clock=runtime.clock
+        )
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://nudge.embedded"
         )

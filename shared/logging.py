@@ -84,3 +84,8 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+if not structlog.is_configured():
+    # Masking holds from the first log line, before (or without) a CLI configuring logs.
+    configure_logging()

@@ -48,6 +48,23 @@ class Settings(BaseSettings):
         "key generated once under data_dir (token_hmac.key)",
     )
 
+    unsubscribe_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="key of the HMAC-SHA256 that signs unsubscribe links; default: a random key "
+        "generated once under data_dir (unsubscribe.key)",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="where buyers reach the HTTP API: the base of unsubscribe links",
+    )
+    webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="delivery webhook provider name to the secret its requests are signed with "
+        '(JSON: {"provider": "secret"})',
+    )
+
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     rate_limit_per_second: float = Field(

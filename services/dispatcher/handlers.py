@@ -30,6 +30,7 @@ from shared.domain.campaigns import (
 from shared.domain.profile import ProfileMerged
 from shared.domain.rendering import EmailTemplate, RenderError, render_email
 from shared.domain.segments import MembershipChange, occurrence_id
+from shared.domain.unsubscribe import sign
 from shared.errors import PoisonRecord, ProviderRejected, ProviderUnavailable
 from shared.logging import get_logger
 from shared.ports.bus import Record
@@ -49,6 +50,10 @@ class Dispatcher:
     email: EmailProvider
     campaigns: Sequence[Campaign]
     templates: Mapping[str, EmailTemplate]
+    unsubscribe_key: bytes
+    """Signs each message's unsubscribe link; ingest checks it with the same key."""
+    public_url: str
+    """Where buyers reach ingest: the base of unsubscribe links."""
     send_attempts: int = 3
 
     async def handle_changes(self, records: Sequence[Record]) -> None:
@@ -103,12 +108,21 @@ class Dispatcher:
                 occurrence = occurrence_id(change.segment, buyer, entered_at)
         key = message_key(campaign.key, buyer, occurrence)
         email: EmailMessage | None = None
+        barred = profile.barred_from(campaign.channel) if profile is not None else None
         if error is None and (profile is None or profile.email is None):
             status, error = "no_address", "the buyer has no email address"
+        elif error is None and barred is not None:
+            status, error = barred, f"the buyer's {campaign.channel} is {barred}"
         elif error is None and profile is not None and profile.email is not None:
+            link = self.unsubscribe_url(buyer, campaign)
             try:
-                content = render_email(self.templates[campaign.template], message_context(profile))
-                email = EmailMessage(to=profile.email, content=content, idempotency_key=key)
+                content = render_email(
+                    self.templates[campaign.template],
+                    message_context(profile, unsubscribe_url=link),
+                )
+                email = EmailMessage(
+                    to=profile.email, content=content, idempotency_key=key, unsubscribe_url=link
+                )
             except RenderError as exc:
                 status, error = "render_failed", str(exc)
         record = MessageRecord(
@@ -122,6 +136,11 @@ class Dispatcher:
             error=error,
         )
         return _Plan(record, email)
+
+    def unsubscribe_url(self, buyer: str, campaign: Campaign) -> str:
+        """The link that unsubscribes ``buyer`` from ``campaign``'s channel in one click."""
+        token = sign(buyer, campaign.channel, campaign.key, self.unsubscribe_key)
+        return f"{self.public_url.rstrip('/')}/v1/unsubscribe/{token}"
 
     async def _deliver(self, campaign: Campaign, message: EmailMessage) -> str:
         """Call the provider (retrying what is worth retrying) and record the outcome."""

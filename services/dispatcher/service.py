@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.bootstrap import Runtime
+from services.bootstrap import Runtime, unsubscribe_key
 from services.dispatcher.handlers import Dispatcher
 from shared.consuming import ConsumerLoop
 from shared.ports.bus import Publisher
@@ -19,6 +19,8 @@ class DispatcherService:
             email=runtime.email,
             campaigns=runtime.campaigns,
             templates=runtime.templates,
+            unsubscribe_key=unsubscribe_key(runtime.settings),
+            public_url=runtime.settings.public_url,
         )
         self._publisher: Publisher | None = None
         self._loop: ConsumerLoop | None = None

@@ -1,32 +1,47 @@
-"""The ingest HTTP API: events in, validated, published to the bus, 202 once acknowledged."""
+"""The ingest HTTP API: events in, validated, published to the bus, 202 once acknowledged.
+
+Besides ``POST /v1/events`` (a shop's backend, with an API key), the app serves the
+providers' signed delivery webhooks (:mod:`services.ingest.webhooks`) and the
+buyers' unsubscribe links (:mod:`services.ingest.unsubscribe`); all three publish
+through :mod:`services.ingest.intake`.
+"""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from services.bootstrap import token_hmac_key
+from services.bootstrap import token_hmac_key, unsubscribe_key
 from services.ingest.auth import EventsWriter, Guard, refuse_other_stores
-from services.ingest.problems import PROBLEM_KINDS, Problem, install_problem_handlers
+from services.ingest.intake import (
+    MAX_BODY_BYTES,
+    EventPublisher,
+    IngestMetrics,
+    parse_json,
+    read_body,
+    refuse_card_numbers,
+    require_json,
+)
+from services.ingest.problems import (
+    PROBLEM_KINDS,
+    Problem,
+    install_problem_handlers,
+    json_pointer,
+)
 from services.ingest.rate_limit import RateLimiter
-from shared.domain.card_numbers import card_number_fields
+from services.ingest.unsubscribe import unsubscribe_router
+from services.ingest.webhooks import webhook_router
+from shared.adapters.clock import SystemClock
 from shared.domain.events import (
+    EVENT_TYPES,
+    AnyEvent,
     EventBatch,
-    IdentifyEvent,
-    PurchaseEvent,
     event_adapter,
     validate_event,
 )
@@ -35,48 +50,25 @@ from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
 from shared.ports.api_keys import ApiKey, ApiKeys
 from shared.ports.bus import Publisher
+from shared.ports.clock import Clock
 from shared.settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "MAX_EVENTS", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_EVENTS", "create_app", "validate_events"]
 
 MAX_EVENTS = 1000
-MAX_BODY_BYTES = 4 * 1024 * 1024
-_EVENT_TYPES = frozenset({"purchase", "identify"})
+_EVENT_TYPES = frozenset(EVENT_TYPES)
 
 log = get_logger(__name__)
-
-
-class IngestMetrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.accepted = Counter(
-            "nudge_events_accepted",
-            "Events accepted and acknowledged by the broker",
-            registry=self.registry,
-        )
-        self.refused = Counter(
-            "nudge_events_refused",
-            "Requests refused, by problem kind",
-            ["reason"],
-            registry=self.registry,
-        )
-        self.produce_seconds = Histogram(
-            "nudge_produce_seconds",
-            "Time for the broker to acknowledge one request's events",
-            registry=self.registry,
-        )
 
 
 def _pointer(prefix: str, loc: tuple[int | str, ...]) -> str:
     parts = list(loc)
     if parts and parts[0] in _EVENT_TYPES:  # the discriminated union names the tag first
         parts = parts[1:]
-    return prefix + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return prefix + json_pointer(parts)
 
 
-def validate_events(
-    payload: Any, *, default_region: str | None = None
-) -> list[PurchaseEvent | IdentifyEvent]:
+def validate_events(payload: Any, *, default_region: str | None = None) -> list[AnyEvent]:
     """The events of a request body, or a :class:`Problem` naming every bad one.
 
     Card numbers are looked for first, in the raw JSON of every event: a request
@@ -101,8 +93,8 @@ def validate_events(
             )
     else:
         items, prefix = [payload], ""
-    _refuse_card_numbers(items, prefix)
-    events: list[PurchaseEvent | IdentifyEvent] = []
+    refuse_card_numbers(items, prefix)
+    events: list[AnyEvent] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
@@ -151,34 +143,7 @@ def _add_readiness(app: FastAPI, publisher: Publisher, api_keys: ApiKeys) -> Non
         return {"status": "ready"}
 
 
-def _refuse_card_numbers(items: list[Any], prefix: str) -> None:
-    """A ``card-number`` :class:`Problem` naming each field that holds one, never its digits."""
-    errors: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        for found in card_number_fields(item):
-            entry: dict[str, Any] = {
-                "pointer": prefix.format(index) + found.pointer,
-                "detail": (
-                    "a key of this object looks like a card number"
-                    if found.in_key
-                    else "looks like a card number"
-                )
-                + "; card numbers are never accepted",
-            }
-            errors.append({"index": index, **entry} if prefix else entry)
-    if errors:
-        log.warning("card number refused", pointers=[e["pointer"] for e in errors])
-        bad = len({e.get("index", 0) for e in errors})
-        raise Problem(
-            "card-number",
-            f"{bad} of {len(items)} events carry what looks like a card number; none was accepted",
-            errors,
-        )
-
-
-def _hash_bank_card_token(
-    event: PurchaseEvent | IdentifyEvent, key: bytes
-) -> PurchaseEvent | IdentifyEvent:
+def _hash_bank_card_token(event: AnyEvent, key: bytes) -> AnyEvent:
     """``event`` with its bank card token replaced by the keyed hash nudge keeps instead."""
     token = event.customer.bank_card_token
     if token is None:
@@ -187,8 +152,14 @@ def _hash_bank_card_token(
     return event.model_copy(update={"customer": customer})
 
 
-def create_app(settings: Settings, publisher: Publisher, api_keys: ApiKeys) -> FastAPI:
-    """The ingest API on ``publisher``, admitting the keys in ``api_keys`` (not closed here)."""
+def create_app(
+    settings: Settings, publisher: Publisher, api_keys: ApiKeys, *, clock: Clock | None = None
+) -> FastAPI:
+    """The ingest API on ``publisher``, admitting the keys in ``api_keys`` (not closed here).
+
+    ``clock`` (the system's by default) dates unsubscribe events and bounds the replay
+    window of signed webhooks.
+    """
     app = FastAPI(
         title="nudge",
         version="1",
@@ -196,8 +167,9 @@ def create_app(settings: Settings, publisher: Publisher, api_keys: ApiKeys) -> F
     )
     install_problem_handlers(app)
     metrics = IngestMetrics()
-    topic = settings.topic("events")
+    events_out = EventPublisher(publisher, settings.topic("events"), metrics)
     token_key = token_hmac_key(settings)
+    clock = clock or SystemClock()
     app.state.metrics = metrics
     app.state.guard = Guard(
         api_keys,
@@ -243,46 +215,19 @@ def create_app(settings: Settings, publisher: Publisher, api_keys: ApiKeys) -> F
             raise
 
     async def _accept(request: Request, key: ApiKey) -> JSONResponse:
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json" and not media.endswith("+json"):
-            raise Problem("unsupported-media-type", f"got {media or 'no content type'}")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise Problem("body-too-large", f"at most {MAX_BODY_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise Problem("body-too-large", f"at most {MAX_BODY_BYTES} bytes")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise Problem("malformed-json", str(exc)) from None
+        require_json(request)
+        payload = parse_json(await read_body(request))
         events = [
             _hash_bank_card_token(event, token_key)
             for event in validate_events(payload, default_region=settings.default_region)
         ]
         batch = isinstance(payload, dict) and "events" in payload
         refuse_other_stores(key, [e.store_id for e in events], batch=batch)
-        unique: dict[str, PurchaseEvent | IdentifyEvent] = {}
-        for event in events:
-            unique.setdefault(event.event_id, event)
-        records = [
-            (e.key.encode(), e.model_dump_json(exclude_none=True).encode()) for e in unique.values()
-        ]
-        started = time.perf_counter()
-        try:
-            await publisher.publish(topic, records)
-        except BusUnavailable as exc:
-            log.warning("broker unavailable", error=str(exc), events=len(records))
-            raise Problem(
-                "broker-unavailable",
-                "the event broker did not acknowledge in time",
-                headers={"Retry-After": "5"},
-            ) from None
-        metrics.produce_seconds.observe(time.perf_counter() - started)
-        metrics.accepted.inc(len(records))
-        return JSONResponse(
-            {"accepted": len(records), "duplicates": len(events) - len(records)}, status_code=202
-        )
+        accepted, duplicates = await events_out.publish(events)
+        return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
+
+    app.include_router(webhook_router(settings, clock, events_out))
+    app.include_router(unsubscribe_router(unsubscribe_key(settings), clock, events_out))
 
     @app.get("/problems/{kind}", include_in_schema=False)
     async def describe_problem(kind: str) -> HTMLResponse:
@@ -301,4 +246,35 @@ def create_app(settings: Settings, publisher: Publisher, api_keys: ApiKeys) -> F
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    _publish_body_models(app)
     return app
+
+
+def _publish_body_models(app: FastAPI) -> None:
+    """Request bodies given as raw JSON Schema (``openapi_extra``: the routes read their
+    bodies themselves) refer to their models as ``#/components/schemas/<model>`` but
+    carry them under ``$defs``: the published document moves them there."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for node in list(_objects(document)):
+                for name, definition in node.pop("$defs", {}).items():
+                    schemas.setdefault(name, definition)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in ``node``, itself included."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value)

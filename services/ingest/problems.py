@@ -8,6 +8,7 @@ event, with its index and a JSON pointer into the request body.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-__all__ = ["PROBLEM_KINDS", "Problem", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_KINDS",
+    "Problem",
+    "install_problem_handlers",
+    "json_pointer",
+    "problem_response",
+]
 
 PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
     "malformed-json": (400, "Malformed JSON", "The request body is not valid JSON."),
@@ -83,7 +90,32 @@ PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
         "Not ready",
         "The event broker or the key database does not answer; requests would be refused.",
     ),
+    "bad-signature": (
+        401,
+        "Bad signature",
+        "A delivery webhook must carry `X-Nudge-Timestamp` (Unix seconds, within 5 minutes "
+        "of nudge's clock) and `X-Nudge-Signature: v1=<hex HMAC-SHA256 of "
+        '"<timestamp>.<raw body>" under the provider\'s secret>`; they were missing, '
+        "malformed, too old or too far ahead, or did not match.",
+    ),
+    "bad-token": (
+        400,
+        "Bad unsubscribe link",
+        "The unsubscribe link is not one nudge made: it was cut short, altered, or signed "
+        "with another key. Use the link from the email as it came.",
+    ),
 }
+
+
+def json_pointer(loc: Sequence[int | str]) -> str:
+    """The RFC 6901 pointer of a pydantic error location, inside the body that was sent.
+
+    A bad object key (pydantic's ``[key]`` marker) points at its member, the place in
+    the request that holds it.
+    """
+    return "".join(
+        "/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc if part != "[key]"
+    )
 
 
 @dataclass
@@ -124,6 +156,7 @@ def install_problem_handlers(app: Any) -> None:
     async def on_http(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code)
+        headers = dict(exc.headers or {})  # a 405 carries Allow (RFC 9110 section 15.5.6)
         if kind is None:
             return Response(
                 orjson.dumps(
@@ -131,8 +164,9 @@ def install_problem_handlers(app: Any) -> None:
                 ),
                 status_code=exc.status_code,
                 media_type="application/problem+json",
+                headers=headers,
             )
-        return problem_response(Problem(kind, str(exc.detail)))
+        return problem_response(Problem(kind, str(exc.detail), headers=headers))
 
     async def on_validation(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

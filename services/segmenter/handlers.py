@@ -13,7 +13,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from shared.codec import encode_change, encode_merge
-from shared.domain.events import IdentifyEvent, PurchaseEvent, read_published_event
+from shared.domain.events import AnyEvent, read_published_event
 from shared.domain.profile import Profile, ProfileMerged, absorb, apply_event
 from shared.domain.segments import MembershipChange, Segment, merge_stays, reevaluate
 from shared.errors import PoisonRecord
@@ -142,7 +142,7 @@ class Segmenter:
         return any(not s.rule.reads.isdisjoint(fields) for s in self.segments)
 
 
-def _parse(record: Record) -> PurchaseEvent | IdentifyEvent:
+def _parse(record: Record) -> AnyEvent:
     try:
         return read_published_event(record.value)
     except ValidationError as exc:

@@ -62,8 +62,19 @@ class SegmenterService:
         assert self._publisher is not None
         publisher, settings, clock = self._publisher, self.runtime.settings, self.runtime.clock
 
+        checked = clock.now()
+
         async def timers() -> bool:
+            nonlocal checked
+            checked = clock.now()
             return await self.segmenter.fire_timers(self.timer_batch) >= self.timer_batch
+
+        async def until_next_tick() -> None:
+            # Count the interval from when the last round looked, not from now: time that
+            # passed while it ran (a simulated clock moved, a slow database) is not waited
+            # for again, so a timer that fell due meanwhile is not left for a whole interval.
+            elapsed = (clock.now() - checked).total_seconds()
+            await clock.sleep(settings.timer_interval - elapsed)
 
         async def relay() -> bool:
             return await relay_outbox(self.runtime.store, publisher, clock) > 0
@@ -71,9 +82,7 @@ class SegmenterService:
         try:
             await asyncio.gather(
                 self._loop.run(),
-                repeat(
-                    "timers", timers, lambda: clock.sleep(settings.timer_interval), self.stopping
-                ),
+                repeat("timers", timers, until_next_tick, self.stopping),
                 repeat(
                     "outbox", relay, lambda: asyncio.sleep(settings.relay_interval), self.stopping
                 ),

@@ -56,9 +56,10 @@ def message_key(campaign: str, profile_id: str, occurrence_id: str) -> str:
     return f"{campaign}-{digest[:32]}"
 
 
-def message_context(profile: Profile) -> Mapping[str, Any]:
-    """What a template sees of the buyer."""
+def message_context(profile: Profile, *, unsubscribe_url: str) -> Mapping[str, Any]:
+    """What a template sees: the buyer, and the link that unsubscribes them in one click."""
     return {
+        "unsubscribe_url": unsubscribe_url,
         "customer": {
             "orders_count": profile.orders_count,
             "revenue_total": profile.revenue_total,
@@ -76,11 +77,14 @@ BUILTIN_TEMPLATES: dict[str, EmailTemplate] = {
             "<p>Hello!</p><p>It has been a while since your last order"
             "{% if customer.last_order_at %} on {{ customer.last_order_at.strftime('%d %B') }}"
             "{% endif %}. Here is 10% off your next one with the code <b>COMEBACK10</b>.</p>"
+            '<p style="font-size: small"><a href="{{ unsubscribe_url }}">Unsubscribe</a> '
+            "from these emails.</p>"
         ),
         text=(
             "Hello!\n\nIt has been a while since your last order"
             "{% if customer.last_order_at %} on {{ customer.last_order_at.strftime('%d %B') }}"
             "{% endif %}. Here is 10% off your next one with the code COMEBACK10.\n"
+            "\nUnsubscribe from these emails: {{ unsubscribe_url }}\n"
         ),
     ),
 }

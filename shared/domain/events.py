@@ -7,21 +7,34 @@ timestamp carries its UTC offset. A customer's identifiers are normalised as the
 are validated (:mod:`shared.domain.identifiers`): phones in E.164, emails
 lower-cased; a phone written without its country code is read in the default
 region given to :func:`parse_event` (ingest passes ``NUDGE_DEFAULT_REGION``).
+
+The types (``type``, the discriminator): ``purchase`` and ``refund`` (money in and
+back out), ``identify`` (who the buyer is: identifiers, traits, consents),
+``track`` (a named custom event with scalar properties: cart updated, product
+viewed), the ``message_*`` family (``delivered``, ``opened``, ``clicked``,
+``bounced``, ``complained``: what became of a message nudge sent, as the
+provider's delivery webhook reports it) and ``unsubscribed`` (the buyer withdrew
+consent for a channel, e.g. through the one-click link of an email). An event's
+top-level ``channel`` is the sales channel it came through (web, pos, app); the
+channel a message went out on is ``data.channel``.
 """
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -29,16 +42,37 @@ from pydantic import (
 from shared.domain.identifiers import normalise_identifier
 
 __all__ = [
+    "CHANNELS",
+    "EVENT_TYPES",
     "IDENTIFIER_STRENGTH",
+    "AnyEvent",
+    "BounceData",
+    "Channel",
+    "ClickData",
     "Customer",
     "Event",
     "EventBatch",
     "IdentifyData",
     "IdentifyEvent",
     "Item",
+    "MessageBouncedEvent",
+    "MessageClickedEvent",
+    "MessageComplainedEvent",
+    "MessageData",
+    "MessageDeliveredEvent",
+    "MessageEvent",
+    "MessageOpenedEvent",
     "Money",
     "PurchaseData",
     "PurchaseEvent",
+    "RefundData",
+    "RefundEvent",
+    "Scalar",
+    "Text",
+    "TrackData",
+    "TrackEvent",
+    "UnsubscribeData",
+    "UnsubscribedEvent",
     "event_adapter",
     "parse_event",
     "read_published_event",
@@ -48,10 +82,38 @@ __all__ = [
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 """An amount in the shop's currency: never negative, at most two decimals."""
 
+PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
+"""An amount that must be more than zero: a refund of nothing is no refund."""
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 EventId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def _scalar(value: Any) -> str | int | float | bool | None:
+    if isinstance(value, str) and len(value) > 1000:
+        raise ValueError("a text of at most 1000 characters")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a finite number")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError("expected a string, a number, true, false or null")
+
+
+Scalar = Annotated[
+    str | int | float | bool | None,
+    PlainValidator(_scalar),
+    WithJsonSchema({"type": ["string", "number", "boolean", "null"], "maxLength": 1000}),
+]
+"""A trait's or a property's value, as a segment rule can compare it: one error for
+anything else (a list, an object), not one per kind it is not."""
+
+Channel = Literal["email", "sms", "push"]
+CHANNELS: tuple[Channel, ...] = ("email", "sms", "push")
+"""The channels nudge reaches a buyer on."""
 
 IDENTIFIER_STRENGTH: tuple[str, ...] = (
+    "profile_id",
     "id",
     "loyalty_card",
     "phone",
@@ -59,7 +121,11 @@ IDENTIFIER_STRENGTH: tuple[str, ...] = (
     "app_install_id",
     "bank_card_token",
 )
-"""Identifier kinds, strongest first: the strongest one present keys the buyer's events."""
+"""Identifier kinds, strongest first: the strongest one present keys the buyer's events.
+
+``profile_id`` is nudge's own id of a buyer (a UUID, as carried by an unsubscribe
+link); every profile is known by it, and it follows merges like any identifier.
+"""
 
 _REGION_CONTEXT_KEY = "default_region"
 """The validation context key naming the region of phones written without a country code."""
@@ -76,6 +142,7 @@ class _Strict(BaseModel):
 class Customer(_Strict):
     """Who the event is about: at least one identifier."""
 
+    profile_id: Text | None = None
     id: Text | None = None
     loyalty_card: Text | None = None
     phone: Text | None = None
@@ -128,9 +195,51 @@ class PurchaseData(_Strict):
     items: list[Item] = Field(default_factory=list, max_length=500)
 
 
+class RefundData(_Strict):
+    """Money given back for an order: all of it (a whole refund) or part of it."""
+
+    order_id: Text
+    amount: PositiveMoney
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "RUB"
+    items: list[Item] = Field(default_factory=list, max_length=500)
+    """What came back, when the shop says; a refund without items is still a refund."""
+
+
 class IdentifyData(_Strict):
-    traits: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-    consents: dict[Literal["email", "sms", "push"], bool] = Field(default_factory=dict)
+    traits: dict[Name, Scalar] = Field(default_factory=dict, max_length=200)
+    """Traits to set on the buyer (``gender``, ``region``, ``has_kids``); ``null`` removes one."""
+    consents: dict[Channel, bool] = Field(default_factory=dict)
+    """Consent given (``true``) or withdrawn (``false``) per channel."""
+
+
+class TrackData(_Strict):
+    """A named custom event: ``cart_updated``, ``product_viewed``, ..."""
+
+    name: Name
+    properties: dict[Name, Scalar] = Field(default_factory=dict, max_length=100)
+
+
+class MessageData(_Strict):
+    """Which message a delivery report is about: its key and the channel it went out on."""
+
+    message_key: Text
+    channel: Channel
+
+
+class ClickData(MessageData):
+    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] | None = None
+    """The link the buyer followed, when the provider says."""
+
+
+class BounceData(MessageData):
+    bounce: Literal["hard", "soft"]
+    """``hard``: the address does not exist (never send there again); ``soft``: try later."""
+
+
+class UnsubscribeData(_Strict):
+    channel: Channel
+    campaign: Text | None = None
+    """The campaign whose message carried the unsubscribe link, when there was one."""
 
 
 class _EventBase(_Strict):
@@ -152,24 +261,85 @@ class PurchaseEvent(_EventBase):
     data: PurchaseData
 
 
+class RefundEvent(_EventBase):
+    type: Literal["refund"]
+    data: RefundData
+
+
 class IdentifyEvent(_EventBase):
     type: Literal["identify"]
     data: IdentifyData = Field(default_factory=IdentifyData)
 
 
-Event = Annotated[PurchaseEvent | IdentifyEvent, Field(discriminator="type")]
+class TrackEvent(_EventBase):
+    type: Literal["track"]
+    data: TrackData
+
+
+class MessageDeliveredEvent(_EventBase):
+    type: Literal["message_delivered"]
+    data: MessageData
+
+
+class MessageOpenedEvent(_EventBase):
+    type: Literal["message_opened"]
+    data: MessageData
+
+
+class MessageClickedEvent(_EventBase):
+    type: Literal["message_clicked"]
+    data: ClickData
+
+
+class MessageBouncedEvent(_EventBase):
+    type: Literal["message_bounced"]
+    data: BounceData
+
+
+class MessageComplainedEvent(_EventBase):
+    """The buyer marked the message as spam."""
+
+    type: Literal["message_complained"]
+    data: MessageData
+
+
+class UnsubscribedEvent(_EventBase):
+    type: Literal["unsubscribed"]
+    data: UnsubscribeData
+
+
+MessageEvent = (
+    MessageDeliveredEvent
+    | MessageOpenedEvent
+    | MessageClickedEvent
+    | MessageBouncedEvent
+    | MessageComplainedEvent
+)
+"""What became of a message nudge sent, as its provider reports it."""
+
+AnyEvent = (
+    PurchaseEvent | RefundEvent | IdentifyEvent | TrackEvent | MessageEvent | UnsubscribedEvent
+)
+"""Any event of the v1 contract, once validated."""
+
+EVENT_TYPES: tuple[str, ...] = tuple(
+    get_args(model.model_fields["type"].annotation)[0] for model in get_args(AnyEvent)
+)
+"""Every value ``type`` may take, in the order of the contract."""
+
+Event = Annotated[AnyEvent, Field(discriminator="type")]
 
 
 class EventBatch(_Strict):
     events: list[Event] = Field(min_length=1, max_length=1000)
 
 
-event_adapter: TypeAdapter[PurchaseEvent | IdentifyEvent] = TypeAdapter(Event)
+event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 
 
 def parse_event(
     raw: bytes | str | dict[str, Any], *, default_region: str | None = None
-) -> PurchaseEvent | IdentifyEvent:
+) -> AnyEvent:
     """Parse one event from JSON (as published on the bus) or from a dict.
 
     A phone without its country code is read as a number of ``default_region``
@@ -181,15 +351,13 @@ def parse_event(
     return event_adapter.validate_json(raw, context={_REGION_CONTEXT_KEY: default_region})
 
 
-def read_published_event(raw: bytes) -> PurchaseEvent | IdentifyEvent:
+def read_published_event(raw: bytes) -> AnyEvent:
     """An event as ingest published it: validated again, its identifiers taken as they are
     (ingest normalised them; normalising again costs the segmenter a fifth of its time)."""
     return event_adapter.validate_json(raw, context={_PUBLISHED_CONTEXT_KEY: True})
 
 
-def validate_event(
-    document: Any, *, default_region: str | None = None
-) -> PurchaseEvent | IdentifyEvent:
+def validate_event(document: Any, *, default_region: str | None = None) -> AnyEvent:
     """Validate one event decoded from JSON, whatever it holds (as ingest reads a request).
 
     ``default_region`` as for :func:`parse_event`.

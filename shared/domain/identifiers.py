@@ -7,6 +7,8 @@ resolution only works when each identifier has one canonical spelling:
 - phones become E.164 (``+79161234567``), read with the shop's default region
   when written without a country code;
 - emails are checked for syntax (no DNS lookup) and lower-cased;
+- a profile id (nudge's own id of a buyer) must be a UUID, written in its
+  canonical lower-case form;
 - every other identifier (id, loyalty card, app install id, bank card token) is
   trimmed.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -29,6 +32,7 @@ __all__ = [
     "normalise_email",
     "normalise_identifier",
     "normalise_phone",
+    "normalise_profile_id",
 ]
 
 KEYED_HASH_PREFIX = "hmac:"
@@ -73,7 +77,17 @@ def normalise_identifier(kind: str, raw: str, *, default_region: str | None = No
         return normalise_phone(raw, default_region=default_region)
     if kind == "email":
         return normalise_email(raw)
+    if kind == "profile_id":
+        return normalise_profile_id(raw)
     return raw.strip()
+
+
+def normalise_profile_id(raw: str) -> str:
+    """A profile id in its canonical form, or :class:`ValueError` when it is not a UUID."""
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except ValueError:
+        raise ValueError("not a profile id: expected a UUID") from None
 
 
 def keyed_token_hash(token: str, key: bytes) -> str:

@@ -14,5 +14,5 @@ class Clock(Protocol):
         ...
 
     async def sleep(self, seconds: float) -> None:
-        """Wait until ``seconds`` have passed on this clock."""
+        """Wait until ``seconds`` have passed on this clock; at once for zero or less."""
         ...

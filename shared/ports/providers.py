@@ -16,6 +16,8 @@ class EmailMessage:
     content: RenderedEmail
     idempotency_key: str
     """The message's unique key; becomes the Message-ID so a mail client can dedupe."""
+    unsubscribe_url: str | None = None
+    """The buyer's one-click unsubscribe link: the ``List-Unsubscribe`` header (RFC 8058)."""
 
 
 @dataclass(frozen=True)

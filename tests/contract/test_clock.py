@@ -29,6 +29,10 @@ class ClockContract:
         self.advance(clock, 0.01)
         assert clock.now() >= first
 
+    async def test_a_sleep_of_no_time_returns_at_once(self, clock: Clock) -> None:
+        await asyncio.wait_for(clock.sleep(0), timeout=1)
+        await asyncio.wait_for(clock.sleep(-5), timeout=1)
+
     async def test_sleep_returns_once_the_time_has_passed(self, clock: Clock) -> None:
         before = clock.now()
         sleeper = asyncio.create_task(clock.sleep(0.01))

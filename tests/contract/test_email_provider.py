@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.message
 import email.policy
@@ -46,6 +47,19 @@ class EmailProviderContract:
         assert html is not None
         assert text.get_content().strip() == "Come back"
         assert "<b>back</b>" in html.get_content()
+        assert mime["List-Unsubscribe"] is None  # no link given, no header
+
+    async def test_an_unsubscribe_link_becomes_the_rfc_8058_one_click_headers(
+        self, provider: EmailProvider
+    ) -> None:
+        link = "https://nudge.shop.example/v1/unsubscribe/" + "a" * 72 + "." + "b" * 43
+        await provider.send(dataclasses.replace(MESSAGE, unsubscribe_url=link))
+        (mime,) = self.delivered()
+        assert mime["List-Unsubscribe"] == f"<{link}>"
+        assert mime["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        # On the wire as written: a long URL folded or RFC 2047-encoded is no URL to a client.
+        raw = dict(mime.raw_items())
+        assert raw["List-Unsubscribe"] == f"<{link}>"
 
 
 class TestSmtpProvider(EmailProviderContract):

@@ -11,6 +11,7 @@ import pytest
 
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.sql import SqlStore
+from shared.domain.profile import Engagement, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import MessageRecord, OutgoingRecord
 from tests.conftest import T0
@@ -161,6 +162,68 @@ class StoreContract:
         assert again is not None
         assert again.last_order_at is not None
         assert again.last_order_at.tzinfo is not None
+
+    async def test_the_facts_of_every_event_type_come_back_exactly(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            (profile,) = (await uow.profiles.resolve([{"id": "c1"}], T0)).profiles
+            profile.refunds_count = 2
+            profile.refunds_total = Decimal("99.99")
+            profile.traits = {"gender": "female", "kids": 2, "has_pets": True, "check": 4999.5}
+            profile.consents = {"email": False, "sms": True}
+            profile.tracked = {"cart_updated": Tally(3, T0 - timedelta(hours=1, microseconds=7))}
+            profile.engagement = {
+                "email": Engagement(delivered=4, opens=3, clicks=1, bounces=1, last_open_at=T0),
+                "push": Engagement(opens=1, last_click_at=T0 - timedelta(days=1)),
+            }
+            profile.suppressions = {"sms": "complained"}
+            await uow.profiles.save([profile], T0)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            again = await uow.profiles.get(profile.id)
+        assert again == profile
+        assert again is not None
+        assert again.tracked["cart_updated"].last_at == profile.tracked["cart_updated"].last_at
+        assert type(again.traits["check"]) is float
+
+    async def test_a_new_profile_has_no_facts_yet(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            (profile,) = (await uow.profiles.resolve([{"id": "c1"}], T0)).profiles
+        assert (profile.traits, profile.consents, profile.tracked) == ({}, {}, {})
+        assert (profile.engagement, profile.suppressions) == ({}, {})
+        assert profile.refunds_total == Decimal("0.00")
+
+    async def test_every_profile_is_found_by_its_own_id_also_after_a_merge(
+        self, store: SqlStore
+    ) -> None:
+        async with store.unit_of_work() as uow:
+            known, anonymous = (
+                await uow.profiles.resolve([{"loyalty_card": "L-1"}, {"bank_card_token": "t"}], T0)
+            ).profiles
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            (by_own_id,) = (await uow.profiles.resolve([{"profile_id": known.id}], T0)).profiles
+            assert by_own_id.id == known.id
+            resolution = await uow.profiles.resolve(
+                [{"loyalty_card": "L-1", "bank_card_token": "t"}], T0
+            )
+            assert resolution.merges == [(anonymous.id, known.id)]
+            await uow.profiles.merge(anonymous.id, known.id)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            found = await uow.profiles.find("profile_id", anonymous.id)
+        assert found is not None
+        assert found.id == known.id
+
+    async def test_an_unknown_profile_id_starts_a_buyer_with_that_id(self, store: SqlStore) -> None:
+        gone = "0b3e2c1a-7f4d-4e5b-9a8c-1d2e3f4a5b6c"
+        async with store.unit_of_work() as uow:
+            (profile,) = (await uow.profiles.resolve([{"profile_id": gone}], T0)).profiles
+            await uow.commit()
+        assert profile.id == gone
+        async with store.unit_of_work() as uow:
+            found = await uow.profiles.find("profile_id", gone)
+        assert found is not None
+        assert found.id == gone
 
     async def test_memberships_enter_and_exit(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:

@@ -1,4 +1,5 @@
-"""The key bank card tokens are hashed with: the setting, else one generated once and kept."""
+"""The keys nudge keeps secret (bank card token hashes, unsubscribe links): the setting,
+else one generated once and kept under the data dir."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from services.bootstrap import HASH_KEY_FILE, token_hmac_key
+from services.bootstrap import (
+    HASH_KEY_FILE,
+    UNSUBSCRIBE_KEY_FILE,
+    token_hmac_key,
+    unsubscribe_key,
+)
 from shared.settings import Settings
 
 
@@ -54,3 +60,47 @@ def test_the_default_region_is_checked_and_upper_cased() -> None:
     assert Settings(default_region="gb").default_region == "GB"
     with pytest.raises(ValidationError, match="default_region"):
         Settings(default_region="XX")
+
+
+def test_unsubscribe_links_get_a_kept_key_of_their_own(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+
+    links = unsubscribe_key(settings)
+
+    assert links == unsubscribe_key(Settings(data_dir=tmp_path))
+    assert links != token_hmac_key(settings)
+    kept = tmp_path / UNSUBSCRIBE_KEY_FILE
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [HASH_KEY_FILE, UNSUBSCRIBE_KEY_FILE]
+    )
+
+
+def test_a_configured_unsubscribe_key_wins_and_must_be_long_enough(tmp_path: Path) -> None:
+    key = "u" * 32
+    assert unsubscribe_key(Settings(data_dir=tmp_path, unsubscribe_key=SecretStr(key))) == (
+        key.encode()
+    )
+    assert not (tmp_path / UNSUBSCRIBE_KEY_FILE).exists()
+    with pytest.raises(ValidationError, match="unsubscribe_key"):
+        Settings(unsubscribe_key=SecretStr("too short"))
+
+
+def test_webhook_secrets_come_from_one_json_variable_and_never_show(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NUDGE_WEBHOOK_SECRETS", '{"mailer": "whsec-0123456789", "sms-gate": "s2"}')
+
+    secrets = Settings().webhook_secrets
+
+    assert {p: s.get_secret_value() for p, s in secrets.items()} == {
+        "mailer": "whsec-0123456789",
+        "sms-gate": "s2",
+    }
+    assert "whsec" not in repr(secrets)
+
+
+@pytest.mark.parametrize("url", ["ftp://shop.example", "shop.example", "https://"])
+def test_the_public_url_is_an_http_address(url: str) -> None:
+    with pytest.raises(ValidationError, match="public_url"):
+        Settings(public_url=url)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from shared.domain.events import IdentifyEvent, PurchaseEvent, parse_event
+from shared.domain.events import AnyEvent, IdentifyEvent, PurchaseEvent, parse_event
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 """The moment most tests start from."""
@@ -62,3 +62,23 @@ def identify(
     event = parse_event(identify_payload(at, event_id=event_id, **customer))
     assert isinstance(event, IdentifyEvent)
     return event
+
+
+def event(
+    type_: str,
+    data: dict[str, Any] | None = None,
+    at: datetime = T0,
+    *,
+    event_id: str | None = None,
+    customer: dict[str, Any] | None = None,
+) -> AnyEvent:
+    """Any event of the contract, as a shop (or a provider's webhook) would post it."""
+    payload: dict[str, Any] = {
+        "event_id": event_id or f"evt-{type_}-{at.isoformat()}",
+        "type": type_,
+        "occurred_at": at.isoformat(),
+        "customer": customer if customer is not None else {"id": "c-1"},
+    }
+    if data is not None:
+        payload["data"] = data
+    return parse_event(payload)

@@ -22,6 +22,7 @@ from tests.unit.builders import T0, purchase
 
 OCCURRENCE = "0b5c6a53-6d5f-5c36-9a0c-3f7e0a6a1d10"
 WIN_BACK = BUILTIN_CAMPAIGNS[0]
+LINK = "https://shop.example/v1/unsubscribe/abc.def"
 
 
 def change(kind: str = "entered", segment: str = "no-order-30d") -> MembershipChange:
@@ -130,7 +131,9 @@ def test_win_back_email_names_the_day_of_the_last_order() -> None:
     profile = Profile(id="p-1")
     apply_event(profile, purchase("1499.90", T0))
 
-    email = render_email(BUILTIN_TEMPLATES[WIN_BACK.template], message_context(profile))
+    email = render_email(
+        BUILTIN_TEMPLATES[WIN_BACK.template], message_context(profile, unsubscribe_url=LINK)
+    )
 
     assert email.subject == "We miss you: 10% off your next order"
     assert "since your last order on 01 May." in email.text
@@ -138,8 +141,20 @@ def test_win_back_email_names_the_day_of_the_last_order() -> None:
     assert "COMEBACK10" in email.text
 
 
+def test_win_back_email_carries_the_unsubscribe_link_in_both_parts() -> None:
+    email = render_email(
+        BUILTIN_TEMPLATES[WIN_BACK.template],
+        message_context(Profile(id="p-1"), unsubscribe_url=LINK),
+    )
+    assert f'<a href="{LINK}">Unsubscribe</a>' in email.html
+    assert f"Unsubscribe from these emails: {LINK}" in email.text
+
+
 def test_win_back_email_renders_for_a_buyer_without_orders() -> None:
-    email = render_email(BUILTIN_TEMPLATES[WIN_BACK.template], message_context(Profile(id="p-1")))
+    email = render_email(
+        BUILTIN_TEMPLATES[WIN_BACK.template],
+        message_context(Profile(id="p-1"), unsubscribe_url=LINK),
+    )
     assert "since your last order. Here is 10% off" in email.text
 
 
@@ -148,7 +163,7 @@ def test_message_context_shows_the_buyer_stats() -> None:
     apply_event(profile, purchase("100.00", T0))
     apply_event(profile, purchase("201.00", T0 + timedelta(days=3), order_id="o-2"))
 
-    customer = message_context(profile)["customer"]
+    customer = message_context(profile, unsubscribe_url=LINK)["customer"]
 
     assert customer["orders_count"] == 2
     assert str(customer["revenue_total"]) == "301.00"

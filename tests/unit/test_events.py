@@ -12,16 +12,26 @@ import pytest
 from pydantic import ValidationError
 
 from shared.domain.events import (
+    EVENT_TYPES,
     IDENTIFIER_STRENGTH,
     Customer,
     EventBatch,
     IdentifyEvent,
+    MessageBouncedEvent,
+    MessageClickedEvent,
+    MessageComplainedEvent,
+    MessageDeliveredEvent,
+    MessageOpenedEvent,
     PurchaseEvent,
+    RefundEvent,
+    TrackEvent,
+    UnsubscribedEvent,
     parse_event,
 )
 from tests.unit.builders import T0, identify_payload, purchase_payload
 
 FULL_CUSTOMER = {
+    "profile_id": "0b3e2c1a-7f4d-4e5b-9a8c-1d2e3f4a5b6c",
     "id": "c-42",
     "loyalty_card": "LC-0042",
     "phone": "+79161234567",
@@ -124,7 +134,9 @@ def test_customer_without_any_identifier_is_refused(customer: dict[str, Any]) ->
 
 
 def test_the_refusal_names_every_identifier_a_customer_may_carry() -> None:
-    with pytest.raises(ValidationError, match="at least one identifier: id, loyalty_card, phone"):
+    with pytest.raises(
+        ValidationError, match="at least one identifier: profile_id, id, loyalty_card, phone"
+    ):
         Customer()
 
 
@@ -197,7 +209,7 @@ def test_total_that_is_not_a_finite_number_is_refused(total: str) -> None:
     assert loc == ("purchase", "data", "total")
 
 
-@pytest.mark.parametrize("event_type", ["refund", "PURCHASE", ""])
+@pytest.mark.parametrize("event_type", ["return", "PURCHASE", "message_sent", ""])
 def test_unknown_event_type_is_refused_by_the_discriminator(event_type: str) -> None:
     payload = purchase_payload()
     payload["type"] = event_type
@@ -266,8 +278,9 @@ def test_batch_holds_both_kinds_of_event() -> None:
 # --- keys ----------------------------------------------------------------------------
 
 
-def test_identifier_strength_is_id_card_phone_email_app_then_bank_token() -> None:
+def test_identifier_strength_is_profile_id_card_phone_email_app_then_bank_token() -> None:
     assert IDENTIFIER_STRENGTH == (
+        "profile_id",
         "id",
         "loyalty_card",
         "phone",
@@ -308,3 +321,101 @@ def test_payload_passed_in_is_not_changed_by_parsing() -> None:
 
     assert payload == before
     assert event.customer.email == "anna@shop.ru"
+
+
+# --- the other event types -----------------------------------------------------------
+
+MESSAGE = {"message_key": "win-back-30d-abc", "channel": "email"}
+
+
+def typed(type_: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    payload = purchase_payload()
+    payload["type"] = type_
+    if data is None:
+        del payload["data"]
+    else:
+        payload["data"] = data
+    return payload
+
+
+def test_the_contract_has_every_v1_event_type() -> None:
+    assert EVENT_TYPES == (
+        "purchase",
+        "refund",
+        "identify",
+        "track",
+        "message_delivered",
+        "message_opened",
+        "message_clicked",
+        "message_bounced",
+        "message_complained",
+        "unsubscribed",
+    )
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "model"),
+    [
+        ("refund", {"order_id": "o-1", "amount": "99.90"}, RefundEvent),
+        ("track", {"name": "cart_updated", "properties": {"items": 2, "gift": False}}, TrackEvent),
+        ("message_delivered", MESSAGE, MessageDeliveredEvent),
+        ("message_opened", MESSAGE, MessageOpenedEvent),
+        ("message_clicked", {**MESSAGE, "url": "https://shop.ru/x"}, MessageClickedEvent),
+        ("message_clicked", MESSAGE, MessageClickedEvent),
+        ("message_bounced", {**MESSAGE, "bounce": "soft"}, MessageBouncedEvent),
+        ("message_complained", MESSAGE, MessageComplainedEvent),
+        ("unsubscribed", {"channel": "sms", "campaign": "win-back-30d"}, UnsubscribedEvent),
+        ("unsubscribed", {"channel": "push"}, UnsubscribedEvent),
+    ],
+)
+def test_each_event_type_parses_into_its_model(
+    type_: str, data: dict[str, Any], model: type
+) -> None:
+    event = parse_event(typed(type_, data))
+    assert isinstance(event, model)
+    assert parse_event(event.model_dump_json(exclude_none=True)) == event
+
+
+def test_a_refund_amount_keeps_two_decimals_exactly() -> None:
+    event = parse_event(typed("refund", {"order_id": "o-1", "amount": "0.10"}))
+    assert isinstance(event, RefundEvent)
+    assert event.data.amount == Decimal("0.10")
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "expected"),
+    [
+        ("refund", {"order_id": "o-1", "amount": "0"}, ("refund", "data", "amount")),
+        ("refund", {"order_id": "o-1", "amount": "1.001"}, ("refund", "data", "amount")),
+        ("refund", {"amount": "1.00"}, ("refund", "data", "order_id")),
+        ("track", {"properties": {}}, ("track", "data", "name")),
+        ("track", {"name": "x", "properties": {"p": [1]}}, ("track", "data", "properties", "p")),
+        ("message_opened", {"message_key": "m"}, ("message_opened", "data", "channel")),
+        ("message_opened", {**MESSAGE, "url": "u"}, ("message_opened", "data", "url")),
+        ("message_bounced", MESSAGE, ("message_bounced", "data", "bounce")),
+        ("message_bounced", {**MESSAGE, "bounce": "x"}, ("message_bounced", "data", "bounce")),
+        ("unsubscribed", {"channel": "fax"}, ("unsubscribed", "data", "channel")),
+        ("unsubscribed", None, ("unsubscribed", "data")),
+    ],
+)
+def test_a_bad_field_of_a_new_type_is_refused_once_at_its_place(
+    type_: str, data: dict[str, Any] | None, expected: tuple[str, ...]
+) -> None:
+    assert [loc for loc, _kind in refusal(typed(type_, data))] == [expected]
+
+
+def test_a_trait_value_must_be_a_scalar() -> None:
+    payload = identify_payload()
+    payload["data"] = {"traits": {"kids": {"count": 2}}}
+    assert refusal(payload) == [(("identify", "data", "traits", "kids"), "value_error")]
+
+
+def test_a_profile_id_is_a_uuid_written_canonically() -> None:
+    upper = "0B3E2C1A-7F4D-4E5B-9A8C-1D2E3F4A5B6C"
+    event = parse_event(purchase_payload(customer={"profile_id": upper, "id": "c-1"}))
+
+    assert event.customer.profile_id == upper.lower()
+    assert event.key == f"profile_id:{upper.lower()}"
+    assert refusal(purchase_payload(customer={"profile_id": "p-1"})) == [
+        (("purchase", "customer", "profile_id"), "value_error")
+    ]

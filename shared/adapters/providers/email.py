@@ -1,14 +1,16 @@
 """Email providers: a real SMTP server (aiosmtplib), and a folder of ``.eml`` files.
 
-Both build the same MIME message: a text and an HTML part, and a ``Message-ID``
+Both build the same MIME message: a text and an HTML part, a ``Message-ID``
 made from the message's idempotency key, so the same message always carries the
-same id.
+same id, and with an unsubscribe link the RFC 8058 one-click headers
+(``List-Unsubscribe: <url>``, ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.message
+import email.policy
 import email.utils
 from pathlib import Path
 
@@ -20,6 +22,26 @@ from shared.ports.providers import EmailMessage, SendReceipt
 __all__ = ["EmlFolderProvider", "SmtpProvider", "build_mime"]
 
 
+class _Unfolded(str):
+    """A header value written on one line as it is (a header object, as ``email.policy``
+    defines them).
+
+    The email package writes a long header with no space in it as RFC 2047
+    encoded-words, and a mail client reads no URL out of those: ``List-Unsubscribe``
+    must reach it verbatim (well under the 998 characters a line may hold).
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _Unfolded:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
 def build_mime(message: EmailMessage, sender: str) -> email.message.EmailMessage:
     mime = email.message.EmailMessage()
     domain = sender.rpartition("@")[2] or "nudge.local"
@@ -28,6 +50,9 @@ def build_mime(message: EmailMessage, sender: str) -> email.message.EmailMessage
     mime["To"] = message.to
     mime["Subject"] = message.content.subject
     mime["Date"] = email.utils.formatdate(localtime=False)
+    if message.unsubscribe_url is not None:
+        mime["List-Unsubscribe"] = _Unfolded("List-Unsubscribe", f"<{message.unsubscribe_url}>")
+        mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mime.set_content(message.content.text)
     mime.add_alternative(message.content.html, subtype="html")
     return mime

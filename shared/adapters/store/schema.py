@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     DateTime,
@@ -98,6 +99,15 @@ profiles = Table(
     Column("revenue_total", Money, nullable=False, server_default=text("0")),
     Column("first_order_at", UTCDateTime),
     Column("last_order_at", UTCDateTime),
+    Column("refunds_count", Integer, nullable=False, server_default=text("0")),
+    Column("refunds_total", Money, nullable=False, server_default=text("0")),
+    # Facts from identify, track, message_* and unsubscribed events, as JSON objects
+    # (sql.py maps them to and from the domain's Profile; moments as ISO 8601 strings).
+    Column("traits", JSON, nullable=False, server_default=text("'{}'")),
+    Column("consents", JSON, nullable=False, server_default=text("'{}'")),
+    Column("tracked", JSON, nullable=False, server_default=text("'{}'")),
+    Column("engagement", JSON, nullable=False, server_default=text("'{}'")),
+    Column("suppressions", JSON, nullable=False, server_default=text("'{}'")),
     Column("next_timer_at", UTCDateTime),
     Column("evaluated_at", UTCDateTime),
     Column("merged_into", String(36), index=True),

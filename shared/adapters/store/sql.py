@@ -12,9 +12,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.store import schema as t
 from shared.adapters.store.errors import database_errors
-from shared.domain.profile import Profile
+from shared.domain.profile import Engagement, Profile, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import MessageRecord, OutboxRecord, OutgoingRecord, Resolution
 
@@ -101,10 +102,61 @@ def _profile(row: Any) -> Profile:
         revenue_total=row.revenue_total,
         first_order_at=row.first_order_at,
         last_order_at=row.last_order_at,
+        refunds_count=row.refunds_count,
+        refunds_total=row.refunds_total,
+        traits=dict(row.traits),
+        consents=dict(row.consents),
+        tracked={name: _from_json(Tally, v) for name, v in row.tracked.items()},
+        engagement={channel: _from_json(Engagement, v) for channel, v in row.engagement.items()},
+        suppressions=dict(row.suppressions),
         next_timer_at=row.next_timer_at,
         evaluated_at=row.evaluated_at,
         merged_into=row.merged_into,
     )
+
+
+def _profile_row(p: Profile) -> dict[str, Any]:
+    """What :meth:`SqlProfiles.save` writes of a profile (``id`` as ``profile_id``)."""
+    return {
+        "profile_id": p.id,
+        "email": p.email,
+        "phone": p.phone,
+        "orders_count": p.orders_count,
+        "revenue_total": p.revenue_total,
+        "first_order_at": p.first_order_at,
+        "last_order_at": p.last_order_at,
+        "refunds_count": p.refunds_count,
+        "refunds_total": p.refunds_total,
+        "traits": p.traits,
+        "consents": p.consents,
+        "tracked": {name: _to_json(tally) for name, tally in p.tracked.items()},
+        "engagement": {channel: _to_json(stats) for channel, stats in p.engagement.items()},
+        "suppressions": p.suppressions,
+        "next_timer_at": p.next_timer_at,
+        "evaluated_at": p.evaluated_at,
+        "merged_into": p.merged_into,
+    }
+
+
+_Fact = TypeVar("_Fact", Tally, Engagement)
+
+
+def _to_json(fact: Tally | Engagement) -> dict[str, Any]:
+    """A profile fact as a JSON object: moments (the ``*_at`` fields) as UTC ISO 8601."""
+    return {
+        name: value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+        for name, value in asdict(fact).items()
+    }
+
+
+def _from_json(kind: type[_Fact], raw: dict[str, Any]) -> _Fact:
+    known = {f.name for f in fields(kind)}
+    values: dict[str, Any] = {
+        name: datetime.fromisoformat(value) if name.endswith("_at") and value else value
+        for name, value in raw.items()
+        if name in known
+    }
+    return kind(**values)
 
 
 Pair = tuple[str, str]
@@ -132,8 +184,12 @@ class SqlProfiles(_Repository):
             if named:
                 profile_id = named[0]
             else:
-                profile_id = str(uuid.uuid4())
+                # An unknown profile id (a link to a buyer since removed) becomes the new one's.
+                profile_id = ids.get("profile_id") or str(uuid.uuid4())
                 created.append(profile_id)
+                # Every profile is known by its own id: an unsubscribe link names a buyer so.
+                owners[("profile_id", profile_id)] = profile_id
+                links[("profile_id", profile_id)] = profile_id
             for other in named[1:]:
                 merged_into[other] = profile_id
                 merges.append((other, profile_id))
@@ -234,22 +290,7 @@ class SqlProfiles(_Repository):
             return
         await self.conn.execute(
             update(t.profiles).where(t.profiles.c.id == bindparam("profile_id")),
-            [
-                {
-                    "profile_id": p.id,
-                    "email": p.email,
-                    "phone": p.phone,
-                    "orders_count": p.orders_count,
-                    "revenue_total": p.revenue_total,
-                    "first_order_at": p.first_order_at,
-                    "last_order_at": p.last_order_at,
-                    "next_timer_at": p.next_timer_at,
-                    "evaluated_at": p.evaluated_at,
-                    "merged_into": p.merged_into,
-                    "updated_at": at,
-                }
-                for p in profiles
-            ],
+            [{**_profile_row(p), "updated_at": at} for p in profiles],
         )
 
 

@@ -1,0 +1,387 @@
+"""Ingest as deployed, over real HTTP, beside raw aiokafka produce of the same records.
+
+- nudge ingest: ``nudge ingest`` in a process of its own (uvicorn on uvloop and
+  httptools, as in production) with ``NUDGE_BUS=kafka`` and its API keys in a
+  PostgreSQL database made for the run (``nudge db upgrade``, then ``nudge keys
+  create``). A load generator in a second process (``python -m bench.ingest load``,
+  httpx over ``--connections`` concurrent connections to 127.0.0.1) posts the
+  synthetic purchases (``shared/synthetic.py``) in batches of 100, each answered 202
+  once the broker acknowledged its events; it times every request.
+- raw baseline: the same records (key and JSON value per event), produced from this
+  process with aiokafka's idempotent producer (``acks=all``, ``linger_ms=2``, as
+  ingest's), in sends of 100 awaited together, as many at once as there are
+  connections.
+
+Both print events per second and the p50 and p99 of one batch's round trip; the
+ratio is nudge's figure over the raw one. Everything is bounded: a fixed number of
+events, each wait with a deadline; the ingest process, its database and every topic
+the run made are gone afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from bench.common import DATABASE_URL, KAFKA, Figure, console, report, timed, unique
+from services.bootstrap import TOPICS
+from shared.adapters.bus.kafka import KafkaBus
+from shared.synthetic import synthetic_events
+
+BATCH = 100
+HOST = "127.0.0.1"
+NUDGE = Path(sys.executable).with_name("nudge")
+START_TIMEOUT = 30.0
+RUN_TIMEOUT = 300.0
+
+
+# --- what is posted ----------------------------------------------------------------------
+
+
+def realistic_events(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """``count`` purchases of synthetic buyers over 90 days, in time order."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    buyers = max(1, count // 3)
+    while len(events := list(synthetic_events(buyers, 90, seed, start))) < count:
+        buyers *= 2
+    return events[:count]
+
+
+def bodies(events: Sequence[dict[str, Any]]) -> list[bytes]:
+    return [orjson.dumps({"events": events[i : i + BATCH]}) for i in range(0, len(events), BATCH)]
+
+
+def records(events: Sequence[dict[str, Any]]) -> list[list[tuple[bytes, bytes]]]:
+    """The records ingest publishes for ``events``, in sends of ``BATCH``: key, JSON value."""
+    keyed = [(f"id:{e['customer']['id']}".encode(), orjson.dumps(e)) for e in events]
+    return [keyed[i : i + BATCH] for i in range(0, len(keyed), BATCH)]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one side measured: events, wall time, and each batch's round trip."""
+
+    name: str
+    events: int
+    seconds: float
+    latencies: list[float]
+    cpu_seconds: float | None = None
+    """CPU time the measured process spent during the run, where the OS tells it."""
+
+    @property
+    def figure(self) -> Figure:
+        return Figure(self.name, self.events, self.seconds)
+
+    def percentile(self, p: int) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else float("nan")
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
+
+
+# --- the load generator: the second process -----------------------------------------------
+
+
+async def _load(url: str, key: str, batches: list[bytes], connections: int) -> dict[str, Any]:
+    pending = iter(batches)
+    latencies: list[float] = []
+    refusals: list[str] = []
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+
+        async def worker() -> None:
+            for body in pending:
+                started = time.perf_counter()
+                response = await http.post("/v1/events", content=body)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 202:
+                    refusals.append(f"{response.status_code} {response.text[:300]}")
+
+        with timed() as elapsed:
+            await asyncio.gather(*(worker() for _ in range(connections)))
+    return {"seconds": elapsed.seconds, "latencies": latencies, "refusals": refusals}
+
+
+def load_generator(argv: Sequence[str]) -> None:
+    """``python -m bench.ingest load URL FILE CONNECTIONS``; the key in ``BENCH_INGEST_KEY``."""
+    url, path, connections = argv
+    key = os.environ["BENCH_INGEST_KEY"]
+    batches = Path(path).read_bytes().splitlines()
+    try:
+        import uvloop  # noqa: PLC0415 - the generator should not be the bottleneck
+
+        result = uvloop.run(_load(url, key, batches, int(connections)))
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        result = asyncio.run(_load(url, key, batches, int(connections)))
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+# --- the ingest process and what it needs ------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+async def _admin_sql(statement: str) -> None:
+    dsn = make_url(DATABASE_URL).set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def _database() -> AsyncIterator[str]:
+    name = unique("bench_ingest_")
+    await _admin_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _run(*args: str, env: dict[str, str], timeout: float = 60) -> str:
+    """Run a command to completion; its stdout, or an error with its output."""
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise RuntimeError(f"{args[0]} {args[1]} took over {timeout}s") from None
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{err.decode()}{out.decode()}")
+    return out.decode()
+
+
+async def _stop(process: asyncio.subprocess.Process, timeout: float = 15) -> None:
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def _answers(url: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nudge ingest did not get ready at {url}")
+            await asyncio.sleep(0.1)
+
+
+async def _delete_topics(topics: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [t for t in topics if t in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+async def _records_on(topic: str) -> int:
+    """How many records ``topic`` holds, from its partitions' offsets."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return sum(ends[tp] - starts[tp] for tp in partitions)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of process ``pid`` so far (Linux ``/proc``), else ``None``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+async def _warm(url: str, key: str, event: dict[str, Any]) -> None:
+    """One request first: ingest's producer connects to the broker on the first one."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+        response = await http.post("/v1/events", content=orjson.dumps({"events": [event]}))
+        response.raise_for_status()
+
+
+async def nudge_ingest(events: list[dict[str, Any]], connections: int, work: Path) -> Run:
+    prefix = unique("benchingest")
+    port = _free_port()
+    url = f"http://{HOST}:{port}"
+    async with _database() as database_url:
+        env = {
+            **os.environ,
+            "NUDGE_BUS": "kafka",
+            "NUDGE_KAFKA_BOOTSTRAP": KAFKA,
+            "NUDGE_DATABASE_URL": database_url,
+            "NUDGE_DATA_DIR": str(work),
+            "NUDGE_TOPIC_PREFIX": prefix,
+            "NUDGE_GROUP_PREFIX": prefix,
+            "NUDGE_TOKEN_HMAC_KEY": secrets.token_hex(32),
+            # One client pushing as fast as it can: not throttled.
+            "NUDGE_RATE_LIMIT_PER_SECOND": "1000000",
+            "NUDGE_RATE_LIMIT_BURST": "1000000",
+            "NUDGE_LOG_LEVEL": "WARNING",
+        }
+        await _run(str(NUDGE), "db", "upgrade", env=env)
+        create = ("keys", "create", "--name", "bench", "--scope", "events:write")
+        key = (await _run(str(NUDGE), *create, env=env)).strip()
+        payload = work / "batches.jsonl"
+        payload.write_bytes(b"\n".join(bodies(events)))
+        load = (sys.executable, "-m", "bench.ingest", "load", url, str(payload), str(connections))
+        log_path = work / "ingest.log"
+        with log_path.open("wb") as log:
+            ingest = await asyncio.create_subprocess_exec(
+                str(NUDGE), "ingest", "--host", HOST, "--port", str(port),
+                env=env, stdout=log, stderr=log,
+            )  # fmt: skip
+            try:
+                await _answers(url)
+                await _warm(url, key, events[0])
+                cpu_before = _cpu_seconds(ingest.pid)
+                output = await _run(
+                    *load, env={**env, "BENCH_INGEST_KEY": key}, timeout=RUN_TIMEOUT
+                )
+                cpu_after = _cpu_seconds(ingest.pid)
+            except BaseException:
+                console.print(log_path.read_text(errors="replace")[-4000:], markup=False)
+                raise
+            finally:
+                await _stop(ingest)
+        try:
+            landed = await _records_on(f"{prefix}.events")
+        finally:
+            await _delete_topics([f"{prefix}.{topic}" for topic in TOPICS])
+    result = orjson.loads(output)
+    if result["refusals"]:
+        raise RuntimeError(f"{len(result['refusals'])} batches refused: {result['refusals'][:3]}")
+    if landed != len(events) + 1:  # and the warm-up event
+        raise RuntimeError(f"{len(events) + 1} events accepted, {landed} on the topic")
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return Run(
+        "nudge ingest (HTTP, 202 after acks)",
+        len(events),
+        result["seconds"],
+        result["latencies"],
+        cpu_seconds=cpu,
+    )
+
+
+async def raw_produce(events: list[dict[str, Any]], connections: int) -> Run:
+    topic = unique("bench.raw.")
+    await KafkaBus(KAFKA).ensure_topics([topic])
+    pending = iter(records(events))
+    latencies: list[float] = []
+    producer = AIOKafkaProducer(
+        bootstrap_servers=KAFKA, enable_idempotence=True, acks="all", linger_ms=2
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"warm", key=b"warm")
+
+        async def sender() -> None:
+            for batch in pending:
+                started = time.perf_counter()
+                acks = [await producer.send(topic, value, key=key) for key, value in batch]
+                await asyncio.gather(*acks)
+                latencies.append(time.perf_counter() - started)
+
+        with timed() as elapsed:
+            await asyncio.gather(*(sender() for _ in range(connections)))
+    finally:
+        await producer.stop()
+        await _delete_topics([topic])
+    return Run("raw aiokafka produce (acks=all)", len(events), elapsed.seconds, latencies)
+
+
+def _latencies(rows: list[tuple[Run, Run]]) -> None:
+    """Print each run's p50 and p99 of one batch's round trip beside the raw baseline's."""
+    table = Table(title=f"round trip of one batch of {BATCH} events; raw: aiokafka produce")
+    columns = ("measure", "batches", "p50 ms", "p99 ms", "raw p50 ms", "raw p99 ms")
+    for column in (*columns, "p50 ratio", "p99 ratio"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for run, raw in rows:
+        table.add_row(
+            run.name,
+            str(len(run.latencies)),
+            *(f"{run.percentile(p) * 1000:.1f}" for p in (50, 99)),
+            *(f"{raw.percentile(p) * 1000:.1f}" for p in (50, 99)),
+            *(f"{run.percentile(p) / raw.percentile(p):.2f}" for p in (50, 99)),
+        )
+    console.print(table)
+
+
+async def main(count: int, connections: int = 8) -> None:
+    events = realistic_events(max(BATCH, count - count % BATCH))
+    console.print(
+        f"ingest benchmark: {len(events)} purchase events in batches of {BATCH}, "
+        f"{connections} connections, Kafka {KAFKA}"
+    )
+    with tempfile.TemporaryDirectory(prefix="nudge-bench-ingest-") as work:
+        nudge = await nudge_ingest(events, connections, Path(work))
+    raw = await raw_produce(events, connections)
+    report(
+        "events through nudge ingest over HTTP (real Kafka, PostgreSQL keys)",
+        [(nudge.figure, raw.figure)],
+    )
+    _latencies([(nudge, raw)])
+    if nudge.cpu_seconds is not None:
+        console.print(
+            f"nudge ingest used {nudge.cpu_seconds:.2f} CPU seconds in {nudge.seconds:.2f} s "
+            f"({nudge.cpu_seconds / nudge.seconds:.0%} of one core)"
+        )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["load"]:
+        sys.exit("usage: python -m bench.ingest load URL FILE CONNECTIONS (see python -m bench)")
+    load_generator(sys.argv[2:])

@@ -1,0 +1,149 @@
+"""The path every event takes through ingest, whoever sent it: a shop's backend
+(``POST /v1/events``), a provider's delivery webhook, a buyer's unsubscribe click.
+
+The body is read within its size limit and parsed as JSON; anything that looks
+like a card number is refused before any other check; the validated events
+go to the events topic once per event id, keyed by the buyer's strongest
+identifier, and the caller answers only after the broker acknowledged them all
+(``broker-unavailable``, 503, when it did not in time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from services.ingest.problems import Problem
+from shared.domain.card_numbers import card_number_fields
+from shared.domain.events import AnyEvent
+from shared.errors import BusUnavailable
+from shared.logging import get_logger
+from shared.ports.bus import Publisher
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "EventPublisher",
+    "IngestMetrics",
+    "parse_json",
+    "read_body",
+    "refuse_card_numbers",
+    "require_json",
+]
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+log = get_logger(__name__)
+
+
+class IngestMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter(
+            "nudge_events_accepted",
+            "Events accepted and acknowledged by the broker",
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "nudge_events_refused",
+            "Requests refused, by problem kind",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.produce_seconds = Histogram(
+            "nudge_produce_seconds",
+            "Time for the broker to acknowledge one request's events",
+            registry=self.registry,
+        )
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, or ``body-too-large`` when it is over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem("body-too-large", f"at most {limit} bytes")
+    body = await request.body()
+    if len(body) > limit:
+        raise Problem("body-too-large", f"at most {limit} bytes")
+    return body
+
+
+def require_json(request: Request) -> None:
+    """``unsupported-media-type`` unless the body is said to be JSON (``application/json``,
+    ``application/<anything>+json``)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise Problem("unsupported-media-type", f"got {media or 'no content type'}")
+
+
+def parse_json(body: bytes) -> Any:
+    """``body`` parsed, or ``malformed-json``."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem("malformed-json", str(exc)) from None
+
+
+def refuse_card_numbers(items: list[Any], prefix: str) -> None:
+    """A ``card-number`` :class:`Problem` naming each field that holds one, never its digits.
+
+    ``prefix`` is the pointer of each item, ``{}`` standing for its index (``/events/{}``),
+    or ``""`` for a lone item.
+    """
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        for found in card_number_fields(item):
+            entry: dict[str, Any] = {
+                "pointer": prefix.format(index) + found.pointer,
+                "detail": (
+                    "a key of this object looks like a card number"
+                    if found.in_key
+                    else "looks like a card number"
+                )
+                + "; card numbers are never accepted",
+            }
+            errors.append({"index": index, **entry} if prefix else entry)
+    if errors:
+        log.warning("card number refused", pointers=[e["pointer"] for e in errors])
+        bad = len({e.get("index", 0) for e in errors})
+        raise Problem(
+            "card-number",
+            f"{bad} of {len(items)} events carry what looks like a card number; none was accepted",
+            errors,
+        )
+
+
+@dataclass
+class EventPublisher:
+    """Publishes validated events to the events topic and waits for the broker's acks."""
+
+    publisher: Publisher
+    topic: str
+    metrics: IngestMetrics
+
+    async def publish(self, events: Sequence[AnyEvent]) -> tuple[int, int]:
+        """Publish each event id once; return ``(accepted, duplicates)`` once acknowledged."""
+        unique: dict[str, AnyEvent] = {}
+        for event in events:
+            unique.setdefault(event.event_id, event)
+        records = [
+            (e.key.encode(), e.model_dump_json(exclude_none=True).encode()) for e in unique.values()
+        ]
+        started = time.perf_counter()
+        try:
+            await self.publisher.publish(self.topic, records)
+        except BusUnavailable as exc:
+            log.warning("broker unavailable", error=str(exc), events=len(records))
+            raise Problem(
+                "broker-unavailable",
+                "the event broker did not acknowledge in time",
+                headers={"Retry-After": "5"},
+            ) from None
+        self.metrics.produce_seconds.observe(time.perf_counter() - started)
+        self.metrics.accepted.inc(len(records))
+        return len(records), len(events) - len(records)

@@ -3,43 +3,23 @@ buyer when an identify event links the two: orders counted once, one message per
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from services.bootstrap import bootstrap, token_hmac_key
+from services.bootstrap import token_hmac_key
 from services.embedded import Pipeline
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
-from shared.adapters.providers.email import EmlFolderProvider
 from shared.adapters.store import schema
 from shared.codec import decode_change
 from shared.domain.identifiers import keyed_token_hash
 from shared.domain.profile import ProfileMerged
-from shared.settings import Settings
 from tests.conftest import T0
 from tests.e2e.stacks import identify, purchase
 
 CARD = {"loyalty_card": "LC-0001", "email": "olga@example.com"}
 TOKEN = {"bank_card_token": "tok-olga"}
-
-
-@pytest.fixture
-async def pipeline(
-    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
-) -> AsyncIterator[Pipeline]:
-    runtime = await bootstrap(
-        embedded_settings,
-        clock=clock,
-        bus=MemoryBus(),
-        email=EmlFolderProvider(tmp_path / "mail", "shop@nudge.local"),
-    )
-    async with Pipeline(runtime) as pipeline:
-        yield pipeline
-    await runtime.close()
 
 
 def _hashed(token: str, pipeline: Pipeline) -> str:

@@ -12,7 +12,6 @@ import email.policy
 import hashlib
 import hmac
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,11 +21,8 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from services.bootstrap import bootstrap
 from services.embedded import Pipeline
-from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
-from shared.adapters.providers.email import EmlFolderProvider
 from shared.domain.profile import Profile
 from shared.settings import Settings
 from tests.e2e.stacks import purchase
@@ -36,24 +32,13 @@ WEBHOOK_SECRET = "whsec-mailer-0123456789abcdef"
 
 
 @pytest.fixture
-async def pipeline(
-    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
-) -> AsyncIterator[Pipeline]:
-    settings = embedded_settings.model_copy(
+def pipeline_settings(embedded_settings: Settings) -> Settings:
+    return embedded_settings.model_copy(
         update={
             "public_url": "https://nudge.shop.example",
             "webhook_secrets": {"mailer": SecretStr(WEBHOOK_SECRET)},
         }
     )
-    runtime = await bootstrap(
-        settings,
-        clock=clock,
-        bus=MemoryBus(),
-        email=EmlFolderProvider(tmp_path / "mail", "shop@nudge.local"),
-    )
-    async with Pipeline(runtime) as pipeline:
-        yield pipeline
-    await runtime.close()
 
 
 async def _win_back(pipeline: Pipeline, clock: SimulatedClock, order: str) -> None:

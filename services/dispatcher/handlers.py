@@ -27,7 +27,7 @@ from shared.domain.campaigns import (
     message_context,
     message_key,
 )
-from shared.domain.profile import ProfileMerged
+from shared.domain.profile import Profile, ProfileMerged
 from shared.domain.rendering import EmailTemplate, RenderError, render_email
 from shared.domain.segments import MembershipChange, occurrence_id
 from shared.domain.unsubscribe import sign
@@ -99,21 +99,17 @@ class Dispatcher:
         profile = await uow.profiles.current(change.profile_id)
         buyer = profile.id if profile is not None else change.profile_id
         occurrence = change.occurrence_id
-        status, error = "sending", None
+        refusal: tuple[str, str] | None = None
         if profile is not None and change.kind == "entered":
             entered_at = (await uow.memberships.of([buyer]))[buyer].get(change.segment)
             if entered_at is None:
-                status, error = "left_segment", "the buyer left the segment before the send"
+                refusal = ("left_segment", "the buyer left the segment before the send")
             else:
                 occurrence = occurrence_id(change.segment, buyer, entered_at)
         key = message_key(campaign.key, buyer, occurrence)
+        refusal = refusal or _unreachable(profile, campaign)
         email: EmailMessage | None = None
-        barred = profile.barred_from(campaign.channel) if profile is not None else None
-        if error is None and (profile is None or profile.email is None):
-            status, error = "no_address", "the buyer has no email address"
-        elif error is None and barred is not None:
-            status, error = barred, f"the buyer's {campaign.channel} is {barred}"
-        elif error is None and profile is not None and profile.email is not None:
+        if refusal is None and profile is not None and profile.email is not None:
             link = self.unsubscribe_url(buyer, campaign)
             try:
                 content = render_email(
@@ -124,7 +120,8 @@ class Dispatcher:
                     to=profile.email, content=content, idempotency_key=key, unsubscribe_url=link
                 )
             except RenderError as exc:
-                status, error = "render_failed", str(exc)
+                refusal = ("render_failed", str(exc))
+        status, error = refusal or ("sending", None)
         record = MessageRecord(
             key=key,
             campaign=campaign.key,
@@ -165,6 +162,16 @@ class Dispatcher:
             await uow.commit()
         log.info("message", campaign=campaign.key, key=key, status=outcome, email=message.to)
         return outcome
+
+
+def _unreachable(profile: Profile | None, campaign: Campaign) -> tuple[str, str] | None:
+    """Why the buyer cannot be sent ``campaign``'s message at all, if they cannot."""
+    if profile is None or profile.email is None:
+        return ("no_address", "the buyer has no email address")
+    barred = profile.barred_from(campaign.channel)
+    if barred is not None:
+        return (barred, f"the buyer's {campaign.channel} is {barred}")
+    return None
 
 
 @dataclass(frozen=True)

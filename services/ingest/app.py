@@ -126,20 +126,16 @@ def _add_readiness(app: FastAPI, publisher: Publisher, api_keys: ApiKeys) -> Non
         responses={503: {"description": "not ready: the broker or the key database is away"}},
     )
     async def readyz() -> dict[str, str]:
-        try:
-            await publisher.ping()
-        except BusUnavailable as exc:
-            log.warning("not ready", error=str(exc))
-            raise Problem(
-                "not-ready", "the event broker does not answer", headers={"Retry-After": "5"}
-            ) from None
-        try:
-            await api_keys.ping()
-        except StoreUnavailable as exc:
-            log.warning("not ready", error=str(exc))
-            raise Problem(
-                "not-ready", "the key database does not answer", headers={"Retry-After": "5"}
-            ) from None
+        checks = (
+            (publisher.ping, "the event broker does not answer"),
+            (api_keys.ping, "the key database does not answer"),
+        )
+        for ping, trouble in checks:
+            try:
+                await ping()
+            except (BusUnavailable, StoreUnavailable) as exc:
+                log.warning("not ready", error=str(exc))
+                raise Problem("not-ready", trouble, headers={"Retry-After": "5"}) from None
         return {"status": "ready"}
 
 

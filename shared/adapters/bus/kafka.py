@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -123,7 +124,7 @@ class KafkaPublisher:
         records: Sequence[tuple[bytes | None, bytes]],
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        try:
+        with _broker_errors(self._bus.publish_timeout, "acknowledge"):
             async with asyncio.timeout(self._bus.publish_timeout):
                 producer = await self._started()
                 acks = [
@@ -131,30 +132,29 @@ class KafkaPublisher:
                     for key, value in records
                 ]
                 await asyncio.gather(*acks)
-        except TimeoutError as exc:
-            raise BusUnavailable(
-                f"broker did not acknowledge within {self._bus.publish_timeout}s"
-            ) from exc
-        except KafkaError as exc:
-            raise BusUnavailable(f"publish failed: {exc}") from exc
 
     async def ping(self) -> None:
         """A metadata request to the cluster, on the producer's own connections."""
-        try:
+        with _broker_errors(self._bus.publish_timeout, "answer"):
             async with asyncio.timeout(self._bus.publish_timeout):
                 producer = await self._started()
                 await producer.client.fetch_all_metadata()
-        except TimeoutError as exc:
-            raise BusUnavailable(
-                f"broker did not answer within {self._bus.publish_timeout}s"
-            ) from exc
-        except KafkaError as exc:
-            raise BusUnavailable(f"broker unreachable: {exc}") from exc
 
     async def close(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
+
+
+@contextmanager
+def _broker_errors(timeout: float, what: str) -> Iterator[None]:
+    """A broker that times out or fails becomes :class:`BusUnavailable`."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise BusUnavailable(f"broker did not {what} within {timeout}s") from exc
+    except KafkaError as exc:
+        raise BusUnavailable(f"broker failed: {exc}") from exc
 
 
 class KafkaConsumer:

@@ -16,6 +16,13 @@ than 19 digits is not a card number.
 :func:`card_number_fields` walks decoded JSON and names, by JSON pointer, every
 string (keys included) and every integer that holds one. Nothing here ever
 returns or repeats the digits.
+
+Walking every field of every event is the dearest part of taking a request in, so
+:func:`may_hold_card_number` first looks at the request's JSON text as a whole: a
+card number in any field needs 13 digits in a row there (with separators at
+most), unless the text hides digits or separators behind an escape (``\\u0034``,
+``\\t``) or writes a number with an exponent (``4.1e15``). Only a text with such a
+stretch, an escape or an exponent is walked.
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CardNumberField", "card_number_fields", "contains_card_number", "luhn_valid"]
+__all__ = [
+    "CardNumberField",
+    "card_number_fields",
+    "contains_card_number",
+    "luhn_valid",
+    "may_hold_card_number",
+]
 
 MIN_DIGITS = 13
 MAX_DIGITS = 19
@@ -32,6 +45,10 @@ MAX_DIGITS = 19
 _SEPARATOR = r"[\s\-\u2010-\u2015\u2212]"  # whitespace, hyphen-minus, Unicode hyphens and dashes
 _RUN = re.compile(rf"\d+(?:{_SEPARATOR}+\d+)*")
 _GROUP = re.compile(r"\d+")
+# A stretch that may hold 13 digits with separators, or a number with an exponent; the
+# ASCII form runs over the raw bytes, which is most bodies and about twice as fast.
+_SUSPECT = re.compile(rf"\d(?:[eE]|(?:\d|{_SEPARATOR}){{{MIN_DIGITS - 2},}}\d)")
+_ASCII_SUSPECT = re.compile(rb"[0-9](?:[eE]|[0-9\s\-]{%d,}[0-9])" % (MIN_DIGITS - 2))
 
 
 def luhn_valid(digits: str) -> bool:
@@ -58,6 +75,16 @@ def contains_card_number(text: str) -> bool:
                 if length >= MIN_DIGITS and luhn_valid("".join(groups[start : end + 1])):
                     return True
     return False
+
+
+def may_hold_card_number(json_body: bytes) -> bool:
+    """Whether some string, key or number of the JSON document ``json_body`` may hold a
+    card number; ``False`` only when none can, so its fields need not be walked."""
+    if b"\\" in json_body:
+        return True
+    if json_body.isascii():
+        return _ASCII_SUSPECT.search(json_body) is not None
+    return _SUSPECT.search(json_body.decode("utf-8", errors="replace")) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ before they leave ingest; the key is the caller's, never read here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import uuid
@@ -44,6 +45,12 @@ def is_known_region(region: str) -> bool:
     return region in phonenumbers.SUPPORTED_REGIONS
 
 
+_REMEMBERED = 65_536
+"""How many spellings each normaliser remembers: a buyer's events come again and again,
+and checking an address is the dearest part of validating an event."""
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
 def normalise_phone(raw: str, *, default_region: str | None = None) -> str:
     """``raw`` in E.164, or :class:`ValueError` when it is not a valid phone number.
 
@@ -62,6 +69,7 @@ def normalise_phone(raw: str, *, default_region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=_REMEMBERED)
 def normalise_email(raw: str) -> str:
     """``raw`` checked for syntax (not deliverability) and lower-cased, or :class:`ValueError`."""
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from shared.domain.card_numbers import (
     card_number_fields,
     contains_card_number,
     luhn_valid,
+    may_hold_card_number,
 )
 
 DIGITS = "0123456789"
@@ -158,6 +161,20 @@ def documents_with_a_card(draw: st.DrawFn) -> tuple[Any, str, bool]:
     return node, pointer, in_key
 
 
+@given(documents_with_a_card(), st.booleans(), st.booleans())
+def test_a_body_holding_a_card_number_anywhere_is_never_let_past_unwalked(
+    case: tuple[Any, str, bool], ensure_ascii: bool, exponent: bool
+) -> None:
+    """The quick look at a whole body never clears one that holds a card number, however
+    the JSON was written: escaped or raw Unicode, integers, floats with an exponent."""
+    document, _pointer, _in_key = case
+    written = json.dumps(document, ensure_ascii=ensure_ascii)
+    assert may_hold_card_number(written.encode())
+    assert may_hold_card_number(orjson.dumps(document))
+    if exponent and isinstance(document, int):
+        assert may_hold_card_number(f"{float(document):e}".encode())
+
+
 @given(documents_with_a_card())
 def test_no_card_number_survives_in_any_field_of_a_document(
     case: tuple[Any, str, bool],
@@ -250,3 +267,16 @@ def test_a_document_of_ordinary_values_has_no_card_number_field() -> None:
         "flags": [True, False, None, 1.5],
     }
     assert card_number_fields(document) == []
+
+
+def test_a_body_of_ordinary_events_is_cleared_without_walking_its_fields() -> None:
+    body = orjson.dumps(
+        {
+            "event_id": "pos-0001-000123",
+            "occurred_at": "2026-05-01T10:00:00+03:00",
+            "customer": {"phone": "+79161234567", "email": "anna@shop.ru"},
+            "data": {"order_id": "SO-2024-0123", "total": "2499.00", "items": []},
+            "note": "Корзина: 2 шт., 1 499 ₽",
+        }
+    )
+    assert not may_hold_card_number(body)

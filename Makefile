@@ -32,6 +32,7 @@ format: install
 
 ## make test: lint, then every test against real Kafka and PostgreSQL started here
 test: lint
+	deploy/browser/chromium.sh ensure
 	deploy/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make test-fast: the tests that need no server

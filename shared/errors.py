@@ -7,8 +7,10 @@
     ├── StoreError
     │   └── StoreUnavailable      the database did not answer (retry later)
     ├── ProviderError
-    │   ├── ProviderUnavailable   worth retrying: timeout, connection refused, HTTP 5xx, SMTP 4xx
-    │   └── ProviderRejected      permanent: bad address, HTTP 4xx, SMTP 5xx
+    │   ├── ProviderUnavailable   worth retrying: connection refused, HTTP 5xx/408/429/401, SMTP 4xx
+    │   │   ├── ProviderTimeout   the provider did not answer within the call's timeout
+    │   │   └── CircuitOpen       not called at all: its breaker is open (fail fast, not retried)
+    │   └── ProviderRejected      permanent: bad address or token, other HTTP 4xx, SMTP 5xx
     └── PoisonRecord              a record that cannot be applied, whatever the retries
 
 The HTTP API answers every refusal as an RFC 9457 problem from one catalogue
@@ -23,11 +25,13 @@ from __future__ import annotations
 __all__ = [
     "BusError",
     "BusUnavailable",
+    "CircuitOpen",
     "CommitFailed",
     "NudgeError",
     "PoisonRecord",
     "ProviderError",
     "ProviderRejected",
+    "ProviderTimeout",
     "ProviderUnavailable",
     "StoreError",
     "StoreUnavailable",
@@ -63,7 +67,20 @@ class ProviderError(NudgeError):
 
 
 class ProviderUnavailable(ProviderError):
+    """A failure worth retrying; ``retry_after`` is the provider's own word on when
+    (HTTP ``Retry-After``), in seconds, if it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderTimeout(ProviderUnavailable):
     pass
+
+
+class CircuitOpen(ProviderUnavailable):
+    """The provider's breaker is open after consecutive failures: the call was not made."""
 
 
 class ProviderRejected(ProviderError):

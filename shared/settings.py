@@ -7,8 +7,10 @@ and a ``postgresql+asyncpg://`` ``NUDGE_DATABASE_URL``.
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,10 +86,95 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_start_tls: bool | None = None
 
+    sms: Literal["http", "folder"] = Field(
+        default="folder",
+        description="http: a Twilio-shaped SMS API at sms_base_url; folder: JSON files "
+        "under <data_dir>/sms",
+    )
+    sms_base_url: str = "https://api.twilio.com"
+    sms_account_sid: str | None = None
+    sms_auth_token: SecretStr | None = None
+    sms_sender: str = "NUDGE"
+    sms_timeout: float = Field(default=10.0, gt=0)
+    sms_max_segments: int = Field(default=3, ge=1, description="longer SMS are refused")
+    push: Literal["http", "folder"] = Field(
+        default="folder",
+        description="http: an FCM HTTP v1-shaped API at push_base_url; folder: JSON files "
+        "under <data_dir>/push",
+    )
+    push_base_url: str = "https://fcm.googleapis.com"
+    push_project_id: str | None = None
+    push_access_token: SecretStr | None = None
+    push_timeout: float = Field(default=10.0, gt=0)
+    provider_connect_timeout: float = Field(default=3.0, gt=0)
+    provider_attempts: int = Field(default=3, ge=1, description="tries per provider call")
+    provider_retry_total: float = Field(
+        default=30.0, gt=0, description="seconds a provider call may take, retries included"
+    )
+    breaker_threshold: int = Field(
+        default=5, ge=1, description="failures in a row that open a provider's circuit breaker"
+    )
+    breaker_cool_down: float = Field(
+        default=30.0, gt=0, description="seconds an open breaker waits before one trial call"
+    )
+
+    console_session_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="signs console session cookies; every console process needs the same "
+        "(required on Kafka; embedded, one is generated and kept under the data dir)",
+    )
+    console_session_hours: float = Field(default=8.0, gt=0)
+    default_timezone: str = Field(
+        default="UTC",
+        description="the buyers' time zone when they did not say theirs (quiet hours, open hours)",
+    )
+    quiet_hours_start: time = Field(default=time(21), description="no message from, local time")
+    quiet_hours_end: time = Field(default=time(9), description="until, local time")
+    cap_per_day: int = Field(default=2, ge=0, description="messages per buyer per day")
+    cap_per_week: int = Field(default=4, ge=0, description="messages per buyer per week")
+    cap_per_campaign_per_week: int = Field(default=1, ge=0)
+    sunset_reduce_after: int = Field(
+        default=6, ge=1, description="unanswered messages after which only priority campaigns"
+    )
+    sunset_min_priority: int = Field(default=60, ge=0)
+    sunset_stop_after: int = Field(
+        default=12, ge=1, description="unanswered messages after which none at all"
+    )
+    cost_email: float = Field(default=0.1, ge=0, description="cost of one email")
+    cost_sms: float = Field(default=3.5, ge=0, description="cost of one SMS")
+    cost_push: float = Field(default=0.02, ge=0, description="cost of one push")
+    response_value: float = Field(
+        default=60.0, gt=0, description="what one response (a click) is worth, same currency"
+    )
+
+    scoring_interval_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="how often the segmenter scores the base (RFM, predictions, CLV); 0: never",
+    )
+    scoring_horizon_days: int = Field(
+        default=90, ge=1, description="expected purchases are counted over this many days"
+    )
+    clv_months: int = Field(default=12, ge=1, description="CLV's horizon")
+    clv_monthly_discount_rate: float = Field(default=0.01, ge=0, lt=1)
+    clv_margin: float = Field(
+        default=0.3, ge=0, le=1, description="share of net revenue that is margin"
+    )
+
     batch_size: int = Field(default=500, ge=1, le=10_000)
     poll_timeout: float = Field(default=0.5, gt=0)
     timer_interval: float = Field(default=1.0, gt=0, description="seconds between timer ticks")
     relay_interval: float = Field(default=0.05, gt=0, description="outbox relay idle wait")
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`nudge segmenter` and `nudge dispatcher` serve /metrics on this port; "
+        "the HTTP services serve it on their own port",
+    )
 
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
@@ -102,6 +189,15 @@ class Settings(BaseSettings):
         if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("expected a postgresql+asyncpg:// or sqlite+aiosqlite:/// URL")
         return url
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone such as Europe/Moscow or UTC") from None
+        return zone
 
     @field_validator("default_region")
     @classmethod

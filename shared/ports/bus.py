@@ -9,8 +9,9 @@ it is committed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 __all__ = ["Bus", "Consumer", "Publisher", "Record"]
@@ -24,6 +25,8 @@ class Record:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = field(default=())
+    timestamp: datetime | None = None
+    """When the bus took the record (aware UTC), where the bus says."""
 
 
 class Publisher(Protocol):
@@ -71,6 +74,16 @@ class Bus(Protocol):
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create ``topics`` where they do not exist yet."""
+        ...
+
+    def read(
+        self, topic: str, start: Mapping[int, int] | None = None
+    ) -> AsyncGenerator[Record, None]:
+        """The records of ``topic`` up to its end as it is when reading starts, partition by
+        partition in offset order, from ``start`` (partition to offset; the partition's
+        first record where not named). No consumer group, nothing committed: for operators'
+        tools that look at a topic (the dead-letter commands). Close it when leaving early
+        (``contextlib.aclosing``)."""
         ...
 
     async def close(self) -> None: ...

@@ -11,8 +11,9 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from shared.domain.decisions import Reason, ScheduledSend, SentMessage
 from shared.domain.profile import Profile
 from shared.domain.segments import MembershipChange
 
@@ -26,6 +27,8 @@ __all__ = [
     "OutgoingRecord",
     "Profiles",
     "Resolution",
+    "Schedule",
+    "ScheduledRecord",
     "Store",
     "Timers",
     "UnitOfWork",
@@ -75,11 +78,33 @@ class MessageRecord:
     created_at: datetime
     provider_message_id: str | None = None
     error: str | None = None
+    reason: str | None = None
+    """The deciding step's code (:class:`~shared.domain.decisions.Reason`): why it went or not."""
+    holdout: bool = False
+    """The buyer is in the campaign's control group: recorded, never sent."""
+    priority: int = 0
+    scheduled_for: datetime | None = None
+    sent_at: datetime | None = None
+    """When the message was handed to a provider: what frequency caps and sunset count."""
+    decision: tuple[Reason, ...] = ()
+    """Every step's say, in order (the decision's trail)."""
+
+
+@dataclass(frozen=True)
+class ScheduledRecord:
+    """A message waiting in the scheduled-sends table, with its trigger's context (JSON)."""
+
+    send: ScheduledSend
+    context: Mapping[str, Any]
 
 
 class Inbox(Protocol):
     async def claim(self, event_ids: Sequence[str], at: datetime) -> set[str]:
         """Record ``event_ids`` as processed; return those that were not already."""
+        ...
+
+    async def seen(self, event_ids: Collection[str]) -> set[str]:
+        """Those of ``event_ids`` already processed (applied by the segmenter)."""
         ...
 
 
@@ -108,6 +133,11 @@ class Profiles(Protocol):
 
     async def find(self, kind: str, value: str) -> Profile | None:
         """The profile one identifier names, if any; never creates one."""
+        ...
+
+    async def identifiers(self, profile_ids: Collection[str], kind: str) -> dict[str, list[str]]:
+        """For each buyer, their identifiers of ``kind``, sorted (``app_install_id``: where a
+        push notification goes)."""
         ...
 
     async def save(self, profiles: Collection[Profile], at: datetime) -> None: ...
@@ -151,11 +181,54 @@ class Messages(Protocol):
         at: datetime,
         provider_message_id: str | None = None,
         error: str | None = None,
-    ) -> None: ...
+        *,
+        reason: str | None = None,
+        holdout: bool | None = None,
+        channel: str | None = None,
+        scheduled_for: datetime | None = None,
+        sent_at: datetime | None = None,
+        decision: Sequence[Reason] | None = None,
+    ) -> None:
+        """Give the message its new ``status`` (as of ``at``); the keyword fields change
+        only when given."""
+        ...
 
     async def get(self, key: str) -> MessageRecord | None: ...
 
     async def all(self) -> list[MessageRecord]: ...
+
+    async def recent(
+        self, profile_ids: Collection[str], since: datetime, *, at_least: int = 0
+    ) -> dict[str, list[SentMessage]]:
+        """For each buyer, the messages handed to a provider (``sent_at`` set, and not
+        ``failed`` or ``rejected``) since ``since``, and at least the last ``at_least``
+        whatever their age, oldest first: what frequency caps and sunset count."""
+        ...
+
+
+class Schedule(Protocol):
+    """Messages waiting for their moment, one per message key, by due time."""
+
+    async def add(self, records: Sequence[ScheduledRecord], at: datetime) -> None:
+        """Schedule ``records``; a key scheduled already moves to its new due time
+        (channel, priority and context too)."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[ScheduledRecord]:
+        """Up to ``limit`` sends due at ``now``, earliest first, locked for this unit of
+        work (replicas never take the same row)."""
+        ...
+
+    async def remove(self, keys: Collection[str]) -> None: ...
+
+    async def pending(self, profile_ids: Collection[str]) -> dict[str, list[ScheduledSend]]:
+        """For each buyer, the sends waiting for them, earliest first (the caps reserve
+        their place)."""
+        ...
+
+    async def count_pending(self, due_by: datetime | None = None) -> int:
+        """How many sends wait (the queue depth); with ``due_by``, how many are due by then."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -171,6 +244,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def messages(self) -> Messages: ...
+    @property
+    def schedule(self) -> Schedule: ...
 
     async def commit(self) -> None:
         """Commit everything done in this unit of work; without it, all is rolled back."""

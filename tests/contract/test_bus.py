@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -110,6 +112,36 @@ class BusContract:
         assert values(await take(consumer, 1)) == [b"after the pings"]
         await consumer.close()
         await publisher.close()
+
+    async def test_a_topic_is_read_to_its_end_from_where_asked_without_a_group(
+        self, bus: Bus, topic: str
+    ) -> None:
+        publisher = bus.publisher()
+        await publisher.publish(topic, [(f"k{n}".encode(), f"{n}".encode()) for n in range(12)])
+        whole = [r async for r in bus.read(topic)]
+        assert sorted(values(whole)) == sorted(f"{n}".encode() for n in range(12))
+        assert [(r.partition, r.offset) for r in whole] == sorted(
+            (r.partition, r.offset) for r in whole
+        ), "partition by partition, in offset order"
+        for record in whole:
+            assert record.timestamp is not None
+            assert abs(record.timestamp - datetime.now(UTC)) < timedelta(minutes=5)
+        first = whole[0]
+        later = [r async for r in bus.read(topic, {first.partition: first.offset + 1})]
+        assert values(later) == values(whole[1:]), "the partition named starts after its offset"
+
+        async with aclosing(bus.read(topic)) as records:
+            async for _ in records:
+                break  # leaving early closes the reader
+        await publisher.publish(topic, [(b"k", b"after the reading")])
+        group = infra.unique("g")
+        consumer = await bus.consumer(group, [topic])
+        assert len(await take(consumer, 13)) == 13, "reading left no offsets behind"
+        await consumer.close()
+        await publisher.close()
+
+    async def test_reading_an_empty_topic_ends_at_once(self, bus: Bus, topic: str) -> None:
+        assert [r async for r in bus.read(topic)] == []
 
 
 class TestMemoryBus(BusContract):

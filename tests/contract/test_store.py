@@ -11,7 +11,7 @@ import pytest
 
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.sql import SqlStore
-from shared.domain.profile import Engagement, Tally
+from shared.domain.profile import Basket, Engagement, Purchases, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import MessageRecord, OutgoingRecord
 from tests.conftest import T0
@@ -184,6 +184,44 @@ class StoreContract:
         assert again is not None
         assert again.tracked["cart_updated"].last_at == profile.tracked["cart_updated"].last_at
         assert type(again.traits["check"]) is float
+
+    async def test_the_behaviour_and_scores_of_a_buyer_come_back_exactly(
+        self, store: SqlStore
+    ) -> None:
+        async with store.unit_of_work() as uow:
+            (profile,) = (await uow.profiles.resolve([{"id": "c1"}], T0)).profiles
+            profile.order_moments = [
+                T0 - timedelta(days=60, microseconds=3),
+                T0 - timedelta(days=30),
+            ]
+            profile.baskets = [
+                Basket(T0 - timedelta(days=60), {"milk-1l": 2, "bread": 1}),
+                Basket(T0 - timedelta(days=30), {"milk-1l": 3}),
+            ]
+            profile.categories = {"dairy": Purchases(2, 5, T0 - timedelta(days=30))}
+            profile.skus = {
+                "milk-1l": Purchases(2, 5, T0 - timedelta(days=30)),
+                "bread": Purchases(1, 1, T0 - timedelta(days=60)),
+            }
+            profile.stores = {"msk-01": Purchases(2, 6, T0 - timedelta(days=30))}
+            profile.tracked_days = {"cart_updated": {T0.date(): 3, T0.date() - timedelta(1): 1}}
+            profile.open_hours = {"email": [0] * 23 + [4]}
+            profile.rfm_r, profile.rfm_f, profile.rfm_m = 5, 3, 1
+            profile.rfm_segment = "potential-loyalist"
+            profile.p_alive = 0.8125
+            profile.expected_purchases = 1.25
+            profile.expected_spend = Decimal("1234.56")
+            profile.clv = Decimal("98765.43")
+            profile.clv_share = 0.015
+            profile.scored_at = T0
+            await uow.profiles.save([profile], T0)
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            again = await uow.profiles.get(profile.id)
+        assert again == profile
+        assert again is not None
+        assert again.median_days_between_orders == profile.median_days_between_orders
+        assert again.standard_basket == [("milk-1l", 3), ("bread", 1)]
 
     async def test_a_new_profile_has_no_facts_yet(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     CommitFailedError,
@@ -87,6 +88,55 @@ class KafkaBus:
         finally:
             await admin.close()
 
+    async def read(
+        self, topic: str, start: Mapping[int, int] | None = None
+    ) -> AsyncGenerator[Record, None]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        try:
+            with _broker_errors(self.publish_timeout, "answer"):
+                partitions = await self._partitions(topic)
+                await consumer.start()
+            for partition in partitions:
+                tp = TopicPartition(topic, partition)
+                consumer.assign([tp])
+                with _broker_errors(self.publish_timeout, "answer"):
+                    end = (await consumer.end_offsets([tp]))[tp]
+                    first = (await consumer.beginning_offsets([tp]))[tp]
+                    position = max(first, (start or {}).get(partition, 0))
+                    consumer.seek(tp, position)
+                while position < end:
+                    with _broker_errors(self.publish_timeout, "answer"):
+                        batch = await consumer.getmany(tp, timeout_ms=1000, max_records=500)
+                    for message in batch.get(tp, []):
+                        if message.offset >= end:
+                            break
+                        position = message.offset + 1
+                        yield _record(message)
+                    # A transaction marker or a compacted gap has no record: move on.
+                    position = max(position, await consumer.position(tp))
+        finally:
+            await consumer.stop()
+
+    async def _partitions(self, topic: str) -> list[int]:
+        """The partitions of ``topic`` as the cluster has them now (none: no such topic)."""
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+        )
+        try:
+            await admin.start()
+            (described,) = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        if described["error_code"] != 0:
+            return []
+        return sorted(p["partition"] for p in described["partitions"])
+
     async def close(self) -> None:
         for publisher in self._publishers:
             await publisher.close()
@@ -157,6 +207,20 @@ def _broker_errors(timeout: float, what: str) -> Iterator[None]:
         raise BusUnavailable(f"broker failed: {exc}") from exc
 
 
+def _record(message: ConsumerRecord[bytes, bytes]) -> Record:
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value if message.value is not None else b"",
+        headers=tuple(message.headers or ()),
+        timestamp=datetime.fromtimestamp(message.timestamp / 1000, UTC)
+        if message.timestamp is not None and message.timestamp >= 0
+        else None,
+    )
+
+
 class KafkaConsumer:
     def __init__(self, consumer: AIOKafkaConsumer) -> None:
         self._consumer = consumer
@@ -169,14 +233,7 @@ class KafkaConsumer:
         except KafkaError as exc:
             raise BusUnavailable(f"poll failed: {exc}") from exc
         return [
-            Record(
-                topic=m.topic,
-                partition=m.partition,
-                offset=m.offset,
-                key=m.key,
-                value=m.value,
-                headers=tuple(m.headers or ()),
-            )
+            _record(m)
             for tp in sorted(batches, key=lambda tp: (tp.topic, tp.partition))
             for m in batches[tp]
         ]

@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import itertools
 import zlib
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from datetime import UTC, datetime
 
 from shared.errors import CommitFailed
 from shared.ports.bus import Record
@@ -49,6 +50,15 @@ class MemoryBus:
         for topic in topics:
             self._log(topic)
 
+    async def read(
+        self, topic: str, start: Mapping[int, int] | None = None
+    ) -> AsyncGenerator[Record, None]:
+        ends = [len(records) for records in self._log(topic)]
+        for partition, end in enumerate(ends):
+            first = max(0, (start or {}).get(partition, 0))
+            for record in self._log(topic)[partition][first:end]:
+                yield record
+
     async def close(self) -> None:
         for members in list(self._members.values()):
             for member in list(members):
@@ -68,7 +78,9 @@ class MemoryBus:
         else:
             partition = zlib.crc32(key) % self.partitions
         records = log[partition]
-        records.append(Record(topic, partition, len(records), key, value, headers))
+        records.append(
+            Record(topic, partition, len(records), key, value, headers, datetime.now(UTC))
+        )
 
     def _notify(self) -> None:
         self._arrived.set()

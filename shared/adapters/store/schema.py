@@ -9,17 +9,22 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.types import TypeDecorator
@@ -108,6 +113,27 @@ profiles = Table(
     Column("tracked", JSON, nullable=False, server_default=text("'{}'")),
     Column("engagement", JSON, nullable=False, server_default=text("'{}'")),
     Column("suppressions", JSON, nullable=False, server_default=text("'{}'")),
+    # Behaviour (migration 0005): the latest 100 order moments and 20 baskets (JSON
+    # arrays), purchases per category, SKU and store, custom events per UTC day (400
+    # days), opens per channel by local hour (JSON objects).
+    Column("order_moments", JSON, nullable=False, server_default=text("'[]'")),
+    Column("baskets", JSON, nullable=False, server_default=text("'[]'")),
+    Column("categories", JSON, nullable=False, server_default=text("'{}'")),
+    Column("skus", JSON, nullable=False, server_default=text("'{}'")),
+    Column("stores", JSON, nullable=False, server_default=text("'{}'")),
+    Column("tracked_days", JSON, nullable=False, server_default=text("'{}'")),
+    Column("open_hours", JSON, nullable=False, server_default=text("'{}'")),
+    # Scores set by the base-wide scoring job, as plain columns the console can query.
+    Column("rfm_r", SmallInteger),
+    Column("rfm_f", SmallInteger),
+    Column("rfm_m", SmallInteger),
+    Column("rfm_segment", String(40)),
+    Column("p_alive", Float),
+    Column("expected_purchases", Float),
+    Column("expected_spend", Money),
+    Column("clv", Money),
+    Column("clv_share", Float),
+    Column("scored_at", UTCDateTime),
     Column("next_timer_at", UTCDateTime),
     Column("evaluated_at", UTCDateTime),
     Column("merged_into", String(36), index=True),
@@ -171,6 +197,16 @@ messages = Table(
     Column("finished_at", UTCDateTime),
     Column("provider_message_id", String(200)),
     Column("error", Text),
+    # Why the message went, waited or not (migration 0008): ``reason`` is the deciding
+    # step's code (``holdout``, ``capped``, ``quiet_hours``, ``converted``...), ``decision``
+    # every step's say as a JSON array of {step, code, detail}; ``sent_at`` is set once the
+    # message is handed to a provider, and is what the frequency caps count.
+    Column("reason", String(40)),
+    Column("holdout", Boolean, nullable=False, server_default=false()),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("scheduled_for", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("decision", JSON),
     Index(None, "campaign", "status"),
 )
 
@@ -188,3 +224,136 @@ api_keys = Table(
     Column("revoked_at", UTCDateTime),
 )
 __all__ += ["api_keys"]
+
+# Console users (shared/adapters/store/users.py). Only an argon2id hash of the password is
+# kept; usernames are lower-cased; ``role`` is analyst, marketer or admin.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+__all__ += ["users"]
+
+# What marketers define (shared/adapters/store/definitions.py): each row carries a version,
+# 1 when created and one more at each change (optimistic concurrency); nothing is deleted,
+# ``archived_at`` retires a definition. Rules, contents and campaigns are JSON.
+segment_definitions = Table(
+    "segment_definitions",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("rule", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("archived_at", UTCDateTime),
+)
+template_definitions = Table(
+    "template_definitions",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("channel", String(10), nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("archived_at", UTCDateTime),
+)
+campaign_definitions = Table(
+    "campaign_definitions",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("archived_at", UTCDateTime),
+)
+# How far the base was evaluated against each segment's rule (built-in or stored):
+# ``fingerprint`` names the rule, ``cursor`` the last profile id done, in id order.
+segment_recomputes = Table(
+    "segment_recomputes",
+    metadata,
+    Column("segment", String(100), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("cursor", String(36)),
+    Column("evaluated", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+)
+__all__ += [
+    "campaign_definitions",
+    "segment_definitions",
+    "segment_recomputes",
+    "template_definitions",
+]
+
+# Messages waiting for their moment (migration 0008): a campaign's delay, room under the
+# frequency caps, the end of quiet hours, the buyer's best hour. One row per message key;
+# a row is deleted when it wakes, so every row is pending and the index on ``due_at`` is
+# what the due-sends loop reads: its cost follows what is due, not what waits.
+# ``channel`` is the one planned (chosen again at send time); ``context`` is the trigger
+# as JSON, what the message needs when it wakes.
+scheduled_sends = Table(
+    "scheduled_sends",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("campaign", String(100), nullable=False),
+    Column("profile_id", String(36), nullable=False, index=True),
+    Column("occurrence_id", String(64), nullable=False),
+    Column("channel", String(20)),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("triggered_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("context", JSON, nullable=False, server_default=text("'{}'")),
+    Index("ix_scheduled_sends_due_at", "due_at"),
+)
+__all__ += ["scheduled_sends"]
+
+# Purchases attributed to campaign messages (migration 0009, shared/adapters/store/reports.py):
+# one row per message and order whose purchase fell in the campaign's attribution window,
+# held-out messages alike (``holdout``), so a report compares the two arms the same way.
+conversions = Table(
+    "conversions",
+    metadata,
+    Column("message_key", String(100), primary_key=True),
+    Column("order_id", String(200), primary_key=True),
+    Column("campaign", String(100), nullable=False),
+    Column("profile_id", String(36), nullable=False),
+    Column("holdout", Boolean, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("converted_at", UTCDateTime, nullable=False),
+    Index(None, "campaign"),
+)
+# What delivery webhooks said of each message (migration 0009): one row per message and
+# response (``delivered``, ``opened``, ``clicked``), the first moment it was reported;
+# the campaign report's funnel counts them per buyer.
+message_responses = Table(
+    "message_responses",
+    metadata,
+    Column("message_key", String(100), primary_key=True),
+    Column("response", String(20), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+)
+__all__ += ["conversions", "message_responses"]
+
+# How many buyers each segment held, one row a day (migration 0010): the console's
+# "size over time". Written by ``SqlConsoleQueries.snapshot_segment_sizes`` (once a day
+# from the segmenter, or on demand); a second snapshot of a day replaces the first.
+segment_sizes = Table(
+    "segment_sizes",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("segment", String(100), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("taken_at", UTCDateTime, nullable=False),
+)
+__all__ += ["segment_sizes"]

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, fields
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import groupby
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.store import schema as t
 from shared.adapters.store.errors import database_errors
-from shared.domain.profile import Engagement, Profile, Tally
+from shared.adapters.store.schedule import SqlSchedule
+from shared.domain.decisions import Reason, SentMessage
+from shared.domain.events import Channel
+from shared.domain.profile import SCORE_FIELDS, Basket, Engagement, Profile, Purchases, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import MessageRecord, OutboxRecord, OutgoingRecord, Resolution
 
@@ -92,6 +95,16 @@ class SqlInbox(_Repository):
             claimed.update((await self.conn.scalars(stmt)).all())
         return claimed
 
+    async def seen(self, event_ids: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        ordered = sorted(event_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            stmt = select(t.processed_events.c.event_id).where(
+                t.processed_events.c.event_id.in_(ordered[start : start + _CHUNK])
+            )
+            found.update((await self.conn.scalars(stmt)).all())
+        return found
+
 
 def _profile(row: Any) -> Profile:
     return Profile(
@@ -112,7 +125,46 @@ def _profile(row: Any) -> Profile:
         next_timer_at=row.next_timer_at,
         evaluated_at=row.evaluated_at,
         merged_into=row.merged_into,
+        **_behaviour(row),
     )
+
+
+def _behaviour(row: Any) -> dict[str, Any]:
+    """The profile's behaviour and scores, from their columns (JSON as :func:`_behaviour_row`)."""
+    return {
+        "order_moments": [datetime.fromisoformat(m) for m in row.order_moments],
+        "baskets": [Basket(datetime.fromisoformat(b["at"]), dict(b["items"])) for b in row.baskets],
+        "categories": {k: _from_json(Purchases, v) for k, v in row.categories.items()},
+        "skus": {k: _from_json(Purchases, v) for k, v in row.skus.items()},
+        "stores": {k: _from_json(Purchases, v) for k, v in row.stores.items()},
+        "tracked_days": {
+            name: {date.fromisoformat(day): count for day, count in days.items()}
+            for name, days in row.tracked_days.items()
+        },
+        "open_hours": {channel: list(hours) for channel, hours in row.open_hours.items()},
+        **{name: getattr(row, name) for name in SCORE_FIELDS},
+    }
+
+
+def _behaviour_row(p: Profile) -> dict[str, Any]:
+    """The profile's behaviour as JSON (moments in UTC ISO 8601, days as ISO dates) and scores."""
+    return {
+        "order_moments": [_iso(m) for m in p.order_moments],
+        "baskets": [{"at": _iso(b.at), "items": b.items} for b in p.baskets],
+        "categories": {k: _to_json(v) for k, v in p.categories.items()},
+        "skus": {k: _to_json(v) for k, v in p.skus.items()},
+        "stores": {k: _to_json(v) for k, v in p.stores.items()},
+        "tracked_days": {
+            name: {day.isoformat(): count for day, count in days.items()}
+            for name, days in p.tracked_days.items()
+        },
+        "open_hours": p.open_hours,
+        **{name: getattr(p, name) for name in SCORE_FIELDS},
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
 
 
 def _profile_row(p: Profile) -> dict[str, Any]:
@@ -135,13 +187,14 @@ def _profile_row(p: Profile) -> dict[str, Any]:
         "next_timer_at": p.next_timer_at,
         "evaluated_at": p.evaluated_at,
         "merged_into": p.merged_into,
+        **_behaviour_row(p),
     }
 
 
-_Fact = TypeVar("_Fact", Tally, Engagement)
+_Fact = TypeVar("_Fact", Tally, Engagement, Purchases)
 
 
-def _to_json(fact: Tally | Engagement) -> dict[str, Any]:
+def _to_json(fact: Tally | Engagement | Purchases) -> dict[str, Any]:
     """A profile fact as a JSON object: moments (the ``*_at`` fields) as UTC ISO 8601."""
     return {
         name: value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
@@ -213,7 +266,7 @@ class SqlProfiles(_Repository):
         return Resolution([loaded[p] for p in assigned], merges, loaded)
 
     async def merge(self, absorbed: str, survivor: str) -> None:
-        for table in (t.identifiers, t.messages):
+        for table in (t.identifiers, t.messages, t.scheduled_sends):
             await self.conn.execute(
                 update(table).where(table.c.profile_id == absorbed).values(profile_id=survivor)
             )
@@ -284,6 +337,22 @@ class SqlProfiles(_Repository):
     async def find(self, kind: str, value: str) -> Profile | None:
         owner = (await self._owners({(kind, value)})).get((kind, value))
         return None if owner is None else await self.get(owner)
+
+    async def identifiers(self, profile_ids: Collection[str], kind: str) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {p: [] for p in profile_ids}
+        ordered = sorted(profile_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = await self.conn.execute(
+                select(t.identifiers.c.profile_id, t.identifiers.c.value)
+                .where(
+                    t.identifiers.c.kind == kind,
+                    t.identifiers.c.profile_id.in_(ordered[start : start + _CHUNK]),
+                )
+                .order_by(t.identifiers.c.value)
+            )
+            for row in rows:
+                found[row.profile_id].append(row.value)
+        return found
 
     async def save(self, profiles: Collection[Profile], at: datetime) -> None:
         if not profiles:
@@ -386,6 +455,14 @@ class SqlMessages(_Repository):
                 occurrence_id=record.occurrence_id,
                 status=record.status,
                 created_at=record.created_at,
+                provider_message_id=record.provider_message_id,
+                error=record.error,
+                reason=record.reason,
+                holdout=record.holdout,
+                priority=record.priority,
+                scheduled_for=record.scheduled_for,
+                sent_at=record.sent_at,
+                decision=_decision_json(record.decision),
             )
             .on_conflict_do_nothing(index_elements=["key"])
         )
@@ -398,7 +475,22 @@ class SqlMessages(_Repository):
         at: datetime,
         provider_message_id: str | None = None,
         error: str | None = None,
+        *,
+        reason: str | None = None,
+        holdout: bool | None = None,
+        channel: str | None = None,
+        scheduled_for: datetime | None = None,
+        sent_at: datetime | None = None,
+        decision: Sequence[Reason] | None = None,
     ) -> None:
+        given = {
+            "reason": reason,
+            "holdout": holdout,
+            "channel": channel,
+            "scheduled_for": scheduled_for,
+            "sent_at": sent_at,
+            "decision": None if decision is None else _decision_json(decision),
+        }
         await self.conn.execute(
             update(t.messages)
             .where(t.messages.c.key == key)
@@ -407,8 +499,42 @@ class SqlMessages(_Repository):
                 finished_at=at,
                 provider_message_id=provider_message_id,
                 error=error,
+                **{name: value for name, value in given.items() if value is not None},
             )
         )
+
+    async def recent(
+        self, profile_ids: Collection[str], since: datetime, *, at_least: int = 0
+    ) -> dict[str, list[SentMessage]]:
+        m = t.messages
+        found: dict[str, list[SentMessage]] = {p: [] for p in profile_ids}
+        ordered = sorted(profile_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            latest_first = (
+                func.row_number()
+                .over(partition_by=m.c.profile_id, order_by=(m.c.sent_at.desc(), m.c.key.desc()))
+                .label("latest_first")
+            )
+            sent = (
+                select(m.c.key, m.c.campaign, m.c.profile_id, m.c.channel, m.c.priority)
+                .add_columns(m.c.sent_at, latest_first)
+                .where(
+                    m.c.profile_id.in_(ordered[start : start + _CHUNK]),
+                    m.c.sent_at.is_not(None),
+                    m.c.status.not_in(_NOT_SENT),
+                )
+                .subquery()
+            )
+            rows = await self.conn.execute(
+                select(sent)
+                .where((sent.c.sent_at >= since) | (sent.c.latest_first <= at_least))
+                .order_by(sent.c.profile_id, sent.c.sent_at, sent.c.key)
+            )
+            for r in rows:
+                found[r.profile_id].append(
+                    SentMessage(r.campaign, r.priority, r.sent_at, _channel(r.channel), r.key)
+                )
+        return found
 
     async def get(self, key: str) -> MessageRecord | None:
         row = (await self.conn.execute(select(t.messages).where(t.messages.c.key == key))).first()
@@ -417,6 +543,18 @@ class SqlMessages(_Repository):
     async def all(self) -> list[MessageRecord]:
         rows = await self.conn.execute(select(t.messages).order_by(t.messages.c.created_at))
         return [_message(r) for r in rows]
+
+
+_NOT_SENT = ("failed", "rejected")
+"""Statuses of messages handed to a provider that never reached the buyer."""
+
+
+def _channel(name: str) -> Channel:
+    return cast(Channel, name)
+
+
+def _decision_json(trail: Sequence[Reason]) -> list[dict[str, str]] | None:
+    return [{"step": r.step, "code": r.code, "detail": r.detail} for r in trail] or None
 
 
 def _message(row: Any) -> MessageRecord:
@@ -430,6 +568,12 @@ def _message(row: Any) -> MessageRecord:
         created_at=row.created_at,
         provider_message_id=row.provider_message_id,
         error=row.error,
+        reason=row.reason,
+        holdout=bool(row.holdout),
+        priority=row.priority,
+        scheduled_for=row.scheduled_for,
+        sent_at=row.sent_at,
+        decision=tuple(Reason(**step) for step in row.decision or ()),
     )
 
 
@@ -442,6 +586,7 @@ class SqlUnitOfWork:
         self.timers = SqlTimers(conn, dialect)
         self.outbox = SqlOutbox(conn, dialect)
         self.messages = SqlMessages(conn, dialect)
+        self.schedule = SqlSchedule(conn, dialect)
 
     async def commit(self) -> None:
         await self.conn.commit()

@@ -1,35 +1,108 @@
-"""The segmenter's handlers: apply events, fire due timers, relay the outbox.
+"""The segmenter's handlers: apply events, fire due timers, relay the outbox, and keep
+the segments in force (the built-ins and the marketers' stored ones) with the base
+evaluated against each one's current rule.
 
 Each handler is one unit of work: the event's dedupe row, the profile, the
 memberships, the next timer and the outbox rows commit together or not at all.
+
+A stored segment whose rule changed (or that is new) is evaluated over the whole
+base once, in batches of buyers in id order (:meth:`Segmenter.recompute`), each
+batch one unit of work with its ``entered``/``exited`` changes in the outbox like
+any other; how far it got is kept (``segment_recomputes``), so a restart resumes
+there. An archived segment is recomputed the same way, as a rule no one meets: its
+members exit.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import ValidationError
 
+from services.segmenter.attribution import Attribution
 from shared.codec import encode_change, encode_merge
 from shared.domain.events import AnyEvent, read_published_event
-from shared.domain.profile import Profile, ProfileMerged, absorb, apply_event
-from shared.domain.segments import MembershipChange, Segment, merge_stays, reevaluate
+from shared.domain.profile import (
+    Profile,
+    ProfileMerged,
+    Scores,
+    absorb,
+    apply_event,
+    apply_scores,
+)
+from shared.domain.rules import Condition, RuleError
+from shared.domain.segments import (
+    MembershipChange,
+    Segment,
+    SegmentIndex,
+    link_segments,
+    merge_stays,
+    reevaluate,
+    rule_fingerprint,
+)
 from shared.errors import PoisonRecord
+from shared.logging import get_logger
 from shared.ports.bus import Publisher, Record
 from shared.ports.clock import Clock
+from shared.ports.definitions import Definitions, Recompute
 from shared.ports.store import OutgoingRecord, Resolution, Store, UnitOfWork
 
 __all__ = ["Segmenter", "relay_outbox"]
 
+log = get_logger(__name__)
+
+RECOMPUTE_BATCH = 1000
+"""Buyers per unit of work when the base is evaluated against one segment."""
+_PROGRESS_SECONDS = 5.0
+"""At most one progress line this often per recompute."""
+
+
+class _NoOne(Condition):
+    """The rule of an archived segment: no one meets it, so its members exit."""
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return frozenset()
+
+    def holds(self, profile: Profile, now: datetime) -> bool:
+        return False
+
+    def next_change(self, profile: Profile, now: datetime) -> datetime | None:
+        return None
+
+
+_ARCHIVED = "archived"
+"""The fingerprint of an archived segment's recompute."""
+
 
 @dataclass
 class Segmenter:
+    """``segments`` are the built-ins; with ``definitions``, the stored segments join
+    them at each :meth:`refresh_segments`."""
+
     store: Store
     clock: Clock
     segments: Sequence[Segment]
     changes_topic: str
+    definitions: Definitions | None = None
+    recompute_size: int = RECOMPUTE_BATCH
+    default_timezone: str = "UTC"
+    """The zone a buyer's email opens are counted in when they did not say theirs."""
+    attribution: Attribution | None = None
+    """With it, each batch's purchases are attributed to the campaign messages they convert
+    and its delivery reports kept per message: what campaign reports count."""
+    index: SegmentIndex = field(init=False)
+    """The segments in force, by the fields they read."""
+
+    def __post_init__(self) -> None:
+        self.index = SegmentIndex(self.segments)
+        self._stamp: int | None = None
+        self._archived: tuple[str, ...] = ()
+        self._targets: dict[str, tuple[str, Segment]] | None = None
+        self._logged_at: dict[str, float] = {}
 
     async def apply_events(self, records: Sequence[Record]) -> None:
         """Apply a batch of events in one transaction; an event seen before changes nothing.
@@ -39,23 +112,33 @@ class Segmenter:
         order in memory, then evaluate each touched buyer once, on what changed.
         """
         events = [_parse(record) for record in records]
+        await self._load_segments_once()
         async with self.store.unit_of_work() as uow:
             now = self.clock.now()
             fresh = await uow.inbox.claim([e.event_id for e in events], now)
             todo = [e for e in {e.event_id: e for e in events}.values() if e.event_id in fresh]
             if not todo:
                 await uow.commit()
+                await self._attribute(events)
                 return
             resolution = await uow.profiles.resolve([e.customer.identifiers() for e in todo], now)
             changed: dict[str, set[str]] = {}
             for event, profile in zip(todo, resolution.profiles, strict=True):
-                changed.setdefault(profile.id, set()).update(apply_event(profile, event))
+                changed.setdefault(profile.id, set()).update(
+                    apply_event(profile, event, default_timezone=self.default_timezone)
+                )
             touched = {p.id: p for p in resolution.profiles}
             tombstones = await self._merge(uow, resolution, touched, now)
             fields = {pid: frozenset(changed.get(pid, ())) for pid in touched}
             await self._settle(uow, touched, now, fields)
             await uow.profiles.save([*touched.values(), *tombstones], now)
             await uow.commit()
+        await self._attribute(events)
+
+    async def _attribute(self, events: Sequence[AnyEvent]) -> None:
+        """After the commit, and for events seen before too: a conversion is kept once."""
+        if self.attribution is not None:
+            await self.attribution.record(events)
 
     async def _merge(
         self, uow: UnitOfWork, resolution: Resolution, touched: dict[str, Profile], now: datetime
@@ -93,6 +176,7 @@ class Segmenter:
 
     async def fire_timers(self, limit: int = 1000) -> int:
         """Re-evaluate the buyers whose timer is due; return how many there were."""
+        await self._load_segments_once()
         async with self.store.unit_of_work() as uow:
             now = self.clock.now()
             due = await uow.timers.due(now, limit)
@@ -103,6 +187,24 @@ class Segmenter:
             await uow.commit()
         return len(due)
 
+    async def apply_scores(self, scores: Mapping[str, Scores]) -> int:
+        """Set the scoring job's scores (by buyer id) on their buyers in one transaction,
+        and move the memberships of the segments that read a score that changed; return
+        how many buyers' scores changed. A buyer merged away meanwhile is skipped."""
+        await self._load_segments_once()
+        async with self.store.unit_of_work() as uow:
+            now = self.clock.now()
+            loaded = await uow.profiles.get_many(list(scores), lock=True)
+            touched = {pid: p for pid, p in loaded.items() if p.merged_into is None}
+            changed = {
+                pid: apply_scores(profile, scores[pid]) - {"scored_at"}
+                for pid, profile in touched.items()
+            }
+            await self._settle(uow, touched, now, changed)
+            await uow.profiles.save(touched.values(), now)
+            await uow.commit()
+        return sum(1 for fields in changed.values() if fields)
+
     async def _settle(
         self,
         uow: UnitOfWork,
@@ -111,35 +213,195 @@ class Segmenter:
         changed: Mapping[str, frozenset[str]] | None,
     ) -> None:
         """Move the buyers' memberships and next timers; the caller saves the profiles."""
-        needed = [p for p in profiles.values() if self._needs_evaluation(p, now, changed)]
+        index = self.index
+        needed = [p for p in profiles.values() if self._needs_evaluation(index, p, now, changed)]
         if not needed:
             return
         memberships = await uow.memberships.of([p.id for p in needed])
         changes: list[MembershipChange] = []
         for profile in needed:
             fields = None if changed is None else changed[profile.id]
-            evaluation = reevaluate(profile, self.segments, memberships[profile.id], now, fields)
+            evaluation = reevaluate(profile, index, memberships[profile.id], now, fields)
             profile.next_timer_at = evaluation.next_timer
             profile.evaluated_at = now
             changes.extend(evaluation.changes)
         await uow.memberships.apply(changes)
-        await uow.outbox.add(
-            [
-                OutgoingRecord(self.changes_topic, c.profile_id.encode(), encode_change(c))
-                for c in changes
-            ],
-            now,
-        )
+        await uow.outbox.add([self._record(c) for c in changes], now)
 
     def _needs_evaluation(
-        self, profile: Profile, now: datetime, changed: Mapping[str, frozenset[str]] | None
+        self,
+        index: SegmentIndex,
+        profile: Profile,
+        now: datetime,
+        changed: Mapping[str, frozenset[str]] | None,
     ) -> bool:
         if changed is None or profile.evaluated_at is None:
             return True
         if profile.next_timer_at is not None and profile.next_timer_at <= now:
             return True
-        fields = changed[profile.id]
-        return any(not s.rule.reads.isdisjoint(fields) for s in self.segments)
+        return index.reads_any(changed[profile.id])
+
+    # --- the segments in force, and the base evaluated against each -----------------
+
+    async def _load_segments_once(self) -> None:
+        """No event or timer is evaluated before the stored segments are known."""
+        if self.definitions is not None and self._stamp is None:
+            await self.refresh_segments()
+
+    async def refresh_segments(self) -> bool:
+        """Load the stored segments if any changed since the last look (one cheap query
+        when none did); return whether the segments in force changed."""
+        if self.definitions is None:
+            return False
+        stamp = await self.definitions.segments.stamp()
+        if stamp == self._stamp:
+            return False
+        builtin = {s.key for s in self.segments}
+        stored: list[Segment] = []
+        archived: list[str] = []
+        for definition in await self.definitions.segments.list(archived=True):
+            if definition.key in builtin:
+                log.warning("stored segment shadows a built-in; ignored", segment=definition.key)
+            elif definition.archived_at is not None:
+                archived.append(definition.key)
+            else:
+                try:
+                    stored.append(
+                        Segment.from_definition(definition.key, definition.name, definition.rule)
+                    )
+                except (RuleError, RecursionError) as exc:
+                    log.error(
+                        "stored segment does not parse; ignored",
+                        segment=definition.key,
+                        error=str(exc),
+                    )
+        unlinked: dict[str, RuleError] = {}
+        self.index = SegmentIndex(link_segments([*self.segments, *stored], unlinked))
+        for key, error in unlinked.items():
+            log.error(
+                "stored segment refers to a segment it cannot use; ignored",
+                segment=key,
+                error=str(error),
+            )
+        self._archived = tuple(archived)
+        self._targets = None
+        self._stamp = stamp
+        log.info(
+            "segments loaded",
+            builtin=len(self.segments),
+            stored=len(stored),
+            archived=len(archived),
+        )
+        return True
+
+    def _wanted(self) -> dict[str, tuple[str, Segment]]:
+        """Segment key to the fingerprint the base must be evaluated against, and the
+        segment to evaluate (an archived one as a rule no one meets)."""
+        if self._targets is None:
+            targets = {s.key: (rule_fingerprint(s.rule), s) for s in self.index}
+            for key in self._archived:
+                targets[key] = (_ARCHIVED, Segment(key, key, _NoOne()))
+            self._targets = targets
+        return self._targets
+
+    async def recompute(self) -> int:
+        """One batch of the first segment whose rule the base was not yet evaluated
+        against (a new or changed rule, an archived segment); return how many buyers
+        were evaluated (0: the base is up to date with every rule)."""
+        if self.definitions is None:
+            return 0
+        states = await self.definitions.recomputes()
+        for key, (fingerprint, segment) in self._wanted().items():
+            state = states.get(key)
+            while state is None or state.fingerprint != fingerprint or state.finished_at is None:
+                if state is None or state.fingerprint != fingerprint:
+                    state = await self._start(segment, fingerprint)
+                done, state = await self._recompute_batch(segment, state)
+                if done:
+                    return done
+                if state is None:  # started again elsewhere for another rule
+                    break
+        return 0
+
+    async def restart_recompute(self, key: str) -> Recompute:
+        """Evaluate the base against segment ``key`` again, from the start (``nudge
+        segments recompute``); :class:`KeyError` for a segment not in force nor archived."""
+        assert self.definitions is not None, "recomputing needs the definitions"
+        await self.refresh_segments()
+        fingerprint, segment = self._wanted()[key]
+        return await self._start(segment, fingerprint)
+
+    async def recompute_batch(self, key: str, state: Recompute) -> Recompute | None:
+        """The next batch of ``key``'s recompute from ``state``; the state after it, or
+        ``None`` when the recompute was started again elsewhere for another rule."""
+        _fingerprint, segment = self._wanted()[key]
+        _done, after = await self._recompute_batch(segment, state)
+        return after
+
+    async def _start(self, segment: Segment, fingerprint: str) -> Recompute:
+        assert self.definitions is not None
+        total = await self.definitions.count_profiles()
+        log.info("segment recompute started", segment=segment.key, buyers=total)
+        self._logged_at[segment.key] = time.monotonic()
+        return await self.definitions.start_recompute(segment.key, fingerprint, self.clock.now())
+
+    async def _recompute_batch(
+        self, segment: Segment, state: Recompute
+    ) -> tuple[int, Recompute | None]:
+        assert self.definitions is not None
+        batch = await self.definitions.scan_profiles(after=state.cursor, limit=self.recompute_size)
+        index = self.index
+        segments = index if segment.key in {s.key for s in index} else [*index, segment]
+        changes: list[MembershipChange] = []
+        async with self.store.unit_of_work() as uow:
+            now = self.clock.now()
+            if batch:
+                profiles = await uow.profiles.get_many([p.id for p in batch], lock=True)
+                live = [p for p in profiles.values() if p.merged_into is None]
+                memberships = await uow.memberships.of([p.id for p in live])
+                for profile in live:
+                    evaluation = reevaluate(
+                        profile, segments, memberships[profile.id], now, only={segment.key}
+                    )
+                    profile.next_timer_at = evaluation.next_timer
+                    profile.evaluated_at = now
+                    changes.extend(evaluation.changes)
+                await uow.memberships.apply(changes)
+                await uow.outbox.add([self._record(c) for c in changes], now)
+                await uow.profiles.save(live, now)
+            await uow.commit()
+        finished = len(batch) < self.recompute_size
+        after = await self.definitions.advance_recompute(
+            segment.key,
+            state.fingerprint,
+            cursor=batch[-1].id if batch else state.cursor or "",
+            evaluated=state.evaluated + len(batch),
+            finished_at=now if finished else None,
+        )
+        self._log_progress(segment.key, after, len(changes), finished)
+        return len(batch), after
+
+    def _log_progress(
+        self, key: str, state: Recompute | None, changes: int, finished: bool
+    ) -> None:
+        if state is None:
+            return
+        if finished:
+            log.info("segment recompute finished", segment=key, evaluated=state.evaluated)
+            self._logged_at.pop(key, None)
+            return
+        moment = time.monotonic()
+        if moment - self._logged_at.get(key, 0.0) >= _PROGRESS_SECONDS:
+            self._logged_at[key] = moment
+            log.info(
+                "segment recompute progress",
+                segment=key,
+                evaluated=state.evaluated,
+                changes_in_batch=changes,
+            )
+
+    def _record(self, change: MembershipChange) -> OutgoingRecord:
+        return OutgoingRecord(self.changes_topic, change.profile_id.encode(), encode_change(change))
 
 
 def _parse(record: Record) -> AnyEvent:

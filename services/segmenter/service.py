@@ -1,36 +1,83 @@
 """The segmenter service: events in, profiles and memberships kept, changes out.
 
-Three loops share one process: the events consumer, the timer loop (wakes the
-buyers whose next timer is due, on the service's clock) and the outbox relay.
+Five loops share one process: the events consumer, the timer loop (wakes the
+buyers whose next timer is due, on the service's clock), the outbox relay, the
+segments loop (notices stored segments edited, every ``definitions_interval``
+seconds, and evaluates the base against a new or changed rule, batch by batch), and
+the scoring loop (scores the whole base, RFM, predictions and CLV, once every
+``NUDGE_SCORING_INTERVAL_HOURS``, on one replica at a time); and once a day it
+records every segment's size, for the console's size-over-time charts.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime
 from services.loops import repeat
-from services.segmenter.handlers import Segmenter, relay_outbox
+from services.segmenter.attribution import Attribution
+from services.segmenter.handlers import RECOMPUTE_BATCH, Segmenter, relay_outbox
+from services.segmenter.scoring import (
+    Progress,
+    ScoringRun,
+    policy_from,
+    score_the_base,
+    scoring_due,
+)
+from services.segmenter.snapshots import snapshot_daily
+from shared.adapters.store.console_queries import SqlConsoleQueries
+from shared.adapters.store.definitions import SqlDefinitions
+from shared.adapters.store.reports import SqlCampaignResults
+from shared.adapters.store.scoring import SqlScoringBase
 from shared.consuming import ConsumerLoop
 from shared.ports.bus import Publisher
+from shared.ports.definitions import Definitions
 
 __all__ = ["SegmenterService"]
 
+SCORING_CHECK = timedelta(minutes=10)
+"""How often the scoring loop asks whether the base is due for scoring."""
+
 
 class SegmenterService:
-    def __init__(self, runtime: Runtime, *, timer_batch: int = 1000) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        timer_batch: int = 1000,
+        definitions: Definitions | None = None,
+        definitions_interval: float = 2.0,
+        recompute_batch: int = RECOMPUTE_BATCH,
+    ) -> None:
+        """``definitions`` default to the store's database; ``definitions_interval`` is
+        how often (seconds) ``run`` looks for edited segments."""
         self.runtime = runtime
         settings = runtime.settings
+        definitions = definitions or SqlDefinitions(runtime.store.engine, clock=runtime.clock)
         self.segmenter = Segmenter(
             store=runtime.store,
             clock=runtime.clock,
             segments=runtime.segments,
             changes_topic=settings.topic("segment-changes"),
+            definitions=definitions,
+            attribution=Attribution(SqlCampaignResults(runtime.store.engine), definitions),
+            recompute_size=recompute_batch,
+            default_timezone=settings.default_timezone,
         )
+        self.definitions_interval = definitions_interval
+        self.scoring_base = SqlScoringBase(runtime.store.engine)
         self.timer_batch = timer_batch
         self.stopping = asyncio.Event()
         self._publisher: Publisher | None = None
         self._loop: ConsumerLoop | None = None
+
+    @property
+    def metrics_registries(self) -> tuple[CollectorRegistry, ...]:
+        """What this service measures (nothing of its own yet: its lag is Kafka's)."""
+        return ()
 
     async def start(self) -> None:
         settings = self.runtime.settings
@@ -51,10 +98,25 @@ class SegmenterService:
         """One round of every loop without waiting: for the demo and for tests."""
         assert self._loop is not None, "start() first"
         assert self._publisher is not None
-        done = await self._loop.step(0)
+        await self.segmenter.refresh_segments()
+        done = await self.segmenter.recompute()
+        done += await self._loop.step(0)
         done += await self.segmenter.fire_timers(self.timer_batch)
         done += await relay_outbox(self.runtime.store, self._publisher, self.runtime.clock)
         return done
+
+    async def score(self, progress: Progress | None = None) -> ScoringRun | None:
+        """Score the whole base now, unless another replica is at it (``None`` then)."""
+        async with self.scoring_base.exclusive() as mine:
+            if not mine:
+                return None
+            return await score_the_base(
+                self.segmenter,
+                self.scoring_base,
+                self.runtime.clock,
+                policy_from(self.runtime.settings),
+                progress,
+            )
 
     async def run(self) -> None:
         """Run until :meth:`stop`; the batch in hand is finished and committed first."""
@@ -79,12 +141,36 @@ class SegmenterService:
         async def relay() -> bool:
             return await relay_outbox(self.runtime.store, publisher, clock) > 0
 
+        async def segments() -> bool:
+            await self.segmenter.refresh_segments()
+            return await self.segmenter.recompute() > 0
+
+        every = timedelta(hours=settings.scoring_interval_hours)
+
+        async def scoring() -> bool:
+            if every and await scoring_due(self.scoring_base, clock.now(), every):
+                await self.score()
+            return False
+
         try:
             await asyncio.gather(
                 self._loop.run(),
+                snapshot_daily(SqlConsoleQueries(self.runtime.store.engine), clock, self.stopping),
+                repeat(
+                    "scoring",
+                    scoring,
+                    lambda: clock.sleep(SCORING_CHECK.total_seconds()),
+                    self.stopping,
+                ),
                 repeat("timers", timers, until_next_tick, self.stopping),
                 repeat(
                     "outbox", relay, lambda: asyncio.sleep(settings.relay_interval), self.stopping
+                ),
+                repeat(
+                    "segments",
+                    segments,
+                    lambda: asyncio.sleep(self.definitions_interval),
+                    self.stopping,
                 ),
             )
         finally:

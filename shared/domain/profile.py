@@ -6,28 +6,44 @@ it changed, so only the segments that read those fields are evaluated again.
 
 What each event type keeps:
 
-- ``purchase``: orders, revenue, first and last order;
+- ``purchase``: orders, revenue, first and last order; the moments of the last
+  :data:`ORDER_HISTORY` orders (the buyer's rhythm: days between orders and the
+  expected next order); the SKUs and quantities of the last :data:`BASKET_HISTORY`
+  orders (the standard basket); per category, SKU and store how many orders held
+  it, how many units and when last;
 - ``refund``: refunds count and total, so net revenue is revenue less refunds
   (orders count and average check stay as they were: the order happened);
 - ``identify``: traits (a ``null`` trait removes it) and consents per channel;
-- ``track``: how often each named event happened, and when it last did;
+- ``track``: how often each named event happened, and when it last did; per name
+  and UTC day, how often, for the last :data:`TRACK_HORIZON_DAYS` days;
 - ``message_*``: engagement per channel (delivered, opens, clicks, bounces,
-  complaints, last open and click); a hard bounce of the buyer's current address,
-  or a complaint, suppresses the channel;
+  complaints, last open and click); opens per channel by the buyer's local hour
+  (the ``timezone`` trait, else the zone given to :func:`apply_event`, UTC by
+  default); a hard bounce of the buyer's current address, or a complaint,
+  suppresses the channel;
 - ``unsubscribed``: consent for the channel withdrawn.
 
 Counts add up whatever the order events come in; consents follow the order they
 are applied in. A delivery report names the address the message went to, so it
 never changes the buyer's contacts; a new email address (or phone) lifts a bounce
 suppression of its channel, never a complaint.
+
+The scores (RFM, BG/NBD and Gamma-Gamma predictions, CLV) are not kept event by
+event: a base-wide scoring job computes them and sets them with
+:func:`apply_scores`, which reports the score fields it changed like an event does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+import bisect
+import statistics
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from itertools import pairwise
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.domain.events import (
     AnyEvent,
@@ -44,9 +60,41 @@ from shared.domain.events import (
     UnsubscribedEvent,
 )
 
-__all__ = ["Engagement", "Profile", "ProfileMerged", "Tally", "absorb", "apply_event"]
+__all__ = [
+    "BASKET_HISTORY",
+    "DEFAULT_TIMEZONE",
+    "ORDER_HISTORY",
+    "SCORE_FIELDS",
+    "TRACK_HORIZON_DAYS",
+    "Basket",
+    "Engagement",
+    "Profile",
+    "ProfileMerged",
+    "Purchases",
+    "Scores",
+    "Tally",
+    "absorb",
+    "apply_event",
+    "apply_scores",
+    "local_hour",
+]
 
 CENT = Decimal("0.01")
+
+ORDER_HISTORY = 100
+"""How many of the buyer's latest order moments are kept: enough for a rhythm, bounded."""
+
+BASKET_HISTORY = 20
+"""How many of the buyer's latest orders keep their SKUs and quantities (the standard basket)."""
+
+TRACK_HORIZON_DAYS = 400
+"""How many days of per-day custom event counts are kept, counted back from the newest day."""
+
+DEFAULT_TIMEZONE = "UTC"
+"""The zone a buyer's local hour is read in when the buyer has no valid ``timezone`` trait."""
+
+HOURS = 24
+_DAY_SECONDS = 86_400.0
 
 Suppression = Literal["bounced", "complained"]
 """Why nudge no longer sends on a channel: a hard bounce, or a spam complaint."""
@@ -91,6 +139,70 @@ class Engagement:
 
 
 @dataclass
+class Purchases:
+    """How many orders held something (a category, a SKU, a store), how many units, when last."""
+
+    orders: int = 0
+    quantity: int = 0
+    last_at: datetime | None = None
+
+    def add(self, quantity: int, at: datetime) -> None:
+        self.orders += 1
+        self.quantity += quantity
+        self.last_at = _latest(self.last_at, at)
+
+    def absorb(self, other: Purchases) -> None:
+        self.orders += other.orders
+        self.quantity += other.quantity
+        self.last_at = _latest(self.last_at, other.last_at)
+
+
+@dataclass
+class Basket:
+    """One order's SKUs and the quantity of each."""
+
+    at: datetime
+    items: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the base-wide scoring job says of one buyer (see :func:`apply_scores`)."""
+
+    rfm_r: int | None = None
+    rfm_f: int | None = None
+    rfm_m: int | None = None
+    rfm_segment: str | None = None
+    p_alive: float | None = None
+    expected_purchases: float | None = None
+    expected_spend: Decimal | None = None
+    clv: Decimal | None = None
+    clv_share: float | None = None
+    scored_at: datetime | None = None
+
+
+SCORE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Scores))
+"""The profile fields the scoring job sets, by the names a rule reads them under."""
+
+
+@dataclass(frozen=True)
+class _Rhythm:
+    """The gaps between a buyer's order moments, and their median and mean, in days."""
+
+    moments: tuple[datetime, ...]
+    gaps: tuple[float, ...]
+    median: float | None
+    mean: float | None
+
+    @classmethod
+    def of(cls, moments: tuple[datetime, ...]) -> _Rhythm:
+        gaps = tuple((b - a).total_seconds() / _DAY_SECONDS for a, b in pairwise(moments))
+        if not gaps:
+            return cls(moments, gaps, None, None)
+        return cls(moments, gaps, _median(list(gaps)), sum(gaps) / len(gaps))
+
+
+@dataclass
 class Profile:
     """What nudge knows of one buyer."""
 
@@ -112,12 +224,48 @@ class Profile:
     """Channel to what became of the messages sent on it."""
     suppressions: dict[str, Suppression] = field(default_factory=dict)
     """Channels nudge must not send on, whatever the consent, and why."""
+    order_moments: list[datetime] = field(default_factory=list)
+    """The moments of the latest :data:`ORDER_HISTORY` orders, earliest first."""
+    baskets: list[Basket] = field(default_factory=list)
+    """The SKUs of the latest :data:`BASKET_HISTORY` orders that named items, earliest first."""
+    categories: dict[str, Purchases] = field(default_factory=dict)
+    """Category to the orders that held it (all orders, not only the kept history)."""
+    skus: dict[str, Purchases] = field(default_factory=dict)
+    """SKU to the orders that held it."""
+    stores: dict[str, Purchases] = field(default_factory=dict)
+    """Store (the purchase event's ``store_id``) to the orders placed there."""
+    tracked_days: dict[str, dict[date, int]] = field(default_factory=dict)
+    """Custom event name to UTC day to how often, for the last :data:`TRACK_HORIZON_DAYS` days."""
+    open_hours: dict[str, list[int]] = field(default_factory=dict)
+    """Channel to 24 counters: the buyer's opens by local hour (0-23)."""
+    rfm_r: int | None = None
+    """Recency score 1-5 (5: the most recent fifth of the base); set by the scoring job."""
+    rfm_f: int | None = None
+    """Frequency score 1-5."""
+    rfm_m: int | None = None
+    """Monetary score 1-5."""
+    rfm_segment: str | None = None
+    """The named RFM segment (``champions``, ``at_risk``, ...)."""
+    p_alive: float | None = None
+    """BG/NBD probability that the buyer is still a customer."""
+    expected_purchases: float | None = None
+    """BG/NBD expected purchases over the scoring job's horizon."""
+    expected_spend: Decimal | None = None
+    """Gamma-Gamma expected average order value."""
+    clv: Decimal | None = None
+    """Customer lifetime value over the scoring job's horizon."""
+    clv_share: float | None = None
+    """The buyer's rank in the base by CLV as a share: 0 is the top, 0.1 the top tenth's edge."""
+    scored_at: datetime | None = None
+    """When the scores were computed."""
     next_timer_at: datetime | None = None
     """The next moment any of the buyer's memberships can flip with no event."""
     evaluated_at: datetime | None = None
     """When the buyer's segments were last evaluated; ``None`` for a buyer never evaluated."""
     merged_into: str | None = None
     """Set once this profile turned out to be another buyer's: the survivor's id."""
+    _rhythm: _Rhythm | None = field(default=None, init=False, repr=False, compare=False)
+    """The gaps of the order moments they were computed from: rules ask many times."""
 
     @property
     def avg_check(self) -> Decimal | None:
@@ -130,6 +278,56 @@ class Profile:
     def net_revenue(self) -> Decimal:
         """Revenue less refunds."""
         return self.revenue_total - self.refunds_total
+
+    @property
+    def days_between_orders(self) -> list[float]:
+        """The gaps between consecutive kept orders, in days (fractional)."""
+        return list(self._rhythm_now().gaps)
+
+    @property
+    def median_days_between_orders(self) -> float | None:
+        """The buyer's usual gap between orders, in days; ``None`` before the second order."""
+        return self._rhythm_now().median
+
+    @property
+    def mean_days_between_orders(self) -> float | None:
+        """The mean gap between orders, in days; ``None`` before the second order."""
+        return self._rhythm_now().mean
+
+    def _rhythm_now(self) -> _Rhythm:
+        moments = tuple(self.order_moments)
+        if self._rhythm is None or self._rhythm.moments != moments:
+            self._rhythm = _Rhythm.of(moments)
+        return self._rhythm
+
+    @property
+    def expected_next_order_at(self) -> datetime | None:
+        """The last order plus the median gap: when the buyer's rhythm says they order next."""
+        median = self.median_days_between_orders
+        last = self.last_order_at or (self.order_moments[-1] if self.order_moments else None)
+        if median is None or last is None:
+            return None
+        return last + timedelta(days=median)
+
+    @property
+    def standard_basket(self) -> list[tuple[str, int]]:
+        """The SKUs in at least half of the kept orders, with their median quantity.
+
+        Empty before two orders with items: one order is no habit. The most frequent
+        SKUs come first, then by SKU.
+        """
+        if len(self.baskets) < 2:
+            return []
+        quantities: dict[str, list[int]] = {}
+        for basket in self.baskets:
+            for sku, quantity in basket.items.items():
+                quantities.setdefault(sku, []).append(quantity)
+        usual = [
+            (sku, _round_half_up(statistics.median(q)))
+            for sku, q in quantities.items()
+            if 2 * len(q) >= len(self.baskets)
+        ]
+        return sorted(usual, key=lambda pair: (-len(quantities[pair[0]]), pair[0]))
 
     def barred_from(self, channel: str) -> str | None:
         """Why nudge may not send on ``channel`` now, or ``None`` when it may.
@@ -154,10 +352,16 @@ class ProfileMerged:
     at: datetime
 
 
-def apply_event(profile: Profile, event: AnyEvent) -> frozenset[str]:
-    """Apply one event to ``profile`` in place; return the names of the fields it changed."""
+def apply_event(
+    profile: Profile, event: AnyEvent, *, default_timezone: str = DEFAULT_TIMEZONE
+) -> frozenset[str]:
+    """Apply one event to ``profile`` in place; return the names of the fields it changed.
+
+    ``default_timezone`` (an IANA name) is the zone an email open's local hour is read
+    in when the buyer has no valid ``timezone`` trait.
+    """
     if isinstance(event, MessageEvent):
-        return frozenset(_apply_message(profile, event))
+        return frozenset(_apply_message(profile, event, default_timezone))
     changed = _take_contacts(profile, event)
     if isinstance(event, PurchaseEvent):
         changed |= _apply_purchase(profile, event)
@@ -167,7 +371,11 @@ def apply_event(profile: Profile, event: AnyEvent) -> frozenset[str]:
         changed |= _apply_identify(profile, event)
     elif isinstance(event, TrackEvent):
         profile.tracked.setdefault(event.data.name, Tally()).add(event.occurred_at)
-        changed.add("tracked")
+        days = profile.tracked_days.setdefault(event.data.name, {})
+        day = event.occurred_at.astimezone(UTC).date()
+        days[day] = days.get(day, 0) + 1
+        _prune_days(days)
+        changed |= {"tracked", "tracked_days"}
     elif (
         isinstance(event, UnsubscribedEvent)
         and profile.consents.get(event.data.channel) is not False
@@ -203,14 +411,73 @@ def _apply_purchase(profile: Profile, event: PurchaseEvent) -> set[str]:
     at = event.occurred_at
     profile.orders_count += 1
     profile.revenue_total += event.data.total
-    changed = {"orders_count", "revenue_total", "avg_check"}
+    changed = {"orders_count", "revenue_total", "avg_check", "net_revenue"}
     if profile.first_order_at is None or at < profile.first_order_at:
         profile.first_order_at = at
         changed.add("first_order_at")
     if profile.last_order_at is None or at > profile.last_order_at:
         profile.last_order_at = at
         changed.add("last_order_at")
+    if _insert_bounded(profile.order_moments, at, ORDER_HISTORY):
+        changed.add("order_moments")
+    quantities: dict[str, int] = {}
+    categories: dict[str, int] = {}
+    for item in event.data.items:
+        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+        if item.category is not None:
+            categories[item.category] = categories.get(item.category, 0) + item.quantity
+    for sku, quantity in quantities.items():
+        profile.skus.setdefault(sku, Purchases()).add(quantity, at)
+    for category, quantity in categories.items():
+        profile.categories.setdefault(category, Purchases()).add(quantity, at)
+    if quantities:
+        changed.add("skus")
+        if _insert_basket(profile.baskets, Basket(at, quantities)):
+            changed.add("baskets")
+    if categories:
+        changed.add("categories")
+    if event.store_id is not None:
+        profile.stores.setdefault(event.store_id, Purchases()).add(sum(quantities.values()), at)
+        changed.add("stores")
     return changed
+
+
+def _insert_bounded(moments: list[datetime], at: datetime, bound: int) -> bool:
+    """Insert ``at`` in order, keeping the latest ``bound``; whether the list changed."""
+    if len(moments) >= bound and at < moments[0]:
+        return False
+    bisect.insort(moments, at)
+    del moments[: max(0, len(moments) - bound)]
+    return True
+
+
+def _insert_basket(baskets: list[Basket], basket: Basket) -> bool:
+    """Insert ``basket`` in order of time, keeping the latest :data:`BASKET_HISTORY`."""
+    if len(baskets) >= BASKET_HISTORY and basket.at < baskets[0].at:
+        return False
+    bisect.insort(baskets, basket, key=lambda b: b.at)
+    del baskets[: max(0, len(baskets) - BASKET_HISTORY)]
+    return True
+
+
+def _prune_days(days: dict[date, int]) -> None:
+    """Drop the days more than :data:`TRACK_HORIZON_DAYS` before the newest one."""
+    if not days:
+        return
+    oldest = max(days) - timedelta(days=TRACK_HORIZON_DAYS - 1)
+    for day in [d for d in days if d < oldest]:
+        del days[day]
+
+
+def _median(values: list[float]) -> float:
+    """The median, on plain floats (``statistics.median`` is slower, for exactness not needed)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _round_half_up(value: float) -> int:
+    return int(Decimal(str(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _apply_refund(profile: Profile, event: RefundEvent) -> set[str]:
@@ -240,7 +507,7 @@ def _same(kept: Scalar, value: Scalar) -> bool:
     return type(kept) is type(value) and kept == value
 
 
-def _apply_message(profile: Profile, event: MessageEvent) -> set[str]:
+def _apply_message(profile: Profile, event: MessageEvent, default_timezone: str) -> set[str]:
     channel, at = event.data.channel, event.occurred_at
     stats = profile.engagement.setdefault(channel, Engagement())
     changed = {"engagement"}
@@ -249,6 +516,9 @@ def _apply_message(profile: Profile, event: MessageEvent) -> set[str]:
     elif isinstance(event, MessageOpenedEvent):
         stats.opens += 1
         stats.last_open_at = _latest(stats.last_open_at, at)
+        hours = profile.open_hours.setdefault(channel, [0] * HOURS)
+        hours[local_hour(profile, at, default_timezone)] += 1
+        changed.add("open_hours")
     elif isinstance(event, MessageClickedEvent):
         stats.clicks += 1
         stats.last_click_at = _latest(stats.last_click_at, at)
@@ -260,6 +530,36 @@ def _apply_message(profile: Profile, event: MessageEvent) -> set[str]:
         stats.complaints += 1
         changed |= _suppress(profile, channel, "complained")
     return changed
+
+
+def local_hour(profile: Profile, at: datetime, default_timezone: str = DEFAULT_TIMEZONE) -> int:
+    """The hour (0-23) of ``at`` on the buyer's clock: the ``timezone`` trait, else the default."""
+    name = profile.traits.get("timezone")
+    zone = _zone(name) if isinstance(name, str) else None
+    return at.astimezone(zone or _zone(default_timezone) or UTC).hour
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def apply_scores(profile: Profile, scores: Scores) -> frozenset[str]:
+    """Set the scoring job's scores on ``profile``; return the names of the fields changed.
+
+    The names are those of :data:`SCORE_FIELDS`; the segmenter evaluates only the
+    segments that read one of them, as for an event.
+    """
+    changed: set[str] = set()
+    for name in SCORE_FIELDS:
+        value = getattr(scores, name)
+        if getattr(profile, name) != value:
+            setattr(profile, name, value)
+            changed.add(name)
+    return frozenset(changed)
 
 
 def _to_current_address(profile: Profile, event: MessageBouncedEvent) -> bool:
@@ -284,11 +584,13 @@ def _suppress(profile: Profile, channel: str, why: Suppression) -> set[str]:
 def absorb(survivor: Profile, other: Profile) -> None:
     """Fold ``other`` into ``survivor``: the same buyer, known twice until now.
 
-    Orders, revenue, refunds, custom event and engagement counts add up, first and
-    last moments widen, contacts the survivor lacks are taken from ``other``;
-    traits and consents are the survivor's where it has them and ``other``'s
-    elsewhere; a suppression carries over (a bounce only when the survivor keeps
-    the address that bounced). The survivor's segments are evaluated afresh.
+    Orders, revenue, refunds, custom event and engagement counts add up (each order
+    once: the two profiles never saw the same event), first and last moments widen,
+    contacts the survivor lacks are taken from ``other``; traits and consents are
+    the survivor's where it has them and ``other``'s elsewhere; a suppression
+    carries over (a bounce only when the survivor keeps the address that bounced).
+    The behaviour adds up too (see :func:`_absorb_behaviour`). The survivor's
+    segments are evaluated afresh.
     ``other`` is left as a tombstone pointing at the survivor.
     """
     survivor.orders_count += other.orders_count
@@ -308,9 +610,39 @@ def absorb(survivor: Profile, other: Profile) -> None:
     for channel, why in other.suppressions.items():
         if why == "complained" or _address(survivor, channel) == _address(other, channel):
             _suppress(survivor, channel, why)
+    _absorb_behaviour(survivor, other)
     survivor.evaluated_at = None  # evaluate every segment again
     other.merged_into = survivor.id
     other.next_timer_at = None
+
+
+def _absorb_behaviour(survivor: Profile, other: Profile) -> None:
+    """Order moments and baskets interleave (the latest kept); purchases per category,
+    SKU and store, per-day custom events and opens by hour add up; the scores are the
+    survivor's, or ``other``'s when the survivor was never scored (the next scoring run
+    scores the buyer as one)."""
+    for at in other.order_moments:
+        _insert_bounded(survivor.order_moments, at, ORDER_HISTORY)
+    for basket in other.baskets:
+        _insert_basket(survivor.baskets, Basket(basket.at, dict(basket.items)))
+    for mine, theirs in (
+        (survivor.categories, other.categories),
+        (survivor.skus, other.skus),
+        (survivor.stores, other.stores),
+    ):
+        for key, bought in theirs.items():
+            mine.setdefault(key, Purchases()).absorb(bought)
+    for name, other_days in other.tracked_days.items():
+        days = survivor.tracked_days.setdefault(name, {})
+        for day, count in other_days.items():
+            days[day] = days.get(day, 0) + count
+        _prune_days(days)
+    for channel, other_hours in other.open_hours.items():
+        hours = survivor.open_hours.setdefault(channel, [0] * HOURS)
+        survivor.open_hours[channel] = [a + b for a, b in zip(hours, other_hours, strict=True)]
+    if survivor.scored_at is None and other.scored_at is not None:
+        for name in SCORE_FIELDS:
+            setattr(survivor, name, getattr(other, name))
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -81,7 +81,9 @@ async def test_a_merge_never_sends_a_second_message_for_the_same_stay(
         ("win-back-30d", "no_address"),  # the token alone has no address
         ("win-back-30d", "sent"),
     ]
-    entered = [r for r in _changes(pipeline) if b'"entered"' in r.value]
+    entered = [
+        r for r in _changes(pipeline) if b'"entered"' in r.value and b'"no-order-30d"' in r.value
+    ]
     assert len(entered) == 2
 
     await pipeline.post_events([identify("link", clock.now(), customer={**CARD, **TOKEN})])

@@ -11,7 +11,9 @@ from shared.domain.profile import Profile, apply_event
 from tests.unit.builders import T0, identify, purchase
 
 DAY = timedelta(days=1)
-ORDER_FIELDS = frozenset({"orders_count", "revenue_total", "avg_check"})
+ORDER_FIELDS = frozenset(
+    {"orders_count", "revenue_total", "avg_check", "net_revenue", "order_moments"}
+)
 
 
 def test_new_buyer_has_no_orders_and_no_average_check() -> None:

@@ -127,7 +127,7 @@ def test_track_counts_each_named_event_and_keeps_the_last_time() -> None:
         "cart_updated": Tally(count=2, last_at=T0 + 2 * DAY),
         "product_viewed": Tally(count=1, last_at=T0 + DAY),
     }
-    assert changed == {"tracked"}
+    assert changed == {"tracked", "tracked_days"}
 
 
 # --- message engagement and suppression ----------------------------------------------
@@ -147,7 +147,7 @@ def test_opens_and_clicks_are_counted_per_channel_with_their_last_time() -> None
         ),
         "push": Engagement(opens=1, last_open_at=T0 + 2 * DAY),
     }
-    assert changed == {"engagement"}
+    assert changed == {"engagement", "open_hours"}
     assert profile.suppressions == {}
 
 

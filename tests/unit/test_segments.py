@@ -24,6 +24,8 @@ from tests.unit.builders import T0, identify, purchase
 
 NO_ORDER = "no-order-30d"
 DAY = timedelta(days=1)
+NO_ORDER_ONLY = tuple(s for s in BUILTIN_SEGMENTS if s.key == NO_ORDER)
+"""The built-in win-back segment alone (the lifecycle stages are tested in test_lifecycle)."""
 
 
 def buyer_who_ordered_at(moment: datetime) -> tuple[Profile, frozenset[str]]:
@@ -35,9 +37,9 @@ def buyer_who_ordered_at(moment: datetime) -> tuple[Profile, frozenset[str]]:
 def entered_no_order_segment() -> tuple[Profile, MembershipChange]:
     """A buyer who ordered at T0 and entered the segment when the timer fired."""
     profile, _ = buyer_who_ordered_at(T0)
-    timer = reevaluate(profile, BUILTIN_SEGMENTS, {}, T0, None).next_timer
+    timer = reevaluate(profile, NO_ORDER_ONLY, {}, T0, None).next_timer
     assert timer is not None
-    (entry,) = reevaluate(profile, BUILTIN_SEGMENTS, {}, timer, None).changes
+    (entry,) = reevaluate(profile, NO_ORDER_ONLY, {}, timer, None).changes
     return profile, entry
 
 
@@ -45,7 +47,7 @@ def entered_no_order_segment() -> tuple[Profile, MembershipChange]:
 
 
 def test_no_order_segment_is_built_in_and_reads_the_last_order() -> None:
-    (segment,) = BUILTIN_SEGMENTS
+    (segment,) = NO_ORDER_ONLY
     assert segment.key == NO_ORDER
     assert segment.rule.reads == frozenset({"last_order_at"})
 
@@ -53,7 +55,7 @@ def test_no_order_segment_is_built_in_and_reads_the_last_order() -> None:
 def test_buyer_29_days_after_last_order_is_out_with_a_timer_at_30_days() -> None:
     profile, _ = buyer_who_ordered_at(T0)
 
-    evaluation = reevaluate(profile, BUILTIN_SEGMENTS, {}, T0 + 29 * DAY, None)
+    evaluation = reevaluate(profile, NO_ORDER_ONLY, {}, T0 + 29 * DAY, None)
 
     assert evaluation.changes == ()
     assert evaluation.memberships == {}
@@ -63,7 +65,7 @@ def test_buyer_29_days_after_last_order_is_out_with_a_timer_at_30_days() -> None
 def test_first_purchase_sets_the_timer_exactly_30_days_after_the_order() -> None:
     profile, changed = buyer_who_ordered_at(T0)
 
-    evaluation = reevaluate(profile, BUILTIN_SEGMENTS, {}, T0, changed)
+    evaluation = reevaluate(profile, NO_ORDER_ONLY, {}, T0, changed)
 
     assert evaluation.changes == ()
     assert evaluation.next_timer == T0 + 30 * DAY
@@ -73,7 +75,7 @@ def test_buyer_enters_no_order_segment_exactly_30_days_after_last_order() -> Non
     profile, _ = buyer_who_ordered_at(T0)
     timer = T0 + 30 * DAY
 
-    evaluation = reevaluate(profile, BUILTIN_SEGMENTS, {}, timer, None)
+    evaluation = reevaluate(profile, NO_ORDER_ONLY, {}, timer, None)
 
     assert evaluation.changes == (
         MembershipChange("entered", NO_ORDER, "p-1", timer, occurrence_id(NO_ORDER, "p-1", timer)),
@@ -87,7 +89,7 @@ def test_evaluating_the_member_again_changes_nothing() -> None:
     memberships = {NO_ORDER: entry.at}
 
     for later in (entry.at, entry.at + DAY, entry.at + 365 * DAY):
-        again = reevaluate(profile, BUILTIN_SEGMENTS, memberships, later, None)
+        again = reevaluate(profile, NO_ORDER_ONLY, memberships, later, None)
         assert again.changes == ()
         assert again.memberships == {NO_ORDER: entry.at}
         assert again.next_timer is None
@@ -99,7 +101,7 @@ def test_new_purchase_makes_the_buyer_exit_with_the_entry_occurrence_id() -> Non
     changed = apply_event(profile, purchase("250.00", bought_at, order_id="o-2"))
     assert "last_order_at" in changed
 
-    evaluation = reevaluate(profile, BUILTIN_SEGMENTS, {NO_ORDER: entry.at}, bought_at, changed)
+    evaluation = reevaluate(profile, NO_ORDER_ONLY, {NO_ORDER: entry.at}, bought_at, changed)
 
     (exit_,) = evaluation.changes
     assert exit_.kind == "exited"
@@ -115,7 +117,7 @@ def test_buyer_who_comes_back_and_lapses_again_gets_a_new_occurrence() -> None:
     bought_at = entry.at + 5 * DAY
     apply_event(profile, purchase("250.00", bought_at, order_id="o-2"))
 
-    (second_entry,) = reevaluate(profile, BUILTIN_SEGMENTS, {}, bought_at + 30 * DAY, None).changes
+    (second_entry,) = reevaluate(profile, NO_ORDER_ONLY, {}, bought_at + 30 * DAY, None).changes
 
     assert second_entry.kind == "entered"
     assert second_entry.occurrence_id != entry.occurrence_id
@@ -126,9 +128,7 @@ def test_event_that_changes_no_field_the_segment_reads_leaves_the_member_in() ->
     changed = apply_event(profile, identify(entry.at + DAY, email="anna@shop.ru"))
     assert changed == frozenset({"email"})
 
-    evaluation = reevaluate(
-        profile, BUILTIN_SEGMENTS, {NO_ORDER: entry.at}, entry.at + DAY, changed
-    )
+    evaluation = reevaluate(profile, NO_ORDER_ONLY, {NO_ORDER: entry.at}, entry.at + DAY, changed)
 
     assert evaluation.changes == ()
     assert evaluation.memberships == {NO_ORDER: entry.at}
@@ -139,7 +139,7 @@ def test_an_order_older_than_the_last_one_does_not_re_evaluate_the_segment() -> 
     changed = apply_event(profile, purchase("10.00", T0 - 3 * DAY, order_id="o-old"))
     assert "last_order_at" not in changed
 
-    evaluation = reevaluate(profile, BUILTIN_SEGMENTS, {NO_ORDER: entry.at}, entry.at, changed)
+    evaluation = reevaluate(profile, NO_ORDER_ONLY, {NO_ORDER: entry.at}, entry.at, changed)
 
     assert evaluation.changes == ()
     assert evaluation.memberships == {NO_ORDER: entry.at}
@@ -149,10 +149,10 @@ def test_buyer_with_no_orders_never_enters_and_has_no_timer() -> None:
     profile = Profile(id="p-lead")
     changed = apply_event(profile, identify(T0, email="lead@shop.ru"))
 
-    on_event = reevaluate(profile, BUILTIN_SEGMENTS, {}, T0, changed)
+    on_event = reevaluate(profile, NO_ORDER_ONLY, {}, T0, changed)
     assert (on_event.changes, on_event.memberships, on_event.next_timer) == ((), {}, None)
     for later in (T0 + 30 * DAY, T0 + 1000 * DAY):
-        on_timer = reevaluate(profile, BUILTIN_SEGMENTS, {}, later, None)
+        on_timer = reevaluate(profile, NO_ORDER_ONLY, {}, later, None)
         assert (on_timer.changes, on_timer.memberships, on_timer.next_timer) == ((), {}, None)
 
 
@@ -161,7 +161,7 @@ def test_reevaluate_leaves_the_memberships_it_was_given_untouched() -> None:
     memberships = {NO_ORDER: entry.at}
     apply_event(profile, purchase("1.00", entry.at + DAY, order_id="o-2"))
 
-    reevaluate(profile, BUILTIN_SEGMENTS, memberships, entry.at + DAY, None)
+    reevaluate(profile, NO_ORDER_ONLY, memberships, entry.at + DAY, None)
 
     assert memberships == {NO_ORDER: entry.at}
 
@@ -235,7 +235,7 @@ def test_timer_evaluates_every_segment() -> None:
 
 def test_next_timer_is_the_earliest_flip_over_all_segments() -> None:
     segments = [
-        *BUILTIN_SEGMENTS,
+        *NO_ORDER_ONLY,
         Segment.from_definition(
             "active-7d", "Ordered this week", {"stat": "last_order_at", "within": "7d"}
         ),

@@ -1,0 +1,148 @@
+"""The base-wide scoring job: RFM, BG/NBD, Gamma-Gamma and CLV for every buyer.
+
+Run by the segmenter service every ``NUDGE_SCORING_INTERVAL_HOURS`` (one replica at
+a time) and on demand by ``nudge score``. It reads every buyer's order totals
+(``ScoringBase.facts``, paged by id), scores the whole base at once
+(``shared/domain/scoring.py``: quintiles and model fits need all of it), then writes
+the scores back in batches through the segmenter (``Segmenter.apply_scores``): each
+batch one transaction that also moves the memberships of segments reading a score
+(``{rfm: champions}``, ``{p_alive: {below: 0.3}}``, ``{clv: {top_share: 0.1}}``),
+so those changes leave through the outbox like any other.
+
+The cost is the base's, by nature: a quintile or a model fit is about everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from services.segmenter.handlers import Segmenter
+from shared.domain.predictions import FittedModels
+from shared.domain.profile import Scores
+from shared.domain.scoring import BaseFacts, BuyerFacts, BuyerScore, ScoringPolicy, score_base
+from shared.logging import get_logger
+from shared.ports.clock import Clock
+from shared.ports.scoring import ScoringBase
+from shared.settings import Settings
+
+__all__ = ["ScoringRun", "policy_from", "score_the_base", "scoring_due"]
+
+log = get_logger(__name__)
+
+READ_BATCH = 50_000
+WRITE_BATCH = 1_000
+CENT = Decimal("0.01")
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``(stage, done, total)``: stage ``read``, ``score`` or ``write``."""
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    buyers: int
+    scored: int
+    """Buyers with at least one order (the others have no scores)."""
+    changed: int
+    """Buyers whose scores changed (``scored_at`` aside)."""
+    customer_equity: float
+    models: FittedModels | None
+    notes: tuple[str, ...]
+    seconds: float
+
+
+def policy_from(settings: Settings) -> ScoringPolicy:
+    return ScoringPolicy(
+        purchases_horizon_days=settings.scoring_horizon_days,
+        clv_months=settings.clv_months,
+        monthly_discount_rate=settings.clv_monthly_discount_rate,
+        margin=settings.clv_margin,
+    )
+
+
+async def scoring_due(base: ScoringBase, now: datetime, every: timedelta) -> bool:
+    """Whether the base was never scored, or last scored ``every`` or longer ago."""
+    last = await base.last_scored_at()
+    return last is None or now - last >= every
+
+
+async def score_the_base(
+    segmenter: Segmenter,
+    base: ScoringBase,
+    clock: Clock,
+    policy: ScoringPolicy,
+    progress: Progress | None = None,
+) -> ScoringRun:
+    """Score every buyer and write the scores back; see the module's docstring."""
+    started = time.perf_counter()
+    facts: list[BuyerFacts] = []
+    after: str | None = None
+    while batch := await base.facts(after=after, limit=READ_BATCH):
+        facts.extend(batch)
+        after = batch[-1].buyer_id
+        if progress:
+            progress("read", len(facts), len(facts))
+    now = clock.now()
+    scores = await asyncio.to_thread(  # a fit takes seconds: the event loop goes on
+        score_base,
+        BaseFacts.of(facts),
+        now,
+        policy,
+        progress=(lambda done, total: progress("score", done, total)) if progress else None,
+    )
+    changed = 0
+    written = 0
+    for rows in scores.batches(WRITE_BATCH):
+        changed += await segmenter.apply_scores({r.buyer_id: _scores(r, now) for r in rows})
+        written += len(rows)
+        if progress:
+            progress("write", written, len(facts))
+    run = ScoringRun(
+        buyers=len(facts),
+        scored=sum(1 for f in facts if f.orders_count > 0),
+        changed=changed,
+        customer_equity=scores.customer_equity,
+        models=scores.models,
+        notes=tuple(scores.notes),
+        seconds=time.perf_counter() - started,
+    )
+    log.info(
+        "base scored",
+        buyers=run.buyers,
+        scored=run.scored,
+        changed=run.changed,
+        customer_equity=round(run.customer_equity, 2),
+        fitted=run.models is not None,
+        notes=list(run.notes),
+        seconds=round(run.seconds, 1),
+    )
+    return run
+
+
+def _scores(row: BuyerScore, at: datetime) -> Scores:
+    """A row of the scored base as the profile keeps it (money in cents)."""
+    return Scores(
+        rfm_r=row.rfm_r,
+        rfm_f=row.rfm_f,
+        rfm_m=row.rfm_m,
+        rfm_segment=row.rfm_segment,
+        p_alive=_rounded(row.p_alive),
+        expected_purchases=_rounded(row.expected_purchases),
+        expected_spend=_money(row.expected_spend),
+        clv=_money(row.clv),
+        clv_share=_rounded(row.clv_share),
+        scored_at=at,
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    """Four decimals: a score that moved less than that has not changed for anyone."""
+    return None if value is None else round(value, 4)
+
+
+def _money(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(repr(value)).quantize(CENT)

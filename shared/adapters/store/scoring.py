@@ -1,0 +1,84 @@
+"""The scoring job's view of the base (:class:`~shared.ports.scoring.ScoringBase`), over
+the store's engine: a keyset-paged read of the order totals, and a lock so one
+segmenter replica scores at a time (a session advisory lock on PostgreSQL; SQLite has
+one process)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.adapters.store.errors import database_errors
+from shared.adapters.store.schema import profiles
+from shared.domain.scoring import BuyerFacts
+
+__all__ = ["SqlScoringBase"]
+
+_LOCK_KEY = 0x6E75_6467_6573_636F  # "nudgesco": one scoring run at a time
+_LOCAL = asyncio.Lock()
+
+
+class SqlScoringBase:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def facts(self, *, after: str | None, limit: int) -> list[BuyerFacts]:
+        query = (
+            select(
+                profiles.c.id,
+                profiles.c.orders_count,
+                profiles.c.revenue_total,
+                profiles.c.refunds_total,
+                profiles.c.first_order_at,
+                profiles.c.last_order_at,
+            )
+            .where(profiles.c.merged_into.is_(None))
+            .order_by(profiles.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(profiles.c.id > after)
+        with database_errors():
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        return [
+            BuyerFacts(
+                buyer_id=row.id,
+                orders_count=row.orders_count,
+                net_revenue=row.revenue_total - row.refunds_total,
+                first_order_at=row.first_order_at,
+                last_order_at=row.last_order_at,
+            )
+            for row in rows
+        ]
+
+    async def last_scored_at(self) -> datetime | None:
+        with database_errors():
+            async with self.engine.connect() as conn:
+                latest: datetime | None = await conn.scalar(select(func.max(profiles.c.scored_at)))
+        return latest
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[bool]:
+        if self.engine.dialect.name != "postgresql":
+            if _LOCAL.locked():
+                yield False
+                return
+            async with _LOCAL:
+                yield True
+            return
+        with database_errors():
+            async with self.engine.connect() as conn:
+                got = bool(await conn.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")))
+                await conn.commit()
+                try:
+                    yield got
+                finally:
+                    if got:
+                        await conn.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
+                        await conn.commit()

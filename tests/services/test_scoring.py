@@ -1,0 +1,105 @@
+"""Scoring the base (RFM, predictions, CLV) on the embedded pipeline: the scores land on
+every buyer with an order, segments that read them move, and a second run on the same
+base changes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from services.embedded import Pipeline
+from shared.adapters.store.definitions import SqlDefinitions
+from shared.domain.rfm import RFM_SEGMENTS
+from tests.conftest import T0
+from tests.e2e.stacks import identify, purchase
+
+BUYERS = 60
+
+
+def history() -> list[dict[str, object]]:
+    """Buyers with 1 to 6 orders over the last 300 days, a few leads with none."""
+    events: list[dict[str, object]] = []
+    for n in range(BUYERS):
+        customer = {"id": f"buyer-{n:03d}"}
+        orders = 1 + n % 6
+        for k in range(orders):
+            at = T0 - timedelta(days=300 - n * 4 - k * (n % 7 + 3))
+            total = f"{500 + 37 * n + 11 * k}.00"
+            events.append(purchase(f"p-{n}-{k}", at, customer=customer, total=total))
+    events += [
+        identify(f"lead-{n}", T0 - timedelta(days=9), customer={"id": f"lead-{n}"})
+        for n in range(5)
+    ]
+    return events
+
+
+async def members(pipeline: Pipeline, segment: str) -> set[str]:
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        ids = [f"buyer-{n:03d}" for n in range(BUYERS)]
+        found = [await uow.profiles.find("id", i) for i in ids]
+        stays = await uow.memberships.of([p.id for p in found if p is not None])
+    return {pid for pid, segments in stays.items() if segment in segments}
+
+
+async def test_scoring_sets_every_buyers_scores_and_moves_segments_that_read_them(
+    pipeline: Pipeline,
+) -> None:
+    await SqlDefinitions(pipeline.runtime.store.engine).segments.put(
+        "best-buyers",
+        name="Champions",
+        description="",
+        rule={"rfm": "champions"},
+        expected_version=None,
+    )
+    await pipeline.post_events(history())
+    await pipeline.settle()
+    assert await members(pipeline, "best-buyers") == set()
+
+    run = await pipeline.segmenter.score()
+    await pipeline.settle()
+
+    assert run is not None
+    assert (run.buyers, run.scored) == (BUYERS + 5, BUYERS)
+    assert run.models is not None, run.notes
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        buyer = await uow.profiles.find("id", "buyer-005")
+        lead = await uow.profiles.find("id", "lead-0")
+    assert buyer is not None
+    assert lead is not None
+    assert buyer.rfm_segment in RFM_SEGMENTS
+    assert {buyer.rfm_r, buyer.rfm_f, buyer.rfm_m} <= {1, 2, 3, 4, 5}
+    assert buyer.p_alive is not None
+    assert 0 <= buyer.p_alive <= 1
+    assert buyer.clv is not None
+    assert buyer.clv > Decimal(0)
+    assert buyer.scored_at == T0
+    assert (lead.rfm_segment, lead.p_alive, lead.clv) == (None, None, None)
+    assert lead.scored_at == T0
+    assert run.customer_equity > 0
+
+    champions = await members(pipeline, "best-buyers")
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        everyone = await uow.profiles.get_many(
+            [
+                p.id
+                for p in [await uow.profiles.find("id", f"buyer-{n:03d}") for n in range(BUYERS)]
+                if p
+            ]
+        )
+    assert champions == {p.id for p in everyone.values() if p.rfm_segment == "champions"}
+    assert champions, "a base this varied has champions"
+
+
+async def test_scoring_the_same_base_at_the_same_moment_again_changes_nothing(
+    pipeline: Pipeline,
+) -> None:
+    await pipeline.post_events(history())
+    await pipeline.settle()
+    first = await pipeline.segmenter.score()
+    await pipeline.settle()
+    again = await pipeline.segmenter.score()
+    assert first is not None
+    assert again is not None
+    assert first.changed == BUYERS
+    assert again.changed == 0
+    assert await pipeline.settle() == 0

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from pydantic import SecretStr
 
@@ -19,17 +20,28 @@ from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SystemClock
 from shared.adapters.providers.email import EmlFolderProvider, SmtpProvider
+from shared.adapters.providers.factories import build_push_provider, build_sms_provider
+from shared.adapters.providers.metrics import ProviderMetrics
+from shared.adapters.providers.resilience import ResilientProvider
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.migrate import upgrade_async
 from shared.adapters.store.sql import SqlStore
 from shared.domain.campaigns import BUILTIN_CAMPAIGNS, BUILTIN_TEMPLATES, Campaign
+from shared.domain.channels import ChannelEconomics
+from shared.domain.decisions import (
+    DEFAULT_POLICY,
+    FrequencyCaps,
+    QuietHours,
+    SendingPolicy,
+    SunsetPolicy,
+)
 from shared.domain.rendering import EmailTemplate
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
 from shared.logging import get_logger
 from shared.ports.bus import Bus
 from shared.ports.clock import Clock
-from shared.ports.providers import EmailProvider
+from shared.ports.providers import EmailProvider, PushMessage, SmsMessage
 from shared.settings import Settings
 
 __all__ = [
@@ -63,11 +75,19 @@ class Runtime:
     email: EmailProvider
     api_keys: SqlApiKeys
     """The HTTP API's keys, on the store's engine (closed with it)."""
+    sms: ResilientProvider[SmsMessage]
+    push: ResilientProvider[PushMessage]
+    provider_metrics: ProviderMetrics
+    """The providers' latency, failures and breaker states, for ``/metrics``."""
+    sending_policy: SendingPolicy = DEFAULT_POLICY
+    """Caps, sunset, quiet hours and channel costs: what every campaign's sends obey."""
     segments: Sequence[Segment] = BUILTIN_SEGMENTS
     campaigns: Sequence[Campaign] = BUILTIN_CAMPAIGNS
     templates: Mapping[str, EmailTemplate] = field(default_factory=lambda: dict(BUILTIN_TEMPLATES))
 
     async def close(self) -> None:
+        await self.sms.aclose()
+        await self.push.aclose()
         await self.bus.close()
         await self.store.close()
 
@@ -80,6 +100,86 @@ def build_bus(settings: Settings) -> Bus:
             publish_timeout=settings.publish_timeout,
         )
     return MemoryBus(partitions=settings.kafka_partitions)
+
+
+def build_sms(
+    settings: Settings, clock: Clock, metrics: ProviderMetrics
+) -> ResilientProvider[SmsMessage]:
+    token = settings.sms_auth_token
+    return build_sms_provider(
+        kind=settings.sms,
+        sender=settings.sms_sender,
+        base_url=settings.sms_base_url,
+        account_sid=settings.sms_account_sid or "",
+        auth_token=token.get_secret_value() if token else "",
+        folder=settings.data_dir / "sms",
+        timeout=settings.sms_timeout,
+        **_resilience(settings, clock, metrics),
+    )
+
+
+def build_push(
+    settings: Settings, clock: Clock, metrics: ProviderMetrics
+) -> ResilientProvider[PushMessage]:
+    token = settings.push_access_token
+    return build_push_provider(
+        kind=settings.push,
+        base_url=settings.push_base_url,
+        project_id=settings.push_project_id or "",
+        access_token=token.get_secret_value() if token else "",
+        folder=settings.data_dir / "push",
+        timeout=settings.push_timeout,
+        **_resilience(settings, clock, metrics),
+    )
+
+
+class _Resilience(TypedDict):
+    clock: Clock
+    connect_timeout: float
+    attempts: int
+    total_seconds: float
+    breaker_threshold: int
+    breaker_cool_down: float
+    metrics: ProviderMetrics
+
+
+def _resilience(settings: Settings, clock: Clock, metrics: ProviderMetrics) -> _Resilience:
+    """What every HTTP provider shares: its clock, retries, breaker and metrics."""
+    return _Resilience(
+        clock=clock,
+        connect_timeout=settings.provider_connect_timeout,
+        attempts=settings.provider_attempts,
+        total_seconds=settings.provider_retry_total,
+        breaker_threshold=settings.breaker_threshold,
+        breaker_cool_down=settings.breaker_cool_down,
+        metrics=metrics,
+    )
+
+
+def sending_policy(settings: Settings) -> SendingPolicy:
+    """The sending rules from the settings (see docs/campaigns.md)."""
+    return SendingPolicy(
+        caps=FrequencyCaps(
+            per_day=settings.cap_per_day,
+            per_week=settings.cap_per_week,
+            per_campaign_per_week=settings.cap_per_campaign_per_week,
+        ),
+        sunset=SunsetPolicy(
+            reduce_after=settings.sunset_reduce_after,
+            reduced_min_priority=settings.sunset_min_priority,
+            stop_after=settings.sunset_stop_after,
+        ),
+        quiet_hours=QuietHours(start=settings.quiet_hours_start, end=settings.quiet_hours_end),
+        default_timezone=settings.default_timezone,
+        channels=ChannelEconomics(
+            costs={
+                "email": settings.cost_email,
+                "sms": settings.cost_sms,
+                "push": settings.cost_push,
+            },
+            response_value=settings.response_value,
+        ),
+    )
 
 
 def build_email(settings: Settings) -> EmailProvider:
@@ -101,6 +201,8 @@ async def bootstrap(
     clock: Clock | None = None,
     bus: Bus | None = None,
     email: EmailProvider | None = None,
+    sms: ResilientProvider[SmsMessage] | None = None,
+    push: ResilientProvider[PushMessage] | None = None,
     migrate: bool | None = None,
     create_topics: bool = True,
 ) -> Runtime:
@@ -113,13 +215,19 @@ async def bootstrap(
     if migrate if migrate is not None else url.startswith("sqlite"):
         await upgrade_async(url)
     store = open_store(url)
+    clock = clock or SystemClock()
+    metrics = ProviderMetrics()
     runtime = Runtime(
         settings=settings,
-        clock=clock or SystemClock(),
+        clock=clock,
         bus=bus or build_bus(settings),
         store=store,
         email=email or build_email(settings),
         api_keys=SqlApiKeys(store.engine),
+        sms=sms or build_sms(settings, clock, metrics),
+        push=push or build_push(settings, clock, metrics),
+        provider_metrics=metrics,
+        sending_policy=sending_policy(settings),
     )
     if create_topics:
         await runtime.bus.ensure_topics([settings.topic(t) for t in TOPICS])

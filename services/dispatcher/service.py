@@ -1,29 +1,60 @@
-"""The dispatcher service: segment changes in, campaign messages out."""
+"""The dispatcher service: segment changes and events in, campaign messages out.
+
+Its loops: the segment-changes consumer; the events consumer (in a group of its
+own, only when an active campaign is started by an event or by a moment of the
+buyer's rhythm); the due-sends loop, which wakes the scheduled sends whose moment
+came (on the service's clock, every ``timer_interval`` seconds when nothing is
+due); and the count of the scheduled-sends table for the queue-depth gauges
+(``dispatcher.metrics``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+
+from prometheus_client import CollectorRegistry
+
 from services.bootstrap import Runtime, unsubscribe_key
 from services.dispatcher.handlers import Dispatcher
+from services.loops import repeat
+from shared.adapters.store.definitions import SqlDefinitions
 from shared.consuming import ConsumerLoop
 from shared.ports.bus import Publisher
 
-__all__ = ["DispatcherService"]
+__all__ = ["QUEUE_DEPTH_INTERVAL", "DispatcherService"]
+
+QUEUE_DEPTH_INTERVAL = 15.0
+"""Seconds between two counts of the scheduled-sends table (the queue-depth gauges)."""
 
 
 class DispatcherService:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, due_batch: int = 100) -> None:
         self.runtime = runtime
+        settings = runtime.settings
         self.dispatcher = Dispatcher(
             store=runtime.store,
             clock=runtime.clock,
             email=runtime.email,
             campaigns=runtime.campaigns,
             templates=runtime.templates,
-            unsubscribe_key=unsubscribe_key(runtime.settings),
-            public_url=runtime.settings.public_url,
+            unsubscribe_key=unsubscribe_key(settings),
+            public_url=settings.public_url,
+            sms=runtime.sms,
+            push=runtime.push,
+            policy=runtime.sending_policy,
+            sms_max_segments=settings.sms_max_segments,
+            definitions=SqlDefinitions(runtime.store.engine, clock=runtime.clock),
         )
+        self.due_batch = due_batch
+        self.stopping = asyncio.Event()
         self._publisher: Publisher | None = None
         self._loop: ConsumerLoop | None = None
+        self._events: ConsumerLoop | None = None
+
+    @property
+    def metrics_registries(self) -> tuple[CollectorRegistry, ...]:
+        """What this service measures: its messages and due table, its providers."""
+        return (self.dispatcher.metrics.registry, self.runtime.provider_metrics.registry)
 
     async def start(self) -> None:
         settings = self.runtime.settings
@@ -39,23 +70,76 @@ class DispatcherService:
             max_records=min(settings.batch_size, 100),
             poll_timeout=settings.poll_timeout,
         )
+        # Events start some campaigns (an abandoned cart; a reminder planned from the
+        # buyer's rhythm): read them too, in a group of the dispatcher's own, never more at
+        # a time than the segmenter (which applies them first); always, since a marketer
+        # may switch such a campaign on at any time.
+        events = await self.runtime.bus.consumer(
+            settings.group("dispatcher-events"), [settings.topic("events")]
+        )
+        self._events = ConsumerLoop(
+            "dispatcher.events",
+            events,
+            self.dispatcher.handle_events,
+            self._publisher,
+            max_records=min(settings.batch_size, 100),
+            poll_timeout=settings.poll_timeout,
+        )
 
     async def step(self) -> int:
+        """One round of both loops without waiting: for the demo and for tests."""
         assert self._loop is not None, "start() first"
-        return await self._loop.step(0)
+        done = await self._loop.step(0)
+        if self._events is not None:
+            done += await self._events.step(0)
+        return done + await self.dispatcher.wake_due(self.due_batch)
 
     async def run(self) -> None:
+        """Run until :meth:`stop`; the batch in hand is finished and committed first."""
         assert self._loop is not None, "start() first"
+        clock, interval = self.runtime.clock, self.runtime.settings.timer_interval
+        checked = clock.now()
+
+        async def due_sends() -> bool:
+            nonlocal checked
+            checked = clock.now()
+            return await self.dispatcher.wake_due(self.due_batch) >= self.due_batch
+
+        async def until_next_tick() -> None:
+            # As the segmenter's timers: time spent in the last round is not waited again.
+            await clock.sleep(interval - (clock.now() - checked).total_seconds())
+
+        async def queue_depth() -> bool:
+            await self.dispatcher.measure_queue()
+            return False
+
+        loops = [self._loop.run()]
+        if self._events is not None:
+            loops.append(self._events.run())
         try:
-            await self._loop.run()
+            await asyncio.gather(
+                *loops,
+                repeat("due-sends", due_sends, until_next_tick, self.stopping),
+                repeat(
+                    "queue-depth",
+                    queue_depth,
+                    lambda: asyncio.sleep(QUEUE_DEPTH_INTERVAL),
+                    self.stopping,
+                ),
+            )
         finally:
             await self.close()
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.stop()
+        self.stopping.set()
+        for loop in (self._loop, self._events):
+            if loop is not None:
+                loop.stop()
 
     async def close(self) -> None:
+        if self._events is not None:
+            events, self._events = self._events, None
+            await events.consumer.close()
         if self._loop is not None:
             loop, self._loop = self._loop, None
             await loop.consumer.close()

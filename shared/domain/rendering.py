@@ -8,14 +8,28 @@ is an error rather than an empty string.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-__all__ = ["EmailTemplate", "RenderError", "RenderedEmail", "render_email"]
+from shared.domain.push import PushContent, PushContentError
+from shared.domain.sms import SmsLength, SmsTooLong, sms_length
+
+__all__ = [
+    "EmailTemplate",
+    "PushTemplate",
+    "RenderError",
+    "RenderedEmail",
+    "RenderedSms",
+    "SmsTemplate",
+    "render_email",
+    "render_push",
+    "render_sms",
+]
 
 _HTML = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
 _TEXT = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
@@ -46,9 +60,15 @@ class RenderedEmail:
     text: str
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(env: SandboxedEnvironment, source: str) -> Template:
+    """``source`` compiled once: compiling takes far longer than rendering."""
+    return env.from_string(source)
+
+
 def _render(env: SandboxedEnvironment, part: str, source: str, context: Mapping[str, Any]) -> str:
     try:
-        return env.from_string(source).render(context)
+        return _compiled(env, source).render(context)
     except TemplateError as exc:
         raise RenderError(
             part, exc.message or type(exc).__name__, getattr(exc, "lineno", None)
@@ -65,3 +85,53 @@ def render_email(template: EmailTemplate, context: Mapping[str, Any]) -> Rendere
         html=_render(_HTML, "html", template.html, context),
         text=_render(_TEXT, "text", template.text, context),
     )
+
+
+@dataclass(frozen=True)
+class SmsTemplate:
+    text: str
+
+
+@dataclass(frozen=True)
+class RenderedSms:
+    text: str
+    length: SmsLength
+
+
+def render_sms(
+    template: SmsTemplate, context: Mapping[str, Any], *, max_segments: int | None = None
+) -> RenderedSms:
+    """Render ``template``'s text, trimmed; :class:`RenderError` for a template that does not
+    render or a text over ``max_segments`` segments (the part is ``text``)."""
+    text = _render(_TEXT, "text", template.text, context).strip()
+    try:
+        length = sms_length(text, max_segments=max_segments)
+    except SmsTooLong as exc:
+        raise RenderError("text", str(exc)) from None
+    return RenderedSms(text=text, length=length)
+
+
+@dataclass(frozen=True)
+class PushTemplate:
+    title: str
+    body: str
+    deep_link: str | None = None
+    data: Mapping[str, str] = field(default_factory=dict)
+    """Each value is a template too (``{{ product.sku }}``)."""
+
+
+def render_push(template: PushTemplate, context: Mapping[str, Any]) -> PushContent:
+    """Render every part of ``template``; :class:`RenderError` for a template that does not
+    render or content over a push notification's limits (the part is ``push``)."""
+    title = " ".join(_render(_TEXT, "title", template.title, context).split())
+    body = _render(_TEXT, "body", template.body, context).strip()
+    link = None
+    if template.deep_link is not None:
+        link = _render(_TEXT, "deep_link", template.deep_link, context).strip()
+    data = {
+        key: _render(_TEXT, f"data.{key}", value, context) for key, value in template.data.items()
+    }
+    try:
+        return PushContent(title=title, body=body, deep_link=link, data=data)
+    except PushContentError as exc:
+        raise RenderError("push", str(exc)) from None

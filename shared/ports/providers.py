@@ -1,13 +1,33 @@
-"""The provider port: what delivers a rendered message to a buyer."""
+"""The provider ports: what delivers a rendered message to a buyer, by email, SMS or push.
+
+Every provider has one method, ``send()``, and one error contract: it raises
+:class:`~shared.errors.ProviderUnavailable` (or its :class:`~shared.errors.ProviderTimeout`
+and :class:`~shared.errors.CircuitOpen`) for a failure worth retrying, and
+:class:`~shared.errors.ProviderRejected` for one that is not. Every message carries its
+idempotency key; a provider that dedupes on it (the SMS and push APIs do) delivers a
+message sent twice once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from shared.domain.push import PushContent
 from shared.domain.rendering import RenderedEmail
 
-__all__ = ["EmailMessage", "EmailProvider", "SendReceipt"]
+__all__ = [
+    "EmailMessage",
+    "EmailProvider",
+    "Provider",
+    "PushMessage",
+    "PushProvider",
+    "SendReceipt",
+    "SmsMessage",
+    "SmsProvider",
+]
+
+MessageT_contra = TypeVar("MessageT_contra", contravariant=True)
 
 
 @dataclass(frozen=True)
@@ -33,3 +53,44 @@ class EmailProvider(Protocol):
         :class:`~shared.errors.ProviderRejected` for one that is not.
         """
         ...
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    to: str
+    """The buyer's phone in E.164 (``+79161234567``)."""
+    text: str
+    idempotency_key: str
+    """The message's unique key; the provider delivers one SMS per key."""
+    sender: str | None = None
+    """The sender id or number; ``None`` for the provider's configured default."""
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    token: str
+    """The app install's device registration token, as the app reported it."""
+    content: PushContent
+    idempotency_key: str
+    """The message's unique key: a header, and ``idempotency_key`` in the data, so the app
+    can drop a notification it has already shown."""
+
+
+class SmsProvider(Protocol):
+    async def send(self, message: SmsMessage) -> SendReceipt:
+        """Deliver ``message``; ``ProviderUnavailable`` worth retrying, ``ProviderRejected``
+        not."""
+        ...
+
+
+class PushProvider(Protocol):
+    async def send(self, message: PushMessage) -> SendReceipt:
+        """Deliver ``message``; ``ProviderUnavailable`` worth retrying, ``ProviderRejected``
+        not."""
+        ...
+
+
+class Provider(Protocol[MessageT_contra]):
+    """Any of the three: what a wrapper around every provider (retries, breaker) takes."""
+
+    async def send(self, message: MessageT_contra) -> SendReceipt: ...

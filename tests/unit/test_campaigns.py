@@ -15,10 +15,13 @@ from shared.domain.campaigns import (
     message_context,
     message_key,
 )
+from shared.domain.events import AnyEvent, parse_event
 from shared.domain.profile import Profile, apply_event
 from shared.domain.rendering import render_email
 from shared.domain.segments import BUILTIN_SEGMENTS, MembershipChange, occurrence_id, reevaluate
 from tests.unit.builders import T0, purchase
+
+NO_ORDER_ONLY = tuple(s for s in BUILTIN_SEGMENTS if s.key == "no-order-30d")
 
 OCCURRENCE = "0b5c6a53-6d5f-5c36-9a0c-3f7e0a6a1d10"
 WIN_BACK = BUILTIN_CAMPAIGNS[0]
@@ -76,12 +79,10 @@ def test_message_key_starts_with_the_campaign_so_an_operator_can_read_it() -> No
 def test_buyer_who_lapses_twice_gets_two_distinct_win_back_messages() -> None:
     profile = Profile(id="p-1")
     apply_event(profile, purchase("100.00", T0))
-    (first,) = reevaluate(profile, BUILTIN_SEGMENTS, {}, T0 + timedelta(days=30), None).changes
+    (first,) = reevaluate(profile, NO_ORDER_ONLY, {}, T0 + timedelta(days=30), None).changes
     came_back = T0 + timedelta(days=40)
     apply_event(profile, purchase("100.00", came_back, order_id="o-2"))
-    (second,) = reevaluate(
-        profile, BUILTIN_SEGMENTS, {}, came_back + timedelta(days=30), None
-    ).changes
+    (second,) = reevaluate(profile, NO_ORDER_ONLY, {}, came_back + timedelta(days=30), None).changes
 
     keys = {message_key(WIN_BACK.key, profile.id, c.occurrence_id) for c in (first, second)}
 
@@ -170,3 +171,40 @@ def test_message_context_shows_the_buyer_stats() -> None:
     assert str(customer["avg_check"]) == "150.50"
     assert customer["first_order_at"] == T0
     assert customer["last_order_at"] == T0 + timedelta(days=3)
+
+
+def _order(n: int, items: dict[str, int]) -> AnyEvent:
+    return parse_event(
+        {
+            "event_id": f"o-{n}",
+            "type": "purchase",
+            "occurred_at": (T0 + timedelta(days=30 * n)).isoformat(),
+            "customer": {"id": "monthly-mum"},
+            "data": {
+                "order_id": f"o-{n}",
+                "total": "100.00",
+                "currency": "RUB",
+                "items": [
+                    {"sku": sku, "category": sku.split("-")[0], "quantity": q, "price": "10.00"}
+                    for sku, q in items.items()
+                ],
+            },
+        }
+    )
+
+
+def test_a_template_sees_the_standard_basket_the_rhythm_and_the_offer() -> None:
+    profile = Profile(id="monthly-mum")
+    for n, items in enumerate(
+        [{"food-cat": 2, "toy-ball": 1}, {"food-cat": 2}, {"food-cat": 3, "sand-box": 1}]
+    ):
+        apply_event(profile, _order(n, items))
+    context = message_context(profile, unsubscribe_url="https://shop/u")
+    assert context["basket"] == [{"sku": "food-cat", "quantity": 2}]
+    assert context["offer"] == {"sku": "food-cat", "category": "food"}
+    assert context["customer"]["median_days_between_orders"] == 30
+    assert context["customer"]["expected_next_order_at"] == T0 + timedelta(days=90)
+
+    rendered = render_email(BUILTIN_TEMPLATES["monthly-basket-email"], context)
+    assert "food-cat x 2" in rendered.text
+    assert "food-cat &times; 2" in rendered.html

@@ -1,0 +1,197 @@
+"""Message templates as marketers write them: the parts each channel needs, checked on save.
+
+A template is a channel and its content: email ``subject``, ``html``, ``text``; sms
+``text``; push ``title``, ``body`` and an optional ``deep_link``. :func:`checked_template`
+turns stored content into the renderer's template and refuses, with the place of the
+fault, a part that is missing, unknown, not text, or that reaches for Python's
+internals (any name or attribute starting with ``_``, even in a branch the sample
+would not render). :func:`sample_context` is what a template is tried against on
+save and in a preview without a buyer: a sample buyer, and a trigger whose every
+property reads as ``[name]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from shared.domain.profile import Profile
+from shared.domain.rendering import (
+    EmailTemplate,
+    PushTemplate,
+    RenderError,
+    SmsTemplate,
+    render_email,
+    render_push,
+    render_sms,
+)
+
+__all__ = [
+    "PARTS",
+    "SAMPLE_PROFILE",
+    "AnyTemplate",
+    "MessageChannel",
+    "TemplateContentError",
+    "checked_template",
+    "render_parts",
+    "sample_trigger",
+]
+
+MessageChannel = Literal["email", "sms", "push"]
+AnyTemplate = EmailTemplate | SmsTemplate | PushTemplate
+
+
+@dataclass(frozen=True)
+class _Parts:
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+PARTS: Final[dict[str, _Parts]] = {
+    "email": _Parts(("subject", "html", "text")),
+    "sms": _Parts(("text",)),
+    "push": _Parts(("title", "body"), ("deep_link",)),
+}
+"""The parts of each channel's content."""
+
+_MAX_PART = 100_000
+
+SAMPLE_PROFILE: Final = Profile(
+    id="00000000-0000-4000-8000-000000000000",
+    email="anna@example.com",
+    phone="+79160000000",
+    orders_count=3,
+    revenue_total=Decimal("14970.00"),
+    first_order_at=datetime(2026, 1, 10, 12, 0, tzinfo=UTC),
+    last_order_at=datetime(2026, 3, 1, 18, 30, tzinfo=UTC),
+)
+"""A buyer to try templates on: three orders, about 5000 each."""
+
+
+class TemplateContentError(ValueError):
+    """Content that is not a template of its channel: ``pointer`` names the part
+    (``/content/html``), ``line`` the line in it where known."""
+
+    def __init__(self, pointer: str, message: str, line: int | None = None) -> None:
+        where = f" (line {line})" if line else ""
+        super().__init__(f"{pointer}{where}: {message}")
+        self.pointer = pointer
+        self.message = message
+        self.line = line
+
+
+class _SampleTrigger(dict[str, Any]):
+    """A trigger whose every property reads as ``[name]``: an event-triggered template
+    is tried without a real event."""
+
+    def __missing__(self, name: str) -> str:
+        return f"[{name}]"
+
+
+def sample_trigger() -> Mapping[str, Any]:
+    return _SampleTrigger()
+
+
+_PARSER = SandboxedEnvironment()
+
+
+def _refuse_internals(part: str, source: str) -> None:
+    """Names and attributes that start with ``_`` are Python's internals: refused."""
+    try:
+        tree = _PARSER.parse(source)
+    except TemplateSyntaxError as exc:
+        message = exc.message or "syntax error"
+        raise TemplateContentError(f"/content/{part}", message, exc.lineno) from None
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Name):
+            name = node.name
+        else:
+            assert isinstance(node, nodes.Getitem)
+            key = node.arg
+            name = key.value if isinstance(key, nodes.Const) and isinstance(key.value, str) else ""
+        if name.startswith("_"):
+            raise TemplateContentError(
+                f"/content/{part}", f"{name!r}: names starting with _ are not allowed", node.lineno
+            )
+
+
+def checked_template(channel: str, content: Mapping[str, Any]) -> AnyTemplate:
+    """The renderer's template for ``content`` on ``channel``; raise
+    :class:`TemplateContentError` for missing, unknown or unsafe parts."""
+    parts = PARTS.get(channel)
+    if parts is None:
+        raise TemplateContentError("/channel", f"expected one of {', '.join(PARTS)}")
+    for name in content:
+        if name not in parts.required + parts.optional:
+            allowed = ", ".join(parts.required + parts.optional)
+            raise TemplateContentError(f"/content/{name}", f"unknown part; {channel} has {allowed}")
+    for name in parts.required:
+        if name not in content:
+            raise TemplateContentError(f"/content/{name}", f"a {channel} template needs {name}")
+    for name, source in content.items():
+        if not isinstance(source, str):
+            raise TemplateContentError(f"/content/{name}", "expected text")
+        if len(source) > _MAX_PART:
+            raise TemplateContentError(f"/content/{name}", f"at most {_MAX_PART} characters")
+        _refuse_internals(name, source)
+    if channel == "email":
+        return EmailTemplate(subject=content["subject"], html=content["html"], text=content["text"])
+    if channel == "sms":
+        return SmsTemplate(text=content["text"])
+    return PushTemplate(
+        title=content["title"], body=content["body"], deep_link=content.get("deep_link")
+    )
+
+
+def render_parts(template: AnyTemplate, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Every part of ``template`` rendered with ``context``; :class:`RenderError` (with
+    the part and the line) for one that does not render."""
+    try:
+        return _render_parts(template, context)
+    except RenderError as exc:
+        if exc.line is not None:
+            raise
+        source = getattr(template, exc.part, None)
+        line = _failing_line(source, context) if isinstance(source, str) else None
+        raise RenderError(exc.part, exc.message, line) from None
+
+
+_TRY = SandboxedEnvironment(undefined=StrictUndefined)
+
+
+def _failing_line(source: str, context: Mapping[str, Any]) -> int | None:
+    """The template line a render fails on: Jinja tells it for a syntax error only, and
+    for a failure while rendering keeps it in the traceback's template frame."""
+    try:
+        _TRY.from_string(source).render(context)
+    except Exception as exc:  # any failure: only its place is wanted
+        line = None
+        trace = exc.__traceback__
+        while trace is not None:
+            if trace.tb_frame.f_code.co_filename == "<template>":
+                line = trace.tb_lineno
+            trace = trace.tb_next
+        return line
+    return None
+
+
+def _render_parts(template: AnyTemplate, context: Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(template, EmailTemplate):
+        email = render_email(template, context)
+        return {"subject": email.subject, "html": email.html, "text": email.text}
+    if isinstance(template, SmsTemplate):
+        sms = render_sms(template, context)
+        return {"text": sms.text, "segments": sms.length.segments}
+    push = render_push(template, context)
+    rendered: dict[str, Any] = {"title": push.title, "body": push.body}
+    if push.deep_link is not None:
+        rendered["deep_link"] = push.deep_link
+    return rendered

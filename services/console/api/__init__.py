@@ -1,0 +1,1 @@
+"""The marketer's JSON API: segments and templates (``router`` factories in each module)."""

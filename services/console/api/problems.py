@@ -1,0 +1,52 @@
+"""The console API's problem kinds, joined to the one catalogue of ``services/ingest/problems.py``.
+
+Every kind has its stable ``type`` URI (``/problems/<kind>``) like the ingest API's;
+importing this module registers them, so ``Problem(kind, ...)`` answers with them and
+``GET /problems/<kind>`` describes them.
+"""
+
+from __future__ import annotations
+
+from services.ingest.problems import PROBLEM_KINDS
+
+__all__ = ["CONSOLE_PROBLEM_KINDS"]
+
+CONSOLE_PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
+    "stale-version": (
+        412,
+        "Stale version",
+        "The definition changed since you read it, or `If-Match` named no current version: "
+        "nothing was saved. Read it again (`GET` answers its version as the `ETag`), apply your "
+        "change to what is there now, and send it with `If-Match` set to that `ETag`. The 412 "
+        "answer carries the current version as its `ETag` when there is one.",
+    ),
+    "precondition-required": (
+        428,
+        "Precondition required",
+        'Changing a definition that exists needs `If-Match: "<version>"`, the `ETag` of the '
+        "version you read, so that no one else's change is overwritten unknowingly. Creating "
+        "a new key needs no `If-Match`.",
+    ),
+    "invalid-rule": (
+        422,
+        "Invalid rule",
+        "The segment's rule does not parse; nothing was saved. The entry of `errors` names the "
+        "JSON pointer of the bad node in the request body (under `/rule`) and what was "
+        "expected there.",
+    ),
+    "invalid-template": (
+        422,
+        "Invalid template",
+        "The template is not one its channel can send, or it does not render; nothing was "
+        "saved. The entry of `errors` names the part (`/content/<part>`), the `line` in it "
+        "where known, and the error. Names and attributes starting with `_` are refused.",
+    ),
+    "read-only": (
+        409,
+        "Read-only",
+        "This definition is built into nudge and cannot be changed through the API; define "
+        "your own under another key.",
+    ),
+}
+
+PROBLEM_KINDS.update(CONSOLE_PROBLEM_KINDS)

@@ -1,0 +1,272 @@
+"""The console app: login and logout, the dashboard, static files, and the JSON API's routers.
+
+One FastAPI app of its own, with its session middleware, so that ``nudge console``
+runs it alone and ``nudge serve`` mounts it beside ingest (:func:`mount_console`):
+ingest's routes stay free of cookies and sessions. The JSON API routers (segments,
+templates, campaigns) come in through ``routers``; their routes use the role
+aliases of :mod:`services.console.security`, and the CSRF check applies to them
+like to every route of this app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import SecretStr
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.console.security import (
+    CSRF_FIELD,
+    Analyst,
+    LoginRequired,
+    csrf_protected,
+    csrf_token,
+    start_session,
+)
+from services.console.settings import ConsoleConfig, console_config
+from services.ingest.auth import Guard
+from services.ingest.problems import (
+    PROBLEM_KINDS,
+    Problem,
+    install_problem_handlers,
+    problem_response,
+)
+from services.ingest.rate_limit import RateLimiter
+from shared.domain.lifecycle import STAGES
+from shared.errors import StoreUnavailable
+from shared.logging import get_logger
+from shared.ports.api_keys import ApiKeys
+from shared.ports.console import ConsoleQueries
+from shared.ports.users import Users
+from shared.settings import Settings
+
+__all__ = [
+    "LIFECYCLE_SEGMENTS",
+    "SESSION_COOKIE",
+    "create_console_app",
+    "mount_console",
+]
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "nudge_console"
+LIFECYCLE_SEGMENTS: tuple[tuple[str, str], ...] = tuple(
+    (stage, f"lifecycle-{stage}") for stage in STAGES
+)
+"""The dashboard's lifecycle stages, in life order, each with the segment that holds it."""
+
+_SECURITY_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    ),
+]
+
+log = get_logger(__name__)
+
+
+class _SecurityHeaders:
+    """No framing, no sniffing, and scripts only from the console itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _local_path(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/``: the login never sends elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return "/" if parts.scheme or parts.netloc else target
+
+
+def create_console_app(
+    settings: Settings,
+    users: Users,
+    queries: ConsoleQueries,
+    *,
+    session_secret: SecretStr | None = None,
+    session_hours: float = 8.0,
+    routers: Sequence[APIRouter] = (),
+    api_keys: ApiKeys | None = None,
+    lifecycle_segments: Sequence[tuple[str, str]] = LIFECYCLE_SEGMENTS,
+) -> FastAPI:
+    """The console on ``users`` and ``queries`` (neither is closed here).
+
+    ``routers`` are included as they are, after the pages: the console's JSON API.
+    With ``api_keys``, routes guarded by :func:`~services.console.security.require_scope`
+    also admit scripts' API keys (``console:read``, ``console:write``).
+    ``session_secret`` and ``session_hours`` are the console's settings (see
+    :mod:`services.console.settings`).
+    """
+    config = console_config(settings, session_secret=session_secret, session_hours=session_hours)
+    app = FastAPI(
+        title="nudge console",
+        version="1",
+        docs_url="/console/docs",
+        redoc_url=None,
+        openapi_url="/console/openapi.json",
+        dependencies=[Depends(csrf_protected)],
+    )
+    app.state.users = users
+    app.state.queries = queries
+    if api_keys is not None:
+        app.state.guard = Guard(
+            api_keys, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        )
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals["csrf_field"] = CSRF_FIELD
+    app.state.templates = templates  # page routers (services/console/pages/) render with it
+    _install_error_pages(app, templates)
+    app.include_router(_pages(templates, lifecycle_segments))
+    for router in routers:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _add_middleware(app, config)
+    return app
+
+
+def _add_middleware(app: FastAPI, config: ConsoleConfig) -> None:
+    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=config.session_key.decode(),
+        session_cookie=SESSION_COOKIE,
+        max_age=config.session_seconds,
+        same_site="lax",
+        https_only=config.secure_cookies,
+    )
+
+
+def mount_console(ingest: FastAPI, console: FastAPI) -> None:
+    """Serve ``console`` from the same app as ``ingest`` (``nudge serve``).
+
+    Mounted at ``/`` after every ingest route, so ingest's paths win and everything
+    else (the pages, ``/static``, the console's ``/v1`` API) reaches the console.
+    Call it last, once ingest's routes are all added.
+    """
+    ingest.mount("/", console, name="console")
+
+
+def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
+    install_problem_handlers(app)
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        if "text/html" not in request.headers.get("accept", ""):
+            return problem_response(exc)
+        _status, title, _text = PROBLEM_KINDS[exc.kind]
+        return templates.TemplateResponse(
+            request,
+            "problem.html",
+            {"title": title, "detail": exc.detail, "kind": exc.kind},
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    async def on_login_required(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return RedirectResponse(exc.location, status_code=303)
+
+    async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("console store unavailable", error=str(exc))
+        return await on_problem(
+            request,
+            Problem(
+                "not-ready",
+                "the database did not answer; try again in a moment",
+                headers={"Retry-After": "5"},
+            ),
+        )
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(LoginRequired, on_login_required)
+    app.add_exception_handler(StoreUnavailable, on_store_unavailable)
+
+
+def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, str]]) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        context.setdefault("user", None)
+        return templates.TemplateResponse(
+            request, name, {"csrf": csrf_token(request), **context}, status_code=status_code
+        )
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_page(request: Request, next: str = "/") -> Response:
+        return render(request, "login.html", next=_local_path(next), error=None)
+
+    @router.post("/login")
+    async def log_in(
+        request: Request,
+        username: Annotated[str, Form(max_length=200)],
+        password: Annotated[str, Form(max_length=2000)],
+        next: Annotated[str, Form()] = "/",
+    ) -> Response:
+        if not request.session:
+            raise Problem("forbidden", "the login form expired: reload the login page")
+        users: Users = request.app.state.users
+        user = await users.authenticate(username, password)
+        target = _local_path(next)
+        if user is None:
+            log.info("console login refused")
+            return render(
+                request,
+                "login.html",
+                status_code=401,
+                next=target,
+                username=username,
+                error="Wrong username or password.",
+            )
+        start_session(request, user)
+        log.info("console login", user=user.username, role=user.role)
+        return RedirectResponse(target, status_code=303)
+
+    @router.post("/logout")
+    async def log_out(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def _counts(request: Request) -> dict[str, Any]:
+        queries: ConsoleQueries = request.app.state.queries
+        sizes = await queries.segment_sizes([key for _stage, key in lifecycle_segments])
+        return {
+            "buyers": await queries.buyer_count(),
+            "stages": [(stage, sizes.get(key, 0)) for stage, key in lifecycle_segments],
+            "largest": max(sizes.values(), default=0),
+        }
+
+    @router.get("/", response_class=HTMLResponse)
+    async def dashboard(request: Request, user: Analyst) -> Response:
+        return render(request, "dashboard.html", user=user, **await _counts(request))
+
+    @router.get("/dashboard/counts", response_class=HTMLResponse)
+    async def dashboard_counts(request: Request, user: Analyst) -> Response:
+        """The counts alone, which the dashboard reloads every 30 seconds (htmx)."""
+        return render(request, "_counts.html", user=user, **await _counts(request))
+
+    return router

@@ -1,0 +1,54 @@
+"""The marketer's pages beside the dashboard: segments, templates, customers, the KPIs.
+
+Each module makes an ``APIRouter`` of server-rendered pages (Jinja2, with htmx for the
+live parts) that the console app includes like its JSON API routers; they render with
+the app's templates (:func:`render`), so every page has the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+
+from services.console.security import csrf_token
+
+__all__ = ["page_routers", "render"]
+
+if TYPE_CHECKING:
+    from shared.ports.clock import Clock
+    from shared.ports.console import ConsoleQueries, SegmentSizeHistory
+    from shared.ports.definitions import Definitions
+
+
+def render(
+    request: Request, template: str, /, *, status_code: int = 200, **context: Any
+) -> Response:
+    """The console template ``template`` with ``context``, the CSRF token and the user."""
+    templates: Jinja2Templates = request.app.state.templates
+    context.setdefault("user", None)
+    return templates.TemplateResponse(
+        request, template, {"csrf": csrf_token(request), **context}, status_code=status_code
+    )
+
+
+def page_routers(
+    definitions: Definitions,
+    queries: ConsoleQueries,
+    history: SegmentSizeHistory,
+    *,
+    clock: Clock,
+    default_region: str | None = None,
+) -> list[APIRouter]:
+    """The dashboard's KPIs, segments, templates and customer pages, for
+    ``create_console_app(..., routers=[*page_routers(...), ...])``."""
+    from services.console.pages import customers, dashboard, segments, templates  # noqa: PLC0415
+
+    return [
+        dashboard.router(queries, clock=clock),
+        segments.router(definitions, history, clock=clock),
+        templates.router(definitions, queries, default_region=default_region),
+        customers.router(queries, clock=clock, default_region=default_region),
+    ]

@@ -1,0 +1,339 @@
+"""The console's login, sessions, CSRF check and roles, as a marketer's browser meets them.
+
+The console runs on a real SQLite database with real users (and the API keys of
+``conftest.py``); a small router stands in for the console's JSON API, to check
+what each role, and each key's scope, may do there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import insert
+
+from services.console.app import (
+    LIFECYCLE_SEGMENTS,
+    SESSION_COOKIE,
+    create_console_app,
+    mount_console,
+)
+from services.console.security import Analyst, Marketer, require_scope
+from shared.adapters.store import schema
+from shared.adapters.store.api_keys import SqlApiKeys
+from shared.adapters.store.console_queries import SqlConsoleQueries, open_console_queries
+from shared.adapters.store.users import SqlUsers, open_users
+from shared.domain.segments import lifecycle_segments
+from shared.settings import Settings
+
+PASSWORD = "a long enough password"
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture
+async def users(sqlite_url: str) -> AsyncIterator[SqlUsers]:
+    users = open_users(sqlite_url, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    await users.create("olga", PASSWORD, "marketer")
+    await users.create("ivan", PASSWORD, "analyst")
+    yield users
+    await users.close()
+
+
+@pytest.fixture
+async def queries(sqlite_url: str) -> AsyncIterator[SqlConsoleQueries]:
+    queries = open_console_queries(sqlite_url)
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    async with queries.engine.begin() as conn:
+        await conn.execute(
+            insert(schema.profiles),
+            [{"id": f"p{i}", "created_at": now, "updated_at": now} for i in range(5)],
+        )
+        await conn.execute(
+            insert(schema.memberships),
+            [
+                {"profile_id": "p0", "segment": "lifecycle-lead", "entered_at": now},
+                {"profile_id": "p1", "segment": "lifecycle-loyal", "entered_at": now},
+                {"profile_id": "p2", "segment": "lifecycle-loyal", "entered_at": now},
+            ],
+        )
+    yield queries
+    await queries.close()
+
+
+def campaigns_router() -> APIRouter:
+    """Stands in for the console's JSON API: a read for anyone, a write for marketers."""
+    router = APIRouter()
+
+    @router.get("/v1/campaigns")
+    async def list_campaigns(user: Analyst) -> dict[str, str]:
+        return {"read_by": user.username}
+
+    @router.put("/v1/campaigns/{key}")
+    async def save_campaign(key: str, user: Marketer) -> dict[str, str]:
+        return {"saved": key, "by": user.username}
+
+    @router.put("/v1/segments/{key}", dependencies=[Depends(require_scope("console:write"))])
+    async def save_segment(key: str) -> dict[str, str]:
+        return {"saved": key}
+
+    return router
+
+
+def console(
+    tmp_path: Path,
+    users: SqlUsers,
+    queries: SqlConsoleQueries,
+    api_keys: SqlApiKeys | None = None,
+    **settings: str,
+) -> FastAPI:
+    return create_console_app(
+        Settings(data_dir=tmp_path, **settings),
+        users,
+        queries,
+        routers=[campaigns_router()],
+        api_keys=api_keys,
+    )
+
+
+@pytest.fixture
+def app(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries, api_keys: SqlApiKeys
+) -> FastAPI:
+    return console(tmp_path, users, queries, api_keys)
+
+
+@pytest.fixture
+async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+    ) as client:
+        yield client
+
+
+def csrf_of(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "the page carries a CSRF token"
+    return match.group(1)
+
+
+async def log_in(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
+    """Log in through the form; the session's CSRF token, from the page after login."""
+    form = await client.get("/login")
+    answer = await client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_of(form)},
+    )
+    assert answer.status_code == 303, answer.text
+    return csrf_of(await client.get(answer.headers["location"]))
+
+
+async def test_a_marketer_logs_in_and_sees_buyers_by_lifecycle_stage(
+    browser: httpx.AsyncClient,
+) -> None:
+    form = await browser.get("/login")
+    assert form.status_code == 200
+    answer = await browser.post(
+        "/login", data={"username": "Olga", "password": PASSWORD, "csrf_token": csrf_of(form)}
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/"
+    cookie = answer.headers["set-cookie"].lower()
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert "secure" not in cookie, "plain http here: a Secure cookie would never come back"
+    page = await browser.get("/")
+    assert page.status_code == 200
+    assert "olga" in page.text
+    assert re.search(r'<strong id="buyers">5</strong>', page.text)
+    loyal = re.search(r'data-stage="loyal">\s*<td>loyal</td>\s*<td class="num">(\d+)', page.text)
+    assert loyal
+    assert loyal.group(1) == "2"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "htmx.min.js" in page.text
+    script = await browser.get("/static/vendor/htmx.min.js")
+    assert script.status_code == 200
+    assert script.text.startswith("var htmx=")
+
+
+async def test_a_wrong_password_is_refused_and_opens_nothing(browser: httpx.AsyncClient) -> None:
+    form = await browser.get("/login")
+    for username, password in (("olga", "not the password"), ("nobody", PASSWORD)):
+        answer = await browser.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": csrf_of(form)},
+        )
+        assert answer.status_code == 401
+        assert "Wrong username or password." in answer.text, "the same words for both"
+    page = await browser.get("/")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=/"
+
+
+async def test_the_session_cookie_is_secure_when_the_console_is_on_https(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries
+) -> None:
+    app = console(tmp_path, users, queries, public_url="https://crm.shop.example")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://crm.shop.example"
+    ) as client:
+        await log_in(client, "olga")
+        (cookie,) = [c for c in client.cookies.jar if c.name == SESSION_COOKIE]
+        assert cookie.secure
+        assert (await client.get("/")).status_code == 200
+
+
+async def test_logging_out_ends_the_session(browser: httpx.AsyncClient) -> None:
+    token = await log_in(browser, "olga")
+    answer = await browser.post("/logout", data={"csrf_token": token})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login"
+    assert (await browser.get("/")).status_code == 303
+
+
+@pytest.mark.parametrize("token", [None, "forged-token"], ids=["no-token", "wrong-token"])
+async def test_a_form_without_the_session_token_is_refused(
+    browser: httpx.AsyncClient, token: str | None
+) -> None:
+    await log_in(browser, "olga")
+    data = {} if token is None else {"csrf_token": token}
+    page = await browser.post("/logout", data=data)
+    assert page.status_code == 403
+    assert "CSRF token" in page.text
+    assert page.headers["content-type"].startswith("text/html"), "a browser gets a page"
+    api = await browser.put(
+        "/v1/campaigns/win-back",
+        headers={"Accept": "application/json", **({"X-CSRF-Token": token} if token else {})},
+    )
+    assert api.status_code == 403
+    assert api.headers["content-type"] == "application/problem+json"
+    assert api.json()["type"] == "/problems/forbidden"
+    assert (await browser.get("/")).status_code == 200, "still logged in: nothing was done"
+
+
+async def test_the_login_form_needs_its_token_too(browser: httpx.AsyncClient) -> None:
+    await browser.get("/login")
+    answer = await browser.post("/login", data={"username": "olga", "password": PASSWORD})
+    assert answer.status_code == 403
+    fresh = httpx.AsyncClient(transport=browser._transport, base_url="http://console")
+    async with fresh:
+        no_session = await fresh.post("/login", data={"username": "olga", "password": PASSWORD})
+    assert no_session.status_code == 403
+
+
+async def test_an_analyst_reads_but_may_not_write(browser: httpx.AsyncClient) -> None:
+    token = await log_in(browser, "ivan")
+    read = await browser.get("/v1/campaigns", headers={"Accept": "application/json"})
+    assert read.json() == {"read_by": "ivan"}
+    write = await browser.put(
+        "/v1/campaigns/win-back",
+        headers={"Accept": "application/json", "X-CSRF-Token": token},
+    )
+    assert write.status_code == 403
+    assert write.json()["detail"] == "this needs the marketer role; ivan is analyst"
+
+
+async def test_a_marketer_may_write(browser: httpx.AsyncClient) -> None:
+    token = await log_in(browser, "olga")
+    write = await browser.put(
+        "/v1/campaigns/win-back",
+        headers={"Accept": "application/json", "X-CSRF-Token": token},
+    )
+    assert write.status_code == 200
+    assert write.json() == {"saved": "win-back", "by": "olga"}
+
+
+async def test_without_a_session_a_browser_is_sent_to_login_and_an_api_client_gets_401(
+    browser: httpx.AsyncClient,
+) -> None:
+    page = await browser.get("/v1/campaigns?page=2")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=/v1/campaigns%3Fpage%3D2"
+    api = await browser.get("/v1/campaigns", headers={"Accept": "application/json"})
+    assert api.status_code == 401
+    assert api.json()["type"] == "/problems/unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("target", "landing"),
+    [
+        ("/v1/campaigns?page=2", "/v1/campaigns?page=2"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil", "/"),
+    ],
+    ids=["page-asked-for", "other-host", "other-site", "backslash"],
+)
+async def test_login_returns_to_the_page_asked_for_and_never_to_another_site(
+    browser: httpx.AsyncClient, target: str, landing: str
+) -> None:
+    form = await browser.get("/login", params={"next": target})
+    fields = {"username": "olga", "password": PASSWORD, "csrf_token": csrf_of(form)}
+    answer = await browser.post("/login", data={**fields, "next": target})
+    assert answer.headers["location"] == landing
+
+
+async def test_a_disabled_user_is_logged_out_at_their_next_request(
+    browser: httpx.AsyncClient, users: SqlUsers
+) -> None:
+    await log_in(browser, "olga")
+    assert await users.disable("olga")
+    assert (await browser.get("/")).status_code == 303
+
+
+async def test_beside_ingest_the_console_answers_every_path_ingest_does_not(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries
+) -> None:
+    ingest = FastAPI()
+
+    @ingest.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    mount_console(ingest, console(tmp_path, users, queries))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=ingest), base_url="http://nudge"
+    ) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert "set-cookie" not in (await client.get("/healthz")).headers
+        await log_in(client, "olga")
+        assert (await client.get("/v1/campaigns")).json() == {"read_by": "olga"}
+
+
+def test_the_dashboard_counts_the_lifecycle_segments_the_segmenter_keeps() -> None:
+    assert [key for _stage, key in LIFECYCLE_SEGMENTS] == [s.key for s in lifecycle_segments()]
+
+
+async def test_the_json_api_admits_a_script_by_its_api_key_or_a_user_by_role(
+    app: FastAPI, browser: httpx.AsyncClient, api_keys: SqlApiKeys
+) -> None:
+    _key, writer = await api_keys.create("campaign script", ["console:write"])
+    _key, reader = await api_keys.create("report script", ["console:read"])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console"
+    ) as script:
+        saved = await script.put("/v1/segments/vip", headers={"Authorization": f"Bearer {writer}"})
+        assert saved.json() == {"saved": "vip"}, "no session, so no CSRF token to send"
+        refused = await script.put(
+            "/v1/segments/vip", headers={"Authorization": f"Bearer {reader}"}
+        )
+        assert refused.status_code == 403
+        unknown = await script.put("/v1/segments/vip", headers={"Authorization": "Bearer nk_x"})
+        assert unknown.status_code == 401
+    token = await log_in(browser, "ivan")
+    analyst = await browser.put(
+        "/v1/segments/vip", headers={"Accept": "application/json", "X-CSRF-Token": token}
+    )
+    assert analyst.status_code == 403
+    await browser.post("/logout", data={"csrf_token": token})
+    token = await log_in(browser, "olga")
+    marketer = await browser.put(
+        "/v1/segments/vip", headers={"Accept": "application/json", "X-CSRF-Token": token}
+    )
+    assert marketer.json() == {"saved": "vip"}

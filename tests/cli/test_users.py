@@ -1,0 +1,130 @@
+"""``nudge users``: create, list, set-role and disable console users on a temporary SQLite
+database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from typer.testing import CliRunner
+
+from services.cli import app
+from shared.adapters.store.users import open_users
+from shared.ports.users import ConsoleUser
+
+runner = CliRunner()
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture(autouse=True)
+def _logging_reset() -> Iterator[None]:
+    """The commands point structlog at the runner's stderr, which is closed after them."""
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> str:
+    return sqlite_url
+
+
+def authenticate(db: str, username: str, password: str) -> ConsoleUser | None:
+    async def main() -> ConsoleUser | None:
+        users = open_users(db)
+        try:
+            return await users.authenticate(username, password)
+        finally:
+            await users.close()
+
+    return asyncio.run(main())
+
+
+def test_create_asks_the_password_twice_and_the_user_can_log_in(db: str) -> None:
+    result = runner.invoke(
+        app,
+        ["users", "create", "--username", "Olga", "--role", "marketer", "--db", db],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "olga (marketer) created" in result.stdout
+    assert PASSWORD not in result.output, "the password is never echoed"
+    user = authenticate(db, "olga", PASSWORD)
+    assert user is not None
+    assert user.role == "marketer"
+
+
+def test_create_refuses_two_passwords_that_differ(db: str) -> None:
+    result = runner.invoke(
+        app,
+        ["users", "create", "--username", "olga", "--role", "admin", "--db", db],
+        input=f"{PASSWORD}\nsomething else entirely\n",
+    )
+    assert result.exit_code != 0
+    assert authenticate(db, "olga", PASSWORD) is None
+
+
+def test_create_reads_the_password_from_stdin_for_scripts(db: str) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "users",
+            "create",
+            "--username",
+            "ops",
+            "--role",
+            "admin",
+            "--password-stdin",
+            *("--db", db),
+        ],
+        input=f"{PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert authenticate(db, "ops", PASSWORD) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "password"),
+    [
+        (["--username", "olga", "--role", "owner"], PASSWORD),
+        (["--username", "olga", "--role", "analyst"], "short"),
+        (["--username", "bad name", "--role", "analyst"], PASSWORD),
+    ],
+    ids=["unknown-role", "short-password", "bad-username"],
+)
+def test_create_refuses_a_bad_user(db: str, args: list[str], password: str) -> None:
+    result = runner.invoke(
+        app, ["users", "create", *args, "--password-stdin", "--db", db], input=password + "\n"
+    )
+    assert result.exit_code == 2
+    assert authenticate(db, "olga", password) is None
+
+
+def test_list_set_role_and_disable(db: str) -> None:
+    for username, role in (("olga", "marketer"), ("ivan", "analyst")):
+        args = ["--username", username, "--role", role, "--password-stdin", "--db", db]
+        created = runner.invoke(app, ["users", "create", *args], input=PASSWORD + "\n")
+        assert created.exit_code == 0, created.output
+
+    listed = runner.invoke(app, ["users", "list", "--db", db])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if "───" in line) + 1 :]
+    rows = {line.split()[0]: line.split()[1] for line in body if line.strip()}
+    assert rows == {"olga": "marketer", "ivan": "analyst"}
+    assert "argon2" not in listed.stdout
+
+    promoted = runner.invoke(app, ["users", "set-role", "ivan", "--role", "marketer", "--db", db])
+    assert promoted.exit_code == 0, promoted.output
+    disabled = runner.invoke(app, ["users", "disable", "olga", "--db", db])
+    assert disabled.exit_code == 0, disabled.output
+    assert authenticate(db, "olga", PASSWORD) is None
+    ivan = authenticate(db, "ivan", PASSWORD)
+    assert ivan is not None
+    assert ivan.role == "marketer"
+    assert runner.invoke(app, ["users", "disable", "nobody", "--db", db]).exit_code == 1
+    assert (
+        runner.invoke(app, ["users", "set-role", "nobody", "--role", "admin", "--db", db]).exit_code
+        == 1
+    )

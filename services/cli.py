@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -22,6 +23,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from shared.adapters.store.api_keys import SqlApiKeys
     from shared.ports.api_keys import ApiKey, Scope
+    from shared.ports.bus import Bus
 
 app = typer.Typer(
     name="nudge",
@@ -33,6 +35,16 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+export_app = typer.Typer(help="What nudge knows, as files.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+dlq_app = typer.Typer(help="Dead letters: records a service could not apply.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+from services.console.cli import console_command, users_app  # noqa: E402 - beside its peers
+from services.segmenter.cli import app as segments_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.command("console")(console_command)
+app.add_typer(segments_app, name="segments")
 console = Console()
 errors = Console(stderr=True)
 
@@ -110,7 +122,9 @@ def demo(
     from services.demo import run_demo  # noqa: PLC0415 - keeps `nudge --help` fast
 
     configure_logging("WARNING")
-    summary = asyncio.run(run_demo(customers, days, seed, out))
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=days + 1)  # the simulated days end yesterday
+    summary = asyncio.run(run_demo(customers, days, seed, out, start=start))
     table = Table(title=f"nudge demo: {customers} buyers over {days} simulated days")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -119,8 +133,15 @@ def demo(
         table.add_row(f"entered segment {segment}", str(count))
     for (campaign, channel, status), count in sorted(summary.messages.items()):
         table.add_row(f"messages {campaign} / {channel} / {status}", str(count))
+    table.add_row("messages held out (holdout arms)", str(summary.held_out))
+    table.add_row("customer equity (CLV of the base)", f"{summary.customer_equity:,.2f}")
     console.print(table)
     console.print(f"Sent messages are under {summary.out / 'email'} (open the .eml files).")
+    console.print(
+        f"See it in the console: NUDGE_DATA_DIR={summary.out} nudge serve --embedded, then "
+        f"log in at http://127.0.0.1:8000/login as {summary.console_user} / "
+        f"{summary.console_password}"
+    )
 
 
 @app.command()
@@ -132,7 +153,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
-    """Every service in one process: ingest over HTTP, the segmenter, the dispatcher."""
+    """Every service in one process: ingest and the console over HTTP, the segmenter, the
+    dispatcher."""
     overrides: dict[str, Any] = {"http_host": host, "http_port": port}
     settings = _settings(**overrides)
     if embedded:
@@ -146,6 +168,8 @@ async def _serve_all(settings: Settings) -> None:
     import uvicorn  # noqa: PLC0415
 
     from services.bootstrap import bootstrap  # noqa: PLC0415
+    from services.console.app import mount_console  # noqa: PLC0415
+    from services.console.wiring import build_console  # noqa: PLC0415
     from services.dispatcher.service import DispatcherService  # noqa: PLC0415
     from services.ingest.app import create_app  # noqa: PLC0415
     from services.segmenter.service import SegmenterService  # noqa: PLC0415
@@ -155,16 +179,27 @@ async def _serve_all(settings: Settings) -> None:
     await segmenter.start()
     await dispatcher.start()
     publisher = runtime.bus.publisher()
+    http = create_app(
+        settings,
+        publisher,
+        runtime.api_keys,
+        clock=runtime.clock,
+        metrics_registries=[
+            runtime.provider_metrics.registry,
+            dispatcher.dispatcher.metrics.registry,
+        ],
+    )
+    mount_console(
+        http, build_console(settings, runtime.store.engine, runtime.clock, runtime.api_keys)
+    )
     server = _Server(
-        uvicorn.Config(
-            create_app(settings, publisher, runtime.api_keys, clock=runtime.clock),
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="warning",
-        )
+        uvicorn.Config(http, host=settings.http_host, port=settings.http_port, log_level="warning")
     )
     await _until_signalled(server.stop, segmenter.stop, dispatcher.stop)
-    console.print(f"nudge on http://{settings.http_host}:{settings.http_port} (docs at /docs)")
+    console.print(
+        f"nudge on http://{settings.http_host}:{settings.http_port}: the console at /, "
+        "the API's docs at /docs (console users: `nudge users create`)"
+    )
     try:
         await asyncio.gather(server.serve(), segmenter.run(), dispatcher.run())
     finally:
@@ -177,11 +212,44 @@ def ingest(
     *,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes on one socket (one per core).")
+    ] = 1,
 ) -> None:
     """The ingest HTTP API alone (settings from NUDGE_* variables)."""
     settings = _settings(http_host=host, http_port=port)
     _refuse_memory_bus(settings)
-    _run(lambda: _serve_ingest(settings))
+    if workers == 1:
+        _run(lambda: _serve_ingest(settings))
+        return
+    import uvicorn  # noqa: PLC0415
+
+    _run(lambda: _prepare_ingest(settings))
+    uvicorn.run(
+        "services.ingest.main:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="warning",
+    )
+
+
+async def _prepare_ingest(settings: Settings) -> None:
+    """What the worker processes share, done once: the topics, an embedded database."""
+    from services.bootstrap import TOPICS, build_bus  # noqa: PLC0415
+    from shared.adapters.store.migrate import upgrade_async  # noqa: PLC0415
+    from shared.errors import BusUnavailable  # noqa: PLC0415
+
+    if settings.db_url.startswith("sqlite"):
+        await upgrade_async(settings.db_url)
+    bus = build_bus(settings)
+    try:
+        await bus.ensure_topics([settings.topic(t) for t in TOPICS])
+    except BusUnavailable:
+        console.print("broker unreachable at start; /v1/events answers 503 until it is back")
+    finally:
+        await bus.close()
 
 
 async def _serve_ingest(settings: Settings) -> None:
@@ -220,6 +288,60 @@ async def _serve_ingest(settings: Settings) -> None:
 
 
 @app.command()
+def score(
+    *,
+    db: Annotated[
+        str | None, typer.Option(help="Database URL (default: NUDGE_DATABASE_URL, or SQLite).")
+    ] = None,
+) -> None:
+    """Score the whole base now: RFM, BG/NBD and Gamma-Gamma predictions, CLV.
+
+    The segmenter does it on its own every NUDGE_SCORING_INTERVAL_HOURS; the segment
+    changes this writes are published by the running segmenter's outbox relay.
+    """
+    settings = _settings(database_url=db)
+    _run(lambda: _score(settings))
+
+
+async def _score(settings: Settings) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+
+    from services.bootstrap import bootstrap  # noqa: PLC0415
+    from services.segmenter.service import SegmenterService  # noqa: PLC0415
+
+    runtime = await bootstrap(settings, create_topics=False)
+    try:
+        service = SegmenterService(runtime)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console) as progress:
+            tasks: dict[str, Any] = {}
+
+            def advance(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(f"{stage:>5} buyers", total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            run = await service.score(advance)
+    finally:
+        await runtime.close()
+    if run is None:
+        console.print("[yellow]another segmenter is scoring the base now; nothing done[/yellow]")
+        raise typer.Exit(1)
+    table = Table(title="base scored", box=box.SIMPLE)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("buyers", f"{run.buyers:,}")
+    table.add_row("with orders (scored)", f"{run.scored:,}")
+    table.add_row("scores changed", f"{run.changed:,}")
+    table.add_row("customer equity", f"{run.customer_equity:,.2f}")
+    table.add_row("models fitted", "yes" if run.models is not None else "no")
+    table.add_row("seconds", f"{run.seconds:.1f}")
+    console.print(table)
+    for note in run.notes:
+        console.print(f"note: {escape(note)}")
+
+
+@app.command()
 def segmenter() -> None:
     """The segmenter alone: events in, profiles and segment changes out."""
     from services.segmenter.service import SegmenterService  # noqa: PLC0415
@@ -244,6 +366,10 @@ def _run_consumer_service(factory: Any) -> None:
 
         runtime = await bootstrap(settings)
         service = factory(runtime)
+        if settings.metrics_port is not None:
+            from shared.metrics import serve_metrics  # noqa: PLC0415
+
+            serve_metrics(settings.metrics_host, settings.metrics_port, *service.metrics_registries)
         await service.start()
         await _until_signalled(service.stop)
         try:
@@ -377,6 +503,310 @@ def keys_revoke(
         errors.print(f"no API key {key_id}", style="red", markup=False)
         raise typer.Exit(1)
     console.print(f"API key {key_id} is revoked", markup=False)
+
+
+def _moment_option(value: str | None, zone: tzinfo) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            "expected an ISO 8601 date or date and time, e.g. 2026-06-30 or 2026-06-30T12:00+03:00",
+            param_hint="--as-of",
+        ) from None
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+def _zone_option(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(
+            f"unknown time zone {name!r}; e.g. UTC or Europe/Moscow", param_hint="--timezone"
+        ) from None
+
+
+@app.command()
+def replay(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="The transactions CSV to replay."
+        ),
+    ],
+    *,
+    embedded: Annotated[
+        bool,
+        typer.Option(help="Run the pipeline in this process, on SQLite (--db or NUDGE_DATA_DIR)."),
+    ] = False,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL for --embedded; default: settings.")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Embedded only: run due timers day by day up to this moment."),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(help="Time zone of dates written without an offset.")
+    ] = "UTC",
+    currency: Annotated[str, typer.Option(help="Currency of the amounts (ISO 4217).")] = "RUB",
+    skip_bad: Annotated[
+        bool, typer.Option(help="Replay the other orders when some rows are bad.")
+    ] = False,
+) -> None:
+    """Replay a transactions CSV as purchase events (replaying it again changes nothing)."""
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from services import replay as replaying  # noqa: PLC0415
+
+    zone = _zone_option(timezone)
+    moment = _moment_option(as_of, zone)
+    settings = _settings(database_url=db)
+    if embedded:
+        settings = settings.model_copy(update={"bus": "memory", "email": "folder"})
+    elif as_of is not None:
+        errors.print(
+            "--as-of needs --embedded: on the production stack the segmenter fires timers "
+            "on its own (system) clock, as time passes.",
+            style="red",
+        )
+        raise typer.Exit(2)
+    elif db is not None:
+        errors.print("--db needs --embedded: production replays through the bus.", style="red")
+        raise typer.Exit(2)
+    else:
+        _refuse_memory_bus(settings)
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=errors, transient=True) as bar:
+        reading = bar.add_task("rows read", total=None)
+        try:
+            found, summary = replaying.read_file(
+                file,
+                timezone=zone,
+                currency=currency.upper(),
+                skip_bad=skip_bad,
+                on_row=lambda: bar.advance(reading),
+            )
+        except (replaying.ReplayRefused, ValueError) as exc:
+            bar.stop()
+            _print_bad_rows(getattr(exc, "bad_rows", []))
+            errors.print(str(exc), style="red", markup=False)
+            raise typer.Exit(1) from None
+        publishing = bar.add_task("events published", total=len(found.events))
+
+        def published(count: int) -> None:
+            bar.advance(publishing, count)
+
+        async def main() -> replaying.ReplaySummary:
+            if embedded:
+                return await replaying.replay_embedded(
+                    settings, found, summary, published, as_of=moment
+                )
+            return await replaying.replay_production(settings, found, summary, published)
+
+        try:
+            done = asyncio.run(main())
+        except replaying.ReplayRefused as exc:
+            bar.stop()
+            errors.print(str(exc), style="red", markup=False)
+            raise typer.Exit(1) from None
+    _print_bad_rows(done.bad_rows)
+    console.print(_replay_table(done, embedded=embedded))
+
+
+def _print_bad_rows(bad_rows: Sequence[Any], shown: int = 50) -> None:
+    for bad in bad_rows[:shown]:
+        errors.print(str(bad), markup=False)
+    if len(bad_rows) > shown:
+        errors.print(f"... and {len(bad_rows) - shown} more bad rows")
+
+
+def _replay_table(done: Any, *, embedded: bool) -> Table:
+    table = Table(title="nudge replay", box=box.SIMPLE_HEAD)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    span = (
+        f"{done.first_at:%Y-%m-%d %H:%M} .. {done.last_at:%Y-%m-%d %H:%M} UTC"
+        if done.first_at and done.last_at
+        else "none"
+    )
+    rows: list[tuple[str, object]] = [
+        ("rows read", done.rows),
+        ("orders", done.orders),
+        ("buyers", done.buyers),
+        ("events published", done.published),
+        ("rows repeating an earlier row of their order (kept)", done.repeated_rows),
+        ("bad rows (skipped)", len(done.bad_rows)),
+        ("orders skipped for a bad row", done.skipped_orders),
+        ("time span", span),
+    ]
+    if embedded and done.ran_until is not None:
+        rows.append(("timers run up to", f"{done.ran_until:%Y-%m-%d %H:%M} UTC"))
+    if done.ignored_columns:
+        rows.append(("columns ignored", ", ".join(done.ignored_columns)))
+    rows.append(("seconds", f"{done.seconds:.1f}"))
+    for what, value in rows:
+        table.add_row(what, escape(str(value)))
+    return table
+
+
+@export_app.command("profiles")
+def export_profiles(
+    *,
+    db: DbOption = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of standard output.")
+    ] = None,
+) -> None:
+    """Every buyer as one JSON line (identifiers masked), in id order."""
+    from services.export import export_profiles as export  # noqa: PLC0415
+    from shared.adapters.store.exports import open_profile_export  # noqa: PLC0415
+    from shared.adapters.store.migrate import upgrade  # noqa: PLC0415
+
+    url = _settings(database_url=db).db_url
+    if url.startswith("sqlite"):
+        upgrade(url)
+    source = open_profile_export(url)
+
+    async def main(write: Callable[[bytes], object]) -> int:
+        try:
+            return await export(source, write)
+        finally:
+            await source.close()
+
+    if out is None:
+        count = asyncio.run(main(lambda lines: typer.echo(lines, nl=False)))
+    else:
+        with out.open("wb") as file:
+            count = asyncio.run(main(file.write))
+    errors.print(f"{count} buyers exported" + (f" to {out}" if out else ""), markup=False)
+
+
+TopicOption = Annotated[
+    str, typer.Option(help="The topic whose dead letters: events or segment-changes.")
+]
+
+
+def _dead_letter_bus() -> tuple[Settings, Bus]:
+    from services import bootstrap  # noqa: PLC0415
+
+    settings = _settings()
+    _refuse_memory_bus(settings)
+    return settings, bootstrap.build_bus(settings)
+
+
+def _position(value: str) -> tuple[int, int]:
+    partition, separator, offset = value.partition(":")
+    if not (separator and partition.isdigit() and offset.isdigit()):
+        raise typer.BadParameter(
+            f"{value!r}: expected PARTITION:OFFSET, as `nudge dlq list` shows them (e.g. 0:17)"
+        )
+    return int(partition), int(offset)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    *,
+    topic: TopicOption = "events",
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Replayed dead letters too, not only waiting ones.")
+    ] = False,
+) -> None:
+    """Dead letters waiting for a replay: where they failed and why (keys masked)."""
+    from services.dlq import list_dead_letters, masked_key  # noqa: PLC0415
+
+    settings, bus = _dead_letter_bus()
+
+    async def main() -> Any:
+        try:
+            return await list_dead_letters(bus, settings, topic, limit=limit, everything=everything)
+        finally:
+            await bus.close()
+
+    page = asyncio.run(main())
+    table = Table(
+        title=f"dead letters of {settings.topic(topic)}: {page.waiting} waiting, "
+        f"{page.total - page.waiting} replayed",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("partition:offset", "key", "error", "failed in", "failed at (UTC)"):
+        table.add_column(column, overflow="fold")
+    if everything:
+        table.add_column("replayed at (UTC)")
+    for letter in page.shown:
+        source = f"{letter.source_topic} {letter.source_partition}:{letter.source_offset}"
+        row = [
+            f"{letter.record.partition}:{letter.record.offset}",
+            escape(masked_key(letter.record.key)),
+            escape(letter.error),
+            escape(source),
+            f"{letter.failed_at:%Y-%m-%d %H:%M:%S}" if letter.failed_at else "",
+        ]
+        if everything:
+            row.append(f"{letter.replayed_at:%Y-%m-%d %H:%M:%S}" if letter.replayed_at else "")
+        table.add_row(*row)
+    console.print(table)
+    hidden = (page.total if everything else page.waiting) - len(page.shown)
+    if hidden > 0:
+        console.print(f"... and {hidden} more (--limit)")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    *,
+    topic: TopicOption = "events",
+    offset: Annotated[
+        list[str] | None,
+        typer.Option(help="A dead letter to replay, as PARTITION:OFFSET; repeatable."),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every dead letter not replayed yet.")
+    ] = False,
+) -> None:
+    """Publish dead letters to the topic they failed in again (each one once)."""
+    from services.dlq import replay_dead_letters  # noqa: PLC0415
+
+    if everything == bool(offset):
+        errors.print("Name the dead letters with --offset PARTITION:OFFSET, or pass --all.")
+        raise typer.Exit(2)
+    chosen = None if everything else [_position(value) for value in offset or ()]
+    settings, bus = _dead_letter_bus()
+
+    async def main() -> Any:
+        try:
+            return await replay_dead_letters(bus, settings, topic, chosen=chosen)
+        finally:
+            await bus.close()
+
+    outcome = asyncio.run(main())
+    for letter in outcome.replayed:
+        console.print(
+            f"replayed {letter.record.partition}:{letter.record.offset} to {letter.source_topic}",
+            markup=False,
+        )
+    for partition, position in outcome.already:
+        errors.print(f"{partition}:{position} was replayed before: not sent again")
+    for partition, position in outcome.missing:
+        errors.print(f"{partition}:{position} holds no dead letter", style="red")
+    console.print(f"{len(outcome.replayed)} dead letters replayed")
+    if outcome.missing:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

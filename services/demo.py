@@ -1,29 +1,48 @@
-"""``nudge demo``: the embedded pipeline on synthetic buyers over simulated days."""
+"""``nudge demo``: the embedded pipeline on synthetic buyers over simulated days.
+
+Besides the win-back campaign every shop has, the demo switches on two ready-made
+campaigns with a holdout (second order after the first, pre-churn rescue), scores
+the base at the end (RFM, predictions, CLV) and makes a console user, so that
+``NUDGE_DATA_DIR=<out> nudge serve --embedded`` shows a populated console.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from pathlib import Path
 
 from rich.progress import Progress
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.bootstrap import bootstrap
 from services.embedded import Pipeline
+from services.segmenter.snapshots import record_segment_sizes
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider
+from shared.adapters.store.console_queries import SqlConsoleQueries
+from shared.adapters.store.definitions import SqlDefinitions
+from shared.adapters.store.users import SqlUsers
 from shared.codec import decode_change
+from shared.domain.campaigns import BUILTIN_CAMPAIGNS
 from shared.domain.segments import MembershipChange
 from shared.settings import Settings
 from shared.synthetic import synthetic_events
 
-__all__ = ["DEMO_START", "DemoSummary", "run_demo"]
+__all__ = ["DEMO_CAMPAIGNS", "DEMO_START", "DemoSummary", "run_demo"]
 
 DEMO_START = datetime(2026, 1, 5, tzinfo=UTC)
+DAYTIME_TICKS = (9, 13, 18)
+"""Hours (UTC) of each simulated day at which the pipeline runs again after the night's
+events: the time scheduled sends wait for (the end of quiet hours, a buyer's hour)."""
+DEMO_CAMPAIGNS = ("second-order", "pre-churn-rescue")
+"""Ready-made campaigns the demo switches on, beside the win-back every shop has."""
 
 
 @dataclass
@@ -35,45 +54,77 @@ class DemoSummary:
     messages: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(campaign, channel, status) to count."""
     out: Path = Path()
+    console_user: str = ""
+    console_password: str = ""
+    """A console login made for the demo's database (printed once, never stored)."""
+    customer_equity: float = 0.0
+
+    @property
+    def held_out(self) -> int:
+        """Messages not sent because the buyer is in the campaign's holdout."""
+        return sum(n for (_c, _ch, status), n in self.messages.items() if status == "holdout")
 
 
 def _fresh_folder(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("demo.db", "demo.db-wal", "demo.db-shm"):
+    for stale in ("nudge.db", "nudge.db-wal", "nudge.db-shm", "demo.db"):
         (out / stale).unlink(missing_ok=True)
     for eml in (out / "email").glob("*.eml"):
         eml.unlink()
 
 
 async def run_demo(
-    customers: int, days: int, seed: int, out: Path, *, progress: bool = True
+    customers: int,
+    days: int,
+    seed: int,
+    out: Path,
+    *,
+    progress: bool = True,
+    start: datetime = DEMO_START,
 ) -> DemoSummary:
+    """Simulate ``days`` days from ``start`` (give ``start`` as ``days`` before today for
+    a console whose data ends now)."""
     await asyncio.to_thread(_fresh_folder, out)
-    settings = Settings(data_dir=out, database_url=f"sqlite+aiosqlite:///{out / 'demo.db'}")
-    clock = SimulatedClock(DEMO_START)
+    # The database nudge serve --embedded opens with NUDGE_DATA_DIR=<out>.
+    settings = Settings(data_dir=out, database_url=f"sqlite+aiosqlite:///{out / 'nudge.db'}")
+    clock = SimulatedClock(start)
     bus = MemoryBus(partitions=settings.kafka_partitions)
     email = EmlFolderProvider(out / "email", settings.smtp_sender)
     runtime = await bootstrap(settings, clock=clock, bus=bus, email=email)
     summary = DemoSummary(customers=customers, days=days, out=out)
-    events = list(synthetic_events(customers, days, seed, DEMO_START))
+    events = list(synthetic_events(customers, days, seed, start))
     by_day = {
         day: list(group)
         for day, group in groupby(
-            events, key=lambda e: (datetime.fromisoformat(e["occurred_at"]) - DEMO_START).days
+            events, key=lambda e: (datetime.fromisoformat(e["occurred_at"]) - start).days
         )
     }
     try:
+        await _switch_on(runtime.store.engine, DEMO_CAMPAIGNS)
+        sizes = SqlConsoleQueries(runtime.store.engine)
         async with Pipeline(runtime) as pipeline:
             with Progress(disable=not progress, transient=True) as bar:
                 task = bar.add_task("simulating days", total=days)
                 for day in range(days):
-                    clock.set(DEMO_START + timedelta(days=day + 1))
+                    clock.set(start + timedelta(days=day + 1))
                     todays = by_day.get(day, [])
                     if todays:
                         await pipeline.post_events(todays)
                         summary.events += len(todays)
                     await pipeline.settle()
+                    for hour in DAYTIME_TICKS:  # sends held for quiet hours go out by day
+                        clock.set(start + timedelta(days=day + 1, hours=hour))
+                        await pipeline.settle()
+                    await record_segment_sizes(sizes, clock)  # the console's size charts
                     bar.advance(task)
+            scored = await pipeline.segmenter.score()
+            summary.customer_equity = scored.customer_equity if scored else 0.0
+            await pipeline.settle()
+        summary.console_user = "marketer"
+        summary.console_password = secrets.token_urlsafe(12)
+        await SqlUsers(runtime.store.engine, clock=clock).create(
+            summary.console_user, summary.console_password, "marketer"
+        )
         changes = [decode_change(r.value) for r in bus.records(settings.topic("segment-changes"))]
         summary.segment_entries.update(
             c.segment for c in changes if isinstance(c, MembershipChange) and c.kind == "entered"
@@ -84,3 +135,16 @@ async def run_demo(
     finally:
         await runtime.close()
     return summary
+
+
+async def _switch_on(engine: AsyncEngine, keys: Sequence[str]) -> None:
+    """Store the ready-made campaigns ``keys`` as active, as a marketer would."""
+    definitions = SqlDefinitions(engine)
+    for campaign in BUILTIN_CAMPAIGNS:
+        if campaign.key in keys:
+            await definitions.campaigns.put(
+                campaign.key,
+                definition=campaign.to_dict(),
+                status="active",
+                expected_version=None,
+            )

@@ -1,0 +1,180 @@
+"""``nudge dlq list`` and ``nudge dlq replay`` on the embedded pipeline's in-process bus.
+
+A release with a bug dead-letters one buyer's purchase; the operator lists it, deploys
+the fix, replays it: the purchase lands once, and replaying again sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from typer.testing import CliRunner, Result
+
+from services import bootstrap as composition
+from services.bootstrap import bootstrap
+from services.cli import app
+from services.embedded import Pipeline
+from services.segmenter.handlers import Segmenter
+from shared.adapters.bus.memory import MemoryBus, MemoryConsumer, MemoryPublisher
+from shared.adapters.clock import SimulatedClock
+from shared.adapters.providers.email import EmlFolderProvider
+from shared.ports.bus import Record
+from shared.settings import Settings
+from tests.conftest import T0
+from tests.e2e.stacks import purchase
+
+runner = CliRunner()
+
+
+class LentBus:
+    """The pipeline's bus, lent to a command: the command may close it, the owner does."""
+
+    def __init__(self, bus: MemoryBus) -> None:
+        self.bus = bus
+
+    def publisher(self) -> MemoryPublisher:
+        return self.bus.publisher()
+
+    async def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
+        return await self.bus.consumer(group, topics)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        await self.bus.ensure_topics(topics)
+
+    def read(
+        self, topic: str, start: Mapping[int, int] | None = None
+    ) -> AsyncGenerator[Record, None]:
+        return self.bus.read(topic, start)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def release(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """A segmenter release that fails on one buyer's purchase until ``fixed`` is set."""
+    state = {"fixed": False}
+    apply_events = Segmenter.apply_events
+
+    async def buggy(self: Segmenter, records: Sequence[Record]) -> None:
+        if not state["fixed"] and any(b"unlucky-buyer" in r.value for r in records):
+            raise RuntimeError("KeyError in the new rule engine")
+        await apply_events(self, records)
+
+    monkeypatch.setattr(Segmenter, "apply_events", buggy)
+    return state
+
+
+@pytest.fixture
+async def pipeline(
+    release: dict[str, bool], embedded_settings: Settings, tmp_path: Path
+) -> AsyncIterator[Pipeline]:
+    runtime = await bootstrap(
+        embedded_settings,
+        clock=SimulatedClock(T0),
+        bus=MemoryBus(),
+        email=EmlFolderProvider(tmp_path / "mail", "shop@nudge.local"),
+    )
+    async with Pipeline(runtime) as pipeline:
+        yield pipeline
+    await runtime.close()
+
+
+@pytest.fixture(autouse=True)
+def _cli_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The commands as on production, their bus the pipeline's (lent by ``lend``)."""
+    monkeypatch.setenv("NUDGE_BUS", "kafka")
+    yield
+    structlog.reset_defaults()
+
+
+def lend(monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline) -> None:
+    bus = pipeline.runtime.bus
+    assert isinstance(bus, MemoryBus)
+    monkeypatch.setattr(composition, "build_bus", lambda settings: LentBus(bus))
+
+
+async def nudge(*args: str) -> Result:
+    """Run a command as a shell would, in a thread: it runs its own event loop."""
+    return await asyncio.to_thread(runner.invoke, app, list(args))
+
+
+async def orders_of(pipeline: Pipeline, customer_id: str) -> Any:
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        profile = await uow.profiles.find("id", customer_id)
+    return None if profile is None else profile.orders_count
+
+
+async def test_a_dead_letter_is_listed_then_replayed_once_after_the_fix(
+    pipeline: Pipeline, release: dict[str, bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lend(monkeypatch, pipeline)
+    await pipeline.post_events(
+        [
+            purchase("p-lucky", T0, customer={"id": "lucky-buyer"}),
+            purchase("p-unlucky", T0, customer={"id": "unlucky-buyer"}),
+        ]
+    )
+    await pipeline.settle()
+    assert await orders_of(pipeline, "lucky-buyer") == 1
+    assert await orders_of(pipeline, "unlucky-buyer") is None
+
+    listed = await nudge("dlq", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "1 waiting" in listed.output
+    assert "RuntimeError:" in listed.output, "the error (folded in the table's column)"
+    assert "KeyError" in listed.output
+    assert "id:u*****" in listed.output, "the key, masked"
+    assert "unlucky-buyer" not in listed.output
+    assert "nudge.events" in listed.output
+
+    release["fixed"] = True
+    replayed = await nudge("dlq", "replay", "--all")
+    assert replayed.exit_code == 0, replayed.output
+    assert "1 dead letters replayed" in replayed.output
+    await pipeline.settle()
+    assert await orders_of(pipeline, "unlucky-buyer") == 1
+
+    again = await nudge("dlq", "replay", "--all")
+    assert "0 dead letters replayed" in again.output
+    (line,) = [row for row in listed.output.splitlines() if "RuntimeError" in row]
+    position = line.split()[0]
+    chosen = await nudge("dlq", "replay", "--offset", position)
+    assert chosen.exit_code == 0, chosen.output
+    assert "was replayed before" in chosen.stderr
+    await pipeline.settle()
+    assert await orders_of(pipeline, "unlucky-buyer") == 1
+
+    waiting = await nudge("dlq", "list")
+    assert "0 waiting, 1 replayed" in waiting.output
+    assert "Error" not in waiting.output
+    everything = await nudge("dlq", "list", "--all")
+    assert f"{position} " in everything.output, "replayed ones too, with --all"
+
+
+async def test_replaying_names_what_holds_no_dead_letter(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lend(monkeypatch, pipeline)
+    result = await nudge("dlq", "replay", "--offset", "0:99")
+    assert result.exit_code == 1
+    assert "0:99 holds no dead letter" in result.stderr
+
+
+def test_replay_needs_offsets_or_all() -> None:
+    assert runner.invoke(app, ["dlq", "replay"]).exit_code == 2
+    bad = runner.invoke(app, ["dlq", "replay", "--offset", "seventeen"])
+    assert bad.exit_code == 2
+    assert "PARTITION:OFFSET" in bad.output
+
+
+def test_dead_letters_need_the_shared_bus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGE_BUS", "memory")
+    result = runner.invoke(app, ["dlq", "list"])
+    assert result.exit_code == 2
+    assert "NUDGE_BUS=kafka" in result.output

@@ -11,11 +11,14 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import ingest, pipeline
+from bench import dispatcher, ingest, pipeline, segmenter, timers
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
     "pipeline": lambda args: pipeline.main(args.events),
-    "ingest": lambda args: ingest.main(args.events, args.connections),
+    "ingest": lambda args: ingest.main(args.events, args.connections, args.workers),
+    "timers": lambda _args: timers.main(),
+    "segmenter": lambda args: segmenter.main(args.events),
+    "dispatcher": lambda _args: dispatcher.main(),
 }
 
 
@@ -33,6 +36,12 @@ def main() -> None:
         type=int,
         default=8,
         help="ingest: concurrent HTTP connections of the load generator",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="ingest: worker processes of `nudge ingest` (one per core in production)",
     )
     args = parser.parse_args()
     unknown = [name for name in args.names if name not in BENCHMARKS]

@@ -236,13 +236,26 @@ async def _records_on(topic: str) -> int:
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User and system CPU seconds of process ``pid`` so far (Linux ``/proc``), else ``None``."""
+    """User and system CPU seconds so far of process ``pid`` and its live children (its
+    worker processes), from Linux ``/proc``; ``None`` elsewhere."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        own = _stat(pid)
     except OSError:
         return None
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+    total = int(own[11]) + int(own[12])  # utime and stime: fields 14 and 15 of proc(5)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = _stat(int(entry.name))
+            if int(fields[1]) == pid:  # field 4 of proc(5): the parent's pid
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
 
 
 async def _warm(url: str, key: str, event: dict[str, Any]) -> None:
@@ -253,7 +266,9 @@ async def _warm(url: str, key: str, event: dict[str, Any]) -> None:
         response.raise_for_status()
 
 
-async def nudge_ingest(events: list[dict[str, Any]], connections: int, work: Path) -> Run:
+async def nudge_ingest(
+    events: list[dict[str, Any]], connections: int, work: Path, workers: int = 1
+) -> Run:
     prefix = unique("benchingest")
     port = _free_port()
     url = f"http://{HOST}:{port}"
@@ -282,7 +297,7 @@ async def nudge_ingest(events: list[dict[str, Any]], connections: int, work: Pat
         with log_path.open("wb") as log:
             ingest = await asyncio.create_subprocess_exec(
                 str(NUDGE), "ingest", "--host", HOST, "--port", str(port),
-                env=env, stdout=log, stderr=log,
+                "--workers", str(workers), env=env, stdout=log, stderr=log,
             )  # fmt: skip
             try:
                 await _answers(url)
@@ -360,14 +375,14 @@ def _latencies(rows: list[tuple[Run, Run]]) -> None:
     console.print(table)
 
 
-async def main(count: int, connections: int = 8) -> None:
+async def main(count: int, connections: int = 8, workers: int = 1) -> None:
     events = realistic_events(max(BATCH, count - count % BATCH))
     console.print(
         f"ingest benchmark: {len(events)} purchase events in batches of {BATCH}, "
-        f"{connections} connections, Kafka {KAFKA}"
+        f"{connections} connections, {workers} ingest worker processes, Kafka {KAFKA}"
     )
     with tempfile.TemporaryDirectory(prefix="nudge-bench-ingest-") as work:
-        nudge = await nudge_ingest(events, connections, Path(work))
+        nudge = await nudge_ingest(events, connections, Path(work), workers)
     raw = await raw_produce(events, connections)
     report(
         "events through nudge ingest over HTTP (real Kafka, PostgreSQL keys)",
@@ -377,7 +392,7 @@ async def main(count: int, connections: int = 8) -> None:
     if nudge.cpu_seconds is not None:
         console.print(
             f"nudge ingest used {nudge.cpu_seconds:.2f} CPU seconds in {nudge.seconds:.2f} s "
-            f"({nudge.cpu_seconds / nudge.seconds:.0%} of one core)"
+            f"({nudge.cpu_seconds / nudge.seconds:.0%} of one core, {workers} worker processes)"
         )
 
 

@@ -8,12 +8,12 @@ through :mod:`services.ingest.intake`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -49,6 +49,7 @@ from shared.domain.events import (
 from shared.domain.identifiers import keyed_token_hash
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
+from shared.metrics import combined
 from shared.ports.api_keys import ApiKey, ApiKeys
 from shared.ports.bus import Publisher
 from shared.ports.clock import Clock
@@ -155,12 +156,18 @@ def _hash_bank_card_token(event: AnyEvent, key: bytes) -> AnyEvent:
 
 
 def create_app(
-    settings: Settings, publisher: Publisher, api_keys: ApiKeys, *, clock: Clock | None = None
+    settings: Settings,
+    publisher: Publisher,
+    api_keys: ApiKeys,
+    *,
+    clock: Clock | None = None,
+    metrics_registries: Sequence[CollectorRegistry] = (),
 ) -> FastAPI:
     """The ingest API on ``publisher``, admitting the keys in ``api_keys`` (not closed here).
 
     ``clock`` (the system's by default) dates unsubscribe events and bounds the replay
-    window of signed webhooks.
+    window of signed webhooks. ``/metrics`` serves ingest's metrics and those of
+    ``metrics_registries`` (the other services of the process, under ``nudge serve``).
     """
     app = FastAPI(
         title="nudge",
@@ -247,7 +254,8 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        scraped = combined(metrics.registry, *metrics_registries)
+        return Response(generate_latest(scraped), media_type=CONTENT_TYPE_LATEST)
 
     _publish_body_models(app)
     return app

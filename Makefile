@@ -31,9 +31,10 @@ format: install
 	$(BIN)/ruff check --fix .
 
 ## make test: lint, then every test against real Kafka and PostgreSQL started here
+## (one BLAS thread: the model fits in the tests are small, and threads only contend)
 test: lint
 	deploy/browser/chromium.sh ensure
-	deploy/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 deploy/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make test-fast: the tests that need no server
 test-fast: install

@@ -163,6 +163,13 @@ class Dispatcher:
     metrics: DispatcherMetrics = field(default_factory=DispatcherMetrics)
     definitions: Definitions | None = None
     """The marketer's stored campaigns and templates (the console's), over the built-ins."""
+    retry_after: timedelta = timedelta(minutes=1)
+    """How long a message whose provider was down (unavailable, timing out, its breaker
+    open) waits before it is tried again."""
+    retry_for: timedelta = timedelta(hours=6)
+    """How long after its trigger such a message is still tried; then it stays ``failed``."""
+    concurrent_sends: int = 16
+    """Provider calls in flight at once: a slow provider holds up its own sends, not all."""
 
     def __post_init__(self) -> None:
         self._builtins = (
@@ -172,6 +179,10 @@ class Dispatcher:
             dict(self.push_templates),
         )
         self._stamp: tuple[int, int] | None = None
+        self._sending = asyncio.Semaphore(self.concurrent_sends)
+        self._in_flight: set[asyncio.Task[list[str]]] = set()
+        self._refreshing = asyncio.Lock()
+        self._fatal: BaseException | None = None
 
     async def refresh_definitions(self) -> bool:
         """Take the stored campaigns and templates if any changed since the last look (one
@@ -180,10 +191,11 @@ class Dispatcher:
         anything changed. One that no longer parses is left out, and logged."""
         if self.definitions is None:
             return False
-        stamp = (
-            await self.definitions.campaigns.stamp(),
-            await self.definitions.templates.stamp(),
-        )
+        async with self._refreshing:  # the loops ask at once: one of them loads
+            return await self._refresh(self.definitions)
+
+    async def _refresh(self, definitions: Definitions) -> bool:
+        stamp = (await definitions.campaigns.stamp(), await definitions.templates.stamp())
         if stamp == self._stamp:
             return False
         builtin_campaigns, email, sms, push = self._builtins
@@ -192,7 +204,7 @@ class Dispatcher:
             "sms": dict(sms),
             "push": dict(push),
         }
-        for stored in await self.definitions.templates.list():
+        for stored in await definitions.templates.list():
             try:
                 by_channel[stored.channel][stored.key] = checked_template(
                     stored.channel, stored.content
@@ -203,7 +215,7 @@ class Dispatcher:
                 )
         campaigns = {c.key: c for c in builtin_campaigns}
         known = {key for templates in by_channel.values() for key in templates}
-        for definition in await self.definitions.campaigns.list():
+        for definition in await definitions.campaigns.list():
             try:
                 campaign = parse_campaign(
                     {**definition.definition, "status": definition.status},
@@ -233,7 +245,11 @@ class Dispatcher:
     # --- triggers ----------------------------------------------------------------------
 
     async def handle_changes(self, records: Sequence[Record]) -> None:
+        """Decide every message the batch's changes trigger, each committed before its
+        provider call; then hand them to the providers in the background (see
+        :meth:`drain`), so a slow provider never holds up the next batch."""
         await self.refresh_definitions()
+        outgoing: list[_Outgoing] = []
         for record in records:
             try:
                 change = decode_change(record.value)
@@ -244,7 +260,10 @@ class Dispatcher:
                 log.info("profiles merged", absorbed=change.absorbed, survivor=change.survivor)
                 continue
             for campaign in campaigns_triggered_by(self.campaigns, change):
-                await self.send(campaign, change)
+                _status, sending = await self._begin(campaign, change)
+                if sending is not None:
+                    outgoing.append(sending)
+        self._hand_over(outgoing)
 
     async def send(self, campaign: Campaign, change: MembershipChange) -> str:
         """Decide ``campaign``'s message for ``change`` unless it exists; return its status.
@@ -254,6 +273,14 @@ class Dispatcher:
         buyer share one stay, so a change announced for each sends one message. A buyer
         who left the segment before the send gets nothing, and the row says why.
         """
+        status, sending = await self._begin(campaign, change)
+        return status if sending is None else await self._deliver(sending)
+
+    async def _begin(
+        self, campaign: Campaign, change: MembershipChange
+    ) -> tuple[str, _Outgoing | None]:
+        """Decide and record ``campaign``'s message for ``change`` (see :meth:`send`); what
+        is left to hand to a provider, if anything."""
         outgoing: _Outgoing | None = None
         async with self.store.unit_of_work() as uow:
             now = self.clock.now()
@@ -277,7 +304,7 @@ class Dispatcher:
                 draft = _Draft(campaign, profile, planned, context, push_address=push)
                 status, outgoing = await self._trigger(uow, draft, now)
             elif (existing := await uow.messages.get(planned.key)) is not None:
-                return existing.status
+                return existing.status, None
             else:
                 reason = (
                     Reason("wake", "left_segment", "the buyer left the segment before the send")
@@ -287,9 +314,7 @@ class Dispatcher:
                 await uow.messages.begin(_record(campaign, planned, reason.code, now, reason))
                 status = await self._skip(uow, planned, reason, (reason,), now)
             await uow.commit()
-        if outgoing is not None:
-            return await self._deliver(outgoing)
-        return status
+        return status, outgoing
 
     async def handle_events(self, records: Sequence[Record]) -> None:
         """Start the event-triggered campaigns (an abandoned cart) and plan the moment-
@@ -321,12 +346,22 @@ class Dispatcher:
         applied = await self._applied({event.event_id for event, _ in triggering})
         for event, campaigns in triggering:
             if event.event_id in applied:
-                await self.on_event(event, campaigns)
+                decided = await self._begin_event(event, campaigns)
+                self._hand_over([o for _, o in decided if o is not None])
             else:
                 log.warning("event not applied in time: its triggers are skipped", event=event.key)
 
     async def on_event(self, event: AnyEvent, campaigns: Sequence[Campaign]) -> list[str]:
         """Trigger ``campaigns`` (event or moment triggers) for ``event``'s buyer; the statuses."""
+        decided = await self._begin_event(event, campaigns)
+        outcomes = await self._deliver_all([o for _, o in decided if o is not None])
+        delivered = iter(outcomes)
+        return [status if sending is None else next(delivered) for status, sending in decided]
+
+    async def _begin_event(
+        self, event: AnyEvent, campaigns: Sequence[Campaign]
+    ) -> list[tuple[str, _Outgoing | None]]:
+        """Decide and record the messages ``event`` triggers; what is left to hand over."""
         decided: list[tuple[str, _Outgoing | None]] = []
         async with self.store.unit_of_work() as uow:
             now = self.clock.now()
@@ -341,10 +376,7 @@ class Dispatcher:
                     draft = _Draft(campaign, profile, planned, context, push_address=push)
                     decided.append(await self._trigger(uow, draft, now))
             await uow.commit()
-        return [
-            status if sending is None else await self._deliver(sending)
-            for status, sending in decided
-        ]
+        return decided
 
     async def _buyer(self, uow: UnitOfWork, event: AnyEvent) -> Profile | None:
         """The profile the event's strongest known identifier names, now, locked."""
@@ -401,8 +433,7 @@ class Dispatcher:
                 if sending is not None:
                     outgoing.append(sending)
             await uow.commit()
-        for sending in outgoing:
-            await self._deliver(sending)
+        self._hand_over(outgoing)
         return len(due)
 
     async def measure_queue(self) -> int:
@@ -421,7 +452,7 @@ class Dispatcher:
         send = due.send
         message = await uow.messages.get(send.key)
         await uow.schedule.remove([send.key])
-        if message is None or message.status not in ("scheduled", "sending"):
+        if message is None or message.status not in ("scheduled", "sending", "failed"):
             return None  # a guard outliving its send: nothing to do
         campaign = next((c for c in self.campaigns if c.key == send.campaign), None)
         profile = await uow.profiles.current(send.profile_id)
@@ -639,6 +670,44 @@ class Dispatcher:
             return PushMessage(draft.push_address, notification, key)
         return None
 
+    def _hand_over(self, outgoing: Sequence[_Outgoing]) -> None:
+        """Deliver ``outgoing`` in the background. Each row is committed ``sending`` with
+        its guard already, so a crash before the outcome is recorded loses nothing."""
+        for sending in outgoing:
+            task = asyncio.create_task(self._deliver_all([sending]))
+            self._in_flight.add(task)
+            task.add_done_callback(self._delivered)
+
+    def _delivered(self, task: asyncio.Task[list[str]]) -> None:
+        self._in_flight.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, Exception):
+            # The outcome was not recorded: the send's guard wakes and settles it.
+            log.error("delivery failed", error=str(error))
+        elif error is not None:
+            self._fatal = error  # the process is going down: drain() raises it
+
+    async def drain(self) -> int:
+        """Wait for every delivery in the background to end; return how many there were."""
+        drained = 0
+        while self._in_flight:
+            running = list(self._in_flight)
+            drained += len(running)
+            await asyncio.gather(*running, return_exceptions=True)
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            raise fatal
+        return drained
+
+    async def _deliver_all(self, outgoing: Sequence[_Outgoing]) -> list[str]:
+        """Deliver every message, at most ``concurrent_sends`` at once; their outcomes."""
+
+        async def one(sending: _Outgoing) -> str:
+            async with self._sending:
+                return await self._deliver(sending)
+
+        return list(await asyncio.gather(*(one(o) for o in outgoing)))
+
     async def _deliver(self, outgoing: _Outgoing) -> str:
         """Call the provider; on a rejection, fall back to the next channel; record the outcome."""
         draft, key = outgoing.draft, outgoing.draft.send.key
@@ -661,11 +730,25 @@ class Dispatcher:
                 )
                 await uow.commit()
         notes = "; ".join([*rejections, *([error] if error else [])]) or None
+        now = self.clock.now()
+        retry_at = now + self.retry_after
+        retrying = outcome == "failed" and retry_at <= draft.send.triggered_at + self.retry_for
         async with self.store.unit_of_work() as uow:
             await uow.messages.finish(
-                key, outcome, self.clock.now(), provider_id, notes, channel=channel
+                key,
+                outcome,
+                now,
+                provider_id,
+                notes,
+                channel=channel,
+                reason="provider_unavailable" if retrying else None,
+                scheduled_for=retry_at if retrying else None,
             )
-            await uow.schedule.remove([key])
+            if retrying:  # tried again once the provider may be back (its breaker closed)
+                again = draft.send.deferred_to(retry_at, channel)
+                await uow.schedule.add([ScheduledRecord(again, dict(draft.context))], now)
+            else:
+                await uow.schedule.remove([key])
             await uow.commit()
         self.metrics.outcome(draft.campaign.key, channel, outcome)
         log.info("message", campaign=draft.campaign.key, key=key, channel=channel, status=outcome)

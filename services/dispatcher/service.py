@@ -92,7 +92,8 @@ class DispatcherService:
         done = await self._loop.step(0)
         if self._events is not None:
             done += await self._events.step(0)
-        return done + await self.dispatcher.wake_due(self.due_batch)
+        done += await self.dispatcher.wake_due(self.due_batch)
+        return done + await self.dispatcher.drain()
 
     async def run(self) -> None:
         """Run until :meth:`stop`; the batch in hand is finished and committed first."""
@@ -128,6 +129,7 @@ class DispatcherService:
                 ),
             )
         finally:
+            await self.dispatcher.drain()  # the sends in flight finish before the close
             await self.close()
 
     def stop(self) -> None:

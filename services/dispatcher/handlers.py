@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -95,6 +96,11 @@ from shared.ports.providers import (
 from shared.ports.store import MessageRecord, ScheduledRecord, Store, UnitOfWork
 
 __all__ = ["Dispatcher"]
+
+BASE_HOURS_EVERY = timedelta(hours=1)
+BASE_HOURS_SAMPLE = 5_000
+"""Buyers whose email opens make the base's open hours (a best hour for buyers with
+few opens of their own): enough for 24 shares, cheap to read once an hour."""
 
 log = get_logger(__name__)
 
@@ -183,6 +189,9 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[list[str]]] = set()
         self._refreshing = asyncio.Lock()
         self._fatal: BaseException | None = None
+        self._base_hours: tuple[datetime, Sequence[int]] | None = None
+        # Not self.rng (tests seed it for channel draws); sampling, not cryptography.
+        self._sampling = random.Random()  # noqa: S311
 
     async def refresh_definitions(self) -> bool:
         """Take the stored campaigns and templates if any changed since the last look (one
@@ -518,6 +527,10 @@ class Dispatcher:
             for s in (await uow.schedule.pending([profile.id]))[profile.id]
             if s.key not in in_flight
         ]
+        own_hours = profile.open_hours.get("email")
+        base_hours = None
+        if sum(own_hours or ()) < self.policy.best_hour_min_opens:
+            base_hours = await self._base_open_hours(uow, now)
         decision = decide(
             draft.campaign,
             profile,
@@ -527,7 +540,8 @@ class Dispatcher:
             sent=sent[profile.id],
             scheduled=scheduled,
             key=send.key,
-            open_hours=profile.open_hours.get("email"),
+            open_hours=own_hours,
+            base_open_hours=base_hours,
             push_address=draft.push_address,
         )
         decision = replace(decision, trail=(*draft.history, *decision.trail))
@@ -570,6 +584,17 @@ class Dispatcher:
         await self._guard(uow, draft, now)
         rest = channels[channels.index(channel) + 1 :]
         return "sending", _Outgoing(draft, channel, outbound, rest)
+
+    async def _base_open_hours(self, uow: UnitOfWork, now: datetime) -> Sequence[int]:
+        """The base's email opens by local hour: the best hour of a buyer with too few
+        opens of their own. A random sample of buyers, read again every hour."""
+        if self._base_hours is None or now - self._base_hours[0] >= BASE_HOURS_EVERY:
+            start = str(uuid.UUID(int=self._sampling.getrandbits(128)))
+            hours = await uow.profiles.open_hours_sample(
+                "email", start=start, limit=BASE_HOURS_SAMPLE
+            )
+            self._base_hours = (now, hours)
+        return self._base_hours[1]
 
     async def _guard(self, uow: UnitOfWork, draft: _Draft, now: datetime) -> None:
         """Keep a due row while the send is in flight: it wakes only if the outcome is lost."""

@@ -135,6 +135,11 @@ class Profiles(Protocol):
         """The profile one identifier names, if any; never creates one."""
         ...
 
+    async def open_hours_sample(self, channel: str, *, start: str, limit: int) -> list[int]:
+        """Opens on ``channel`` by local hour (24 counts), summed over up to ``limit``
+        buyers from the profile id ``start`` on (ids are random: a random sample)."""
+        ...
+
     async def identifiers(self, profile_ids: Collection[str], kind: str) -> dict[str, list[str]]:
         """For each buyer, their identifiers of ``kind``, sorted (``app_install_id``: where a
         push notification goes)."""

@@ -146,6 +146,27 @@ class StoreContract:
         assert message.profile_id == known.id
         assert stays == {anonymous.id: {}}
 
+    async def test_open_hours_are_summed_over_a_sample_of_buyers_from_an_id_on(
+        self, store: SqlStore
+    ) -> None:
+        opens: dict[str, int] = {}
+        async with store.unit_of_work() as uow:
+            resolved = await uow.profiles.resolve([{"id": f"opener-{n}"} for n in range(3)], T0)
+            for n, profile in enumerate(resolved.profiles):
+                hours = [0] * 24
+                hours[17] = opens[profile.id] = n + 1
+                profile.open_hours = {"email": hours, "sms": [1] * 24}
+            await uow.profiles.save(resolved.profiles, T0)
+            await uow.commit()
+        first, second, third = sorted(opens)
+        async with store.unit_of_work() as uow:
+            everyone = await uow.profiles.open_hours_sample("email", start="", limit=10)
+            from_second = await uow.profiles.open_hours_sample("email", start=second, limit=10)
+            only_first = await uow.profiles.open_hours_sample("email", start="", limit=1)
+        assert everyone == [0] * 17 + [6] + [0] * 6
+        assert from_second[17] == opens[second] + opens[third]
+        assert only_first[17] == opens[first]
+
     async def test_money_and_moments_come_back_exactly(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
             (profile,) = (await uow.profiles.resolve([{"id": "c1"}], T0)).profiles

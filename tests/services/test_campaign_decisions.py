@@ -230,3 +230,41 @@ async def test_a_push_goes_to_the_buyer_s_app_and_a_buyer_without_one_gets_the_e
 @pytest.fixture(params=STORES)
 def embedded_settings(request: pytest.FixtureRequest, embedded_settings: Settings) -> Settings:
     return on_store(request, embedded_settings, public_url="https://nudge.shop.example")
+
+
+async def test_a_buyer_with_few_opens_of_their_own_waits_for_the_hour_the_base_opens(
+    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    """Anna never opened an email; the shop's other buyers open theirs around 17:00, so
+    her win-back waits from 09:00 until then, and the row says whose habit decided it."""
+    openers = [{"id": f"opener-{n}", "email": f"opener{n}@example.com"} for n in range(8)]
+    anna = {"id": "shop-anna", "email": "anna@example.com"}
+    evening = T0.replace(hour=17) + timedelta(days=30)
+    async for pipeline in pipeline_with(
+        embedded_settings, clock, tmp_path / "mail", [_campaign("win-back")]
+    ):
+        opened_at = (T0 - timedelta(days=3)).replace(hour=17)
+        await pipeline.post_events(
+            [
+                {
+                    "event_id": f"open-{n}-{k}",
+                    "type": "message_opened",
+                    "occurred_at": (opened_at + timedelta(days=k)).isoformat(),
+                    "customer": opener,
+                    "data": {"message_key": f"m-{n}-{k}", "channel": "email"},
+                }
+                for n, opener in enumerate(openers)
+                for k in range(2)
+            ]
+        )
+        await _first_order_then_30_days(pipeline, clock, [anna])
+        assert clock.now() == T0 + timedelta(days=30)  # 09:00 UTC, out of quiet hours
+        waiting = next(m for m in (await _messages(pipeline)).values() if m.status == "scheduled")
+        assert (waiting.reason, waiting.scheduled_for) == ("best_hour", evening)
+        assert "similar buyers'" in next(
+            r.detail for r in waiting.decision if r.code == "best_hour"
+        )
+
+        clock.set(evening)
+        await pipeline.settle()
+    assert _mailed(tmp_path / "mail") == ["anna@example.com"]

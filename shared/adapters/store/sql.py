@@ -338,6 +338,20 @@ class SqlProfiles(_Repository):
         owner = (await self._owners({(kind, value)})).get((kind, value))
         return None if owner is None else await self.get(owner)
 
+    async def open_hours_sample(self, channel: str, *, start: str, limit: int) -> list[int]:
+        rows = await self.conn.execute(
+            select(t.profiles.c.open_hours)
+            .where(t.profiles.c.merged_into.is_(None), t.profiles.c.id >= start)
+            .order_by(t.profiles.c.id)
+            .limit(limit)
+        )
+        total = [0] * 24
+        for (by_channel,) in rows:
+            hours = (by_channel or {}).get(channel) or ()
+            for hour, opens in enumerate(hours[:24]):
+                total[hour] += int(opens)
+        return total
+
     async def identifiers(self, profile_ids: Collection[str], kind: str) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {p: [] for p in profile_ids}
         ordered = sorted(profile_ids)

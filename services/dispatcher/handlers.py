@@ -175,7 +175,10 @@ class Dispatcher:
     retry_for: timedelta = timedelta(hours=6)
     """How long after its trigger such a message is still tried; then it stays ``failed``."""
     concurrent_sends: int = 16
-    """Provider calls in flight at once: a slow provider holds up its own sends, not all."""
+    """Provider calls in flight at once per channel: a slow provider holds up its own
+    channel's sends, not the others'."""
+    max_in_flight: int = 256
+    """Deliveries under way (or waiting for a slot) before the consumers wait."""
 
     def __post_init__(self) -> None:
         self._builtins = (
@@ -185,7 +188,7 @@ class Dispatcher:
             dict(self.push_templates),
         )
         self._stamp: tuple[int, int] | None = None
-        self._sending = asyncio.Semaphore(self.concurrent_sends)
+        self._sending: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[asyncio.Task[list[str]]] = set()
         self._refreshing = asyncio.Lock()
         self._fatal: BaseException | None = None
@@ -223,7 +226,7 @@ class Dispatcher:
                     "stored template does not render; ignored", template=stored.key, error=str(exc)
                 )
         campaigns = {c.key: c for c in builtin_campaigns}
-        known = {key for templates in by_channel.values() for key in templates}
+        known = {channel: set(templates) for channel, templates in by_channel.items()}
         for definition in await definitions.campaigns.list():
             try:
                 campaign = parse_campaign(
@@ -258,7 +261,6 @@ class Dispatcher:
         provider call; then hand them to the providers in the background (see
         :meth:`drain`), so a slow provider never holds up the next batch."""
         await self.refresh_definitions()
-        outgoing: list[_Outgoing] = []
         for record in records:
             try:
                 change = decode_change(record.value)
@@ -270,9 +272,8 @@ class Dispatcher:
                 continue
             for campaign in campaigns_triggered_by(self.campaigns, change):
                 _status, sending = await self._begin(campaign, change)
-                if sending is not None:
-                    outgoing.append(sending)
-        self._hand_over(outgoing)
+                if sending is not None:  # committed: handed over now, whatever comes next
+                    await self._hand_over([sending])
 
     async def send(self, campaign: Campaign, change: MembershipChange) -> str:
         """Decide ``campaign``'s message for ``change`` unless it exists; return its status.
@@ -356,9 +357,12 @@ class Dispatcher:
         for event, campaigns in triggering:
             if event.event_id in applied:
                 decided = await self._begin_event(event, campaigns)
-                self._hand_over([o for _, o in decided if o is not None])
+                await self._hand_over([o for _, o in decided if o is not None])
             else:
-                log.warning("event not applied in time: its triggers are skipped", event=event.key)
+                log.warning(
+                    "event not applied in time: its triggers are skipped",
+                    event_id=event.event_id,
+                )
 
     async def on_event(self, event: AnyEvent, campaigns: Sequence[Campaign]) -> list[str]:
         """Trigger ``campaigns`` (event or moment triggers) for ``event``'s buyer; the statuses."""
@@ -442,7 +446,7 @@ class Dispatcher:
                 if sending is not None:
                     outgoing.append(sending)
             await uow.commit()
-        self._hand_over(outgoing)
+        await self._hand_over(outgoing)
         return len(due)
 
     async def measure_queue(self) -> int:
@@ -682,23 +686,37 @@ class Dispatcher:
         values = message_context(
             profile, unsubscribe_url=link, trigger=draft.context.get("trigger")
         )
-        if channel == "email" and profile.email is not None:
+        if channel == "email" and profile.email is not None and template in self.templates:
             content = render_email(self.templates[template], values)
             return EmailMessage(profile.email, content, key, unsubscribe_url=link)
-        if channel == "sms" and profile.phone is not None and self.sms is not None:
+        if (
+            channel == "sms"
+            and profile.phone is not None
+            and self.sms is not None
+            and template in self.sms_templates
+        ):
             sms = render_sms(
                 self.sms_templates[template], values, max_segments=self.sms_max_segments
             )
             return SmsMessage(profile.phone, sms.text, key)
-        if channel == "push" and draft.push_address is not None and self.push is not None:
+        if (
+            channel == "push"
+            and draft.push_address is not None
+            and self.push is not None
+            and template in self.push_templates
+        ):
             notification = render_push(self.push_templates[template], values)
             return PushMessage(draft.push_address, notification, key)
         return None
 
-    def _hand_over(self, outgoing: Sequence[_Outgoing]) -> None:
+    async def _hand_over(self, outgoing: Sequence[_Outgoing]) -> None:
         """Deliver ``outgoing`` in the background. Each row is committed ``sending`` with
-        its guard already, so a crash before the outcome is recorded loses nothing."""
+        its guard already, so a crash before the outcome is recorded loses nothing. With
+        ``max_in_flight`` deliveries under way, wait for one to end first: a slow
+        provider slows the consumer down rather than piling sends up in memory."""
         for sending in outgoing:
+            while len(self._in_flight) >= self.max_in_flight:
+                await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.create_task(self._deliver_all([sending]))
             self._in_flight.add(task)
             task.add_done_callback(self._delivered)
@@ -728,7 +746,10 @@ class Dispatcher:
         """Deliver every message, at most ``concurrent_sends`` at once; their outcomes."""
 
         async def one(sending: _Outgoing) -> str:
-            async with self._sending:
+            slots = self._sending.setdefault(
+                sending.channel, asyncio.Semaphore(self.concurrent_sends)
+            )
+            async with slots:  # per channel: a slow SMS API leaves email its own slots
                 return await self._deliver(sending)
 
         return list(await asyncio.gather(*(one(o) for o in outgoing)))
@@ -757,7 +778,11 @@ class Dispatcher:
         notes = "; ".join([*rejections, *([error] if error else [])]) or None
         now = self.clock.now()
         retry_at = now + self.retry_after
-        retrying = outcome == "failed" and retry_at <= draft.send.triggered_at + self.retry_for
+        retrying = (
+            outcome == "failed"
+            and channel in _IDEMPOTENT  # an email may have gone before the failure: never again
+            and retry_at <= draft.send.triggered_at + self.retry_for
+        )
         async with self.store.unit_of_work() as uow:
             await uow.messages.finish(
                 key,

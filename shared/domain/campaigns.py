@@ -426,14 +426,15 @@ def parse_campaign(
     *,
     key: str | None = None,
     segments: Collection[str] | None = None,
-    templates: Collection[str] | None = None,
+    templates: Mapping[str, Collection[str]] | None = None,
 ) -> Campaign:
     """Validate a campaign written as JSON; raise :class:`CampaignError` at the first bad field.
 
     ``key``: the key from the URL (``PUT /v1/campaigns/{key}``); the document may
-    repeat it but not contradict it. ``segments`` and ``templates``, when given, are
-    the keys that exist: a trigger on another segment, or a template not among them,
-    is refused. A campaign saved without a status is a draft: saving never starts sending.
+    repeat it but not contradict it. ``segments`` (keys) and ``templates`` (channel to
+    template keys), when given, are what exists: a trigger on another segment, or a
+    template that is not one of its channel's, is refused. A campaign saved without a
+    status is a draft: saving never starts sending.
     """
     if not isinstance(document, Mapping):
         raise CampaignError("", "expected an object")
@@ -651,7 +652,7 @@ def _parse_channels(value: Any) -> ChannelPolicy:
 
 
 def _parse_templates(
-    value: Any, channels: ChannelPolicy, known: Collection[str] | None
+    value: Any, channels: ChannelPolicy, known: Mapping[str, Collection[str]] | None
 ) -> dict[Channel, str]:
     if not isinstance(value, Mapping) or not value:
         raise CampaignError("/templates", "expected an object: channel to template key")
@@ -662,8 +663,8 @@ def _parse_templates(
             raise CampaignError(pointer, f"expected a channel, one of {list(CHANNELS)}")
         if not isinstance(template, str) or not template:
             raise CampaignError(pointer, "expected a template key")
-        if known is not None and template not in known:
-            raise CampaignError(pointer, f"no template {template!r}")
+        if known is not None and template not in known.get(channel, ()):
+            raise CampaignError(pointer, f"no {channel} template {template!r}")
         chosen[channel] = template
     if channels != "best":
         for i, channel in enumerate(channels):

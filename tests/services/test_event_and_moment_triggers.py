@@ -13,11 +13,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from services.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.domain.campaigns import parse_campaign
+from shared.ports.bus import Record
 from shared.ports.store import MessageRecord
 from shared.settings import Settings
 from tests.e2e.stacks import purchase
@@ -141,3 +143,20 @@ async def test_the_monthly_basket_reminder_follows_the_buyer_s_rhythm(
 @pytest.fixture(params=STORES)
 def embedded_settings(request: pytest.FixtureRequest, embedded_settings: Settings) -> Settings:
     return on_store(request, embedded_settings)
+
+
+async def test_an_event_the_segmenter_has_not_applied_in_time_is_skipped_not_a_crash(
+    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    """The dispatcher waits for the segmenter to apply an event before acting on it; one
+    that never comes in time (the segmenter stopped) is logged and skipped, and the
+    batch goes on."""
+    async for pipeline in pipeline_with(
+        embedded_settings, clock, tmp_path / "mail", [parse_campaign(ABANDONED_CART)]
+    ):
+        dispatcher = pipeline.dispatcher.dispatcher
+        dispatcher.applied_timeout = 0.05
+        cart = _cart("cart-unapplied", clock.now(), ANNA, 4999)
+        published = Record("nudge.events", 0, 0, b"id:shop-anna", orjson.dumps(cart))
+        await dispatcher.handle_events([published])
+        assert await _messages(pipeline) == []

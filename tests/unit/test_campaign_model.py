@@ -36,7 +36,11 @@ from tests.unit.builders import T0, event, purchase
 
 LINK = "https://shop.example/v1/unsubscribe/abc.def"
 READY = {c.key: c for c in BUILTIN_CAMPAIGNS}
-ALL_TEMPLATES = {*BUILTIN_TEMPLATES, *BUILTIN_SMS_TEMPLATES, *BUILTIN_PUSH_TEMPLATES}
+ALL_TEMPLATES = {
+    "email": set(BUILTIN_TEMPLATES),
+    "sms": set(BUILTIN_SMS_TEMPLATES),
+    "push": set(BUILTIN_PUSH_TEMPLATES),
+}
 
 
 def cart_campaign() -> dict[str, Any]:
@@ -246,7 +250,7 @@ def test_unknown_segments_and_templates_are_refused_when_the_known_ones_are_give
     with pytest.raises(CampaignError) as segment:
         parse_campaign(document, segments={"lifecycle-lead"})
     with pytest.raises(CampaignError) as template:
-        parse_campaign(cart_campaign(), templates={"abandoned-cart-email"})
+        parse_campaign(cart_campaign(), templates={"email": {"abandoned-cart-email"}})
 
     assert (segment.value.pointer, segment.value.message) == (
         "/trigger/segment",
@@ -443,3 +447,12 @@ def test_the_document_given_is_not_changed_by_parsing_or_later_edits() -> None:
     document["audience"]["at_least"] = 5
 
     assert campaign.to_dict()["audience"] == kept["audience"]
+
+
+def test_a_template_of_another_channel_is_refused_at_its_channel() -> None:
+    document = cart_campaign()
+    document["templates"] = {**document["templates"], "email": "abandoned-cart-sms"}
+    with pytest.raises(CampaignError) as refused:
+        parse_campaign(document, templates=ALL_TEMPLATES)
+    assert refused.value.pointer == "/templates/email"
+    assert "no email template 'abandoned-cart-sms'" in refused.value.message

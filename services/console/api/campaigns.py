@@ -94,21 +94,23 @@ class CampaignCatalogue:
         *,
         builtins: Sequence[Campaign] = BUILTIN_CAMPAIGNS,
         segments: Sequence[Segment] = BUILTIN_SEGMENTS,
-        templates: Sequence[str] = (
-            *BUILTIN_TEMPLATES,
-            *BUILTIN_SMS_TEMPLATES,
-            *BUILTIN_PUSH_TEMPLATES,
-        ),
+        templates: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.definitions = definitions
         self.builtins = {c.key: c for c in builtins}
         self._segments = tuple(s.key for s in segments)
-        self._templates = tuple(templates)
+        self._templates = templates or {
+            "email": tuple(BUILTIN_TEMPLATES),
+            "sms": tuple(BUILTIN_SMS_TEMPLATES),
+            "push": tuple(BUILTIN_PUSH_TEMPLATES),
+        }
 
-    async def known(self) -> tuple[set[str], set[str]]:
-        """The segment keys and template keys a campaign may name now."""
+    async def known(self) -> tuple[set[str], dict[str, set[str]]]:
+        """The segment keys, and the template keys per channel, a campaign may name now."""
         segments = {*self._segments, *(d.key for d in await self.definitions.segments.list())}
-        templates = {*self._templates, *(d.key for d in await self.definitions.templates.list())}
+        templates = {channel: set(keys) for channel, keys in self._templates.items()}
+        for stored in await self.definitions.templates.list():
+            templates.setdefault(stored.channel, set()).add(stored.key)
         return segments, templates
 
     async def parse(self, document: Mapping[str, Any], key: str) -> Campaign:

@@ -10,6 +10,7 @@ like to every route of this app.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -207,8 +208,15 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
     app.add_exception_handler(StoreUnavailable, on_store_unavailable)
 
 
+LOGIN_RATE = 0.2
+"""Login attempts a second, per client address and per username (one every 5 s)..."""
+LOGIN_BURST = 10
+"""...after a burst of this many."""
+
+
 def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, str]]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    logins = RateLimiter(LOGIN_RATE, LOGIN_BURST)
 
     def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         context.setdefault("user", None)
@@ -229,6 +237,15 @@ def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, s
     ) -> Response:
         if not request.session:
             raise Problem("forbidden", "the login form expired: reload the login page")
+        client = request.client.host if request.client else "unknown"
+        for who in (f"ip:{client}", f"user:{username.strip().lower()}"):
+            wait = logins.take(who)
+            if wait > 0:  # each try costs an argon2 check: guessing is slow and bounded
+                raise Problem(
+                    "rate-limited",
+                    "too many login attempts: wait a little and try again",
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
         users: Users = request.app.state.users
         user = await users.authenticate(username, password)
         target = _local_path(next)

@@ -20,6 +20,7 @@ from sqlalchemy import insert
 
 from services.console.app import (
     LIFECYCLE_SEGMENTS,
+    LOGIN_BURST,
     SESSION_COOKIE,
     create_console_app,
     mount_console,
@@ -174,6 +175,23 @@ async def test_a_wrong_password_is_refused_and_opens_nothing(browser: httpx.Asyn
     page = await browser.get("/")
     assert page.status_code == 303
     assert page.headers["location"] == "/login?next=/"
+
+
+async def test_guessing_passwords_is_slowed_down_to_one_try_every_few_seconds(
+    browser: httpx.AsyncClient,
+) -> None:
+    form = await browser.get("/login")
+    answers = [
+        await browser.post(
+            "/login",
+            data={"username": "olga", "password": f"guess {n}", "csrf_token": csrf_of(form)},
+        )
+        for n in range(LOGIN_BURST + 1)
+    ]
+    assert [a.status_code for a in answers] == [401] * LOGIN_BURST + [429]
+    refused = answers[-1]
+    assert "Too Many Requests" in refused.text or "too many login attempts" in refused.text
+    assert int(refused.headers["retry-after"]) >= 1
 
 
 async def test_the_session_cookie_is_secure_when_the_console_is_on_https(

@@ -33,10 +33,14 @@ from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.reports import SqlCampaignResults
 from shared.adapters.store.scoring import SqlScoringBase
 from shared.consuming import ConsumerLoop
+from shared.errors import BusUnavailable, StoreUnavailable
+from shared.logging import get_logger
 from shared.ports.bus import Publisher
 from shared.ports.definitions import Definitions
 
 __all__ = ["SegmenterService"]
+
+log = get_logger(__name__)
 
 SCORING_CHECK = timedelta(minutes=10)
 """How often the scoring loop asks whether the base is due for scoring."""
@@ -149,7 +153,12 @@ class SegmenterService:
 
         async def scoring() -> bool:
             if every and await scoring_due(self.scoring_base, clock.now(), every):
-                await self.score()
+                try:
+                    await self.score()
+                except (BusUnavailable, StoreUnavailable):
+                    raise  # the loop backs off and tries again
+                except Exception:  # a failed scoring must not stop events being applied
+                    log.exception("scoring the base failed; tried again at the next check")
             return False
 
         try:

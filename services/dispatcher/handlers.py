@@ -49,12 +49,11 @@ from shared.domain.campaigns import (
     BUILTIN_PUSH_TEMPLATES,
     BUILTIN_SMS_TEMPLATES,
     Campaign,
-    CampaignError,
     MomentTrigger,
+    campaigns_over,
     campaigns_triggered_by,
     campaigns_triggered_by_event,
     message_context,
-    parse_campaign,
 )
 from shared.domain.decisions import (
     DEFAULT_POLICY,
@@ -216,32 +215,25 @@ class Dispatcher:
             "sms": dict(sms),
             "push": dict(push),
         }
-        for stored in await definitions.templates.list():
+        for template in await definitions.templates.list():
             try:
-                by_channel[stored.channel][stored.key] = checked_template(
-                    stored.channel, stored.content
+                by_channel[template.channel][template.key] = checked_template(
+                    template.channel, template.content
                 )
             except TemplateContentError as exc:
                 log.error(
-                    "stored template does not render; ignored", template=stored.key, error=str(exc)
-                )
-        campaigns = {c.key: c for c in builtin_campaigns}
-        known = {channel: set(templates) for channel, templates in by_channel.items()}
-        for definition in await definitions.campaigns.list():
-            try:
-                campaign = parse_campaign(
-                    {**definition.definition, "status": definition.status},
-                    key=definition.key,
-                    templates=known,
-                )
-            except CampaignError as exc:
-                log.error(
-                    "stored campaign does not parse; ignored",
-                    campaign=definition.key,
+                    "stored template does not render; ignored",
+                    template=template.key,
                     error=str(exc),
                 )
-                continue
-            campaigns[definition.key] = campaign
+        known = {channel: set(templates) for channel, templates in by_channel.items()}
+        campaigns, refused = campaigns_over(
+            builtin_campaigns,
+            ((d.key, d.definition, d.status) for d in await definitions.campaigns.list()),
+            templates=known,
+        )
+        for key, error in refused.items():
+            log.error("stored campaign does not parse; ignored", campaign=key, error=str(error))
         self.campaigns = tuple(campaigns.values())
         self.templates = by_channel["email"]
         self.sms_templates = by_channel["sms"]

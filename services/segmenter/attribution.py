@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shared.domain.attribution import MessageResponse, Purchase, attribute
-from shared.domain.campaigns import BUILTIN_CAMPAIGNS, Campaign, CampaignError, parse_campaign
+from shared.domain.campaigns import BUILTIN_CAMPAIGNS, Campaign, campaigns_over
 from shared.domain.events import (
     AnyEvent,
     MessageClickedEvent,
@@ -41,16 +41,12 @@ async def campaigns_in_force(
 ) -> dict[str, Campaign]:
     """Campaign key to campaign: the built-ins, and the stored ones (archived too: their
     messages still convert) over them; a stored campaign that no longer parses is skipped."""
-    found = {c.key: c for c in builtins}
     if definitions is None:
-        return found
-    for stored in await definitions.campaigns.list(archived=True):
-        try:
-            found[stored.key] = parse_campaign(stored.definition, key=stored.key)
-        except CampaignError as exc:
-            log.error(
-                "stored campaign does not parse; ignored", campaign=stored.key, error=str(exc)
-            )
+        return {c.key: c for c in builtins}
+    stored = await definitions.campaigns.list(archived=True)
+    found, refused = campaigns_over(builtins, ((d.key, d.definition, d.status) for d in stored))
+    for key, error in refused.items():
+        log.error("stored campaign does not parse; ignored", campaign=key, error=str(error))
     return found
 
 

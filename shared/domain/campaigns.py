@@ -51,6 +51,7 @@ __all__ = [
     "SegmentTrigger",
     "Status",
     "Trigger",
+    "campaigns_over",
     "campaigns_triggered_by",
     "campaigns_triggered_by_event",
     "format_duration",
@@ -415,6 +416,29 @@ _FIELDS = (
     "reentry",
     "active",
 )
+
+
+def campaigns_over(
+    builtins: Iterable[Campaign],
+    stored: Iterable[tuple[str, Mapping[str, Any], str]],
+    *,
+    templates: Mapping[str, Collection[str]] | None = None,
+) -> tuple[dict[str, Campaign], dict[str, CampaignError]]:
+    """The campaigns in force: ``builtins`` by key, each replaced by a stored campaign of
+    its key, and the other stored ones beside them. ``stored`` is ``(key, definition,
+    status)`` as the console saved them; the stored status is the one that counts. A
+    stored campaign that no longer parses (a template gone, say) is left out, its error
+    returned by key, so the caller can say so and go on with the others."""
+    found = {c.key: c for c in builtins}
+    refused: dict[str, CampaignError] = {}
+    for key, definition, status in stored:
+        try:
+            found[key] = parse_campaign(
+                {**definition, "status": status}, key=key, templates=templates
+            )
+        except CampaignError as exc:
+            refused[key] = exc
+    return found, refused
 
 
 MAX_PRIORITY = 1000

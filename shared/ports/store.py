@@ -137,7 +137,8 @@ class Profiles(Protocol):
 
     async def open_hours_sample(self, channel: str, *, start: str, limit: int) -> list[int]:
         """Opens on ``channel`` by local hour (24 counts), summed over up to ``limit``
-        buyers from the profile id ``start`` on (ids are random: a random sample)."""
+        buyers from the profile id ``start`` on, going on from the first id past the last
+        (ids are random: from a random ``start``, a random sample)."""
         ...
 
     async def identifiers(self, profile_ids: Collection[str], kind: str) -> dict[str, list[str]]:

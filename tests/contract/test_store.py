@@ -161,11 +161,14 @@ class StoreContract:
         first, second, third = sorted(opens)
         async with store.unit_of_work() as uow:
             everyone = await uow.profiles.open_hours_sample("email", start="", limit=10)
-            from_second = await uow.profiles.open_hours_sample("email", start=second, limit=10)
+            from_second = await uow.profiles.open_hours_sample("email", start=second, limit=2)
             only_first = await uow.profiles.open_hours_sample("email", start="", limit=1)
         assert everyone == [0] * 17 + [6] + [0] * 6
         assert from_second[17] == opens[second] + opens[third]
         assert only_first[17] == opens[first]
+        async with store.unit_of_work() as uow:
+            wrapped = await uow.profiles.open_hours_sample("email", start=third, limit=2)
+        assert wrapped[17] == opens[third] + opens[first], "past the last id, on from the first"
 
     async def test_money_and_moments_come_back_exactly(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:

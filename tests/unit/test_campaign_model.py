@@ -22,6 +22,7 @@ from shared.domain.campaigns import (
     Goal,
     MomentTrigger,
     SegmentTrigger,
+    campaigns_over,
     campaigns_triggered_by,
     campaigns_triggered_by_event,
     format_duration,
@@ -456,3 +457,19 @@ def test_a_template_of_another_channel_is_refused_at_its_channel() -> None:
         parse_campaign(document, templates=ALL_TEMPLATES)
     assert refused.value.pointer == "/templates/email"
     assert "no email template 'abandoned-cart-sms'" in refused.value.message
+
+
+def test_stored_campaigns_replace_the_built_ins_of_their_key_with_their_stored_status() -> None:
+    builtin = {c.key: c for c in BUILTIN_CAMPAIGNS}
+    second = builtin["second-order"].to_dict()
+    broken = {**cart_campaign(), "templates": {"email": "gone-email"}}
+    found, refused = campaigns_over(
+        BUILTIN_CAMPAIGNS,
+        [("second-order", second, "active"), (broken["key"], broken, "active")],
+        templates=ALL_TEMPLATES,
+    )
+    assert found["second-order"].status == "active"
+    assert builtin["second-order"].status == "draft"
+    assert found["win-back-30d"] is builtin["win-back-30d"]
+    assert set(found) == set(builtin)
+    assert refused[broken["key"]].pointer == "/templates/email"

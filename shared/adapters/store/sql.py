@@ -339,12 +339,15 @@ class SqlProfiles(_Repository):
         return None if owner is None else await self.get(owner)
 
     async def open_hours_sample(self, channel: str, *, start: str, limit: int) -> list[int]:
-        rows = await self.conn.execute(
-            select(t.profiles.c.open_hours)
-            .where(t.profiles.c.merged_into.is_(None), t.profiles.c.id >= start)
-            .order_by(t.profiles.c.id)
-            .limit(limit)
+        live = t.profiles.c.merged_into.is_(None)
+        query = select(t.profiles.c.open_hours).order_by(t.profiles.c.id)
+        rows = list(
+            await self.conn.execute(query.where(live, t.profiles.c.id >= start).limit(limit))
         )
+        if len(rows) < limit:  # past the last id: go on from the first
+            rows += await self.conn.execute(
+                query.where(live, t.profiles.c.id < start).limit(limit - len(rows))
+            )
         total = [0] * 24
         for (by_channel,) in rows:
             hours = (by_channel or {}).get(channel) or ()

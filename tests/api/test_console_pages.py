@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.console.pages import segments as segment_pages
+from services.console.api import segments as segments_api
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries
@@ -120,6 +120,26 @@ async def test_a_bad_rule_is_shown_at_its_bad_node(analyst: httpx.AsyncClient) -
     assert marked.group(1).startswith("/all/1")
     assert "shoe_size" in unescape(marked.group(2))
     assert "orders_count" not in unescape(marked.group(2)), "only the bad node is marked"
+
+
+async def test_a_rule_built_on_another_segment_is_sized_and_an_unknown_one_shown_at_its_node(
+    analyst: httpx.AsyncClient,
+) -> None:
+    on_leads = {"not": {"segment": "lifecycle-lead"}}
+    answer = await analyst.post(
+        "/segments/_preview", data={"rule": json.dumps(on_leads)}, headers=HTMX
+    )
+    assert answer.status_code == 200
+    assert 'id="preview-size"' in answer.text
+
+    unknown = {"all": [{"stat": "orders_count", "at_least": 2}, {"segment": "no-such"}]}
+    answer = await analyst.post(
+        "/segments/_preview", data={"rule": json.dumps(unknown)}, headers=HTMX
+    )
+    assert 'id="rule-error"' in answer.text
+    marked = re.search(r'data-pointer="([^"]+)"', answer.text)
+    assert marked
+    assert marked.group(1).startswith("/all/1")
 
 
 async def test_a_json_typo_is_shown_with_its_line_and_column(analyst: httpx.AsyncClient) -> None:
@@ -353,8 +373,8 @@ async def test_a_template_preview_cannot_reach_pythons_internals(
 async def test_a_large_base_gets_an_estimate_while_the_marketer_types(
     analyst: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(segment_pages, "SCAN_BATCH", 5)
-    monkeypatch.setattr(segment_pages, "PREVIEW_SCAN", 5)
+    monkeypatch.setattr(segments_api, "PREVIEW_BATCH", 5)
+    monkeypatch.setattr(segments_api, "PREVIEW_SCAN", 5)
     answer = await analyst.post(
         "/segments/_preview", data={"rule": json.dumps(REPEAT_RULE)}, headers=HTMX
     )

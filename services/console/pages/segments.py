@@ -19,7 +19,6 @@ with a letter or a digit), so they never hide a segment.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Awaitable, Mapping, Sequence
 from datetime import date, timedelta
 from html import escape
@@ -30,7 +29,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 from starlette.responses import Response
 
-from services.console.api.segments import KEY_PATTERN, parsed_rule
+from services.console.api.segments import (
+    KEY_PATTERN,
+    PREVIEW_KEY,
+    linked_rule,
+    parsed_rule,
+    preview_of,
+)
 from services.console.api.versions import etag, expected_version, saved
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
@@ -46,9 +51,6 @@ __all__ = ["checked", "router", "rule_tree", "sparkline"]
 
 HISTORY_DAYS = 90
 SAMPLE_SIZE = 10
-SCAN_BATCH = 1000
-PREVIEW_SCAN = 5000
-"""How many buyers an unsaved rule is tried on at most; a larger base gets an estimate."""
 MAX_RULE = 100_000
 STARTER_RULE = {"all": [{"stat": "orders_count", "at_least": 2}]}
 """What a new segment's editor starts with: buyers with two orders or more."""
@@ -192,43 +194,29 @@ class _SegmentPages:
         self.builtin = {s.key: s for s in builtins}
 
     async def size_of(self, condition: Condition) -> dict[str, Any]:
-        """How many buyers ``condition`` holds for now, and a sample of them.
-
-        Exact on a base of up to :data:`PREVIEW_SCAN` buyers; on a larger one, estimated
-        from its first :data:`PREVIEW_SCAN` in id order, a random sample since ids are
-        random UUIDs, with a 95% margin: the preview answers as fast as the marketer types.
-        """
-        now = self.clock.now()
-        size, scanned = 0, 0
-        sample: list[dict[str, Any]] = []
-        after: str | None = None
-        while scanned < PREVIEW_SCAN:
-            batch = await self.definitions.scan_profiles(after=after, limit=SCAN_BATCH)
-            scanned += len(batch)
-            for profile in batch:
-                if condition.holds(profile, now):
-                    size += 1
-                    if len(sample) < SAMPLE_SIZE:
-                        sample.append(_buyer(profile))
-            if len(batch) < SCAN_BATCH:
-                break
-            after = batch[-1].id
-        found = {"size": size, "base": scanned, "sample": sample, "as_of": now}
-        if scanned < PREVIEW_SCAN:
-            return found
-        base = await self.definitions.count_profiles()
-        if base <= scanned:
-            return found
-        share = size / scanned
-        margin = 1.96 * math.sqrt(share * (1 - share) / scanned) * base
-        found.update(
-            estimated=True,
-            scanned=scanned,
-            base=base,
-            size=round(share * base),
-            margin=max(1, round(margin)),
+        """How many buyers ``condition`` holds for now, and a sample of them (exact on a
+        small base, estimated with its margin on a large one: see ``preview_of``)."""
+        return await preview_of(
+            self.definitions, condition, self.clock.now(), sample_size=SAMPLE_SIZE, shape=_buyer
         )
-        return found
+
+    async def linked(self, view: dict[str, Any], key: str) -> dict[str, Any]:
+        """``view`` with its condition's ``{segment: ...}`` linked to the segments in force,
+        or showing the reference that names no segment, or closes a cycle, as its error."""
+        if view["condition"] is None:
+            return view
+        try:
+            condition = await linked_rule(key, view["condition"], self.definitions, self.builtins)
+        except Problem as problem:
+            pointer = _problem_pointer(problem)
+            detail = problem.errors[0]["detail"] if problem.errors else problem.detail
+            return {
+                **view,
+                "tree": rule_tree(view["rule"], pointer if pointer is not None else ""),
+                "error": {"pointer": pointer or "/", "detail": detail},
+                "condition": None,
+            }
+        return {**view, "condition": condition}
 
     async def history_of(self, keys: Sequence[str]) -> Mapping[str, Sequence[tuple[date, int]]]:
         since = self.clock.now().date() - timedelta(days=HISTORY_DAYS)
@@ -303,7 +291,7 @@ def router(
 
     @pages.post("/segments/_preview", response_class=HTMLResponse)
     async def preview(request: Request, user: Analyst, rule: RuleText) -> Response:
-        view = checked(rule)
+        view = await shared.linked(checked(rule), PREVIEW_KEY)
         if view["condition"] is not None:
             view.update(await shared.size_of(view["condition"]))
         return render(request, "_segment_preview.html", user=user, **view)
@@ -347,7 +335,7 @@ def router(
 
         if key in builtin:
             return await refused(409, f"{key} is a built-in segment: choose another key")
-        view = checked(rule)
+        view = await shared.linked(checked(rule), key)
         if view["condition"] is None:
             why = (
                 f"line {view['typo']['line']}: {view['typo']['message']}"

@@ -264,9 +264,13 @@ async def test_an_sms_in_flight_when_the_dispatcher_is_killed_is_delivered_exact
         every_send_reached_the_provider, timeout=60, what="the SMS in flight to reach the provider"
     )
     await kill(first)
+    # Another send may have gone in flight between the look and the kill without
+    # reaching the provider yet: it is sent after the restart like the others.
     in_flight = [m for m in await welcome_messages(shop) if m.status == "sending"]
+    seen_before = set(twilio.keys_seen())
     assert {m.channel for m in in_flight} == {"sms"}
-    assert sorted(twilio.keys_seen()) == sorted(m.key for m in in_flight)
+    assert seen_before
+    assert seen_before <= {m.key for m in in_flight}
 
     twilio.release()
     await dispatchers.start()
@@ -277,8 +281,8 @@ async def test_an_sms_in_flight_when_the_dispatcher_is_killed_is_delivered_exact
 
     keys = twilio.keys_seen()
     assert set(keys) == {m.key for m in await welcome_messages(shop)}
-    for message in in_flight:
-        assert keys.count(message.key) == 2, "sent again with the same key after the restart"
+    for key in seen_before:
+        assert keys.count(key) == 2, "sent again with the same key after the restart"
     assert len(twilio.delivered) == len(BUYERS)
     assert sorted(p["To"] for p in twilio.delivered.values()) == sorted(b["phone"] for b in BUYERS)
     async with shop.runtime.store.unit_of_work() as uow:
@@ -301,10 +305,13 @@ async def test_an_email_taken_by_the_server_before_the_kill_is_not_sent_again(
         every_send_reached_the_server, timeout=60, what="the emails in flight to reach the server"
     )
     await kill(first)
+    # Another send may have gone in flight between the look and the kill, and not yet
+    # reached the server: SMTP has no idempotency key, so it too is never sent again.
     in_flight = [m for m in await welcome_messages(shop) if m.status == "sending"]
     taken = [m["To"] for m in held.messages]
     assert {m.channel for m in in_flight} == {"email"}
-    assert len(taken) == len(in_flight)
+    assert taken
+    assert len(taken) <= len(in_flight)
 
     held.released.set()
     await dispatchers.start()
@@ -313,8 +320,14 @@ async def test_an_email_taken_by_the_server_before_the_kill_is_not_sent_again(
         await the_in_flight_timeout_passes(shop, message.key)
     await rows_become(shop, len(in_flight), status="sending", reason="outcome_unknown")
 
-    assert sorted(m["To"] for m in held.messages) == sorted(b["email"] for b in BUYERS)
-    for address in taken:
-        assert [m["To"] for m in held.messages].count(address) == 1, "never sent twice"
+    mailed = [m["To"] for m in held.messages]
+    assert sorted(set(mailed)) == sorted(mailed), "no buyer got an email twice"
+    addresses = {b["id"]: b["email"] for b in BUYERS}
+    rows = await welcome_messages(shop)
+    async with shop.runtime.store.unit_of_work() as uow:
+        ids = {m.profile_id: await uow.profiles.identifiers([m.profile_id], "id") for m in rows}
+    sent_to = {addresses[ids[m.profile_id][m.profile_id][0]] for m in rows if m.status == "sent"}
+    assert sent_to <= set(mailed), "every message recorded sent reached the server"
+    assert set(taken) <= set(mailed)
     async with shop.runtime.store.unit_of_work() as uow:
         assert await uow.schedule.count_pending() == 0

@@ -133,7 +133,7 @@ profiles = Table(
     Column("expected_spend", Money),
     Column("clv", Money),
     Column("clv_share", Float),
-    Column("scored_at", UTCDateTime),
+    Column("scored_at", UTCDateTime, index=True),  # the scoring loop asks for the latest
     Column("next_timer_at", UTCDateTime),
     Column("evaluated_at", UTCDateTime),
     Column("merged_into", String(36), index=True),

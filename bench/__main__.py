@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from bench import dispatcher, ingest, pipeline, segmenter, timers
+from bench.common import write_json
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
     "pipeline": lambda args: pipeline.main(args.events),
@@ -43,12 +45,21 @@ def main() -> None:
         default=1,
         help="ingest: worker processes of `nudge ingest` (one per core in production)",
     )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write every figure, its raw baseline and the ratio to FILE",
+    )
     args = parser.parse_args()
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; one of {', '.join(BENCHMARKS)}")
     for name in args.names or list(BENCHMARKS):
         asyncio.run(BENCHMARKS[name](args))
+    if args.json:
+        write_json(args.json)
+        print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":

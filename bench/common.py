@@ -8,7 +8,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -38,11 +41,34 @@ def timed() -> Iterator[Timing]:
         timing.seconds = time.perf_counter() - started
 
 
+FIGURES: dict[str, dict[str, Any]] = {}
+"""Every figure this run measured, by its stable name, for ``python -m bench --json FILE``."""
+
+
+def record(
+    key: str, value: float, unit: str, *, baseline: float | None = None, baseline_name: str = ""
+) -> None:
+    """Keep one figure (and its raw baseline, when it has one) for the JSON file."""
+    FIGURES[key] = {
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "baseline_name": baseline_name or None,
+        "ratio": value / baseline if baseline else None,
+    }
+
+
+def write_json(path: Path) -> None:
+    path.write_bytes(orjson.dumps(FIGURES, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
+
 @dataclass(frozen=True)
 class Figure:
     name: str
     count: int
     seconds: float
+    key: str | None = None
+    """Its stable name in the JSON file (``ingest.http``); unnamed figures are only printed."""
 
     @property
     def rate(self) -> float:
@@ -57,6 +83,14 @@ def report(title: str, rows: list[tuple[Figure, Figure | None]]) -> None:
             column, justify="left" if column in ("measure", "raw baseline") else "right"
         )
     for figure, baseline in rows:
+        if figure.key:
+            record(
+                figure.key,
+                figure.rate,
+                "per second",
+                baseline=baseline.rate if baseline else None,
+                baseline_name=baseline.name if baseline else "",
+            )
         table.add_row(
             figure.name,
             f"{figure.count}",

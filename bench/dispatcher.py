@@ -332,7 +332,12 @@ async def dispatcher_run(
             f"{channel}: the server received {received.count()} messages and {sent} rows "
             f"are sent, not {BUYERS} each"
         )
-    return Figure(f"nudge dispatcher, {channel}", BUYERS - 1, received.span()), cpu
+    return (
+        Figure(
+            f"nudge dispatcher, {channel}", BUYERS - 1, received.span(), f"dispatcher.{channel}"
+        ),
+        cpu,
+    )
 
 
 # --- the raw baselines ---------------------------------------------------------------

@@ -125,9 +125,17 @@ async def nudge_pipeline(events: list[dict[str, object]]) -> tuple[Figure, Figur
     finally:
         await _drop_database(name)
     return (
-        Figure("nudge ingest (validate, publish, 202)", len(events) - 1, ingest_time.seconds),
         Figure(
-            "nudge segmenter (apply, one tx per batch)", len(events) - first, apply_time.seconds
+            "nudge ingest (validate, publish, 202)",
+            len(events) - 1,
+            ingest_time.seconds,
+            "pipeline.ingest",
+        ),
+        Figure(
+            "nudge segmenter (apply, one tx per batch)",
+            len(events) - first,
+            apply_time.seconds,
+            "pipeline.segmenter",
         ),
     )
 

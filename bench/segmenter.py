@@ -285,7 +285,8 @@ async def segmenter_run(keyed: list[tuple[bytes, bytes]], *, rules: bool) -> tup
         await _drop_database(name)
         shutil.rmtree(data_dir, ignore_errors=True)
     label = f"segmenter, {len(RULES)} rules + built-ins" if rules else "segmenter, built-ins only"
-    return Figure(label, len(keyed) - first, apply_time.seconds), cpu
+    key = f"segmenter.rules{len(RULES)}" if rules else "segmenter.builtin"
+    return Figure(label, len(keyed) - first, apply_time.seconds, key), cpu
 
 
 def _profile_rows(events: list[dict[str, Any]]) -> list[tuple[object, ...]]:

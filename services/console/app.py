@@ -21,8 +21,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.console.security import (
@@ -145,7 +147,7 @@ def create_console_app(
     app.include_router(_pages(templates, lifecycle_segments))
     for router in routers:
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/static", _StaticFiles(directory=HERE / "static"), name="static")
     _add_middleware(app, config)
     return app
 
@@ -162,14 +164,44 @@ def _add_middleware(app: FastAPI, config: ConsoleConfig) -> None:
     )
 
 
+class _BesideIngest(Mount):
+    """The console at ``/``, leaving to ingest every path one of ingest's routes has.
+
+    A plain mount at ``/`` matches every path fully, so a wrong method on an ingest
+    path (``GET /v1/events``) fell through to the console and came back 404; left to
+    ingest's route, it is 405 with ``Allow``.
+    """
+
+    def __init__(self, console: ASGIApp, ingest_routes: Sequence[BaseRoute]) -> None:
+        super().__init__("/", app=console, name="console")
+        self._ingest_routes = tuple(ingest_routes)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and any(
+            route.matches(scope)[0] is not Match.NONE for route in self._ingest_routes
+        ):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+class _StaticFiles(StaticFiles):
+    """Static files whose 405 names what they take."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if scope["method"] not in ("GET", "HEAD"):
+            raise HTTPException(status_code=405, headers={"Allow": "GET, HEAD"})
+        return await super().get_response(path, scope)
+
+
 def mount_console(ingest: FastAPI, console: FastAPI) -> None:
     """Serve ``console`` from the same app as ``ingest`` (``nudge serve``).
 
-    Mounted at ``/`` after every ingest route, so ingest's paths win and everything
-    else (the pages, ``/static``, the console's ``/v1`` API) reaches the console.
-    Call it last, once ingest's routes are all added.
+    Mounted at ``/`` after every ingest route, so ingest's paths win (with their
+    methods: another is 405) and everything else (the pages, ``/static``, the
+    console's ``/v1`` API) reaches the console. Call it last, once ingest's routes
+    are all added.
     """
-    ingest.mount("/", console, name="console")
+    ingest.router.routes.append(_BesideIngest(console, list(ingest.router.routes)))
 
 
 def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:

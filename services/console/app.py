@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.console.logins import LoginLimiter
 from services.console.security import (
     CSRF_FIELD,
     Analyst,
@@ -116,6 +117,7 @@ def create_console_app(
     routers: Sequence[APIRouter] = (),
     api_keys: ApiKeys | None = None,
     lifecycle_segments: Sequence[tuple[str, str]] = LIFECYCLE_SEGMENTS,
+    logins: LoginLimiter | None = None,
 ) -> FastAPI:
     """The console on ``users`` and ``queries`` (neither is closed here).
 
@@ -123,7 +125,9 @@ def create_console_app(
     With ``api_keys``, routes guarded by :func:`~services.console.security.require_scope`
     also admit scripts' API keys (``console:read``, ``console:write``).
     ``session_secret`` and ``session_hours`` are the console's settings (see
-    :mod:`services.console.settings`).
+    :mod:`services.console.settings`). ``logins`` counts login attempts (see
+    :mod:`services.console.logins`; by default on the monotonic clock, believing the
+    ``X-Forwarded-For`` of ``settings.trusted_proxies``).
     """
     config = console_config(settings, session_secret=session_secret, session_hours=session_hours)
     app = FastAPI(
@@ -136,6 +140,7 @@ def create_console_app(
     )
     app.state.users = users
     app.state.queries = queries
+    app.state.logins = logins or LoginLimiter(settings.trusted_proxies)
     if api_keys is not None:
         app.state.guard = Guard(
             api_keys, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -240,15 +245,8 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
     app.add_exception_handler(StoreUnavailable, on_store_unavailable)
 
 
-LOGIN_RATE = 0.2
-"""Login attempts a second, per client address and per username (one every 5 s)..."""
-LOGIN_BURST = 10
-"""...after a burst of this many."""
-
-
 def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, str]]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    logins = RateLimiter(LOGIN_RATE, LOGIN_BURST)
 
     def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         context.setdefault("user", None)
@@ -269,20 +267,21 @@ def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, s
     ) -> Response:
         if not request.session:
             raise Problem("forbidden", "the login form expired: reload the login page")
-        client = request.client.host if request.client else "unknown"
-        for who in (f"ip:{client}", f"user:{username.strip().lower()}"):
-            wait = logins.take(who)
-            if wait > 0:  # each try costs an argon2 check: guessing is slow and bounded
-                raise Problem(
-                    "rate-limited",
-                    "too many login attempts: wait a little and try again",
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
+        logins: LoginLimiter = request.app.state.logins
+        address = logins.address(request)
+        wait = logins.attempt(address)
+        if wait > 0:  # each try costs an argon2 check: guessing is slow and bounded
+            raise Problem(
+                "rate-limited",
+                "too many login attempts: wait a little and try again",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         users: Users = request.app.state.users
         user = await users.authenticate(username, password)
         target = _local_path(next)
         if user is None:
-            log.info("console login refused")
+            logins.failed(address, username)
+            log.info("console login refused", under_attack=logins.under_attack(username))
             return render(
                 request,
                 "login.html",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,11 +21,12 @@ from sqlalchemy import insert
 
 from services.console.app import (
     LIFECYCLE_SEGMENTS,
-    LOGIN_BURST,
     SESSION_COOKIE,
     create_console_app,
     mount_console,
 )
+from services.console.logins import ADDRESS_BURST as LOGIN_BURST
+from services.console.logins import ADDRESS_RATE, LoginLimiter
 from services.console.security import Analyst, Marketer, require_scope
 from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys
@@ -91,6 +93,7 @@ def console(
     users: SqlUsers,
     queries: SqlConsoleQueries,
     api_keys: SqlApiKeys | None = None,
+    logins: LoginLimiter | None = None,
     **settings: str,
 ) -> FastAPI:
     return create_console_app(
@@ -99,6 +102,7 @@ def console(
         queries,
         routers=[campaigns_router()],
         api_keys=api_keys,
+        logins=logins,
     )
 
 
@@ -355,3 +359,96 @@ async def test_the_json_api_admits_a_script_by_its_api_key_or_a_user_by_role(
         "/v1/segments/vip", headers={"Accept": "application/json", "X-CSRF-Token": token}
     )
     assert marketer.json() == {"saved": "vip"}
+
+
+class Seconds:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def seconds() -> Seconds:
+    return Seconds()
+
+
+@pytest.fixture
+def limited(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries, seconds: Seconds
+) -> FastAPI:
+    """The console counting login attempts on :class:`Seconds`."""
+    return console(tmp_path, users, queries, logins=LoginLimiter(clock=seconds))
+
+
+@asynccontextmanager
+async def browser_at(
+    app: FastAPI, address: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser whose requests come from ``address``."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(address, 50000)),
+        base_url="http://console",
+        headers={**HTML, **(headers or {})},
+    ) as client:
+        yield client
+
+
+async def try_login(client: httpx.AsyncClient, password: str, username: str = "olga") -> int:
+    form = await client.get("/login")
+    answer = await client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_of(form)},
+    )
+    return answer.status_code
+
+
+async def test_twelve_wrong_passwords_from_one_address_do_not_lock_the_user_out(
+    limited: FastAPI, seconds: Seconds
+) -> None:
+    async with browser_at(limited, "203.0.113.7") as guesser:
+        answers = [await try_login(guesser, f"guess {n}") for n in range(12)]
+        assert answers == [401] * LOGIN_BURST + [429] * (12 - LOGIN_BURST)
+        assert await try_login(guesser, PASSWORD) == 429, "the guessing address waits"
+        async with browser_at(limited, "198.51.100.20") as olga:
+            assert await try_login(olga, PASSWORD) == 303, "from elsewhere olga logs in"
+            assert (await olga.get("/")).status_code == 200
+        seconds.now += 1 / ADDRESS_RATE
+        assert await try_login(guesser, PASSWORD) == 303, "after its window, the right password"
+
+
+async def test_a_user_under_attack_costs_each_guessing_address_its_whole_budget(
+    limited: FastAPI, seconds: Seconds
+) -> None:
+    for n in range(LOGIN_BURST):  # the user's failure budget, spent from many addresses
+        async with browser_at(limited, f"203.0.113.{n}") as guesser:
+            assert await try_login(guesser, f"guess {n}") == 401
+    async with browser_at(limited, "192.0.2.1") as guesser:
+        assert await try_login(guesser, "one more guess") == 401
+        assert await try_login(guesser, "and another") == 429, "one try per window, not ten"
+        seconds.now += 1 / ADDRESS_RATE
+        assert await try_login(guesser, "a guess later") == 401
+        assert await try_login(guesser, "and another") == 429
+    async with browser_at(limited, "198.51.100.20") as olga:
+        assert await try_login(olga, PASSWORD) == 303, "the right password passes all along"
+    async with browser_at(limited, "198.51.100.21") as ivan:
+        assert await try_login(ivan, "ivan's typo", "ivan") == 401, "other users are not slowed"
+        assert await try_login(ivan, PASSWORD, "ivan") == 303
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_on_its_own(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries, seconds: Seconds
+) -> None:
+    trusted = Settings(trusted_proxies="10.9.0.0/24").trusted_proxies
+    app = console(tmp_path, users, queries, logins=LoginLimiter(trusted, clock=seconds))
+    spoofed = {"X-Forwarded-For": "192.0.2.99, 203.0.113.7"}  # the client wrote the first
+    async with browser_at(app, "10.9.0.3", spoofed) as guesser:
+        answers = [await try_login(guesser, f"guess {n}") for n in range(LOGIN_BURST + 1)]
+        assert answers[-1] == 429
+    async with browser_at(app, "10.9.0.3", {"X-Forwarded-For": "192.0.2.99"}) as olga:
+        assert await try_login(olga, PASSWORD) == 303, "another client behind the same proxy"
+    async with browser_at(app, "203.0.113.7", {"X-Forwarded-For": "198.51.100.1"}) as direct:
+        assert await try_login(direct, PASSWORD) == 429, "X-Forwarded-For of no proxy: ignored"

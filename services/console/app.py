@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from services.console.security import (
     LoginRequired,
     csrf_protected,
     csrf_token,
+    end_session,
     start_session,
 )
 from services.console.settings import ConsoleConfig, console_config
@@ -50,6 +52,7 @@ from shared.errors import StoreUnavailable
 from shared.logging import get_logger
 from shared.ports.api_keys import ApiKeys
 from shared.ports.console import ConsoleQueries
+from shared.ports.sessions import Sessions
 from shared.ports.users import Users
 from shared.settings import Settings
 
@@ -112,6 +115,7 @@ def create_console_app(
     users: Users,
     queries: ConsoleQueries,
     *,
+    sessions: Sessions,
     session_secret: SecretStr | None = None,
     session_hours: float = 8.0,
     routers: Sequence[APIRouter] = (),
@@ -119,7 +123,7 @@ def create_console_app(
     lifecycle_segments: Sequence[tuple[str, str]] = LIFECYCLE_SEGMENTS,
     logins: LoginLimiter | None = None,
 ) -> FastAPI:
-    """The console on ``users`` and ``queries`` (neither is closed here).
+    """The console on ``users``, ``queries`` and ``sessions`` (none is closed here).
 
     ``routers`` are included as they are, after the pages: the console's JSON API.
     With ``api_keys``, routes guarded by :func:`~services.console.security.require_scope`
@@ -140,6 +144,8 @@ def create_console_app(
     )
     app.state.users = users
     app.state.queries = queries
+    app.state.sessions = sessions
+    app.state.session_lifetime = timedelta(seconds=config.session_seconds)
     app.state.logins = logins or LoginLimiter(settings.trusted_proxies)
     if api_keys is not None:
         app.state.guard = Guard(
@@ -290,13 +296,13 @@ def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, s
                 username=username,
                 error="Wrong username or password.",
             )
-        start_session(request, user)
+        await start_session(request, user)
         log.info("console login", user=user.username, role=user.role)
         return RedirectResponse(target, status_code=303)
 
     @router.post("/logout")
     async def log_out(request: Request) -> Response:
-        request.session.clear()
+        await end_session(request)
         return RedirectResponse("/login", status_code=303)
 
     async def _counts(request: Request) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,9 +28,11 @@ from services.console.app import (
 from services.console.logins import ADDRESS_BURST as LOGIN_BURST
 from services.console.logins import ADDRESS_RATE, LoginLimiter
 from services.console.security import Analyst, Marketer, require_scope
+from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries, open_console_queries
+from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import SqlUsers, open_users
 from shared.domain.segments import lifecycle_segments
 from shared.settings import Settings
@@ -94,12 +96,14 @@ def console(
     queries: SqlConsoleQueries,
     api_keys: SqlApiKeys | None = None,
     logins: LoginLimiter | None = None,
+    sessions: SqlSessions | None = None,
     **settings: str,
 ) -> FastAPI:
     return create_console_app(
         Settings(data_dir=tmp_path, **settings),
         users,
         queries,
+        sessions=sessions or SqlSessions(users.engine),
         routers=[campaigns_router()],
         api_keys=api_keys,
         logins=logins,
@@ -452,3 +456,65 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_on_its_ow
         assert await try_login(olga, PASSWORD) == 303, "another client behind the same proxy"
     async with browser_at(app, "203.0.113.7", {"X-Forwarded-For": "198.51.100.1"}) as direct:
         assert await try_login(direct, PASSWORD) == 429, "X-Forwarded-For of no proxy: ignored"
+
+
+def session_cookie(client: httpx.AsyncClient) -> str:
+    (cookie,) = [c.value for c in client.cookies.jar if c.name == SESSION_COOKIE]
+    assert cookie is not None
+    return cookie
+
+
+async def with_cookie(app: FastAPI, cookie: str, path: str = "/") -> httpx.Response:
+    """``path`` asked for by another browser holding a copy of the session cookie."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://console",
+        headers={"Accept": "application/json"},
+        cookies={SESSION_COOKIE: cookie},
+    ) as copy:
+        return await copy.get(path)
+
+
+async def test_a_copy_of_the_cookie_is_refused_after_logout(
+    app: FastAPI, browser: httpx.AsyncClient
+) -> None:
+    token = await log_in(browser, "olga")
+    copied = session_cookie(browser)
+    assert (await with_cookie(app, copied, "/v1/campaigns")).json() == {"read_by": "olga"}
+
+    await browser.post("/logout", data={"csrf_token": token})
+
+    refused = await with_cookie(app, copied, "/v1/campaigns")
+    assert refused.status_code == 401
+    assert refused.json()["type"] == "/problems/unauthorized"
+
+
+async def test_logging_out_ends_that_session_only(app: FastAPI, browser: httpx.AsyncClient) -> None:
+    await log_in(browser, "olga")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+    ) as laptop:
+        token = await log_in(laptop, "olga")
+        await laptop.post("/logout", data={"csrf_token": token})
+        assert (await laptop.get("/")).status_code == 303
+    assert (await browser.get("/")).status_code == 200, "her other browser stays logged in"
+
+
+async def test_a_session_ends_on_the_server_after_its_hours(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries, clock: SimulatedClock
+) -> None:
+    app = console(tmp_path, users, queries, sessions=SqlSessions(users.engine, clock=clock))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+    ) as client:
+        await log_in(client, "olga")
+        copied = session_cookie(client)
+        clock.advance(timedelta(hours=8) - timedelta(seconds=1))
+        assert (await with_cookie(app, copied, "/v1/campaigns")).status_code == 200
+        clock.advance(timedelta(seconds=1))
+        assert (await with_cookie(app, copied, "/v1/campaigns")).status_code == 401
+
+
+async def test_a_cookie_with_a_forged_session_id_opens_nothing(app: FastAPI) -> None:
+    forged = await with_cookie(app, "eyJzZXNzaW9uIjogIngifQ==.forged.signature", "/v1/campaigns")
+    assert forged.status_code == 401

@@ -40,6 +40,7 @@ from services.console.security import (
 )
 from services.console.settings import ConsoleConfig, console_config
 from services.ingest.auth import Guard
+from services.ingest.intake import MAX_BODY_BYTES
 from services.ingest.problems import (
     PROBLEM_KINDS,
     Problem,
@@ -141,6 +142,7 @@ def create_console_app(
         redoc_url=None,
         openapi_url="/console/openapi.json",
         dependencies=[Depends(csrf_protected)],
+        max_body_size=MAX_BODY_BYTES,  # counted while it streams, for every form and body
     )
     app.state.users = users
     app.state.queries = queries

@@ -178,7 +178,9 @@ def install_problem_handlers(app: Any) -> None:
 
     async def on_http(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code)
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
+            exc.status_code
+        )
         headers = dict(exc.headers or {})  # a 405 carries Allow (RFC 9110 section 15.5.6)
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(_request) or headers.get("Allow", "")

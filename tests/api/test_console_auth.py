@@ -7,6 +7,7 @@ what each role, and each key's scope, may do there.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from services.console.app import (
 from services.console.logins import ADDRESS_BURST as LOGIN_BURST
 from services.console.logins import ADDRESS_RATE, LoginLimiter
 from services.console.security import Analyst, Marketer, require_scope
+from services.ingest.intake import MAX_BODY_BYTES
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys
@@ -36,6 +38,7 @@ from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import SqlUsers, open_users
 from shared.domain.segments import lifecycle_segments
 from shared.settings import Settings
+from tests.api.test_body_limits import CHUNK, post_chunked, repeated
 
 PASSWORD = "a long enough password"
 HTML = {"Accept": "text/html"}
@@ -518,3 +521,18 @@ async def test_a_session_ends_on_the_server_after_its_hours(
 async def test_a_cookie_with_a_forged_session_id_opens_nothing(app: FastAPI) -> None:
     forged = await with_cookie(app, "eyJzZXNzaW9uIjogIngifQ==.forged.signature", "/v1/campaigns")
     assert forged.status_code == 401
+
+
+async def test_a_huge_chunked_login_form_is_cut_off_at_the_limit(app: FastAPI) -> None:
+    answer = await post_chunked(
+        app,
+        "/login",
+        {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"},
+        itertools.chain.from_iterable(  # fields under the form's own 1 MiB bound
+            itertools.chain([f"&f{n}=".encode()], repeated(b"o", 1024 * 1024 - CHUNK))
+            for n in range(200)
+        ),
+    )
+    assert answer.status == 413
+    assert answer.problem()["type"] == "/problems/body-too-large"
+    assert answer.pulled <= MAX_BODY_BYTES + CHUNK

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.domain.identifiers import is_known_region
 
@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         "(required on Kafka; embedded, one is generated and kept under the data dir)",
     )
     console_session_hours: float = Field(default=8.0, gt=0)
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or CIDRs of the reverse proxies whose X-Forwarded-For is "
+        "believed (comma-separated); from any other peer the socket's address counts",
+    )
     default_timezone: str = Field(
         default="UTC",
         description="the buyers' time zone when they did not say theirs (quiet hours, open hours)",
@@ -189,6 +194,13 @@ class Settings(BaseSettings):
         if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("expected a postgresql+asyncpg:// or sqlite+aiosqlite:/// URL")
         return url
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
 
     @field_validator("default_timezone")
     @classmethod

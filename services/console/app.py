@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -21,20 +22,25 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.console.logins import LoginLimiter
 from services.console.security import (
     CSRF_FIELD,
     Analyst,
     LoginRequired,
     csrf_protected,
     csrf_token,
+    end_session,
     start_session,
 )
 from services.console.settings import ConsoleConfig, console_config
 from services.ingest.auth import Guard
+from services.ingest.intake import MAX_BODY_BYTES
 from services.ingest.problems import (
     PROBLEM_KINDS,
     Problem,
@@ -47,6 +53,7 @@ from shared.errors import StoreUnavailable
 from shared.logging import get_logger
 from shared.ports.api_keys import ApiKeys
 from shared.ports.console import ConsoleQueries
+from shared.ports.sessions import Sessions
 from shared.ports.users import Users
 from shared.settings import Settings
 
@@ -109,19 +116,23 @@ def create_console_app(
     users: Users,
     queries: ConsoleQueries,
     *,
+    sessions: Sessions,
     session_secret: SecretStr | None = None,
     session_hours: float = 8.0,
     routers: Sequence[APIRouter] = (),
     api_keys: ApiKeys | None = None,
     lifecycle_segments: Sequence[tuple[str, str]] = LIFECYCLE_SEGMENTS,
+    logins: LoginLimiter | None = None,
 ) -> FastAPI:
-    """The console on ``users`` and ``queries`` (neither is closed here).
+    """The console on ``users``, ``queries`` and ``sessions`` (none is closed here).
 
     ``routers`` are included as they are, after the pages: the console's JSON API.
     With ``api_keys``, routes guarded by :func:`~services.console.security.require_scope`
     also admit scripts' API keys (``console:read``, ``console:write``).
     ``session_secret`` and ``session_hours`` are the console's settings (see
-    :mod:`services.console.settings`).
+    :mod:`services.console.settings`). ``logins`` counts login attempts (see
+    :mod:`services.console.logins`; by default on the monotonic clock, believing the
+    ``X-Forwarded-For`` of ``settings.trusted_proxies``).
     """
     config = console_config(settings, session_secret=session_secret, session_hours=session_hours)
     app = FastAPI(
@@ -131,9 +142,13 @@ def create_console_app(
         redoc_url=None,
         openapi_url="/console/openapi.json",
         dependencies=[Depends(csrf_protected)],
+        max_body_size=MAX_BODY_BYTES,  # counted while it streams, for every form and body
     )
     app.state.users = users
     app.state.queries = queries
+    app.state.sessions = sessions
+    app.state.session_lifetime = timedelta(seconds=config.session_seconds)
+    app.state.logins = logins or LoginLimiter(settings.trusted_proxies)
     if api_keys is not None:
         app.state.guard = Guard(
             api_keys, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -145,7 +160,7 @@ def create_console_app(
     app.include_router(_pages(templates, lifecycle_segments))
     for router in routers:
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/static", _StaticFiles(directory=HERE / "static"), name="static")
     _add_middleware(app, config)
     return app
 
@@ -162,14 +177,44 @@ def _add_middleware(app: FastAPI, config: ConsoleConfig) -> None:
     )
 
 
+class _BesideIngest(Mount):
+    """The console at ``/``, leaving to ingest every path one of ingest's routes has.
+
+    A plain mount at ``/`` matches every path fully, so a wrong method on an ingest
+    path (``GET /v1/events``) fell through to the console and came back 404; left to
+    ingest's route, it is 405 with ``Allow``.
+    """
+
+    def __init__(self, console: ASGIApp, ingest_routes: Sequence[BaseRoute]) -> None:
+        super().__init__("/", app=console, name="console")
+        self._ingest_routes = tuple(ingest_routes)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and any(
+            route.matches(scope)[0] is not Match.NONE for route in self._ingest_routes
+        ):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+class _StaticFiles(StaticFiles):
+    """Static files whose 405 names what they take."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if scope["method"] not in ("GET", "HEAD"):
+            raise HTTPException(status_code=405, headers={"Allow": "GET, HEAD"})
+        return await super().get_response(path, scope)
+
+
 def mount_console(ingest: FastAPI, console: FastAPI) -> None:
     """Serve ``console`` from the same app as ``ingest`` (``nudge serve``).
 
-    Mounted at ``/`` after every ingest route, so ingest's paths win and everything
-    else (the pages, ``/static``, the console's ``/v1`` API) reaches the console.
-    Call it last, once ingest's routes are all added.
+    Mounted at ``/`` after every ingest route, so ingest's paths win (with their
+    methods: another is 405) and everything else (the pages, ``/static``, the
+    console's ``/v1`` API) reaches the console. Call it last, once ingest's routes
+    are all added.
     """
-    ingest.mount("/", console, name="console")
+    ingest.router.routes.append(_BesideIngest(console, list(ingest.router.routes)))
 
 
 def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
@@ -208,15 +253,8 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
     app.add_exception_handler(StoreUnavailable, on_store_unavailable)
 
 
-LOGIN_RATE = 0.2
-"""Login attempts a second, per client address and per username (one every 5 s)..."""
-LOGIN_BURST = 10
-"""...after a burst of this many."""
-
-
 def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, str]]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    logins = RateLimiter(LOGIN_RATE, LOGIN_BURST)
 
     def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         context.setdefault("user", None)
@@ -237,20 +275,21 @@ def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, s
     ) -> Response:
         if not request.session:
             raise Problem("forbidden", "the login form expired: reload the login page")
-        client = request.client.host if request.client else "unknown"
-        for who in (f"ip:{client}", f"user:{username.strip().lower()}"):
-            wait = logins.take(who)
-            if wait > 0:  # each try costs an argon2 check: guessing is slow and bounded
-                raise Problem(
-                    "rate-limited",
-                    "too many login attempts: wait a little and try again",
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
+        logins: LoginLimiter = request.app.state.logins
+        address = logins.address(request)
+        wait = logins.attempt(address)
+        if wait > 0:  # each try costs an argon2 check: guessing is slow and bounded
+            raise Problem(
+                "rate-limited",
+                "too many login attempts: wait a little and try again",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         users: Users = request.app.state.users
         user = await users.authenticate(username, password)
         target = _local_path(next)
         if user is None:
-            log.info("console login refused")
+            logins.failed(address, username)
+            log.info("console login refused", under_attack=logins.under_attack(username))
             return render(
                 request,
                 "login.html",
@@ -259,13 +298,13 @@ def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, s
                 username=username,
                 error="Wrong username or password.",
             )
-        start_session(request, user)
+        await start_session(request, user)
         log.info("console login", user=user.username, role=user.role)
         return RedirectResponse(target, status_code=303)
 
     @router.post("/logout")
     async def log_out(request: Request) -> Response:
-        request.session.clear()
+        await end_session(request)
         return RedirectResponse("/login", status_code=303)
 
     async def _counts(request: Request) -> dict[str, Any]:

@@ -151,19 +151,29 @@ def users_disable(
     *,
     db: DbOption = None,
 ) -> None:
-    """Disable a console user for good: they can no longer log in, and their session ends."""
+    """Disable a console user for good: they can no longer log in, and every session of
+    theirs ends at once, on the server."""
+    from shared.adapters.store.sessions import SqlSessions  # noqa: PLC0415
+
     users = _user_store(db)
 
-    async def main() -> bool:
+    async def main() -> int | None:
         try:
-            return await users.disable(username)
+            user = await users.find(username)
+            if user is None or not await users.disable(username):
+                return None
+            return await SqlSessions(users.engine).end_all(user.id)
         finally:
             await users.close()
 
-    if not asyncio.run(main()):
+    ended = asyncio.run(main())
+    if ended is None:
         errors.print(f"no console user {username}", style="red", markup=False)
         raise typer.Exit(1)
-    out.print(f"console user {escape(username)} is disabled", markup=False)
+    out.print(
+        f"console user {username} is disabled; {ended} session{'' if ended == 1 else 's'} ended",
+        markup=False,
+    )
 
 
 def console_command(

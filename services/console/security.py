@@ -1,8 +1,10 @@
 """Who is using the console: the session's user, their role, and the CSRF check.
 
 The session is a signed cookie (Starlette's ``SessionMiddleware``, itsdangerous
-underneath) holding the user's id and a random CSRF token, nothing else. Every
-request reads the user again, so a disabled user or a changed role counts at once.
+underneath) holding a random session id and a random CSRF token, nothing else. The
+server keeps the session (:class:`~shared.ports.sessions.Sessions`, a hash of its id):
+every request asks it who the session's user is, then reads the user again, so a
+logout, a disabled user or a changed role counts at once, for every copy of the cookie.
 
 A route states what it needs with a dependency alias::
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -32,6 +35,7 @@ from services.ingest.auth import Credentials, Guard
 from services.ingest.problems import Problem
 from shared.errors import StoreUnavailable
 from shared.ports.api_keys import ApiKey, Scope
+from shared.ports.sessions import Sessions
 from shared.ports.users import ConsoleUser, Role, Users
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "Marketer",
     "csrf_protected",
     "csrf_token",
+    "end_session",
     "require",
     "require_scope",
     "start_session",
@@ -72,11 +77,23 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def start_session(request: Request, user: ConsoleUser) -> None:
+async def start_session(request: Request, user: ConsoleUser) -> None:
     """A fresh session for ``user``: nothing of the session before login is kept."""
+    sessions: Sessions = request.app.state.sessions
+    lifetime: timedelta = request.app.state.session_lifetime
+    session_id = await sessions.start(user.id, lifetime)
     request.session.clear()
-    request.session["user"] = user.id
+    request.session["session"] = session_id
     request.session["csrf"] = secrets.token_urlsafe(32)
+
+
+async def end_session(request: Request) -> None:
+    """End the request's session on the server (logout), and clear its cookie."""
+    session_id = request.session.get("session")
+    if isinstance(session_id, str):
+        sessions: Sessions = request.app.state.sessions
+        await sessions.end(session_id)
+    request.session.clear()
 
 
 async def csrf_protected(request: Request) -> None:
@@ -100,12 +117,14 @@ def _wants_html(request: Request) -> bool:
 
 
 async def _session_user(request: Request) -> ConsoleUser | None:
-    user_id = request.session.get("user")
-    if not isinstance(user_id, str):
+    session_id = request.session.get("session")
+    if not isinstance(session_id, str):
         return None
+    sessions: Sessions = request.app.state.sessions
     users: Users = request.app.state.users
     try:
-        user = await users.get(user_id)
+        user_id = await sessions.user_of(session_id)
+        user = None if user_id is None else await users.get(user_id)
     except StoreUnavailable:
         raise Problem(
             "auth-unavailable",

@@ -18,6 +18,7 @@ from services.console.settings import from_settings
 from shared.adapters.store.console_queries import SqlConsoleQueries
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.reports import SqlCampaignResults
+from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import SqlUsers
 from shared.domain.campaigns import parse_campaign
 from shared.ports.api_keys import ApiKeys
@@ -63,6 +64,7 @@ def build_console(
         settings,
         SqlUsers(engine, clock=clock),
         queries,
+        sessions=SqlSessions(engine, clock=clock),
         session_secret=secret,
         session_hours=hours,
         routers=console_routers(

@@ -63,13 +63,24 @@ class IngestMetrics:
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body, or ``body-too-large`` when it is over ``limit`` bytes."""
+    """The raw body, or ``body-too-large`` as soon as more than ``limit`` bytes came.
+
+    The bytes are counted while they stream in, chunked bodies (no ``Content-Length``)
+    too, so an oversized body is never held whole. The body read is kept on
+    ``request``: ``request.body()`` and ``request.form()`` read it from there.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Problem("body-too-large", f"at most {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise Problem("body-too-large", f"at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem("body-too-large", f"at most {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # what Starlette's own body() keeps, so later readers see it
     return body
 
 

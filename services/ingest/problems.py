@@ -17,10 +17,12 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Mount
 
 __all__ = [
     "PROBLEM_KINDS",
     "Problem",
+    "allowed_methods",
     "install_problem_handlers",
     "json_pointer",
     "problem_response",
@@ -148,6 +150,27 @@ def problem_response(problem: Problem) -> Response:
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of ``request``'s app takes at its path, for ``Allow``.
+
+    Starlette names only the first route that has the path, and a path often has one
+    route per method (``GET`` and ``PUT /v1/segments/{key}``). Mounts are left out:
+    what they take is theirs to say. Runs only on a 405.
+    """
+    routes = getattr(getattr(request.app, "router", None), "routes", ())
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        for route in routes:
+            if not isinstance(route, Mount) and route.matches(probe)[0] is Match.FULL:
+                allowed.append(method)
+                break
+    return ", ".join(allowed)
+
+
 def install_problem_handlers(app: Any) -> None:
     async def on_problem(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -155,8 +178,12 @@ def install_problem_handlers(app: Any) -> None:
 
     async def on_http(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code)
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
+            exc.status_code
+        )
         headers = dict(exc.headers or {})  # a 405 carries Allow (RFC 9110 section 15.5.6)
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(_request) or headers.get("Allow", "")
         if kind is None:
             return Response(
                 orjson.dumps(

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from services.ingest.intake import EventPublisher
+from services.ingest.intake import EventPublisher, read_body
 from services.ingest.problems import Problem
 from shared.domain.events import UnsubscribedEvent
 from shared.domain.unsubscribe import BadToken, Unsubscription, verify
@@ -96,9 +96,7 @@ def unsubscribe_router(key: bytes, clock: Clock, events: EventPublisher) -> APIR
     )
     async def one_click(token: str, request: Request) -> HTMLResponse:
         what = _verified(token, key, events)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > _MAX_FORM_BYTES:
-            raise Problem("body-too-large", f"at most {_MAX_FORM_BYTES} bytes")
+        await read_body(request, _MAX_FORM_BYTES)  # the form below parses what it kept
         async with request.form(max_files=0, max_fields=10) as form:
             one_click = form.get("List-Unsubscribe")
         if one_click != "One-Click":

@@ -7,11 +7,17 @@
     X-Nudge-Timestamp: 1767225600                      (Unix seconds)
     X-Nudge-Signature: v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>" under the secret>
 
-A missing, malformed or wrong signature, or a timestamp more than 5 minutes away
-from nudge's clock (a replayed request), is 401 ``bad-signature``. Then the body
-is read as ``POST /v1/events`` reads it (JSON, card numbers refused, a precise
-``invalid-events`` entry per bad report), and each report is published as a
-``message_*`` event, 202 once the broker acknowledged.
+The checks run in this order, each before any work of the next:
+
+1. the provider (404) and the signature headers: missing or malformed, or a
+   timestamp more than 5 minutes away from nudge's clock (a replayed request), is
+   401 ``bad-signature`` before a byte of the body is read;
+2. the body is read within :data:`~services.ingest.intake.MAX_BODY_BYTES`, counted
+   while it streams: past it, 413 ``body-too-large`` at once;
+3. the HMAC over the raw bytes: a wrong one is 401 ``bad-signature``;
+4. only then is the body parsed, as ``POST /v1/events`` reads it (JSON, card numbers
+   refused, a precise ``invalid-events`` entry per bad report), and each report is
+   published as a ``message_*`` event, 202 once the broker acknowledged.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from shared.logging import get_logger
 from shared.ports.clock import Clock
 from shared.settings import Settings
 
-__all__ = ["REPLAY_WINDOW", "check_signature", "webhook_router"]
+__all__ = ["REPLAY_WINDOW", "check_signature", "check_signature_headers", "webhook_router"]
 
 REPLAY_WINDOW = timedelta(minutes=5)
 """How far a webhook's timestamp may be from nudge's clock, either way."""
@@ -50,11 +56,14 @@ _SIGNATURE = re.compile(r"^v1=([0-9a-f]{64})$")
 log = get_logger(__name__)
 
 
-def check_signature(
-    secret: bytes, timestamp: str | None, signature: str | None, body: bytes, clock: Clock
-) -> None:
-    """Refuse with ``bad-signature`` unless ``signature`` signs ``timestamp`` and ``body``
-    under ``secret`` and ``timestamp`` is within :data:`REPLAY_WINDOW` of ``clock``."""
+def check_signature_headers(
+    timestamp: str | None, signature: str | None, clock: Clock
+) -> tuple[str, str]:
+    """``(timestamp, hex digest)`` from the headers, or ``bad-signature`` when they could
+    not sign any body: missing, malformed, or outside :data:`REPLAY_WINDOW` of ``clock``.
+
+    Needs no byte of the body, so an unsigned request is refused before it is read.
+    """
     if timestamp is None or signature is None:
         raise Problem("bad-signature", "X-Nudge-Timestamp and X-Nudge-Signature are required")
     if not _TIMESTAMP.match(timestamp.strip()):
@@ -66,8 +75,21 @@ def check_signature(
     given = _SIGNATURE.match(signature.strip().lower())
     if given is None:
         raise Problem("bad-signature", "X-Nudge-Signature is v1=<64 hex digits>")
-    expected = hmac.new(secret, timestamp.strip().encode() + b"." + body, hashlib.sha256)
-    if not hmac.compare_digest(expected.hexdigest().encode(), given.group(1).encode()):
+    return timestamp.strip(), given.group(1)
+
+
+def check_signature(
+    secret: bytes, timestamp: str | None, signature: str | None, body: bytes, clock: Clock
+) -> None:
+    """Refuse with ``bad-signature`` unless ``signature`` signs ``timestamp`` and ``body``
+    under ``secret`` and ``timestamp`` is within :data:`REPLAY_WINDOW` of ``clock``."""
+    stamp, digest = check_signature_headers(timestamp, signature, clock)
+    _check_mac(secret, stamp, digest, body)
+
+
+def _check_mac(secret: bytes, timestamp: str, digest: str, body: bytes) -> None:
+    expected = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
+    if not hmac.compare_digest(expected.hexdigest().encode(), digest.encode()):
         raise Problem("bad-signature", "the signature does not match the body and timestamp")
 
 
@@ -111,8 +133,9 @@ def webhook_router(settings: Settings, clock: Clock, events: EventPublisher) -> 
             secret = secrets.get(provider)
             if secret is None:
                 raise Problem("not-found", f"no webhook provider {provider!r}")
-            body = await read_body(request)
-            check_signature(secret, x_nudge_timestamp, x_nudge_signature, body, clock)
+            stamp, digest = check_signature_headers(x_nudge_timestamp, x_nudge_signature, clock)
+            body = await read_body(request)  # stops at the limit, before any parsing
+            _check_mac(secret, stamp, digest, body)
             require_json(request)
             reports = _reports(parse_json(body), settings.default_region)
             accepted, duplicates = await events.publish([r.event(provider) for r in reports.events])

@@ -7,9 +7,11 @@ what each role, and each key's scope, may do there.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,18 +22,23 @@ from sqlalchemy import insert
 
 from services.console.app import (
     LIFECYCLE_SEGMENTS,
-    LOGIN_BURST,
     SESSION_COOKIE,
     create_console_app,
     mount_console,
 )
+from services.console.logins import ADDRESS_BURST as LOGIN_BURST
+from services.console.logins import ADDRESS_RATE, LoginLimiter
 from services.console.security import Analyst, Marketer, require_scope
+from services.ingest.intake import MAX_BODY_BYTES
+from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries, open_console_queries
+from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import SqlUsers, open_users
 from shared.domain.segments import lifecycle_segments
 from shared.settings import Settings
+from tests.api.test_body_limits import CHUNK, post_chunked, repeated
 
 PASSWORD = "a long enough password"
 HTML = {"Accept": "text/html"}
@@ -91,14 +98,18 @@ def console(
     users: SqlUsers,
     queries: SqlConsoleQueries,
     api_keys: SqlApiKeys | None = None,
+    logins: LoginLimiter | None = None,
+    sessions: SqlSessions | None = None,
     **settings: str,
 ) -> FastAPI:
     return create_console_app(
         Settings(data_dir=tmp_path, **settings),
         users,
         queries,
+        sessions=sessions or SqlSessions(users.engine),
         routers=[campaigns_router()],
         api_keys=api_keys,
+        logins=logins,
     )
 
 
@@ -355,3 +366,173 @@ async def test_the_json_api_admits_a_script_by_its_api_key_or_a_user_by_role(
         "/v1/segments/vip", headers={"Accept": "application/json", "X-CSRF-Token": token}
     )
     assert marketer.json() == {"saved": "vip"}
+
+
+class Seconds:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def seconds() -> Seconds:
+    return Seconds()
+
+
+@pytest.fixture
+def limited(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries, seconds: Seconds
+) -> FastAPI:
+    """The console counting login attempts on :class:`Seconds`."""
+    return console(tmp_path, users, queries, logins=LoginLimiter(clock=seconds))
+
+
+@asynccontextmanager
+async def browser_at(
+    app: FastAPI, address: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser whose requests come from ``address``."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(address, 50000)),
+        base_url="http://console",
+        headers={**HTML, **(headers or {})},
+    ) as client:
+        yield client
+
+
+async def try_login(client: httpx.AsyncClient, password: str, username: str = "olga") -> int:
+    form = await client.get("/login")
+    answer = await client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_of(form)},
+    )
+    return answer.status_code
+
+
+async def test_twelve_wrong_passwords_from_one_address_do_not_lock_the_user_out(
+    limited: FastAPI, seconds: Seconds
+) -> None:
+    async with browser_at(limited, "203.0.113.7") as guesser:
+        answers = [await try_login(guesser, f"guess {n}") for n in range(12)]
+        assert answers == [401] * LOGIN_BURST + [429] * (12 - LOGIN_BURST)
+        assert await try_login(guesser, PASSWORD) == 429, "the guessing address waits"
+        async with browser_at(limited, "198.51.100.20") as olga:
+            assert await try_login(olga, PASSWORD) == 303, "from elsewhere olga logs in"
+            assert (await olga.get("/")).status_code == 200
+        seconds.now += 1 / ADDRESS_RATE
+        assert await try_login(guesser, PASSWORD) == 303, "after its window, the right password"
+
+
+async def test_a_user_under_attack_costs_each_guessing_address_its_whole_budget(
+    limited: FastAPI, seconds: Seconds
+) -> None:
+    for n in range(LOGIN_BURST):  # the user's failure budget, spent from many addresses
+        async with browser_at(limited, f"203.0.113.{n}") as guesser:
+            assert await try_login(guesser, f"guess {n}") == 401
+    async with browser_at(limited, "192.0.2.1") as guesser:
+        assert await try_login(guesser, "one more guess") == 401
+        assert await try_login(guesser, "and another") == 429, "one try per window, not ten"
+        seconds.now += 1 / ADDRESS_RATE
+        assert await try_login(guesser, "a guess later") == 401
+        assert await try_login(guesser, "and another") == 429
+    async with browser_at(limited, "198.51.100.20") as olga:
+        assert await try_login(olga, PASSWORD) == 303, "the right password passes all along"
+    async with browser_at(limited, "198.51.100.21") as ivan:
+        assert await try_login(ivan, "ivan's typo", "ivan") == 401, "other users are not slowed"
+        assert await try_login(ivan, PASSWORD, "ivan") == 303
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_on_its_own(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries, seconds: Seconds
+) -> None:
+    trusted = Settings(trusted_proxies="10.9.0.0/24").trusted_proxies
+    app = console(tmp_path, users, queries, logins=LoginLimiter(trusted, clock=seconds))
+    spoofed = {"X-Forwarded-For": "192.0.2.99, 203.0.113.7"}  # the client wrote the first
+    async with browser_at(app, "10.9.0.3", spoofed) as guesser:
+        answers = [await try_login(guesser, f"guess {n}") for n in range(LOGIN_BURST + 1)]
+        assert answers[-1] == 429
+    async with browser_at(app, "10.9.0.3", {"X-Forwarded-For": "192.0.2.99"}) as olga:
+        assert await try_login(olga, PASSWORD) == 303, "another client behind the same proxy"
+    async with browser_at(app, "203.0.113.7", {"X-Forwarded-For": "198.51.100.1"}) as direct:
+        assert await try_login(direct, PASSWORD) == 429, "X-Forwarded-For of no proxy: ignored"
+
+
+def session_cookie(client: httpx.AsyncClient) -> str:
+    (cookie,) = [c.value for c in client.cookies.jar if c.name == SESSION_COOKIE]
+    assert cookie is not None
+    return cookie
+
+
+async def with_cookie(app: FastAPI, cookie: str, path: str = "/") -> httpx.Response:
+    """``path`` asked for by another browser holding a copy of the session cookie."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://console",
+        headers={"Accept": "application/json"},
+        cookies={SESSION_COOKIE: cookie},
+    ) as copy:
+        return await copy.get(path)
+
+
+async def test_a_copy_of_the_cookie_is_refused_after_logout(
+    app: FastAPI, browser: httpx.AsyncClient
+) -> None:
+    token = await log_in(browser, "olga")
+    copied = session_cookie(browser)
+    assert (await with_cookie(app, copied, "/v1/campaigns")).json() == {"read_by": "olga"}
+
+    await browser.post("/logout", data={"csrf_token": token})
+
+    refused = await with_cookie(app, copied, "/v1/campaigns")
+    assert refused.status_code == 401
+    assert refused.json()["type"] == "/problems/unauthorized"
+
+
+async def test_logging_out_ends_that_session_only(app: FastAPI, browser: httpx.AsyncClient) -> None:
+    await log_in(browser, "olga")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+    ) as laptop:
+        token = await log_in(laptop, "olga")
+        await laptop.post("/logout", data={"csrf_token": token})
+        assert (await laptop.get("/")).status_code == 303
+    assert (await browser.get("/")).status_code == 200, "her other browser stays logged in"
+
+
+async def test_a_session_ends_on_the_server_after_its_hours(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries, clock: SimulatedClock
+) -> None:
+    app = console(tmp_path, users, queries, sessions=SqlSessions(users.engine, clock=clock))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+    ) as client:
+        await log_in(client, "olga")
+        copied = session_cookie(client)
+        clock.advance(timedelta(hours=8) - timedelta(seconds=1))
+        assert (await with_cookie(app, copied, "/v1/campaigns")).status_code == 200
+        clock.advance(timedelta(seconds=1))
+        assert (await with_cookie(app, copied, "/v1/campaigns")).status_code == 401
+
+
+async def test_a_cookie_with_a_forged_session_id_opens_nothing(app: FastAPI) -> None:
+    forged = await with_cookie(app, "eyJzZXNzaW9uIjogIngifQ==.forged.signature", "/v1/campaigns")
+    assert forged.status_code == 401
+
+
+async def test_a_huge_chunked_login_form_is_cut_off_at_the_limit(app: FastAPI) -> None:
+    answer = await post_chunked(
+        app,
+        "/login",
+        {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"},
+        itertools.chain.from_iterable(  # fields under the form's own 1 MiB bound
+            itertools.chain([f"&f{n}=".encode()], repeated(b"o", 1024 * 1024 - CHUNK))
+            for n in range(200)
+        ),
+    )
+    assert answer.status == 413
+    assert answer.problem()["type"] == "/problems/body-too-large"
+    assert answer.pulled <= MAX_BODY_BYTES + CHUNK

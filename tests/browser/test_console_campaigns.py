@@ -27,6 +27,7 @@ from shared.adapters.store import schema
 from shared.adapters.store.console_queries import open_console_queries
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.reports import SqlCampaignResults
+from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import open_users
 from shared.settings import Settings
 from tests.conftest import T0
@@ -96,6 +97,7 @@ async def console_url(sqlite_url: str, tmp_path: Path) -> AsyncIterator[str]:
         Settings(data_dir=tmp_path),
         users,
         queries,
+        sessions=SqlSessions(users.engine),
         routers=[
             campaigns_api.router(definitions, results, clock=clock, require=require_scope),
             campaign_pages.router(definitions, results, clock=clock),

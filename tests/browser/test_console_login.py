@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from services.console.app import create_console_app
 from shared.adapters.store import schema
 from shared.adapters.store.console_queries import open_console_queries
+from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import open_users
 from shared.settings import Settings
 from tests.conftest import T0
@@ -49,7 +50,9 @@ async def console_url(sqlite_url: str, tmp_path: Path) -> AsyncIterator[str]:
                 for i, stage in enumerate(stages)
             ],
         )
-    app = create_console_app(Settings(data_dir=tmp_path), users, queries)
+    app = create_console_app(
+        Settings(data_dir=tmp_path), users, queries, sessions=SqlSessions(users.engine)
+    )
     try:
         async with serving(app) as url:
             yield url

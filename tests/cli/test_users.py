@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import structlog
 from typer.testing import CliRunner
 
 from services.cli import app
+from shared.adapters.store.engine import create_engine
+from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import open_users
 from shared.ports.users import ConsoleUser
 
@@ -128,3 +131,40 @@ def test_list_set_role_and_disable(db: str) -> None:
         runner.invoke(app, ["users", "set-role", "nobody", "--role", "admin", "--db", db]).exit_code
         == 1
     )
+
+
+def test_disabling_a_user_ends_their_sessions_on_the_server(db: str) -> None:
+    for username in ("olga", "ivan"):
+        args = ["--username", username, "--role", "marketer", "--password-stdin", "--db", db]
+        assert runner.invoke(app, ["users", "create", *args], input=PASSWORD + "\n").exit_code == 0
+
+    async def log_in_twice_and_once() -> tuple[str, str, str]:
+        users = open_users(db)
+        sessions = SqlSessions(users.engine)
+        try:
+            olga, ivan = await users.find("olga"), await users.find("ivan")
+            assert olga is not None
+            assert ivan is not None
+            day = timedelta(hours=8)
+            return (
+                await sessions.start(olga.id, day),
+                await sessions.start(olga.id, day),
+                await sessions.start(ivan.id, day),
+            )
+        finally:
+            await users.close()
+
+    async def users_of(*session_ids: str) -> list[str | None]:
+        sessions = SqlSessions(create_engine(db))
+        try:
+            return [await sessions.user_of(session_id) for session_id in session_ids]
+        finally:
+            await sessions.close()
+
+    at_work, at_home, his = asyncio.run(log_in_twice_and_once())
+    disabled = runner.invoke(app, ["users", "disable", "olga", "--db", db])
+    assert disabled.exit_code == 0, disabled.output
+    assert "2 sessions ended" in disabled.stdout
+    ended = asyncio.run(users_of(at_work, at_home, his))
+    assert ended[:2] == [None, None]
+    assert ended[2] is not None, "ivan stays logged in"

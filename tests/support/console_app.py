@@ -31,6 +31,7 @@ from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries, open_console_queries
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import create_engine, open_store
+from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import SqlUsers, open_users
 from shared.domain.profile import Basket, Purchases
 from shared.domain.segments import MembershipChange
@@ -179,6 +180,7 @@ def marketer_console(
         Settings(data_dir=data_dir),
         users,
         queries,
+        sessions=SqlSessions(users.engine),
         api_keys=api_keys,
         routers=[
             *page_routers(definitions, queries, queries, clock=clock, default_region="RU"),

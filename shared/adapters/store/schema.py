@@ -239,6 +239,21 @@ users = Table(
 )
 __all__ += ["users"]
 
+# Console sessions (shared/adapters/store/sessions.py): the cookie carries a random id and
+# only its SHA-256 is kept here. A session ends at ``expires_at`` or when ``revoked_at`` is
+# set (logout, the user disabled).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("revoked_at", UTCDateTime),
+)
+__all__ += ["console_sessions"]
+
 # What marketers define (shared/adapters/store/definitions.py): each row carries a version,
 # 1 when created and one more at each change (optimistic concurrency); nothing is deleted,
 # ``archived_at`` retires a definition. Rules, contents and campaigns are JSON.

@@ -1,0 +1,251 @@
+"""Every body ingest reads is limited while it streams, and a webhook's signature headers
+are checked before a byte of its body is read.
+
+The bodies here are sent chunked, without ``Content-Length``, by a raw ASGI client
+that makes each chunk only when the app asks for it and counts what it handed out:
+so a test sees how much of a 200 MB body the app pulled, without making 200 MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from services.bootstrap import unsubscribe_key
+from services.ingest.app import create_app
+from services.ingest.intake import MAX_BODY_BYTES
+from shared.adapters.bus.memory import MemoryBus
+from shared.adapters.clock import SimulatedClock
+from shared.adapters.store.api_keys import SqlApiKeys
+from shared.domain.unsubscribe import sign
+from shared.settings import Settings
+from tests.conftest import T0
+
+SECRET = "whsec-mailer-0123456789abcdef"
+CHUNK = 64 * 1024
+HUGE = 200 * 1024 * 1024
+TOPIC = "nudge.events"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, webhook_secrets={"mailer": SecretStr(SECRET)})
+
+
+@pytest.fixture
+def app(settings: Settings, bus: MemoryBus, api_keys: SqlApiKeys, clock: SimulatedClock) -> FastAPI:
+    return create_app(settings, bus.publisher(), api_keys, clock=clock)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    pulled: int
+    """Bytes of the request body the app received."""
+
+    def problem(self) -> dict[str, Any]:
+        assert self.headers["content-type"] == "application/problem+json"
+        document: dict[str, Any] = orjson.loads(self.body)
+        return document
+
+
+@dataclass
+class _Streamed:
+    chunks: Iterator[bytes]
+    pulled: int = 0
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    done: bool = False
+
+    async def receive(self) -> dict[str, Any]:
+        if self.done:
+            return {"type": "http.disconnect"}
+        chunk = next(self.chunks, None)
+        if chunk is None:  # the body ended with the chunk before
+            self.done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        self.pulled += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+
+def repeated(piece: bytes, total: int) -> Iterator[bytes]:
+    """``total`` bytes of ``piece`` over and over, a chunk at a time, made when asked for."""
+    chunk = (piece * (CHUNK // len(piece) + 1))[:CHUNK]
+    for _ in range(total // CHUNK):
+        yield chunk
+
+
+async def post_chunked(
+    app: FastAPI, path: str, headers: dict[str, str], chunks: Iterator[bytes]
+) -> Answer:
+    """POST ``chunks`` as a chunked body (no Content-Length), as uvicorn hands it to the app."""
+    streamed = _Streamed(chunks)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"ingest"),
+            (b"transfer-encoding", b"chunked"),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("ingest", 80),
+    }
+    await app(scope, streamed.receive, streamed.send)
+    start = next(m for m in streamed.sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in streamed.sent if m["type"] == "http.response.body")
+    found = {k.decode(): v.decode() for k, v in start["headers"]}
+    return Answer(start["status"], found, body, streamed.pulled)
+
+
+def webhook_headers(*, signature: str) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "x-nudge-timestamp": str(int(T0.timestamp())),
+        "x-nudge-signature": signature,
+    }
+
+
+def assert_refused_while_streaming(answer: Answer) -> None:
+    assert answer.status == 413, answer.body
+    assert answer.problem()["type"] == "/problems/body-too-large"
+    assert answer.pulled <= MAX_BODY_BYTES + CHUNK, "the app stopped reading past the limit"
+
+
+async def test_an_unsigned_webhook_is_refused_before_its_body_is_read(
+    app: FastAPI, bus: MemoryBus
+) -> None:
+    answer = await post_chunked(
+        app,
+        "/v1/webhooks/mailer",
+        {"content-type": "application/json"},
+        repeated(b'{"events": [', HUGE),
+    )
+
+    assert answer.status == 401
+    assert answer.problem()["type"] == "/problems/bad-signature"
+    assert answer.pulled == 0
+    assert bus.records(TOPIC) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-nudge-timestamp": "yesterday", "x-nudge-signature": "v1=" + "0" * 64},
+        {
+            "x-nudge-timestamp": str(int(T0.timestamp()) - 3600),
+            "x-nudge-signature": "v1=" + "0" * 64,
+        },
+        {"x-nudge-timestamp": str(int(T0.timestamp())), "x-nudge-signature": "v2=abc"},
+    ],
+    ids=["bad-timestamp", "replayed", "bad-signature-format"],
+)
+async def test_signature_headers_that_cannot_be_right_are_refused_before_the_body_is_read(
+    app: FastAPI, headers: dict[str, str]
+) -> None:
+    answer = await post_chunked(
+        app,
+        "/v1/webhooks/mailer",
+        {"content-type": "application/json", **headers},
+        repeated(b"x", HUGE),
+    )
+
+    assert answer.status == 401
+    assert answer.pulled == 0
+
+
+async def test_a_huge_chunked_webhook_with_a_wrong_signature_is_cut_off_at_the_limit(
+    app: FastAPI, bus: MemoryBus
+) -> None:
+    answer = await post_chunked(
+        app,
+        "/v1/webhooks/mailer",
+        webhook_headers(signature="v1=" + "0" * 64),
+        repeated(b'{"events": [', HUGE),
+    )
+
+    assert_refused_while_streaming(answer)
+    assert bus.records(TOPIC) == []
+
+
+async def test_a_webhook_signature_is_checked_before_the_body_is_parsed(app: FastAPI) -> None:
+    body = b"this is not JSON"
+    answer = await post_chunked(
+        app,
+        "/v1/webhooks/mailer",
+        {**webhook_headers(signature="v1=" + "0" * 64), "content-type": "text/plain"},
+        iter([body]),
+    )
+    assert answer.status == 401, "neither 400 malformed-json nor 415: the signature comes first"
+    assert answer.problem()["type"] == "/problems/bad-signature"
+
+    timestamp = str(int(T0.timestamp()))
+    mac = hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    signed = webhook_headers(signature=f"v1={mac.hexdigest()}")
+    answer = await post_chunked(app, "/v1/webhooks/mailer", signed, iter([body]))
+    assert answer.status == 400, "signed: now the body is parsed"
+    assert answer.problem()["type"] == "/problems/malformed-json"
+
+
+async def test_a_huge_chunked_batch_of_events_is_cut_off_at_the_limit(
+    app: FastAPI, bus: MemoryBus, events_key: str
+) -> None:
+    answer = await post_chunked(
+        app,
+        "/v1/events",
+        {"content-type": "application/json", "authorization": f"Bearer {events_key}"},
+        repeated(b'{"events": [', HUGE),
+    )
+
+    assert_refused_while_streaming(answer)
+    assert bus.records(TOPIC) == []
+
+
+async def test_a_body_just_at_the_limit_is_read_whole(app: FastAPI, events_key: str) -> None:
+    answer = await post_chunked(
+        app,
+        "/v1/events",
+        {"content-type": "application/json", "authorization": f"Bearer {events_key}"},
+        repeated(b" ", MAX_BODY_BYTES),
+    )
+
+    assert answer.pulled == MAX_BODY_BYTES
+    assert answer.status == 400, "read to the end, then parsed: whitespace is no JSON"
+
+
+async def test_a_huge_chunked_unsubscribe_form_is_cut_off(
+    app: FastAPI, settings: Settings, bus: MemoryBus
+) -> None:
+    token = sign("0b3e2c1a-7f4d-4e5b-9a8c-1d2e3f4a5b6c", "email", None, unsubscribe_key(settings))
+    answer = await post_chunked(
+        app,
+        f"/v1/unsubscribe/{token}",
+        {"content-type": "application/x-www-form-urlencoded"},
+        repeated(b"List-Unsubscribe=One-Click&", HUGE),
+    )
+
+    assert answer.status == 413
+    assert answer.problem()["type"] == "/problems/body-too-large"
+    assert answer.pulled <= 64 * 1024 + CHUNK
+    assert bus.records(TOPIC) == []

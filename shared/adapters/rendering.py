@@ -10,7 +10,7 @@
   other things and for measuring the pool's overhead.
 
 Workers start lazily (none until the first render), in a thread, as fresh
-interpreters (``python -m shared.adapters.rendering``): nothing of the serving
+interpreters (``python -m shared.adapters.render_worker``): nothing of the serving
 process (its threads, sockets, main module) is copied. A killed worker's replacement
 is started at once.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import weakref
@@ -33,7 +32,6 @@ from shared.domain.rendering import (
     DEFAULT_LIMITS,
     AnyTemplate,
     RenderedMessage,
-    RenderError,
     RenderLimits,
     RenderTooCostly,
     render_message,
@@ -69,52 +67,6 @@ class InlineRenderer:
         return None
 
 
-def _serve(inbox: Connection, outbox: Connection) -> None:
-    """A worker: run each call received and send back its outcome, until the serving
-    process closes the pipe (or dies)."""
-    outbox.send("ready")
-    while True:
-        try:
-            call, args, kwargs = inbox.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            outcome: tuple[bool, Any] = (True, call(*args, **kwargs))
-        except Exception as exc:  # sent back to the caller to raise
-            outcome = (False, exc)
-        try:
-            outbox.send(outcome)
-        except (EOFError, OSError):
-            return
-        except Exception as exc:  # an outcome that does not pickle: its description does
-            outbox.send((False, RenderError("template", f"{type(exc).__name__}: {exc}")))
-
-
-def _limit_memory(extra: int) -> None:
-    """Allow this process ``extra`` bytes of address space beyond what it holds now: a
-    render that wants more fails with ``MemoryError`` (refused as too costly)."""
-    import resource  # noqa: PLC0415 - POSIX only, and only in a worker
-
-    with open("/proc/self/statm", encoding="ascii") as statm:
-        pages = int(statm.read().split()[0])
-    wanted = pages * resource.getpagesize() + extra
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        wanted = min(wanted, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
-
-
-def _worker_main(argv: list[str]) -> None:
-    """``python -m shared.adapters.rendering INBOX_FD OUTBOX_FD MEMORY_BYTES``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent stops us
-    inbox = Connection(int(argv[0]), writable=False)
-    outbox = Connection(int(argv[1]), readable=False)
-    if int(argv[2]) > 0:
-        with contextlib.suppress(OSError, ValueError):  # no /proc: bounded in time only
-            _limit_memory(int(argv[2]))
-    _serve(inbox, outbox)
-
-
 class _Worker:
     """One worker process (a fresh interpreter: nothing of the serving process's threads,
     sockets or main module) and the serving side of its pipes."""
@@ -129,7 +81,7 @@ class _Worker:
                 [
                     sys.executable,
                     "-m",
-                    __name__,
+                    "shared.adapters.render_worker",
                     str(inbox),
                     str(outbox),
                     str(memory_bytes or 0),
@@ -308,7 +260,3 @@ class ProcessRenderer:
             await asyncio.to_thread(worker.reap)
         if self._reaping:
             await asyncio.gather(*self._reaping, return_exceptions=True)
-
-
-if __name__ == "__main__":
-    _worker_main(sys.argv[1:])

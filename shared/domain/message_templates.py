@@ -5,23 +5,22 @@ A template is a channel and its content: email ``subject``, ``html``, ``text``; 
 turns stored content into the renderer's template and refuses, with the place of the
 fault, a part that is missing, unknown, not text, or that reaches for Python's
 internals (any name or attribute starting with ``_``, even in a branch the sample
-would not render). :func:`sample_context` is what a template is tried against on
-save and in a preview without a buyer: a sample buyer, and a trigger whose every
-property reads as ``[name]``.
+would not render). A template is tried on save, and in a preview without a buyer,
+on the sample buyer (:data:`shared.domain.sample_buyer.SAMPLE_PROFILE`) and a trigger
+whose every property reads as ``[name]`` (:func:`sample_trigger`).
+
+This module imports no more than rendering needs: the render workers import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final, Literal
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from shared.domain.profile import Profile
 from shared.domain.rendering import (
     DEFAULT_LIMITS,
     AnyTemplate,
@@ -40,7 +39,6 @@ from shared.domain.rendering import (
 
 __all__ = [
     "PARTS",
-    "SAMPLE_PROFILE",
     "AnyTemplate",
     "MessageChannel",
     "TemplateContentError",
@@ -67,17 +65,6 @@ PARTS: Final[dict[str, _Parts]] = {
 """The parts of each channel's content."""
 
 _MAX_PART = 100_000
-
-SAMPLE_PROFILE: Final = Profile(
-    id="00000000-0000-4000-8000-000000000000",
-    email="anna@example.com",
-    phone="+79160000000",
-    orders_count=3,
-    revenue_total=Decimal("14970.00"),
-    first_order_at=datetime(2026, 1, 10, 12, 0, tzinfo=UTC),
-    last_order_at=datetime(2026, 3, 1, 18, 30, tzinfo=UTC),
-)
-"""A buyer to try templates on: three orders, about 5000 each."""
 
 
 class TemplateContentError(ValueError):

@@ -11,7 +11,7 @@ import pytest
 
 from shared.adapters.rendering import InlineRenderer, ProcessRenderer
 from shared.domain.campaigns import BUILTIN_SMS_TEMPLATES, BUILTIN_TEMPLATES, message_context
-from shared.domain.message_templates import SAMPLE_PROFILE, TemplateContentError, sample_trigger
+from shared.domain.message_templates import TemplateContentError, sample_trigger
 from shared.domain.rendering import (
     RenderedEmail,
     RenderedSms,
@@ -21,7 +21,9 @@ from shared.domain.rendering import (
     SmsTemplate,
     render_email,
 )
+from shared.domain.sample_buyer import SAMPLE_PROFILE
 from shared.ports.rendering import Renderer
+from tests.support.waiting import eventually
 
 LIMITS = RenderLimits(email=64 * 1024, sms=1024, push=2048)
 SLOW = (
@@ -30,6 +32,16 @@ SLOW = (
 )
 """A billion loop steps: refused by no up-front rule, minutes of work."""
 CONTEXT = message_context(SAMPLE_PROFILE, unsubscribe_url="https://unsubscribe.example/x")
+
+
+async def _rendering(pool: ProcessRenderer) -> bool:
+    return pool.rendering > 0
+
+
+async def pool_free_work(n: int) -> int:
+    """Work for the event loop: it finishes only if the loop turns."""
+    await asyncio.sleep(0.001)
+    return n
 
 
 @pytest.fixture(params=["inline", "process"])
@@ -100,12 +112,11 @@ async def test_a_render_past_the_time_limit_is_stopped_and_the_next_one_renders(
 async def test_the_event_loop_is_free_while_a_slow_render_runs(pool: ProcessRenderer) -> None:
     pool.timeout = 30.0
     slow = asyncio.create_task(pool.message(SmsTemplate(SLOW), {}))
-    ticks = 0
-    while pool.rendering == 0 or ticks < 10:  # the loop keeps turning with the render on
-        await asyncio.sleep(0.01)
-        ticks += 1 if pool.rendering else 0
-        assert not slow.done(), slow
+    await eventually(lambda: _rendering(pool), what="the slow render to start")
+    others = [asyncio.create_task(pool_free_work(n)) for n in range(10)]
+    assert await asyncio.gather(*others) == list(range(10))  # done while the render runs
     assert not slow.done()
+    assert pool.rendering == 1
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
@@ -114,8 +125,7 @@ async def test_the_event_loop_is_free_while_a_slow_render_runs(pool: ProcessRend
 async def test_a_render_given_up_never_answers_the_next_one(pool: ProcessRenderer) -> None:
     pool.timeout = 30.0
     first = asyncio.create_task(pool.message(SmsTemplate("{{ 'first' }}" + SLOW), {}))
-    while pool.rendering == 0:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: _rendering(pool), what="the first render to start")
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
@@ -145,7 +155,7 @@ async def test_a_render_that_wants_too_much_memory_is_refused() -> None:
 
 async def test_a_worker_that_died_idle_is_replaced(pool: ProcessRenderer) -> None:
     await pool.message(SmsTemplate("warm"), {})
-    for worker in list(pool._workers):  # noqa: SLF001 - as the OOM killer would
+    for worker in list(pool._workers):
         worker.process.kill()
         worker.process.wait()
     rendered = await pool.message(SmsTemplate("after"), {})

@@ -10,6 +10,7 @@ import pytest
 
 from shared.domain.message_templates import TemplateContentError, checked_template, render_parts
 from shared.domain.rendering import (
+    DEFAULT_LIMITS,
     EmailTemplate,
     PushTemplate,
     RenderError,
@@ -26,7 +27,7 @@ def sms(source: str, **context: object) -> str:
     return render_sms(SmsTemplate(source), context).text
 
 
-def email(html: str, *, limits: RenderLimits = RenderLimits(), **context: object) -> str:
+def email(html: str, *, limits: RenderLimits = DEFAULT_LIMITS, **context: object) -> str:
     return render_email(EmailTemplate("Hi", html, "Hi"), context, limits=limits).html
 
 
@@ -149,7 +150,7 @@ def test_a_template_nested_too_deep_is_refused_when_read() -> None:
     ],
 )
 def test_render_errors_survive_the_trip_from_a_worker(error: Exception) -> None:
-    back = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    back = pickle.loads(pickle.dumps(error))
     assert type(back) is type(error)
     assert vars(back) == vars(error)
     assert str(back) == str(error)

@@ -33,9 +33,10 @@ from services.ingest.problems import Problem
 from shared.adapters.rendering import ProcessRenderer
 from shared.domain.campaigns import message_context
 from shared.domain.events import Scalar
-from shared.domain.message_templates import SAMPLE_PROFILE, TemplateContentError, sample_trigger
+from shared.domain.message_templates import TemplateContentError, sample_trigger
 from shared.domain.profile import Profile
 from shared.domain.rendering import RenderError, RenderTooCostly
+from shared.domain.sample_buyer import SAMPLE_PROFILE
 from shared.ports.api_keys import Scope
 from shared.ports.definitions import Channel, Definitions, TemplateDefinition
 from shared.ports.rendering import Renderer

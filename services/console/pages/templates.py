@@ -34,14 +34,10 @@ from services.ingest.problems import Problem
 from shared.adapters.rendering import ProcessRenderer
 from shared.domain.campaigns import message_context
 from shared.domain.identifiers import normalise_email, normalise_phone, normalise_profile_id
-from shared.domain.message_templates import (
-    PARTS,
-    SAMPLE_PROFILE,
-    TemplateContentError,
-    sample_trigger,
-)
+from shared.domain.message_templates import PARTS, TemplateContentError, sample_trigger
 from shared.domain.profile import Profile
 from shared.domain.rendering import RenderError, RenderTooCostly
+from shared.domain.sample_buyer import SAMPLE_PROFILE
 from shared.domain.sms import SmsTooLong, sms_length
 from shared.ports.console import ConsoleQueries
 from shared.ports.definitions import CHANNELS, Channel, Definitions

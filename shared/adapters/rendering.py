@@ -135,8 +135,12 @@ def _wake(ready: asyncio.Future[None]) -> None:
 
 
 def _kill_all(workers: set[_Worker]) -> None:
+    """Kill and reap every worker (also when a renderer is dropped without ``aclose``)."""
     for worker in list(workers):
         worker.kill()
+    for worker in list(workers):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(1.0)
     workers.clear()
 
 
@@ -150,7 +154,7 @@ class ProcessRenderer:
         limits: RenderLimits = DEFAULT_LIMITS,
         timeout: float = 1.0,
         workers: int = 2,
-        memory_mb: int | None = 512,
+        memory_mb: int | None = 256,
     ) -> None:
         if timeout <= 0 or workers < 1:
             raise ValueError("a renderer needs a positive timeout and at least one worker")

@@ -250,10 +250,12 @@ def _checked_filter(
     name: str, check: Callable[..., None], filters: Mapping[str, Callable[..., Any]]
 ) -> Callable[..., Any]:
     original = filters[name]
+    # A filter marked pass_context / pass_eval_context / pass_environment gets that first.
+    skip = 1 if getattr(original, "jinja_pass_arg", None) is not None else 0
 
     @functools.wraps(original)
     def filtered(*args: Any, **kwargs: Any) -> Any:
-        check(*args, **kwargs)
+        check(*args[skip:], **kwargs)
         return original(*args, **kwargs)
 
     return filtered

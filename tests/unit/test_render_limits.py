@@ -76,6 +76,7 @@ def test_a_product_of_huge_numbers_is_refused() -> None:
         "{{ ('x' * 1000)|replace('x', 'x' * 1000) }}",
         "{% set s = 'x' * 1000 %}{{ s + s + s }}",
         "{% set s = 'x' * 1000 %}{{ s.join([s, s, s]) }}",
+        "{% set s = 'x' * 1000 %}{{ [s, s, s]|join(s) }}",
         "{{ [1]|batch(10**9, 'x')|list }}",
         "{{ ('x\n' * 500)|indent(10**6) }}",
     ],
@@ -84,6 +85,7 @@ def test_text_made_long_in_one_step_is_refused_up_front(source: str) -> None:
     with pytest.raises(RenderTooCostly) as refused:
         sms(source)
     assert refused.value.limit == "output"
+    assert "would be" in refused.value.message  # refused before it was made, not once output
 
 
 def test_ordinary_arithmetic_and_formatting_still_render() -> None:

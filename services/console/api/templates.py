@@ -41,7 +41,7 @@ from shared.ports.api_keys import Scope
 from shared.ports.definitions import Channel, Definitions, TemplateDefinition
 from shared.ports.rendering import Renderer
 
-__all__ = ["PREVIEW_UNSUBSCRIBE_URL", "render_problem", "router"]
+__all__ = ["router"]
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The template's key.")]
 IfMatch = Annotated[
@@ -74,7 +74,7 @@ _WHOLE = ("push", "template")
 """Parts a render error may name that are the whole template, not one of its parts."""
 
 
-def render_problem(exc: TemplateContentError | RenderError) -> Problem:
+def _refused(exc: TemplateContentError | RenderError) -> Problem:
     """The problem a template that does not render, or is over a render limit, answers."""
     if isinstance(exc, TemplateContentError):
         pointer, line, message = exc.pointer, exc.line, exc.message
@@ -99,7 +99,7 @@ async def _rendered(
     try:
         return await renderer.parts(channel, content, context)
     except (TemplateContentError, RenderError) as exc:
-        raise render_problem(exc) from None
+        raise _refused(exc) from None
 
 
 def _context(profile: Profile, trigger: Mapping[str, Any] | None) -> Mapping[str, Any]:

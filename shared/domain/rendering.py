@@ -359,9 +359,12 @@ def _generated(chunks: Iterator[str], budget: _Budget) -> str:
     """The output, stopped as soon as it is over the budget."""
     out = []
     for chunk in chunks:
-        if len(chunk) > budget.output:  # characters: at most its bytes, and cheap to count
-            budget.spend(len(chunk))
-        budget.spend(len(chunk.encode("utf-8", "surrogatepass")))
+        size = len(chunk)  # characters: at most its bytes, and cheap to count
+        if size > budget.output:
+            budget.spend(size)
+        if not chunk.isascii():
+            size = len(chunk.encode("utf-8", "surrogatepass"))
+        budget.spend(size)
         out.append(chunk)
     return "".join(out)
 

@@ -29,9 +29,10 @@ server received, sent again in a loop, one at a time as the dispatcher sends the
 POST on one keep-alive client (as the SMS provider), timed the same way. Ratio:
 nudge's rate over the raw one. The CPU seconds the benchmark's process spent per
 message (the server's thread included, in both) are printed too: steadier than the
-rate on a machine shared with other work. Logging at WARNING (the dispatcher's
-info line per message is not counted). The databases, topics and servers are gone
-afterwards.
+rate on a machine shared with other work. Messages render in the dispatcher's render
+worker processes (as deployed): their CPU is not in that figure. Logging at WARNING
+(the dispatcher's info line per message is not counted). The databases, topics and
+servers are gone afterwards.
 """
 
 from __future__ import annotations

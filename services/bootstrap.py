@@ -23,6 +23,7 @@ from shared.adapters.providers.email import EmlFolderProvider, SmtpProvider
 from shared.adapters.providers.factories import build_push_provider, build_sms_provider
 from shared.adapters.providers.metrics import ProviderMetrics
 from shared.adapters.providers.resilience import ResilientProvider
+from shared.adapters.rendering import ProcessRenderer
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.migrate import upgrade_async
@@ -36,12 +37,13 @@ from shared.domain.decisions import (
     SendingPolicy,
     SunsetPolicy,
 )
-from shared.domain.rendering import EmailTemplate
+from shared.domain.rendering import EmailTemplate, RenderLimits
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
 from shared.logging import get_logger
 from shared.ports.bus import Bus
 from shared.ports.clock import Clock
 from shared.ports.providers import EmailProvider, PushMessage, SmsMessage
+from shared.ports.rendering import Renderer
 from shared.settings import Settings
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "bootstrap",
     "build_bus",
     "build_email",
+    "build_renderer",
     "kept_key",
     "token_hmac_key",
     "unsubscribe_key",
@@ -79,6 +82,8 @@ class Runtime:
     push: ResilientProvider[PushMessage]
     provider_metrics: ProviderMetrics
     """The providers' latency, failures and breaker states, for ``/metrics``."""
+    renderer: Renderer
+    """Where the dispatcher renders its messages: worker processes, bounded in time."""
     sending_policy: SendingPolicy = DEFAULT_POLICY
     """Caps, sunset, quiet hours and channel costs: what every campaign's sends obey."""
     segments: Sequence[Segment] = BUILTIN_SEGMENTS
@@ -86,6 +91,7 @@ class Runtime:
     templates: Mapping[str, EmailTemplate] = field(default_factory=lambda: dict(BUILTIN_TEMPLATES))
 
     async def close(self) -> None:
+        await self.renderer.aclose()
         await self.sms.aclose()
         await self.push.aclose()
         await self.bus.close()
@@ -182,6 +188,20 @@ def sending_policy(settings: Settings) -> SendingPolicy:
     )
 
 
+def build_renderer(settings: Settings) -> ProcessRenderer:
+    """A pool of render workers with the settings' limits (its workers start on first use)."""
+    return ProcessRenderer(
+        limits=RenderLimits(
+            email=settings.render_max_email_bytes,
+            sms=settings.render_max_sms_bytes,
+            push=settings.render_max_push_bytes,
+        ),
+        timeout=settings.render_timeout,
+        workers=settings.render_workers,
+        memory_mb=settings.render_worker_memory_mb,
+    )
+
+
 def build_email(settings: Settings) -> EmailProvider:
     if settings.email == "folder":
         return EmlFolderProvider(settings.data_dir / "mail", settings.smtp_sender)
@@ -227,6 +247,7 @@ async def bootstrap(
         sms=sms or build_sms(settings, clock, metrics),
         push=push or build_push(settings, clock, metrics),
         provider_metrics=metrics,
+        renderer=build_renderer(settings),
         sending_policy=sending_policy(settings),
     )
     if create_topics:

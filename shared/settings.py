@@ -118,6 +118,26 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="seconds an open breaker waits before one trial call"
     )
 
+    # Template renders (save, preview, send): bounded in time and output (docs/console.md).
+    render_timeout: float = Field(
+        default=1.0, gt=0, le=60, description="seconds one template render may take"
+    )
+    render_max_email_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="most a rendered email holds, every part together"
+    )
+    render_max_sms_bytes: int = Field(
+        default=2 * 1024, ge=160, description="most a rendered SMS text holds (UTF-8 bytes)"
+    )
+    render_max_push_bytes: int = Field(
+        default=4 * 1024, ge=256, description="most a rendered push holds, every part together"
+    )
+    render_workers: int = Field(
+        default=2, ge=1, le=64, description="render worker processes per pool (console, dispatcher)"
+    )
+    render_worker_memory_mb: int = Field(
+        default=256, ge=64, description="memory one render worker may take beyond its start"
+    )
+
     console_session_secret: SecretStr | None = Field(
         default=None,
         min_length=32,

@@ -44,6 +44,7 @@ from tenacity import (
 )
 
 from services.dispatcher.metrics import DispatcherMetrics
+from shared.adapters.rendering import InlineRenderer
 from shared.codec import decode_change
 from shared.domain.campaigns import (
     BUILTIN_PUSH_TEMPLATES,
@@ -68,14 +69,14 @@ from shared.domain.decisions import (
 from shared.domain.events import AnyEvent, Channel, PurchaseEvent, TrackEvent, read_published_event
 from shared.domain.message_templates import TemplateContentError, checked_template
 from shared.domain.profile import Profile, ProfileMerged
+from shared.domain.push import PushContent
 from shared.domain.rendering import (
     EmailTemplate,
     PushTemplate,
+    RenderedEmail,
+    RenderedSms,
     RenderError,
     SmsTemplate,
-    render_email,
-    render_push,
-    render_sms,
 )
 from shared.domain.segments import MembershipChange, occurrence_id
 from shared.domain.unsubscribe import sign
@@ -92,6 +93,7 @@ from shared.ports.providers import (
     SmsMessage,
     SmsProvider,
 )
+from shared.ports.rendering import Renderer
 from shared.ports.store import MessageRecord, ScheduledRecord, Store, UnitOfWork
 
 __all__ = ["Dispatcher"]
@@ -178,6 +180,9 @@ class Dispatcher:
     channel's sends, not the others'."""
     max_in_flight: int = 256
     """Deliveries under way (or waiting for a slot) before the consumers wait."""
+    renderer: Renderer = field(default_factory=InlineRenderer)
+    """Where messages are rendered: off the event loop and bounded in time in a service
+    (worker processes); a render over a limit is a failed render, recorded on the row."""
 
     def __post_init__(self) -> None:
         self._builtins = (
@@ -499,7 +504,7 @@ class Dispatcher:
                 error="the dispatcher stopped during the send: not sent again",
             )
             return None
-        composed = self._compose(draft, (channel,))
+        composed = await self._compose(draft, (channel,))
         if isinstance(composed, Reason):
             await self._skip(uow, draft.send, composed, (*message.decision, composed), now)
             return None
@@ -563,7 +568,7 @@ class Dispatcher:
         """Compose the message on the chosen channel (or a fallback); commit it ``sending``."""
         assert decision.channel is not None
         channels = (decision.channel, *decision.fallbacks)
-        composed = self._compose(draft, channels)
+        composed = await self._compose(draft, channels)
         if isinstance(composed, Reason):
             trail = (*decision.trail, composed)
             return await self._skip(uow, draft.send, composed, trail, now), None
@@ -652,14 +657,15 @@ class Dispatcher:
         token = sign(buyer, channel, campaign.key, self.unsubscribe_key)
         return f"{self.public_url.rstrip('/')}/v1/unsubscribe/{token}"
 
-    def _compose(
+    async def _compose(
         self, draft: _Draft, channels: Sequence[Channel]
     ) -> tuple[Channel, Outbound] | Reason:
-        """The message on the first of ``channels`` it can be written for, or why none."""
+        """The message on the first of ``channels`` it can be written for, or why none (a
+        template that does not render, or is over a render limit: ``render_failed``)."""
         why: list[str] = []
         for channel in channels:
             try:
-                outbound = self._message(draft, channel)
+                outbound = await self._message(draft, channel)
             except RenderError as exc:
                 why.append(f"{channel}: {exc}")
                 continue
@@ -669,7 +675,7 @@ class Dispatcher:
             return channel, outbound
         return Reason("render", "render_failed", "; ".join(why) or "no channel")
 
-    def _message(self, draft: _Draft, channel: Channel) -> Outbound | None:
+    async def _message(self, draft: _Draft, channel: Channel) -> Outbound | None:
         campaign, profile, key = draft.campaign, draft.profile, draft.send.key
         template = campaign.templates.get(channel)
         if template is None:
@@ -679,7 +685,8 @@ class Dispatcher:
             profile, unsubscribe_url=link, trigger=draft.context.get("trigger")
         )
         if channel == "email" and profile.email is not None and template in self.templates:
-            content = render_email(self.templates[template], values)
+            content = await self.renderer.message(self.templates[template], values)
+            assert isinstance(content, RenderedEmail)
             return EmailMessage(profile.email, content, key, unsubscribe_url=link)
         if (
             channel == "sms"
@@ -687,9 +694,10 @@ class Dispatcher:
             and self.sms is not None
             and template in self.sms_templates
         ):
-            sms = render_sms(
+            sms = await self.renderer.message(
                 self.sms_templates[template], values, max_segments=self.sms_max_segments
             )
+            assert isinstance(sms, RenderedSms)
             return SmsMessage(profile.phone, sms.text, key)
         if (
             channel == "push"
@@ -697,7 +705,8 @@ class Dispatcher:
             and self.push is not None
             and template in self.push_templates
         ):
-            notification = render_push(self.push_templates[template], values)
+            notification = await self.renderer.message(self.push_templates[template], values)
+            assert isinstance(notification, PushContent)
             return PushMessage(draft.push_address, notification, key)
         return None
 
@@ -755,7 +764,7 @@ class Dispatcher:
             outcome, provider_id, error = await self._call(message)
             if outcome != "rejected" or not rest:
                 break
-            composed = self._compose(draft, rest)
+            composed = await self._compose(draft, rest)
             if isinstance(composed, Reason):
                 break
             rejections.append(f"{channel} rejected: {error}")

@@ -43,6 +43,7 @@ class DispatcherService:
             push=runtime.push,
             policy=runtime.sending_policy,
             sms_max_segments=settings.sms_max_segments,
+            renderer=runtime.renderer,
             definitions=SqlDefinitions(runtime.store.engine, clock=runtime.clock),
         )
         self.due_batch = due_batch

@@ -5,46 +5,50 @@ A template is a channel and its content: email ``subject``, ``html``, ``text``; 
 turns stored content into the renderer's template and refuses, with the place of the
 fault, a part that is missing, unknown, not text, or that reaches for Python's
 internals (any name or attribute starting with ``_``, even in a branch the sample
-would not render). :func:`sample_context` is what a template is tried against on
-save and in a preview without a buyer: a sample buyer, and a trigger whose every
-property reads as ``[name]``.
+would not render). A template is tried on save, and in a preview without a buyer,
+on the sample buyer (:data:`shared.domain.sample_buyer.SAMPLE_PROFILE`) and a trigger
+whose every property reads as ``[name]`` (:func:`sample_trigger`).
+
+This module imports no more than rendering needs: the render workers import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final, Literal
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from shared.domain.profile import Profile
 from shared.domain.rendering import (
+    DEFAULT_LIMITS,
+    AnyTemplate,
+    BoundedEnvironment,
     EmailTemplate,
     PushTemplate,
     RenderError,
+    RenderLimits,
+    RenderTooCostly,
     SmsTemplate,
     render_email,
     render_push,
     render_sms,
+    template_line,
 )
 
 __all__ = [
     "PARTS",
-    "SAMPLE_PROFILE",
     "AnyTemplate",
     "MessageChannel",
     "TemplateContentError",
+    "checked_and_rendered",
     "checked_template",
     "render_parts",
     "sample_trigger",
 ]
 
 MessageChannel = Literal["email", "sms", "push"]
-AnyTemplate = EmailTemplate | SmsTemplate | PushTemplate
 
 
 @dataclass(frozen=True)
@@ -62,17 +66,6 @@ PARTS: Final[dict[str, _Parts]] = {
 
 _MAX_PART = 100_000
 
-SAMPLE_PROFILE: Final = Profile(
-    id="00000000-0000-4000-8000-000000000000",
-    email="anna@example.com",
-    phone="+79160000000",
-    orders_count=3,
-    revenue_total=Decimal("14970.00"),
-    first_order_at=datetime(2026, 1, 10, 12, 0, tzinfo=UTC),
-    last_order_at=datetime(2026, 3, 1, 18, 30, tzinfo=UTC),
-)
-"""A buyer to try templates on: three orders, about 5000 each."""
-
 
 class TemplateContentError(ValueError):
     """Content that is not a template of its channel: ``pointer`` names the part
@@ -84,6 +77,9 @@ class TemplateContentError(ValueError):
         self.pointer = pointer
         self.message = message
         self.line = line
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled back from a render worker
+        return (type(self), (self.pointer, self.message, self.line))
 
 
 class _SampleTrigger(dict[str, Any]):
@@ -102,13 +98,17 @@ _PARSER = SandboxedEnvironment()
 
 
 def _refuse_internals(part: str, source: str) -> None:
-    """Names and attributes that start with ``_`` are Python's internals: refused."""
+    """Names and attributes that start with ``_`` are Python's internals: refused. So is a
+    template nested too deep to read (Python's recursion limit)."""
     try:
         tree = _PARSER.parse(source)
+        found = list(tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)))
     except TemplateSyntaxError as exc:
         message = exc.message or "syntax error"
         raise TemplateContentError(f"/content/{part}", message, exc.lineno) from None
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+    except RecursionError:
+        raise TemplateContentError(f"/content/{part}", "nested too deep to read") from None
+    for node in found:
         if isinstance(node, nodes.Getattr):
             name = node.attr
         elif isinstance(node, nodes.Name):
@@ -151,11 +151,16 @@ def checked_template(channel: str, content: Mapping[str, Any]) -> AnyTemplate:
     )
 
 
-def render_parts(template: AnyTemplate, context: Mapping[str, Any]) -> dict[str, Any]:
+def render_parts(
+    template: AnyTemplate, context: Mapping[str, Any], *, limits: RenderLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
     """Every part of ``template`` rendered with ``context``; :class:`RenderError` (with
-    the part and the line) for one that does not render."""
+    the part and the line) for one that does not render, :class:`RenderTooCostly` for
+    one over ``limits`` (see :mod:`shared.domain.rendering`)."""
     try:
-        return _render_parts(template, context)
+        return _render_parts(template, context, limits)
+    except RenderTooCostly:
+        raise  # with its line where known; never rendered again to find it
     except RenderError as exc:
         if exc.line is not None:
             raise
@@ -164,7 +169,19 @@ def render_parts(template: AnyTemplate, context: Mapping[str, Any]) -> dict[str,
         raise RenderError(exc.part, exc.message, line) from None
 
 
-_TRY = SandboxedEnvironment(undefined=StrictUndefined)
+def checked_and_rendered(
+    channel: str,
+    content: Mapping[str, Any],
+    context: Mapping[str, Any],
+    *,
+    limits: RenderLimits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
+    """:func:`checked_template` then :func:`render_parts`, in one call: what a save or a
+    preview runs off the event loop (reading a template is work too)."""
+    return render_parts(checked_template(channel, content), context, limits=limits)
+
+
+_TRY = BoundedEnvironment(undefined=StrictUndefined)
 
 
 def _failing_line(source: str, context: Mapping[str, Any]) -> int | None:
@@ -173,24 +190,20 @@ def _failing_line(source: str, context: Mapping[str, Any]) -> int | None:
     try:
         _TRY.from_string(source).render(context)
     except Exception as exc:  # any failure: only its place is wanted
-        line = None
-        trace = exc.__traceback__
-        while trace is not None:
-            if trace.tb_frame.f_code.co_filename == "<template>":
-                line = trace.tb_lineno
-            trace = trace.tb_next
-        return line
+        return template_line(exc.__traceback__)
     return None
 
 
-def _render_parts(template: AnyTemplate, context: Mapping[str, Any]) -> dict[str, Any]:
+def _render_parts(
+    template: AnyTemplate, context: Mapping[str, Any], limits: RenderLimits
+) -> dict[str, Any]:
     if isinstance(template, EmailTemplate):
-        email = render_email(template, context)
+        email = render_email(template, context, limits=limits)
         return {"subject": email.subject, "html": email.html, "text": email.text}
     if isinstance(template, SmsTemplate):
-        sms = render_sms(template, context)
+        sms = render_sms(template, context, limits=limits)
         return {"text": sms.text, "segments": sms.length.segments}
-    push = render_push(template, context)
+    push = render_push(template, context, limits=limits)
     rendered: dict[str, Any] = {"title": push.title, "body": push.body}
     if push.deep_link is not None:
         rendered["deep_link"] = push.deep_link

@@ -14,12 +14,21 @@ from services.ingest.auth import Guard
 from services.ingest.problems import install_problem_handlers
 from services.ingest.rate_limit import RateLimiter
 from shared.adapters.clock import SimulatedClock
+from shared.adapters.rendering import ProcessRenderer
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import create_engine
 from shared.ports.api_keys import Scope
 
-__all__ = ["definitions", "definitions_app", "events_only", "nobody", "reader", "writer"]
+__all__ = [
+    "definitions",
+    "definitions_app",
+    "events_only",
+    "nobody",
+    "reader",
+    "renderer",
+    "writer",
+]
 
 
 @pytest.fixture
@@ -30,14 +39,25 @@ async def definitions(sqlite_url: str, clock: SimulatedClock) -> AsyncIterator[S
 
 
 @pytest.fixture
+async def renderer() -> AsyncIterator[ProcessRenderer]:
+    """Where the templates render: worker processes, stopped past one second."""
+    found = ProcessRenderer(timeout=1.0, workers=2)
+    yield found
+    await found.aclose()
+
+
+@pytest.fixture
 def definitions_app(
-    definitions: SqlDefinitions, api_keys: SqlApiKeys, clock: SimulatedClock
+    definitions: SqlDefinitions,
+    api_keys: SqlApiKeys,
+    clock: SimulatedClock,
+    renderer: ProcessRenderer,
 ) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
     app.state.guard = Guard(api_keys, RateLimiter(1000.0, 1000))
     app.include_router(segments.router(definitions, clock=clock))
-    app.include_router(templates.router(definitions))
+    app.include_router(templates.router(definitions, renderer=renderer))
     return app
 
 

@@ -385,3 +385,23 @@ async def test_a_large_base_gets_an_estimate_while_the_marketer_types(
     size = re.search(r'id="preview-size">(\d+)<', answer.text)
     assert size
     assert 0 <= int(size.group(1)) <= 13
+
+
+async def test_a_template_over_a_render_limit_is_shown_in_the_preview_and_not_saved(
+    analyst: httpx.AsyncClient, marketer: httpx.AsyncClient, definitions: SqlDefinitions
+) -> None:
+    huge = "Hi\n{{ (10**(10**7)) % 7 }}"
+    answer = await analyst.post(
+        "/templates/_preview", data={"channel": "sms", "text": huge}, headers=HTMX
+    )
+    assert 'id="template-errors"' in answer.text
+    assert "text, line 2: over the render time limit" in text_of(answer)
+    long = {"channel": "push", "title": "Hi", "body": "{{ 'x' * 10**7 }}"}
+    answer = await analyst.post("/templates/_preview", data=long, headers=HTMX)
+    assert "body, line 1: over the render output limit" in text_of(answer)
+
+    form = {"key": "costly", "channel": "sms", "text": huge}
+    refused = await marketer.post("/templates/_new", data=form, headers=HTML)
+    assert refused.status_code == 422
+    assert "over the render time limit" in text_of(refused)
+    assert await definitions.templates.get("costly") is None

@@ -8,6 +8,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import open_store
 from tests.api.definitions_app import *  # noqa: F403 - the fixtures
 from tests.conftest import T0
@@ -202,3 +203,77 @@ async def test_templates_need_their_scopes(
     problem(await events_only.post("/v1/templates/x/preview", json={}), 403, "forbidden")
     problem(await reader.put("/v1/templates/x", json=SMS), 403, "forbidden")
     problem(await nobody.put("/v1/templates/x", json=SMS), 401, "unauthorized")
+
+
+SLOW = (
+    "{% set s = 'x' * 1000 %}"
+    "{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}{% endfor %}{% endfor %}"
+)
+"""A billion loop steps: no up-front rule refuses it; the renderer's time limit stops it."""
+
+
+@pytest.mark.parametrize(
+    ("source", "limit"),
+    [
+        ("{{ (10**(10**7)) % 7 }}", "time"),
+        ("{{ 'x' * 2*10**7 }}", "output"),
+        (
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "time",
+        ),
+        (SLOW, "time"),
+        ("{% for i in range(1000) %}{{ i }}{% endfor %}", "output"),
+    ],
+    ids=["huge-power", "huge-repetition", "nested-ranges", "slow-loop", "long-output"],
+)
+async def test_a_template_over_a_render_limit_is_not_saved(
+    writer: httpx.AsyncClient, source: str, limit: str
+) -> None:
+    hostile = {"channel": "sms", "content": {"text": source}}
+    answer = await writer.put("/v1/templates/costly", json=hostile)
+    body = problem(answer, 422, "template-too-costly")
+    assert body["errors"][0]["limit"] == limit
+    assert body["errors"][0]["pointer"] in ("/content/text", "/content")
+    assert (await writer.get("/v1/templates/costly")).status_code == 404
+
+
+async def test_a_preview_over_a_render_limit_is_refused_and_says_which_limit(
+    reader: httpx.AsyncClient,
+) -> None:
+    power = {"channel": "sms", "content": {"text": "{{ (10**(10**7)) % 7 }}"}}
+    body = problem(
+        await reader.post("/v1/templates/x/preview", json=power), 422, "template-too-costly"
+    )
+    assert body["errors"][0] == {
+        "pointer": "/content/text",
+        "line": 1,
+        "limit": "time",
+        "detail": body["errors"][0]["detail"],
+    }
+    slow = {"channel": "email", "content": {**EMAIL["content"], "html": SLOW}}
+    body = problem(
+        await reader.post("/v1/templates/x/preview", json=slow), 422, "template-too-costly"
+    )
+    assert body["errors"][0]["limit"] == "time"
+    assert "longer than 1 s" in body["detail"]
+    big = {"channel": "email", "content": {**EMAIL["content"], "text": "{{ 'x' * 300000 }}"}}
+    body = problem(
+        await reader.post("/v1/templates/x/preview", json=big), 422, "template-too-costly"
+    )
+    assert body["errors"][0]["limit"] == "output"
+    assert body["errors"][0]["pointer"] == "/content/text"
+    fine = await reader.post("/v1/templates/x/preview", json=SMS)
+    assert fine.status_code == 200, fine.text
+
+
+async def test_a_stored_template_over_a_limit_is_refused_at_preview(
+    reader: httpx.AsyncClient, definitions: SqlDefinitions
+) -> None:
+    # Saved before renders were bounded: the preview refuses it as it is.
+    await definitions.templates.put(
+        "old", channel="sms", content={"text": SLOW}, expected_version=None
+    )
+    body = problem(
+        await reader.post("/v1/templates/old/preview", json={}), 422, "template-too-costly"
+    )
+    assert body["errors"][0]["limit"] == "time"

@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from services.embedded import Pipeline
 from shared.adapters.store.definitions import SqlDefinitions
+from shared.settings import Settings
 from tests.conftest import T0
 from tests.e2e.stacks import purchase
 
@@ -73,3 +76,60 @@ def _subjects(tmp_path: Path) -> list[str]:
             if line.startswith("Subject: "):
                 subjects.append(line.removeprefix("Subject: "))
     return subjects
+
+
+SLOW_FOR_BIG_SPENDERS = (
+    "{% if customer.revenue_total > 1000 %}{% set s = 'x' * 1000 %}"
+    "{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}{% endfor %}{% endfor %}"
+    "{% endif %}Thank you! Unsubscribe: {{ unsubscribe_url }}"
+)
+"""Fine for a small first order; a billion loop steps for a big one."""
+
+
+@pytest.fixture
+def pipeline_settings(embedded_settings: Settings) -> Settings:
+    return embedded_settings.model_copy(update={"render_timeout": 0.5})
+
+
+async def test_a_send_over_the_render_time_limit_is_a_failed_render_and_the_next_goes_out(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    # Saved before renders were bounded (the API refuses it now): stored as it is.
+    definitions = SqlDefinitions(pipeline.runtime.store.engine)
+    await definitions.templates.put(
+        "first-order-thanks",
+        channel="email",
+        content={**TEMPLATE, "text": SLOW_FOR_BIG_SPENDERS},
+        expected_version=None,
+    )
+    await definitions.campaigns.put(
+        "first-order-thanks", definition=WELCOME_BACK, status="active", expected_version=None
+    )
+    big = {"id": "big-spender", "email": "big@shop.ru"}
+    small = {"id": "small-spender", "email": "small@shop.ru"}
+    await pipeline.post_events(
+        [
+            purchase("b1", T0 - timedelta(hours=2), customer=big, total="5000.00"),
+            purchase("s1", T0 - timedelta(hours=1), customer=small, total="500.00"),
+        ]
+    )
+    await pipeline.settle()
+
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        rows = {m.profile_id: m for m in await uow.messages.all() if m.campaign == WELCOME}
+    by_email = {await _email_of(pipeline, p): m for p, m in rows.items()}
+    failed = by_email["big@shop.ru"]
+    assert (failed.status, failed.reason) == ("render_failed", "render_failed")
+    assert failed.error is not None
+    assert "longer than 0.5 s" in failed.error
+    assert by_email["small@shop.ru"].status == "sent"
+    assert _subjects(tmp_path) == ["Thank you for your first order"]
+
+
+WELCOME = "first-order-thanks"
+
+
+async def _email_of(pipeline: Pipeline, profile_id: str) -> str | None:
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        profile = (await uow.profiles.get_many([profile_id]))[profile_id]
+    return profile.email

@@ -41,6 +41,15 @@ CONSOLE_PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
         "saved. The entry of `errors` names the part (`/content/<part>`), the `line` in it "
         "where known, and the error. Names and attributes starting with `_` are refused.",
     ),
+    "template-too-costly": (
+        422,
+        "Template too costly",
+        "Rendering the template goes over a render limit; nothing was saved. `errors[0].limit` "
+        "names which: `time` (it takes longer than `NUDGE_RENDER_TIMEOUT` seconds, or computes "
+        "a number too large) or `output` (it writes more than the channel's "
+        "`NUDGE_RENDER_MAX_<CHANNEL>_BYTES`, or needs too much memory). Loop over the buyer's "
+        "data rather than over large ranges, and keep the message to a message's size.",
+    ),
     "read-only": (
         409,
         "Read-only",

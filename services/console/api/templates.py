@@ -4,11 +4,15 @@
   200) a template: ``{channel, content}`` (email ``subject``, ``html``, ``text``; sms
   ``text``; push ``title``, ``body``, optional ``deep_link``). The template is rendered
   on a sample buyer before it is saved: one that does not render, or that reaches for
-  Python's internals, is ``422 invalid-template`` naming the part, the line and the error.
+  Python's internals, is ``422 invalid-template`` naming the part, the line and the error;
+  one over a render limit (time, output size) is ``422 template-too-costly`` naming it.
 - ``GET /v1/templates/{key}`` with its ``ETag``; ``GET /v1/templates``: every template.
 - ``POST /v1/templates/{key}/preview``: the stored template (or ``content`` sent in the
   body, unsaved) rendered for a buyer (``profile_id``) or the sample buyer, with the
   trigger properties given (``trigger``) or sample ones.
+
+Every render runs in the renderer's worker processes (``shared.ports.rendering``), never
+on the event loop, bounded in time and in output.
 
 Reads and previews need the ``console:read`` scope, changes ``console:write``.
 """
@@ -26,20 +30,16 @@ from services.console.api.segments import KEY_PATTERN
 from services.console.api.versions import etag, expected_version, saved
 from services.ingest.auth import require as require_key
 from services.ingest.problems import Problem
+from shared.adapters.rendering import ProcessRenderer
 from shared.domain.campaigns import message_context
 from shared.domain.events import Scalar
-from shared.domain.message_templates import (
-    SAMPLE_PROFILE,
-    AnyTemplate,
-    TemplateContentError,
-    checked_template,
-    render_parts,
-    sample_trigger,
-)
+from shared.domain.message_templates import TemplateContentError, sample_trigger
 from shared.domain.profile import Profile
-from shared.domain.rendering import RenderError
+from shared.domain.rendering import RenderError, RenderTooCostly
+from shared.domain.sample_buyer import SAMPLE_PROFILE
 from shared.ports.api_keys import Scope
 from shared.ports.definitions import Channel, Definitions, TemplateDefinition
+from shared.ports.rendering import Renderer
 
 __all__ = ["router"]
 
@@ -70,31 +70,35 @@ class PreviewBody(BaseModel):
     content: dict[str, Any] | None = None
 
 
+_WHOLE = ("push", "template")
+"""Parts a render error may name that are the whole template, not one of its parts."""
+
+
 def _refused(exc: TemplateContentError | RenderError) -> Problem:
+    """The problem a template that does not render, or is over a render limit, answers."""
     if isinstance(exc, TemplateContentError):
         pointer, line, message = exc.pointer, exc.line, exc.message
     else:
         part = exc.part.split(".")[0]
-        pointer = "/content" if part == "push" else f"/content/{part}"
+        pointer = "/content" if part in _WHOLE else f"/content/{part}"
         line, message = exc.line, exc.message
     entry: dict[str, Any] = {"pointer": pointer, "detail": message}
     if line:
         entry["line"] = line
     where = f" (line {line})" if line else ""
+    if isinstance(exc, RenderTooCostly):
+        entry["limit"] = exc.limit
+        return Problem("template-too-costly", f"{pointer}{where}: {message}", [entry])
     return Problem("invalid-template", f"{pointer}{where}: {message}", [entry])
 
 
-def _rendered(template: AnyTemplate, context: Mapping[str, Any]) -> dict[str, Any]:
+async def _rendered(
+    renderer: Renderer, channel: str, content: Mapping[str, Any], context: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``content`` checked and rendered off the event loop, or the problem it answers."""
     try:
-        return render_parts(template, context)
-    except RenderError as exc:
-        raise _refused(exc) from None
-
-
-def _checked(channel: str, content: Mapping[str, Any]) -> AnyTemplate:
-    try:
-        return checked_template(channel, content)
-    except TemplateContentError as exc:
+        return await renderer.parts(channel, content, context)
+    except (TemplateContentError, RenderError) as exc:
         raise _refused(exc) from None
 
 
@@ -116,9 +120,16 @@ def _definition(d: TemplateDefinition) -> dict[str, Any]:
     }
 
 
-def router(definitions: Definitions, *, require: Requirement = require_key) -> APIRouter:
+def router(
+    definitions: Definitions,
+    *,
+    require: Requirement = require_key,
+    renderer: Renderer | None = None,
+) -> APIRouter:
     """The templates routes on ``definitions``; ``require(scope)`` is the dependency that
-    admits a caller for a scope (API keys by default)."""
+    admits a caller for a scope (API keys by default); templates render in ``renderer``
+    (default: a pool of worker processes with the default limits)."""
+    renderer = renderer if renderer is not None else ProcessRenderer()
     api = APIRouter(prefix="/v1/templates", tags=["templates"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
@@ -147,12 +158,11 @@ def router(definitions: Definitions, *, require: Requirement = require_key) -> A
             201: {"description": "created"},
             412: {"description": "If-Match is not the current version"},
             428: {"description": "the template exists and If-Match is missing"},
-            422: {"description": "the template does not render"},
+            422: {"description": "the template does not render, or is over a render limit"},
         },
     )
     async def put_template(key: Key, body: TemplateBody, if_match: IfMatch = None) -> JSONResponse:
-        template = _checked(body.channel, body.content)
-        _rendered(template, _context(SAMPLE_PROFILE, None))
+        await _rendered(renderer, body.channel, body.content, _context(SAMPLE_PROFILE, None))
         current = await definitions.templates.get(key)
         expected = expected_version(key, if_match, current.version if current else None)
         stored = await saved(
@@ -171,9 +181,13 @@ def router(definitions: Definitions, *, require: Requirement = require_key) -> A
         "/{key}/preview",
         summary="The template rendered for a buyer or the sample buyer",
         dependencies=readers,
-        responses={404: {"description": "no such template, or no such buyer"}},
+        responses={
+            404: {"description": "no such template, or no such buyer"},
+            422: {"description": "the template does not render, or is over a render limit"},
+        },
     )
     async def preview(key: Key, body: PreviewBody) -> dict[str, Any]:
+        content: Mapping[str, Any]
         if body.content is not None:
             stored = await definitions.templates.get(key)
             channel = body.channel or (stored.channel if stored else None)
@@ -183,23 +197,19 @@ def router(definitions: Definitions, *, require: Requirement = require_key) -> A
                     "an unsaved template needs its channel",
                     [{"pointer": "/channel", "detail": "email, sms or push"}],
                 )
-            template, version = _checked(channel, body.content), None
+            content, version = body.content, None
         else:
             found = await definitions.templates.get(key)
             if found is None:
                 raise Problem("not-found", f"no template {key}")
-            channel, template, version = (
-                found.channel,
-                _checked(found.channel, found.content),
-                found.version,
-            )
+            channel, content, version = found.channel, found.content, found.version
         profile = SAMPLE_PROFILE
         if body.profile_id is not None:
             buyer = await definitions.find_profile(body.profile_id)
             if buyer is None:
                 raise Problem("not-found", f"no buyer {body.profile_id}")
             profile = buyer
-        rendered = _rendered(template, _context(profile, body.trigger))
+        rendered = await _rendered(renderer, channel, content, _context(profile, body.trigger))
         return {
             "key": key,
             "version": version,

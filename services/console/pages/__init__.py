@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from shared.ports.clock import Clock
     from shared.ports.console import ConsoleQueries, SegmentSizeHistory
     from shared.ports.definitions import Definitions
+    from shared.ports.rendering import Renderer
 
 
 def render(
@@ -41,6 +42,7 @@ def page_routers(
     *,
     clock: Clock,
     default_region: str | None = None,
+    renderer: Renderer | None = None,
 ) -> list[APIRouter]:
     """The dashboard's KPIs, segments, templates and customer pages, for
     ``create_console_app(..., routers=[*page_routers(...), ...])``."""
@@ -49,6 +51,6 @@ def page_routers(
     return [
         dashboard.router(queries, clock=clock),
         segments.router(definitions, history, clock=clock),
-        templates.router(definitions, queries, default_region=default_region),
+        templates.router(definitions, queries, default_region=default_region, renderer=renderer),
         customers.router(queries, clock=clock, default_region=default_region),
     ]

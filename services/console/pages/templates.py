@@ -11,7 +11,9 @@
   the push's title, body and deep link; or the errors, each with its part and line.
 - ``POST /templates/_new`` and ``POST /templates/{key}``: save (marketers), the version
   the page was read at sent as the save's ``If-Match``. A template that does not render
-  on the sample buyer is not saved.
+  on the sample buyer, or is over a render limit (time, output size), is not saved.
+
+Drafts render in the renderer's worker processes, never on the event loop.
 """
 
 from __future__ import annotations
@@ -29,21 +31,17 @@ from services.console.api.versions import etag, expected_version, saved
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
 from services.ingest.problems import Problem
+from shared.adapters.rendering import ProcessRenderer
 from shared.domain.campaigns import message_context
 from shared.domain.identifiers import normalise_email, normalise_phone, normalise_profile_id
-from shared.domain.message_templates import (
-    PARTS,
-    SAMPLE_PROFILE,
-    TemplateContentError,
-    checked_template,
-    render_parts,
-    sample_trigger,
-)
+from shared.domain.message_templates import PARTS, TemplateContentError, sample_trigger
 from shared.domain.profile import Profile
-from shared.domain.rendering import RenderError
+from shared.domain.rendering import RenderError, RenderTooCostly
+from shared.domain.sample_buyer import SAMPLE_PROFILE
 from shared.domain.sms import SmsTooLong, sms_length
 from shared.ports.console import ConsoleQueries
 from shared.ports.definitions import CHANNELS, Channel, Definitions
+from shared.ports.rendering import Renderer
 
 __all__ = ["STARTERS", "router"]
 
@@ -109,18 +107,21 @@ def _errors(exc: TemplateContentError | RenderError) -> list[dict[str, Any]]:
     if isinstance(exc, TemplateContentError):
         part = exc.pointer.rsplit("/", 1)[-1]
         return [{"part": part, "line": exc.line, "message": exc.message}]
-    return [{"part": exc.part.split(".")[0], "line": exc.line, "message": exc.message}]
+    message = exc.message
+    if isinstance(exc, RenderTooCostly):
+        message = f"over the render {exc.limit} limit: {message}"
+    return [{"part": exc.part.split(".")[0], "line": exc.line, "message": message}]
 
 
-def rendered_draft(
-    channel: str, content: Mapping[str, str], profile: Profile
+async def rendered_draft(
+    renderer: Renderer, channel: str, content: Mapping[str, str], profile: Profile
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The draft rendered for ``profile``, or why it does not render (part, line, error)."""
+    """The draft rendered for ``profile`` in ``renderer``, or why it does not render or is
+    over a render limit (part, line, error)."""
+    context = dict(message_context(profile, unsubscribe_url=PREVIEW_UNSUBSCRIBE_URL))
+    context["trigger"] = sample_trigger()
     try:
-        template = checked_template(channel, content)
-        context = dict(message_context(profile, unsubscribe_url=PREVIEW_UNSUBSCRIBE_URL))
-        context["trigger"] = sample_trigger()
-        rendered = render_parts(template, context)
+        rendered = await renderer.parts(channel, content, context)
     except (TemplateContentError, RenderError) as exc:
         return None, _errors(exc)
     if channel == "sms":
@@ -157,9 +158,15 @@ async def _pick_buyer(
 
 
 def router(
-    definitions: Definitions, queries: ConsoleQueries, *, default_region: str | None = None
+    definitions: Definitions,
+    queries: ConsoleQueries,
+    *,
+    default_region: str | None = None,
+    renderer: Renderer | None = None,
 ) -> APIRouter:
-    """The templates pages on ``definitions``; buyers to preview for are read in ``queries``."""
+    """The templates pages on ``definitions``; buyers to preview for are read in ``queries``;
+    drafts render in ``renderer`` (default: worker processes with the default limits)."""
+    renderer = renderer if renderer is not None else ProcessRenderer()
     pages = APIRouter(include_in_schema=False)
 
     def editor(request: Request, user: Any, *, status_code: int = 200, **form: Any) -> Response:
@@ -222,7 +229,9 @@ def router(
                 rendered=None,
                 errors=[{"part": "buyer", "line": None, "message": f"no buyer {buyer.strip()}"}],
             )
-        rendered, errors = rendered_draft(channel, _content(channel, parts), profile)
+        rendered, errors = await rendered_draft(
+            renderer, channel, _content(channel, parts), profile
+        )
         return render(
             request,
             "_template_preview.html",
@@ -249,7 +258,7 @@ def router(
         form["key"] = None if new else key
         if new:
             form["new_key"] = key
-        _rendered, errors = rendered_draft(channel, content, SAMPLE_PROFILE)
+        _rendered, errors = await rendered_draft(renderer, channel, content, SAMPLE_PROFILE)
         if errors:
             return editor(request, user, status_code=422, errors=errors, **form)
         current = await definitions.templates.get(key)

@@ -1,0 +1,266 @@
+"""Renderers: where marketers' templates are rendered, and how long they may take.
+
+- :class:`ProcessRenderer`, the one services use: a small pool of worker processes.
+  Each render is sent to an idle worker over a pipe; the event loop waits on the
+  pipe, so it is free meanwhile. A render past the time limit is stopped by killing
+  its worker (a thread cannot be stopped inside one long C call, such as a huge
+  power; a process can), and a fresh worker takes its place on the next render. Each
+  worker may use at most ``memory_mb`` of memory more than it starts with.
+- :class:`InlineRenderer` renders in the caller: bounded in output only. For tests of
+  other things and for measuring the pool's overhead.
+
+Workers start lazily (none until the first render), in a thread, as fresh
+interpreters (``python -m shared.adapters.render_worker``): nothing of the serving
+process (its threads, sockets, main module) is copied. A killed worker's replacement
+is started at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import weakref
+from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
+
+from shared.domain.message_templates import checked_and_rendered
+from shared.domain.rendering import (
+    DEFAULT_LIMITS,
+    AnyTemplate,
+    RenderedMessage,
+    RenderLimits,
+    RenderTooCostly,
+    render_message,
+)
+from shared.logging import get_logger
+
+__all__ = ["InlineRenderer", "ProcessRenderer"]
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+_START_TIMEOUT = 60.0
+"""Seconds a new worker may take to be ready (importing the domain on a busy machine)."""
+
+
+class InlineRenderer:
+    """Renders in the calling thread: bounded in output, not in time (tests, benchmarks)."""
+
+    def __init__(self, limits: RenderLimits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+
+    async def parts(
+        self, channel: str, content: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return checked_and_rendered(channel, content, context, limits=self.limits)
+
+    async def message(
+        self, template: AnyTemplate, context: Mapping[str, Any], *, max_segments: int | None = None
+    ) -> RenderedMessage:
+        return render_message(template, context, limits=self.limits, max_segments=max_segments)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _Worker:
+    """One worker process (a fresh interpreter: nothing of the serving process's threads,
+    sockets or main module) and the serving side of its pipes."""
+
+    def __init__(self, memory_bytes: int | None) -> None:
+        inbox, to_worker = os.pipe()  # the worker reads its calls from inbox
+        from_worker, outbox = os.pipe()  # and writes its answers to outbox
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # the same modules
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [
+                    sys.executable,
+                    "-m",
+                    "shared.adapters.render_worker",
+                    str(inbox),
+                    str(outbox),
+                    str(memory_bytes or 0),
+                ],
+                pass_fds=(inbox, outbox),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            os.close(inbox)
+            os.close(outbox)
+        self.requests = Connection(to_worker, readable=False)
+        self.answers = Connection(from_worker, writable=False)
+        # Ready once it has imported what it needs: a render's time starts after that.
+        if not self.answers.poll(_START_TIMEOUT) or self.answers.recv() != "ready":
+            self.kill()
+            raise RuntimeError("a render worker did not start")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    async def call(
+        self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[bool, Any]:
+        self.requests.send((call, args, dict(kwargs)))
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = self.answers.fileno()
+        loop.add_reader(fd, _wake, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+        outcome: tuple[bool, Any] = self.answers.recv()  # EOFError if the worker died
+        return outcome
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self.requests.close()
+        self.answers.close()
+
+    def reap(self) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5.0)
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
+def _kill_all(workers: set[_Worker]) -> None:
+    """Kill and reap every worker (also when a renderer is dropped without ``aclose``)."""
+    for worker in list(workers):
+        worker.kill()
+    for worker in list(workers):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(1.0)
+    workers.clear()
+
+
+class ProcessRenderer:
+    """Renders in a pool of ``workers`` processes; a render past ``timeout`` seconds is
+    stopped (its worker killed and replaced) and raises :class:`RenderTooCostly`."""
+
+    def __init__(
+        self,
+        *,
+        limits: RenderLimits = DEFAULT_LIMITS,
+        timeout: float = 1.0,
+        workers: int = 2,
+        memory_mb: int | None = 256,
+    ) -> None:
+        if timeout <= 0 or workers < 1:
+            raise ValueError("a renderer needs a positive timeout and at least one worker")
+        self.limits = limits
+        self.timeout = timeout
+        self.size = workers
+        self.memory_bytes = memory_mb * 1024 * 1024 if memory_mb is not None else None
+        self._workers: set[_Worker] = set()
+        self._idle: list[_Worker] = []
+        self._starting: list[asyncio.Task[_Worker]] = []
+        """Replacements for killed workers, started at once so the next render need not wait."""
+        self._slots: asyncio.Semaphore | None = None
+        self.rendering = 0
+        """Renders in a worker right now."""
+        self._reaping: set[asyncio.Task[None]] = set()
+        self._finalizer = weakref.finalize(self, _kill_all, self._workers)
+
+    async def parts(
+        self, channel: str, content: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        rendered: dict[str, Any] = await self._run(
+            checked_and_rendered, (channel, content, context), {"limits": self.limits}
+        )
+        return rendered
+
+    async def message(
+        self, template: AnyTemplate, context: Mapping[str, Any], *, max_segments: int | None = None
+    ) -> RenderedMessage:
+        rendered: RenderedMessage = await self._run(
+            render_message,
+            (template, context),
+            {"limits": self.limits, "max_segments": max_segments},
+        )
+        return rendered
+
+    async def _run(
+        self, call: Callable[..., T], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> T:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.size)
+        async with self._slots:
+            worker = await self._worker()
+            self.rendering += 1
+            try:
+                async with asyncio.timeout(self.timeout):
+                    ok, value = await worker.call(call, args, kwargs)
+            except TimeoutError:
+                self._stop(worker)
+                raise RenderTooCostly(
+                    "template", f"takes longer than {self.timeout:g} s to render", "time"
+                ) from None
+            except (EOFError, OSError):
+                self._stop(worker)
+                log.warning("a render worker died during a render; it is replaced")
+                raise RenderTooCostly(
+                    "template", "needs more memory than a render may use", "output"
+                ) from None
+            except BaseException:  # cancelled mid-render: its answer would reach the next call
+                self._stop(worker)
+                raise
+            finally:
+                self.rendering -= 1
+            self._idle.append(worker)
+        if not ok:
+            raise value
+        result: T = value
+        return result
+
+    async def _worker(self) -> _Worker:
+        """An idle worker, a replacement being started, or a new one."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive():
+                return worker
+            self._stop(worker, replace=False)  # died idle (the OOM killer)
+        if self._starting:
+            return await self._starting.pop(0)
+        return await self._start()
+
+    async def _start(self) -> _Worker:
+        # In a thread: a new interpreter takes a moment to import the domain.
+        worker = await asyncio.to_thread(_Worker, self.memory_bytes)
+        self._workers.add(worker)
+        return worker
+
+    def _stop(self, worker: _Worker, *, replace: bool = True) -> None:
+        """Kill ``worker``, reap it in the background, and start its replacement."""
+        self._workers.discard(worker)
+        worker.kill()
+        loop = asyncio.get_running_loop()
+        reaping = loop.create_task(asyncio.to_thread(worker.reap))
+        self._reaping.add(reaping)
+        reaping.add_done_callback(self._reaping.discard)
+        if replace:
+            self._starting.append(loop.create_task(self._start()))
+
+    async def aclose(self) -> None:
+        """Stop every worker (idle or busy) and wait until they are gone."""
+        starting, self._starting = self._starting, []
+        for worker in await asyncio.gather(*starting, return_exceptions=True):
+            if isinstance(worker, _Worker):
+                self._workers.add(worker)
+        workers = list(self._workers)
+        _kill_all(self._workers)
+        self._idle.clear()
+        for worker in workers:
+            await asyncio.to_thread(worker.reap)
+        if self._reaping:
+            await asyncio.gather(*self._reaping, return_exceptions=True)

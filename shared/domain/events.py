@@ -56,6 +56,7 @@ __all__ = [
     "EARLIEST_OCCURRED_AT",
     "EVENT_TYPES",
     "IDENTIFIER_STRENGTH",
+    "PLAUSIBLE_CONTEXT_KEY",
     "AnyEvent",
     "BounceData",
     "Channel",
@@ -72,6 +73,7 @@ __all__ = [
     "MessageData",
     "MessageDeliveredEvent",
     "MessageEvent",
+    "MessageKey",
     "MessageOpenedEvent",
     "Moment",
     "Money",
@@ -225,7 +227,7 @@ class Plausible:
         return self.now + self.max_future
 
 
-_BOUNDS_CONTEXT_KEY = "plausible"
+PLAUSIBLE_CONTEXT_KEY = "plausible"
 """The validation context key holding the :class:`Plausible` bounds of every moment."""
 
 
@@ -235,7 +237,7 @@ def _plausible_moment(value: datetime, info: ValidationInfo) -> datetime:
     except OverflowError:
         raise ValueError("a moment nudge can hold and count from: years 11 to 9989") from None
     context = info.context if isinstance(info.context, dict) else {}
-    bounds = context.get(_BOUNDS_CONTEXT_KEY)
+    bounds = context.get(PLAUSIBLE_CONTEXT_KEY)
     if isinstance(bounds, Plausible):
         if value < bounds.earliest:
             raise ValueError(f"earlier than {bounds.earliest.isoformat()}, the earliest accepted")
@@ -502,5 +504,5 @@ def validate_event(
     occurred outside its bounds is refused at ``occurred_at``.
     """
     return event_adapter.validate_python(
-        document, context={_REGION_CONTEXT_KEY: default_region, _BOUNDS_CONTEXT_KEY: plausible}
+        document, context={_REGION_CONTEXT_KEY: default_region, PLAUSIBLE_CONTEXT_KEY: plausible}
     )

@@ -11,6 +11,8 @@ key; the app here runs on the simulated clock, at T0.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -463,3 +465,64 @@ async def test_an_integer_beyond_64_bits_is_refused_at_its_pointer(
 
     errors = assert_invalid(response)
     assert [e["pointer"] for e in errors] == ["/data/traits/n"]
+
+
+# --- delivery webhooks ----------------------------------------------------------------------
+
+
+class TestDeliveryReports:
+    SECRET = "whsec-mailer-0123456789abcdef"
+
+    @pytest.fixture
+    def settings(self, tmp_path: Path) -> Settings:
+        return Settings(data_dir=tmp_path, webhook_secrets={"mailer": SecretStr(self.SECRET)})
+
+    async def post(self, client: httpx.AsyncClient, **report: Any) -> httpx.Response:
+        body = orjson.dumps(
+            {
+                "events": [
+                    {
+                        "message_key": "win-back-30d-0123456789abcdef",
+                        "status": "opened",
+                        "occurred_at": T0.isoformat(),
+                        "recipient": "anna@shop.ru",
+                        **report,
+                    }
+                ]
+            }
+        )
+        timestamp = str(int(T0.timestamp()))
+        mac = hmac.new(self.SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Nudge-Timestamp": timestamp,
+            "X-Nudge-Signature": f"v1={mac.hexdigest()}",
+        }
+        return await client.post("/v1/webhooks/mailer", content=body, headers=headers)
+
+    @pytest.mark.parametrize(
+        "report",
+        [
+            {"occurred_at": "0001-01-01T00:00:00+05:00"},
+            {"occurred_at": (T0 + timedelta(days=2)).isoformat()},
+            {"message_key": "m" * 101},
+            {"message_key": "m\x00"},
+        ],
+        ids=["year-1-east-of-utc", "two-days-ahead", "key-too-long", "nul-in-key"],
+    )
+    async def test_an_implausible_report_is_refused_at_its_pointer(
+        self, anonymous: httpx.AsyncClient, bus: MemoryBus, report: dict[str, Any]
+    ) -> None:
+        errors = assert_invalid(await self.post(anonymous, **report))
+
+        assert [(e["index"], e["pointer"].rsplit("/", 1)[0]) for e in errors] == [(0, "/events/0")]
+        assert errors[0]["pointer"].endswith(next(iter(report)))
+        assert bus.records(TOPIC) == []
+
+    async def test_a_plausible_report_passes(
+        self, anonymous: httpx.AsyncClient, bus: MemoryBus
+    ) -> None:
+        response = await self.post(anonymous, occurred_at=(T0 + timedelta(days=1)).isoformat())
+
+        assert response.status_code == 202, response.text
+        assert len(bus.records(TOPIC)) == 1

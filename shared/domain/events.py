@@ -127,38 +127,19 @@ def _no_control_in_prose(value: str) -> str:
     return value
 
 
-Text = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_no_control),
-]
-"""An id, a code or an identifier (an order id, a SKU, a store): no control character."""
-Prose = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_no_control_in_prose),
-]
-"""Free text (an item's name or category): tabs and line breaks are kept."""
-EventId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_no_control),
-]
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_no_control),
-]
-MessageKey = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_no_control),
-]
-"""The key of a message nudge sent (at most 100 characters, as nudge makes them)."""
+_UP_TO_200 = StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+_UP_TO_100 = StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+_NO_CONTROL = AfterValidator(_no_control)
 
-Url = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_no_control)
-]
+Text = Annotated[str, _UP_TO_200, _NO_CONTROL]
+"""An id, a code or an identifier (an order id, a SKU, a store): no control character."""
+Prose = Annotated[str, _UP_TO_200, AfterValidator(_no_control_in_prose)]
+"""Free text (an item's name or category): tabs and line breaks are kept."""
+EventId = Annotated[str, _UP_TO_100, _NO_CONTROL]
+Name = Annotated[str, _UP_TO_100, _NO_CONTROL]
+MessageKey = Annotated[str, _UP_TO_100, _NO_CONTROL]
+"""The key of a message nudge sent (at most 100 characters, as nudge makes them)."""
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048), _NO_CONTROL]
 
 _INT64 = (-(2**63), 2**63 - 1)
 """The integers every store holds as numbers (a JSON value read as a 64-bit integer)."""

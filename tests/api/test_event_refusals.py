@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +334,7 @@ async def test_a_purchase_a_day_ahead_of_the_clock_is_accepted_a_second_more_is_
     )
 
     assert accepted.status_code == 202, accepted.text
-    ((error,),) = [assert_invalid(refused)]
+    (error,) = assert_invalid(refused)
     assert error["pointer"] == "/occurred_at"
     assert "at most 1 day ahead of nudge's clock" in error["detail"]
     assert len(bus.records(TOPIC)) == 1
@@ -381,7 +381,7 @@ def test_the_bounds_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
     settings = Settings()
 
-    assert settings.occurred_at_earliest == T0.replace(year=2020, month=1, day=1, hour=0)
+    assert settings.occurred_at_earliest == datetime(2020, 1, 1, tzinfo=UTC)
     assert settings.occurred_at_max_future == timedelta(hours=6)
 
 

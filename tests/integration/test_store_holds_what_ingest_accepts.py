@@ -1,4 +1,4 @@
-"""Whatever ingest accepts, the production store holds: nothing answered 202 is dead-lettered.
+"""Whatever ingest accepts, every store holds: nothing answered 202 is dead-lettered.
 
 Hypothesis writes events over the whole v1 contract, each plausible but for one hostile
 leaf (any Unicode, control characters and lone surrogates included, integers and
@@ -6,9 +6,9 @@ floats of every size, moments from year 1 to 9999 at any UTC offset, over-long
 strings), and posts each one as JSON to the ingest app. Every event it answers 202
 is then applied by the segmenter and read by the dispatcher (profiles, memberships,
 timers, outbox, campaign attribution, messages) on a real PostgreSQL database, and
-the clock then runs two years on, a quarter at a time: no record may be
-dead-lettered, and no order from the future may be kept. The events seen in issue 11
-run first, as explicit examples.
+on SQLite (the embedded default), and the clock then runs two years on, a quarter at
+a time: no record may be dead-lettered, and no order from the future may be kept.
+The events seen in issue 11 run first, as explicit examples.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from shared.adapters.store.schema import profiles
 from shared.domain.events import EVENT_TYPES
 from shared.settings import Settings
 from tests.conftest import T0
-
-pytestmark = pytest.mark.postgres
 
 HOSTILE_TEXT = [
     "\x00",
@@ -270,12 +268,19 @@ class Door:
         return latest
 
 
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated database: PostgreSQL (production), then SQLite (the embedded default)."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
 @pytest.fixture
-def door(postgres_url: str, tmp_path: Path) -> Iterator[tuple[asyncio.Runner, Door]]:
+def door(database_url: str, tmp_path: Path) -> Iterator[tuple[asyncio.Runner, Door]]:
     settings_ = Settings(
         data_dir=tmp_path,
         bus="memory",
-        database_url=postgres_url,
+        database_url=database_url,
         token_hmac_key=SecretStr("k" * 32),
         unsubscribe_key=SecretStr("u" * 32),
     )
@@ -297,7 +302,7 @@ def door(postgres_url: str, tmp_path: Path) -> Iterator[tuple[asyncio.Runner, Do
         runner.run(stop(opened))
 
 
-def test_the_production_store_holds_whatever_ingest_accepts(
+def test_every_store_holds_whatever_ingest_accepts(
     door: tuple[asyncio.Runner, Door],
 ) -> None:
     runner, front = door

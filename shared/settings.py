@@ -7,14 +7,15 @@ and a ``postgresql+asyncpg://`` ``NUDGE_DATABASE_URL``.
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import AwareDatetime, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.domain.events import EARLIEST_OCCURRED_AT
 from shared.domain.identifiers import is_known_region
 
 __all__ = ["Settings"]
@@ -65,6 +66,17 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="delivery webhook provider name to the secret its requests are signed with "
         '(JSON: {"provider": "secret"})',
+    )
+
+    occurred_at_earliest: AwareDatetime = Field(
+        default=EARLIEST_OCCURRED_AT,
+        description="ingest refuses an event that occurred before this moment (ISO 8601)",
+    )
+    occurred_at_max_future: timedelta = Field(
+        default=timedelta(days=1),
+        ge=timedelta(0),
+        description="ingest refuses an event that occurred more than this ahead of its clock "
+        "(ISO 8601 duration such as P1D or PT6H, or seconds)",
     )
 
     http_host: str = "127.0.0.1"

@@ -43,6 +43,7 @@ from shared.domain.events import (
     EVENT_TYPES,
     AnyEvent,
     EventBatch,
+    Plausible,
     event_adapter,
     validate_event,
 )
@@ -71,7 +72,11 @@ def _pointer(prefix: str, loc: tuple[int | str, ...]) -> str:
 
 
 def validate_events(
-    payload: Any, *, default_region: str | None = None, body: bytes | None = None
+    payload: Any,
+    *,
+    default_region: str | None = None,
+    body: bytes | None = None,
+    plausible: Plausible | None = None,
 ) -> list[AnyEvent]:
     """The events of a request body, or a :class:`Problem` naming every bad one.
 
@@ -79,7 +84,7 @@ def validate_events(
     carrying one is refused as ``card-number`` before any other check could repeat
     a value of it. ``body`` is the request body as sent, when there is one: the events'
     fields are walked only if the body as a whole may hold a card number. ``default_region``
-    reads phones written without a country code.
+    reads phones written without a country code; ``plausible`` bounds when events occurred.
     """
     if isinstance(payload, dict) and "events" in payload:
         items, prefix = payload["events"], "/events/{}"
@@ -105,7 +110,7 @@ def validate_events(
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
-            events.append(validate_event(item, default_region=default_region))
+            events.append(validate_event(item, default_region=default_region, plausible=plausible))
         except ValidationError as exc:
             for error in exc.errors(include_input=False, include_url=False):
                 loc = error["loc"]
@@ -165,7 +170,8 @@ def create_app(
 ) -> FastAPI:
     """The ingest API on ``publisher``, admitting the keys in ``api_keys`` (not closed here).
 
-    ``clock`` (the system's by default) dates unsubscribe events and bounds the replay
+    ``clock`` (the system's by default) bounds how far ahead an event may have occurred
+    (``NUDGE_OCCURRED_AT_MAX_FUTURE``), dates unsubscribe events and bounds the replay
     window of signed webhooks. ``/metrics`` serves ingest's metrics and those of
     ``metrics_registries`` (the other services of the process, under ``nudge serve``).
     """
@@ -227,9 +233,14 @@ def create_app(
         require_json(request)
         body = await read_body(request)
         payload = parse_json(body)
+        plausible = Plausible(
+            settings.occurred_at_earliest, clock.now(), settings.occurred_at_max_future
+        )
         events = [
             _hash_bank_card_token(event, token_key)
-            for event in validate_events(payload, default_region=settings.default_region, body=body)
+            for event in validate_events(
+                payload, default_region=settings.default_region, body=body, plausible=plausible
+            )
         ]
         batch = isinstance(payload, dict) and "events" in payload
         refuse_other_stores(key, [e.store_id for e in events], batch=batch)

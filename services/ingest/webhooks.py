@@ -40,7 +40,8 @@ from services.ingest.intake import (
     require_json,
 )
 from services.ingest.problems import Problem, json_pointer
-from shared.domain.delivery import REGION_CONTEXT_KEY, DeliveryReports
+from shared.domain.delivery import PLAUSIBLE_CONTEXT_KEY, REGION_CONTEXT_KEY, DeliveryReports
+from shared.domain.events import Plausible
 from shared.logging import get_logger
 from shared.ports.clock import Clock
 from shared.settings import Settings
@@ -137,7 +138,10 @@ def webhook_router(settings: Settings, clock: Clock, events: EventPublisher) -> 
             body = await read_body(request)  # stops at the limit, before any parsing
             _check_mac(secret, stamp, digest, body)
             require_json(request)
-            reports = _reports(parse_json(body), settings.default_region)
+            plausible = Plausible(
+                settings.occurred_at_earliest, clock.now(), settings.occurred_at_max_future
+            )
+            reports = _reports(parse_json(body), settings.default_region, plausible)
             accepted, duplicates = await events.publish([r.event(provider) for r in reports.events])
         except Problem as problem:
             events.metrics.refused.labels(problem.kind).inc()
@@ -149,11 +153,12 @@ def webhook_router(settings: Settings, clock: Clock, events: EventPublisher) -> 
     return router
 
 
-def _reports(payload: Any, default_region: str) -> DeliveryReports:
+def _reports(payload: Any, default_region: str, plausible: Plausible) -> DeliveryReports:
     if isinstance(payload, dict) and isinstance(payload.get("events"), list):
         refuse_card_numbers(payload["events"], "/events/{}")
+    context = {REGION_CONTEXT_KEY: default_region, PLAUSIBLE_CONTEXT_KEY: plausible}
     try:
-        return DeliveryReports.model_validate(payload, context={REGION_CONTEXT_KEY: default_region})
+        return DeliveryReports.model_validate(payload, context=context)
     except ValidationError as exc:
         errors: list[dict[str, Any]] = []
         for error in exc.errors(include_input=False, include_url=False):

@@ -15,7 +15,6 @@ from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,18 +25,21 @@ from pydantic import (
 )
 
 from shared.domain.events import (
+    PLAUSIBLE_CONTEXT_KEY,
     Channel,
     MessageBouncedEvent,
     MessageClickedEvent,
     MessageComplainedEvent,
     MessageDeliveredEvent,
     MessageEvent,
+    MessageKey,
     MessageOpenedEvent,
+    Moment,
     Text,
 )
 from shared.domain.identifiers import normalise_identifier
 
-__all__ = ["REGION_CONTEXT_KEY", "DeliveryReport", "DeliveryReports"]
+__all__ = ["PLAUSIBLE_CONTEXT_KEY", "REGION_CONTEXT_KEY", "DeliveryReport", "DeliveryReports"]
 
 REGION_CONTEXT_KEY = "default_region"
 """The validation context key naming the region of phones written without a country code."""
@@ -65,9 +67,11 @@ class DeliveryReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    message_key: Text
+    message_key: MessageKey
     status: Literal["delivered", "opened", "clicked", "bounced", "complained"]
-    occurred_at: AwareDatetime
+    occurred_at: Moment
+    """Within the :class:`~shared.domain.events.Plausible` bounds under
+    :data:`PLAUSIBLE_CONTEXT_KEY`, as an event's."""
     channel: Channel | None = None
     """The channel the message went out on; by default email for an address with ``@``,
     else SMS."""

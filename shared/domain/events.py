@@ -8,6 +8,12 @@ are validated (:mod:`shared.domain.identifiers`): phones in E.164, emails
 lower-cased; a phone written without its country code is read in the default
 region given to :func:`parse_event` (ingest passes ``NUDGE_DEFAULT_REGION``).
 
+Only plausible input passes, so that whatever ingest accepts every store can hold and
+the segmenter can apply: no control character in an id, a key or a name (none at
+all) nor in free text (tab, line feed and carriage return aside), no lone surrogate,
+integers within 64 bits, finite numbers, and moments within the bounds ingest gives
+(:class:`Plausible`: by default from 1990 to one day ahead of its clock).
+
 The types (``type``, the discriminator): ``purchase`` and ``refund`` (money in and
 back out), ``identify`` (who the buyer is: identifiers, traits, consents),
 ``track`` (a named custom event with scalar properties: cart updated, product
@@ -22,10 +28,14 @@ channel a message went out on is ``data.channel``.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -43,8 +53,10 @@ from shared.domain.identifiers import normalise_identifier
 
 __all__ = [
     "CHANNELS",
+    "EARLIEST_OCCURRED_AT",
     "EVENT_TYPES",
     "IDENTIFIER_STRENGTH",
+    "PLAUSIBLE_CONTEXT_KEY",
     "AnyEvent",
     "BounceData",
     "Channel",
@@ -61,8 +73,12 @@ __all__ = [
     "MessageData",
     "MessageDeliveredEvent",
     "MessageEvent",
+    "MessageKey",
     "MessageOpenedEvent",
+    "Moment",
     "Money",
+    "Plausible",
+    "Prose",
     "PurchaseData",
     "PurchaseEvent",
     "RefundData",
@@ -85,16 +101,59 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
 """An amount that must be more than zero: a refund of nothing is no refund."""
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-EventId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""What an id, a key or a name may not hold: any control character (Unicode ``Cc``: C0,
+DEL, C1) and any surrogate (a lone one cannot be written as UTF-8, nor stored)."""
+
+_CONTROL_IN_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+"""What free text may not hold: the same, but tab, line feed and carriage return."""
+
+
+def _refuse(found: re.Match[str] | None, what: str) -> None:
+    if found is not None:
+        raise ValueError(f"holds U+{ord(found.group()):04X} at character {found.start()}; {what}")
+
+
+def _no_control(value: str) -> str:
+    _refuse(_CONTROL.search(value), "no control character is accepted in an id, key or name")
+    return value
+
+
+def _no_control_in_prose(value: str) -> str:
+    _refuse(
+        _CONTROL_IN_PROSE.search(value),
+        "no control character but tab, line feed and carriage return is accepted in a text",
+    )
+    return value
+
+
+_UP_TO_200 = StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+_UP_TO_100 = StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+_NO_CONTROL = AfterValidator(_no_control)
+
+Text = Annotated[str, _UP_TO_200, _NO_CONTROL]
+"""An id, a code or an identifier (an order id, a SKU, a store): no control character."""
+Prose = Annotated[str, _UP_TO_200, AfterValidator(_no_control_in_prose)]
+"""Free text (an item's name or category): tabs and line breaks are kept."""
+EventId = Annotated[str, _UP_TO_100, _NO_CONTROL]
+Name = Annotated[str, _UP_TO_100, _NO_CONTROL]
+MessageKey = Annotated[str, _UP_TO_100, _NO_CONTROL]
+"""The key of a message nudge sent (at most 100 characters, as nudge makes them)."""
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048), _NO_CONTROL]
+
+_INT64 = (-(2**63), 2**63 - 1)
+"""The integers every store holds as numbers (a JSON value read as a 64-bit integer)."""
 
 
 def _scalar(value: Any) -> str | int | float | bool | None:
-    if isinstance(value, str) and len(value) > 1000:
-        raise ValueError("a text of at most 1000 characters")
+    if isinstance(value, str):
+        if len(value) > 1000:
+            raise ValueError("a text of at most 1000 characters")
+        return _no_control_in_prose(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("a finite number")
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError("an integer of at most 64 bits (-2**63 to 2**63 - 1)")
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise ValueError("expected a string, a number, true, false or null")
@@ -126,6 +185,61 @@ IDENTIFIER_STRENGTH: tuple[str, ...] = (
 ``profile_id`` is nudge's own id of a buyer (a UUID, as carried by an unsubscribe
 link); every profile is known by it, and it follows merges like any identifier.
 """
+
+EARLIEST_OCCURRED_AT = datetime(1990, 1, 1, tzinfo=UTC)
+"""The earliest moment an event may have occurred by default (``NUDGE_OCCURRED_AT_EARLIEST``)."""
+
+_HEADROOM = timedelta(days=3660)
+"""How far from the ends of :class:`datetime` a moment must lie whatever the bounds: the
+segmenter adds and subtracts days, years even, and converts to every time zone."""
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """The moments an event may have occurred at, as ingest sees them: from ``earliest``
+    to ``max_future`` ahead of ``now`` (its clock), both ends included."""
+
+    earliest: datetime
+    now: datetime
+    max_future: timedelta
+
+    @property
+    def latest(self) -> datetime:
+        return self.now + self.max_future
+
+
+PLAUSIBLE_CONTEXT_KEY = "plausible"
+"""The validation context key holding the :class:`Plausible` bounds of every moment."""
+
+
+def _plausible_moment(value: datetime, info: ValidationInfo) -> datetime:
+    try:
+        (value.astimezone(UTC) - _HEADROOM) + 2 * _HEADROOM
+    except OverflowError:
+        raise ValueError("a moment nudge can hold and count from: years 11 to 9989") from None
+    context = info.context if isinstance(info.context, dict) else {}
+    bounds = context.get(PLAUSIBLE_CONTEXT_KEY)
+    if isinstance(bounds, Plausible):
+        if value < bounds.earliest:
+            raise ValueError(f"earlier than {bounds.earliest.isoformat()}, the earliest accepted")
+        if value > bounds.latest:
+            raise ValueError(
+                f"later than {bounds.latest.isoformat()}: at most {_span(bounds.max_future)} "
+                "ahead of nudge's clock"
+            )
+    return value
+
+
+def _span(delta: timedelta) -> str:
+    if delta % timedelta(days=1) == timedelta(0):
+        days = delta // timedelta(days=1)
+        return f"{days} day" + ("" if days == 1 else "s")
+    return f"{delta.total_seconds():g} seconds"
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_plausible_moment)]
+"""A moment with its UTC offset, within the :class:`Plausible` bounds of the validation."""
+
 
 _REGION_CONTEXT_KEY = "default_region"
 """The validation context key naming the region of phones written without a country code."""
@@ -187,8 +301,8 @@ class Customer(_Strict):
 
 class Item(_Strict):
     sku: Text
-    name: Text | None = None
-    category: Text | None = None
+    name: Prose | None = None
+    category: Prose | None = None
     quantity: int = Field(default=1, ge=1, le=100_000)
     price: Money
 
@@ -227,12 +341,12 @@ class TrackData(_Strict):
 class MessageData(_Strict):
     """Which message a delivery report is about: its key and the channel it went out on."""
 
-    message_key: Text
+    message_key: MessageKey
     channel: Channel
 
 
 class ClickData(MessageData):
-    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] | None = None
+    url: Url | None = None
     """The link the buyer followed, when the provider says."""
 
 
@@ -249,7 +363,7 @@ class UnsubscribeData(_Strict):
 
 class _EventBase(_Strict):
     event_id: EventId
-    occurred_at: AwareDatetime
+    occurred_at: Moment
     customer: Customer
     store_id: Text | None = None
     channel: Text | None = None
@@ -362,9 +476,14 @@ def read_published_event(raw: bytes) -> AnyEvent:
     return event_adapter.validate_json(raw, context={_PUBLISHED_CONTEXT_KEY: True})
 
 
-def validate_event(document: Any, *, default_region: str | None = None) -> AnyEvent:
+def validate_event(
+    document: Any, *, default_region: str | None = None, plausible: Plausible | None = None
+) -> AnyEvent:
     """Validate one event decoded from JSON, whatever it holds (as ingest reads a request).
 
-    ``default_region`` as for :func:`parse_event`.
+    ``default_region`` as for :func:`parse_event`; with ``plausible``, an event that
+    occurred outside its bounds is refused at ``occurred_at``.
     """
-    return event_adapter.validate_python(document, context={_REGION_CONTEXT_KEY: default_region})
+    return event_adapter.validate_python(
+        document, context={_REGION_CONTEXT_KEY: default_region, PLAUSIBLE_CONTEXT_KEY: plausible}
+    )

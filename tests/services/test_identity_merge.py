@@ -35,6 +35,7 @@ async def _messages(pipeline: Pipeline) -> list[tuple[str, str]]:
 async def test_a_till_purchase_by_token_joins_the_known_buyer_once_identified(
     pipeline: Pipeline, clock: SimulatedClock
 ) -> None:
+    clock.set(T0 + timedelta(days=2))  # events are posted once they happened
     await pipeline.post_events(
         [
             purchase("web-1", T0, customer=CARD, total="1000.00"),
@@ -42,6 +43,7 @@ async def test_a_till_purchase_by_token_joins_the_known_buyer_once_identified(
         ]
     )
     await pipeline.settle()
+    clock.set(T0 + timedelta(days=3))
     await pipeline.post_events(
         [identify("link", T0 + timedelta(days=3), customer={**CARD, **TOKEN})]
     )

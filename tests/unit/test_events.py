@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,11 +22,14 @@ from shared.domain.events import (
     MessageComplainedEvent,
     MessageDeliveredEvent,
     MessageOpenedEvent,
+    Plausible,
     PurchaseEvent,
     RefundEvent,
     TrackEvent,
     UnsubscribedEvent,
     parse_event,
+    read_published_event,
+    validate_event,
 )
 from tests.unit.builders import T0, identify_payload, purchase_payload
 
@@ -419,3 +422,185 @@ def test_a_profile_id_is_a_uuid_written_canonically() -> None:
     assert refusal(purchase_payload(customer={"profile_id": "p-1"})) == [
         (("purchase", "customer", "profile_id"), "value_error")
     ]
+
+
+# --- plausible input only ------------------------------------------------------------
+
+BOUNDS = Plausible(datetime(1990, 1, 1, tzinfo=UTC), T0, timedelta(days=1))
+"""Ingest's default bounds, its clock at T0."""
+
+
+def refused_within(raw: dict[str, Any], bounds: Plausible = BOUNDS) -> list[tuple[Any, str]]:
+    """Validate ``raw`` as ingest does, within ``bounds``; return each error as (loc, msg)."""
+    with pytest.raises(ValidationError) as caught:
+        validate_event(raw, plausible=bounds)
+    return [(error["loc"], error["msg"]) for error in caught.value.errors()]
+
+
+def at(occurred_at: str) -> dict[str, Any]:
+    payload = purchase_payload()
+    payload["occurred_at"] = occurred_at
+    return payload
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"],
+    ids=["year-9999", "year-1-east-of-utc", "year-9999-west-of-utc"],
+)
+def test_a_moment_nudge_cannot_count_from_is_refused_even_without_bounds(
+    occurred_at: str,
+) -> None:
+    assert [loc for loc, _ in refusal(at(occurred_at))] == [("purchase", "occurred_at")]
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "says"),
+    [
+        ("1989-12-31T23:59:59+00:00", "earlier than 1990-01-01T00:00:00+00:00"),
+        ("1990-01-01T02:59:59+03:00", "earlier than 1990-01-01T00:00:00+00:00"),
+        ((T0 + timedelta(days=1, seconds=1)).isoformat(), "at most 1 day ahead"),
+        ((T0 + timedelta(days=3 * 365)).isoformat(), "at most 1 day ahead"),
+    ],
+    ids=["before-1990", "before-1990-in-moscow", "a-day-and-a-second-ahead", "years-ahead"],
+)
+def test_an_event_outside_the_bounds_is_refused_at_occurred_at(occurred_at: str, says: str) -> None:
+    ((loc, message),) = refused_within(at(occurred_at))
+    assert loc == ("purchase", "occurred_at")
+    assert says in message
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "1990-01-01T00:00:00+00:00",
+        "1990-01-01T03:00:00+03:00",
+        (T0 + timedelta(days=1)).isoformat(),
+    ],
+    ids=["the-earliest", "the-earliest-in-moscow", "a-day-ahead"],
+)
+def test_the_bounds_themselves_are_accepted(occurred_at: str) -> None:
+    assert validate_event(at(occurred_at), plausible=BOUNDS).occurred_at.year in (1990, T0.year)
+
+
+def test_an_event_read_back_from_the_bus_is_not_bounded_again() -> None:
+    published = parse_event(at((T0 + timedelta(days=1)).isoformat())).model_dump_json()
+
+    assert read_published_event(published.encode()).occurred_at == T0 + timedelta(days=1)
+
+
+NUL, TAB, NEWLINE, DEL, C1_NEXT_LINE = "\x00", "\t", "\n", "\x7f", "\x85"
+
+
+def with_trait(key: str, value: Any) -> dict[str, Any]:
+    payload = identify_payload()
+    payload["data"] = {"traits": {key: value}}
+    return payload
+
+
+def with_item(**fields: Any) -> dict[str, Any]:
+    payload = purchase_payload()
+    payload["data"]["items"] = [{"sku": "A-1", "price": "10.00", **fields}]
+    return payload
+
+
+def with_field(path: tuple[str, ...], value: str) -> dict[str, Any]:
+    payload = purchase_payload()
+    node = payload
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return payload
+
+
+LONE_SURROGATE = "\ud800"
+
+
+@pytest.mark.parametrize("char", [NUL, TAB, NEWLINE, "\x1b", DEL, C1_NEXT_LINE, LONE_SURROGATE])
+@pytest.mark.parametrize(
+    ("path", "loc"),
+    [
+        (("event_id",), ("purchase", "event_id")),
+        (("customer", "id"), ("purchase", "customer", "id")),
+        (("store_id",), ("purchase", "store_id")),
+        (("channel",), ("purchase", "channel")),
+        (("data", "order_id"), ("purchase", "data", "order_id")),
+    ],
+    ids=["event-id", "customer-id", "store", "channel", "order-id"],
+)
+def test_a_control_character_in_an_id_is_refused_at_its_field(
+    path: tuple[str, ...], loc: tuple[str, ...], char: str
+) -> None:
+    ((where, message),) = refused_within(with_field(path, f"a{char}b"))
+    assert where == loc
+    assert f"U+{ord(char):04X}" in message or char == LONE_SURROGATE  # pydantic's own words
+
+
+@pytest.mark.parametrize("char", [NUL, "\x01", DEL, C1_NEXT_LINE, "\udfff"])
+def test_a_control_character_in_free_text_is_refused(char: str) -> None:
+    assert [loc for loc, _ in refused_within(with_item(name=f"red{char}shoe"))] == [
+        ("purchase", "data", "items", 0, "name")
+    ]
+    assert [loc for loc, _ in refused_within(with_trait("note", f"call{char}back"))] == [
+        ("identify", "data", "traits", "note")
+    ]
+
+
+@pytest.mark.parametrize("char", [TAB, NEWLINE, "\r"])
+def test_tabs_and_line_breaks_in_free_text_are_kept(char: str) -> None:
+    item = validate_event(with_item(name=f"red{char}shoe", category=f"a{char}b"), plausible=BOUNDS)
+    trait = validate_event(with_trait("note", f"call{char}back"), plausible=BOUNDS)
+
+    assert isinstance(item, PurchaseEvent)
+    assert item.data.items[0].name == f"red{char}shoe"
+    assert isinstance(trait, IdentifyEvent)
+    assert trait.data.traits == {"note": f"call{char}back"}
+
+
+@pytest.mark.parametrize("char", [NUL, TAB, "\ud83d"])
+def test_a_control_character_in_a_key_is_refused_at_its_member(char: str) -> None:
+    ((loc, _message),) = refused_within(with_trait(f"no{char}te", "x"))
+    # pydantic writes a lone surrogate of the key as replacement characters in loc
+    assert (*loc[:3], loc[-1]) == ("identify", "data", "traits", "[key]")
+
+
+def test_a_control_character_in_a_track_name_or_property_is_refused() -> None:
+    payload = typed("track", {"name": f"cart{NUL}", "properties": {"p": f"v{NUL}", f"k{NUL}": 1}})
+
+    assert {loc for loc, _ in refused_within(payload)} == {
+        ("track", "data", "name"),
+        ("track", "data", "properties", "p"),
+        ("track", "data", "properties", f"k{NUL}", "[key]"),
+    }
+
+
+@pytest.mark.parametrize(
+    "text", ["Ünïcödé 日本語 😀", "right\u200fto\u200eleft", "zero\u200bwidth", "\ufffe\U0010ffff"]
+)
+def test_printable_unicode_and_format_characters_pass(text: str) -> None:
+    event = validate_event(with_trait("note", text), plausible=BOUNDS)
+    assert isinstance(event, IdentifyEvent)
+    assert event.data.traits == {"note": text}
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**30])
+def test_an_integer_beyond_64_bits_is_refused(value: int) -> None:
+    ((loc, message),) = refused_within(with_trait("n", value))
+    assert loc == ("identify", "data", "traits", "n")
+    assert "64 bits" in message
+
+
+@pytest.mark.parametrize("value", [2**63 - 1, -(2**63), 1.7976931348623157e308, 5e-324])
+def test_the_largest_numbers_a_store_holds_pass(value: float) -> None:
+    event = validate_event(with_trait("n", value), plausible=BOUNDS)
+    assert isinstance(event, IdentifyEvent)
+    assert event.data.traits == {"n": value}
+
+
+def test_a_message_key_longer_than_nudge_makes_is_refused() -> None:
+    assert [
+        loc
+        for loc, _ in refused_within(typed("message_opened", {**MESSAGE, "message_key": "m" * 101}))
+    ] == [("message_opened", "data", "message_key")]
+    event = validate_event(typed("message_opened", {**MESSAGE, "message_key": "m" * 100}))
+    assert isinstance(event, MessageOpenedEvent)

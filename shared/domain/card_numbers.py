@@ -147,6 +147,13 @@ _BY_START = {
 }
 _LONGER_PREFIXES = sorted({len(prefix) for prefix in _LENGTHS if len(prefix) > 4})
 _DEEPER_STARTS = frozenset(prefix[:4] for prefix in _LENGTHS if len(prefix) > 4)
+# Any length issued under a four-digit start, its longer prefixes included: a first look.
+_MAY_BE_ISSUED = {
+    start.encode(): lengths.union(
+        *(_LENGTHS[prefix] for prefix in _LENGTHS if prefix.startswith(start) and len(prefix) > 4)
+    )
+    for start, lengths in _BY_START.items()
+}
 _DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
 
 
@@ -249,7 +256,7 @@ def _holds(pattern: re.Pattern[str], data: bytes, budget: _Budget) -> bool:
             end = len(data) if end < 0 else end
             if skeleton.count(b"0", start, end) == end - start and data[start:end].isascii():
                 # a run of ASCII digits alone, between two characters that are not digits
-                if MIN_DIGITS <= end - start <= MAX_DIGITS:
+                if end - start in _MAY_BE_ISSUED[data[start : start + 4]]:
                     budget.spend()
                     if _digit_run_is_card(data, start, end):
                         return True

@@ -13,12 +13,13 @@ A card number is what a card number really looks like, and nothing else:
   (Unicode ``Zs`` included), any dash (``Pd``) or minus, ``.``, ``/``, ``_``; spaces and
   dashes count as one kind, ``.``, ``/`` and ``_`` each as its own. Format characters
   (``Cf``: zero-width space, soft hyphen, word joiner...) are invisible and are taken
-  out before anything is read; digits of any script count.
+  out before anything is read; digits of any script count;
 - a token of its own: a letter or digit right before or after it (``x4111...``,
   ``...1111ab``, a longer run of digits) makes it part of a longer token, which is
-  not a card number. So no UUID is ever one: its 8-4-4-4-12 shape is none of the above.
-- not an epoch timestamp: 13 contiguous digits that are milliseconds, or 19 that are
-  nanoseconds, between 1990 and 2100 are taken for timestamps.
+  not a card number. So no UUID is ever one: its 8-4-4-4-12 shape is none of the above;
+- not an epoch timestamp (contiguous milliseconds, 13 digits, or nanoseconds, 18 or
+  19, between 1990 and 2100) and, at 13 digits, not an EAN-13 barcode (its own check
+  digit valid).
 
 JSON numbers count too: an integer by its digits, a number with a fraction by its
 integer part and by its digits without the point (``4424154152064361.5``,
@@ -26,14 +27,17 @@ integer part and by its digits without the point (``4424154152064361.5``,
 milliseconds, microseconds or nanoseconds between 1990 and 2100). A double at or above
 10^16 no longer holds every digit of a number, so such numbers are not read.
 
-Reading is linear in the text: one regular expression with bounded repetitions and
-no nested unbounded quantifier finds every place where a card number's shape starts
-(a few ``re`` steps per character), and only there are its digits checked, with a
-fixed amount of work each. :func:`may_hold_card_number` reads a whole request's
-JSON text in that one pass, exactly (it clears a text only if none of its strings,
-keys or numbers holds a card number; it may report one for a number-looking string,
-which the walk then clears); :func:`card_number_fields` then walks the decoded
-document for the pointers. Nothing here ever returns or repeats the digits.
+Reading is linear in the text and bounded. The text's UTF-8 bytes are mapped byte for
+byte to a skeleton (``bytes.translate``) in which nearly all of a body is cleared by
+``bytes`` searches; only the runs of digits and separators that can hold a card
+number are read, a run of ASCII digits alone directly, any other with one regular
+expression of bounded repetitions (no nested unbounded quantifier, so no
+backtracking blow-up) that finds every place where a card's shape starts; each
+window found costs a fixed amount of work, and one read makes at most
+:data:`MAX_CHECKS` such checks. :func:`scan_for_card_numbers` reads a whole request's
+JSON text in that one pass (exactly: it clears a document only if none of its strings,
+keys or numbers holds a card number) and walks the decoded document for pointers only
+when it found one. Nothing here ever returns or repeats the digits.
 """
 
 from __future__ import annotations

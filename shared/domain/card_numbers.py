@@ -139,6 +139,7 @@ _WINDOWS = _window_pattern(with_fractions=False)
 _JSON_WINDOWS = _window_pattern(with_fractions=True)
 _SEPARATOR_RUN = re.compile(f"{_S}+")
 _NOT_DIGITS = re.compile(r"\D+")
+_ASCII_SEPARATORS = dict.fromkeys(b"\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f -./_", None)
 _KINDS = {".": ".", "/": "/", "_": "_"}  # every other separator is a space or a dash
 _LENGTHS = issuer_lengths()
 # The lengths issued under each four-digit start by the prefixes of up to four digits,
@@ -219,7 +220,10 @@ def _window_is_card(kind: str, window: str) -> bool:
     if kind == "c":
         digits = _ascii(window)
         return _is_card_number(digits) and not _is_timestamp(digits)
-    digits = _ascii(_NOT_DIGITS.sub("", window))
+    if window.isascii():
+        digits = window.translate(_ASCII_SEPARATORS)
+    else:
+        digits = _ascii(_NOT_DIGITS.sub("", window))
     if not MIN_DIGITS <= len(digits) <= MAX_DIGITS or not _is_card_number(digits):
         return False
     if kind == "d":

@@ -13,16 +13,27 @@
   connections.
 
 Both print events per second and the p50 and p99 of one batch's round trip; the
-ratio is nudge's figure over the raw one. Everything is bounded: a fixed number of
-events, each wait with a deadline; the ingest process, its database and every topic
-the run made are gone afterwards.
+ratio is nudge's figure over the raw one.
+
+- card scan (``python -m bench.ingest scan``, no Kafka needed; also printed first by
+  the full run): what reading a body for card numbers costs, as ingest reads it
+  (:func:`services.ingest.intake.refuse_card_numbers`), in microseconds per KiB, on
+  clean bodies (the posted batches, a batch of UUID ids and epoch timestamps, the
+  same JSON with every non-ASCII character escaped) and on worst-case bodies of 4 MiB
+  (digits and spaces; digit runs in card groupings that fail the Luhn check; card
+  numbers); the scan is one pass, so its cost per KiB does not grow with the body.
+
+Everything is bounded: a fixed number of events, each wait with a deadline; the ingest
+process, its database and every topic the run made are gone afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -46,6 +57,8 @@ from sqlalchemy.engine import make_url
 
 from bench.common import DATABASE_URL, KAFKA, Figure, console, report, timed, unique
 from services.bootstrap import TOPICS
+from services.ingest.intake import MAX_BODY_BYTES, refuse_card_numbers
+from services.ingest.problems import Problem
 from shared.adapters.bus.kafka import KafkaBus
 from shared.synthetic import synthetic_events
 
@@ -54,6 +67,7 @@ HOST = "127.0.0.1"
 NUDGE = Path(sys.executable).with_name("nudge")
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 300.0
+REPEATS = 3
 
 
 # --- what is posted ----------------------------------------------------------------------
@@ -97,6 +111,80 @@ class Run:
         if len(self.latencies) < 2:
             return self.latencies[0] if self.latencies else float("nan")
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
+
+
+# --- the card scan ----------------------------------------------------------------------
+
+
+def _uuid4_text(rng: random.Random) -> str:
+    h = f"{rng.getrandbits(128) & ~(0xF000 << 64) | 0x4000 << 64:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _worst(text_of: Any, size: int = MAX_BODY_BYTES - 1024) -> bytes:
+    """A body of about ``size`` bytes (by default just under the limit, 4 MiB) whose one
+    customer id is ``text_of(size)``."""
+    shell = {"type": "identify", "event_id": "e-1", "occurred_at": "2026-01-05T10:00:00+00:00"}
+    return orjson.dumps({**shell, "customer": {"id": text_of(size)}})
+
+
+def scan_bodies(events: Sequence[dict[str, Any]]) -> list[tuple[str, list[bytes]]]:
+    """The bodies the card scan is measured on: clean ones, then the worst cases."""
+    rng = random.Random(11)
+    with_ids = [
+        {**e, "event_id": _uuid4_text(rng), "placed_ms": rng.randint(631152000000, 4102444800000)}
+        for e in events[:1000]
+    ]
+    batch = orjson.dumps({"events": with_ids})
+    cyrillic = [{**e, "note": "Корзина: 2 шт., 1 499 ₽ — спасибо"} for e in events[:1000]]
+    escaped = json.dumps({"events": cyrillic}).encode()  # ensure_ascii: \u escapes
+    grouped = "4111 1111 1111 1112 "  # a card grouping that fails the Luhn check
+    runs = "4111111111111112 "
+    return [
+        (f"clean: the posted batches ({BATCH} purchases)", bodies(events)),
+        ("clean: 1000 events, UUID ids and epoch ms", [batch]),
+        ("clean: 1000 events, Cyrillic, ensure_ascii", [escaped]),
+        ('worst: 4 MiB of "1 1 1 ..."', [_worst(lambda n: "1 " * (n // 2))]),
+        ("worst: 4 MiB of 4-4-4-4 groups, no card", [_worst(lambda n: grouped * (n // 20))]),
+        ("worst: 4 MiB of 16-digit runs, no card", [_worst(lambda n: runs * (n // 17))]),
+        ("worst: 4 MiB of one digit run", [_worst(lambda n: "1" * n)]),
+        ("worst: 4 MiB of card numbers", [_worst(lambda n: "4111 1111 1111 1111 " * (n // 20))]),
+    ]  # fmt: skip
+
+
+def _screen(body: bytes) -> tuple[float, str]:
+    """Seconds ingest takes to read ``body`` (already parsed) for card numbers; the verdict."""
+    payload = orjson.loads(body)
+    items, prefix = (payload["events"], "/events/{}") if "events" in payload else ([payload], "")
+    started = time.perf_counter()
+    try:
+        refuse_card_numbers(items, prefix)
+        verdict = "clear"
+    except Problem as problem:
+        verdict = "refused" + (" (bound reached)" if "too many" in problem.detail else "")
+    return time.perf_counter() - started, verdict
+
+
+def card_scan(events: Sequence[dict[str, Any]] | None = None) -> None:
+    """Print the card scan's cost per KiB on each kind of body (see the module's docstring)."""
+    table = Table(title="card scan: reading a body for card numbers, as ingest does")
+    for column in ("body", "KiB", "ms", "µs per KiB", "verdict"):
+        table.add_column(column, justify="left" if column in ("body", "verdict") else "right")
+    for name, posted in scan_bodies(events or realistic_events(2000)):
+        kib = sum(map(len, posted)) / 1024
+        seconds, verdicts = float("inf"), set()
+        for _ in range(REPEATS):  # the best of a few: the least disturbed by the machine
+            spent = 0.0
+            for body in posted:
+                took, verdict = _screen(body)
+                spent += took
+                verdicts.add(verdict)
+            seconds = min(seconds, spent)
+        table.add_row(
+            name, f"{kib:,.0f}", f"{seconds * 1000:,.1f}", f"{seconds * 1e6 / kib:,.1f}",
+            ", ".join(sorted(verdicts)),
+        )  # fmt: skip
+    console.print(table)
 
 
 # --- the load generator: the second process -----------------------------------------------
@@ -381,6 +469,7 @@ async def main(count: int, connections: int = 8, workers: int = 1) -> None:
         f"ingest benchmark: {len(events)} purchase events in batches of {BATCH}, "
         f"{connections} connections, {workers} ingest worker processes, Kafka {KAFKA}"
     )
+    card_scan(events)
     with tempfile.TemporaryDirectory(prefix="nudge-bench-ingest-") as work:
         nudge = await nudge_ingest(events, connections, Path(work), workers)
     raw = await raw_produce(events, connections)
@@ -397,6 +486,11 @@ async def main(count: int, connections: int = 8, workers: int = 1) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["scan"]:
+        card_scan()
+        sys.exit()
     if sys.argv[1:2] != ["load"]:
-        sys.exit("usage: python -m bench.ingest load URL FILE CONNECTIONS (see python -m bench)")
+        sys.exit(
+            "usage: python -m bench.ingest scan | load URL FILE CONNECTIONS (see python -m bench)"
+        )
     load_generator(sys.argv[2:])

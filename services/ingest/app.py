@@ -8,7 +8,9 @@ through :mod:`services.ingest.intake`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +23,7 @@ from services.bootstrap import token_hmac_key, unsubscribe_key
 from services.ingest.auth import EventsWriter, Guard, refuse_other_stores
 from services.ingest.intake import (
     MAX_BODY_BYTES,
+    OFF_LOOP_BYTES,
     EventPublisher,
     IngestMetrics,
     parse_json,
@@ -38,7 +41,6 @@ from services.ingest.rate_limit import RateLimiter
 from services.ingest.unsubscribe import unsubscribe_router
 from services.ingest.webhooks import webhook_router
 from shared.adapters.clock import SystemClock
-from shared.domain.card_numbers import may_hold_card_number
 from shared.domain.events import (
     EVENT_TYPES,
     AnyEvent,
@@ -72,19 +74,15 @@ def _pointer(prefix: str, loc: tuple[int | str, ...]) -> str:
 
 
 def validate_events(
-    payload: Any,
-    *,
-    default_region: str | None = None,
-    body: bytes | None = None,
-    plausible: Plausible | None = None,
+    payload: Any, *, default_region: str | None = None, plausible: Plausible | None = None
 ) -> list[AnyEvent]:
     """The events of a request body, or a :class:`Problem` naming every bad one.
 
-    Card numbers are looked for first, in the raw JSON of every event: a request
-    carrying one is refused as ``card-number`` before any other check could repeat
-    a value of it. ``body`` is the request body as sent, when there is one: the events'
-    fields are walked only if the body as a whole may hold a card number. ``default_region``
-    reads phones written without a country code; ``plausible`` bounds when events occurred.
+    Card numbers are looked for first, in every string, key and number of the events
+    (:func:`~services.ingest.intake.refuse_card_numbers`): a request carrying one is
+    refused as ``card-number`` before any other check could repeat a value of it.
+    ``default_region`` reads phones written without a country code; ``plausible`` bounds
+    when events occurred.
     """
     if isinstance(payload, dict) and "events" in payload:
         items, prefix = payload["events"], "/events/{}"
@@ -104,8 +102,7 @@ def validate_events(
             )
     else:
         items, prefix = [payload], ""
-    if body is None or may_hold_card_number(body):
-        refuse_card_numbers(items, prefix)
+    refuse_card_numbers(items, prefix)
     events: list[AnyEvent] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -113,12 +110,14 @@ def validate_events(
             events.append(validate_event(item, default_region=default_region, plausible=plausible))
         except ValidationError as exc:
             for error in exc.errors(include_input=False, include_url=False):
-                loc = error["loc"]
+                loc, detail = error["loc"], error["msg"]
                 if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
                     loc = ("type",)
+                if error["type"] == "union_tag_invalid":  # its message quotes the tag sent
+                    detail = f"not an event type; expected one of {', '.join(EVENT_TYPES)}"
                 entry: dict[str, Any] = {
                     "pointer": _pointer(prefix.format(index), loc),
-                    "detail": error["msg"],
+                    "detail": detail,
                 }
                 if prefix:
                     entry = {"index": index, **entry}
@@ -236,12 +235,11 @@ def create_app(
         plausible = Plausible(
             settings.occurred_at_earliest, clock.now(), settings.occurred_at_max_future
         )
-        events = [
-            _hash_bank_card_token(event, token_key)
-            for event in validate_events(
-                payload, default_region=settings.default_region, body=body, plausible=plausible
-            )
-        ]
+        validate = partial(
+            validate_events, payload, default_region=settings.default_region, plausible=plausible
+        )
+        validated = await asyncio.to_thread(validate) if len(body) > OFF_LOOP_BYTES else validate()
+        events = [_hash_bank_card_token(event, token_key) for event in validated]
         batch = isinstance(payload, dict) and "events" in payload
         refuse_other_stores(key, [e.store_id for e in events], batch=batch)
         accepted, duplicates = await events_out.publish(events)

@@ -20,7 +20,7 @@ from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.ingest.problems import Problem
-from shared.domain.card_numbers import card_number_fields
+from shared.domain.card_numbers import MAX_CHECKS, scan_for_card_numbers
 from shared.domain.events import AnyEvent
 from shared.errors import BusUnavailable
 from shared.logging import get_logger
@@ -28,6 +28,7 @@ from shared.ports.bus import Publisher
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "OFF_LOOP_BYTES",
     "EventPublisher",
     "IngestMetrics",
     "parse_json",
@@ -37,6 +38,10 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+OFF_LOOP_BYTES = 64 * 1024
+"""A body larger than this is read for card numbers and validated in a worker thread,
+so that however it is made, it never holds up the event loop (``/healthz``, other
+requests) for longer than one thread switch."""
 
 log = get_logger(__name__)
 
@@ -104,29 +109,46 @@ def refuse_card_numbers(items: list[Any], prefix: str) -> None:
     """A ``card-number`` :class:`Problem` naming each field that holds one, never its digits.
 
     ``prefix`` is the pointer of each item, ``{}`` standing for its index (``/events/{}``),
-    or ``""`` for a lone item.
+    or ``""`` for a lone item. The items are read in one pass over their JSON text and
+    walked for pointers only when that found a card number
+    (:func:`~shared.domain.card_numbers.scan_for_card_numbers`). A key holding one is
+    named by the pointer of its object, never by a pointer through the key.
     """
+    scan = scan_for_card_numbers(items)
+    if scan.clear:
+        return
     errors: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        for found in card_number_fields(item):
-            entry: dict[str, Any] = {
-                "pointer": prefix.format(index) + found.pointer,
-                "detail": (
-                    "a key of this object looks like a card number"
-                    if found.in_key
-                    else "looks like a card number"
-                )
-                + "; card numbers are never accepted",
+    for found in scan.fields:
+        index_text, _, rest = found.pointer[1:].partition("/")
+        index = int(index_text)
+        entry: dict[str, Any] = {
+            "pointer": prefix.format(index) + (f"/{rest}" if rest else ""),
+            "detail": (
+                "a key of this object looks like a card number"
+                if found.in_key
+                else "looks like a card number"
+            )
+            + "; card numbers are never accepted",
+        }
+        errors.append({"index": index, **entry} if prefix else entry)
+    if scan.unread:
+        errors.append(
+            {
+                "pointer": "",
+                "detail": f"more than {MAX_CHECKS} numbers shaped like card numbers; "
+                "not read further, send fewer at once",
             }
-            errors.append({"index": index, **entry} if prefix else entry)
-    if errors:
-        log.warning("card number refused", pointers=[e["pointer"] for e in errors])
-        bad = len({e.get("index", 0) for e in errors})
-        raise Problem(
-            "card-number",
-            f"{bad} of {len(items)} events carry what looks like a card number; none was accepted",
-            errors,
         )
+    log.warning("card number refused", pointers=[e["pointer"] for e in errors])
+    bad = len({e["index"] for e in errors if "index" in e}) or 1
+    raise Problem(
+        "card-number",
+        f"{bad} of {len(items)} events carry what looks like a card number; none was accepted"
+        if not scan.unread
+        else f"the {len(items)} events carry too many numbers shaped like card numbers to "
+        "read; none was accepted",
+        errors,
+    )
 
 
 @dataclass

@@ -39,10 +39,11 @@ PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
     "card-number": (
         422,
         "Card number",
-        "An event carries what looks like a payment card number (a Luhn-valid run of 13 to "
-        "19 digits, with or without spaces or dashes), in a value or in a key; nudge never "
-        "accepts one, and nothing of the request was accepted. Each entry of `errors` names "
-        "the event's index and the JSON pointer of the field, never the digits. Send a bank "
+        "An event carries what looks like a payment card number (13 to 19 digits under a "
+        "card network's issuer prefix, Luhn-valid, contiguous or grouped as cards are "
+        "written), in a value, a number or a key; nudge never accepts one, and nothing of "
+        "the request was accepted. Each entry of `errors` names the event's index and the "
+        "JSON pointer of the field (of its object, for a key), never the digits. Send a bank "
         "card token in `customer.bank_card_token` instead.",
     ),
     "too-many-events": (422, "Too many events", "A batch holds at most 1000 events."),

@@ -4,7 +4,7 @@ A card number starts with its network's issuer identification number (IIN, the
 first six to eight digits, ISO/IEC 7812-1); each network publishes the prefixes it
 uses and the lengths its numbers take. This table is the one Wikipedia's "Payment
 card number" article keeps (section "Issuer identification number"), as read in
-2026, which in turn cites the networks' own rules; ``docs/api.md`` names it. A
+2026, which in turn cites the networks' own rules; ``docs/architecture.md`` names it. A
 prefix range is written as its first and last prefix, of equal length, both
 included. Numbers of 12 digits (some Maestro) are left out: nudge looks for 13 to 19.
 

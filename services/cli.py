@@ -703,10 +703,22 @@ TopicOption = Annotated[
 
 
 def _dead_letter_bus() -> tuple[Settings, Bus]:
+    """The bus whose dead letters: Kafka, or the embedded bus in the SQLite database (beside
+    a running ``nudge serve --embedded`` too: its consumers see a replay within a moment)."""
     from services import bootstrap  # noqa: PLC0415
+    from shared.adapters.store.migrate import upgrade  # noqa: PLC0415
 
     settings = _settings()
-    _refuse_memory_bus(settings)
+    if settings.bus != "kafka":
+        if not settings.db_url.startswith("sqlite"):
+            errors.print(
+                "The embedded bus lives in the embedded SQLite database, and NUDGE_DATABASE_URL "
+                "is not SQLite: set NUDGE_BUS=kafka for the production bus.",
+                style="red",
+                markup=False,
+            )
+            raise typer.Exit(2)
+        upgrade(settings.db_url)
     return settings, bootstrap.build_bus(settings)
 
 

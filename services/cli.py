@@ -172,6 +172,7 @@ async def _serve_all(settings: Settings) -> None:
     from services.console.wiring import build_console  # noqa: PLC0415
     from services.dispatcher.service import DispatcherService  # noqa: PLC0415
     from services.ingest.app import create_app  # noqa: PLC0415
+    from services.lifecycle import Gate  # noqa: PLC0415
     from services.segmenter.service import SegmenterService  # noqa: PLC0415
 
     runtime = await bootstrap(settings)
@@ -192,19 +193,80 @@ async def _serve_all(settings: Settings) -> None:
     mount_console(
         http, build_console(settings, runtime.store.engine, runtime.clock, runtime.api_keys)
     )
+    gate = Gate(http)
     server = _Server(
-        uvicorn.Config(http, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(gate, host=settings.http_host, port=settings.http_port, log_level="warning")
     )
-    await _until_signalled(server.stop, segmenter.stop, dispatcher.stop)
+    stopping = _stop_in_order(gate, server, runtime, segmenter.stop, dispatcher.stop)
     console.print(
         f"nudge on http://{settings.http_host}:{settings.http_port}: the console at /, "
         "the API's docs at /docs (console users: `nudge users create`)"
     )
     try:
-        await asyncio.gather(server.serve(), segmenter.run(), dispatcher.run())
+        await asyncio.gather(server.serve(), segmenter.run(), dispatcher.run(), stopping)
     finally:
         await publisher.close()
         await runtime.close()
+
+
+async def _stop_in_order(
+    gate: Any, server: _Server, runtime: Any, *stop_consumers: Callable[[], None]
+) -> None:
+    """Until a stop signal; then refuse new requests, finish those in flight, drain what was
+    accepted (on the embedded bus), and stop the server and the consumers
+    (:mod:`services.lifecycle`)."""
+    from services.lifecycle import drain, on_stop_signal  # noqa: PLC0415
+    from shared.adapters.bus.sqlite import SqliteBus  # noqa: PLC0415
+
+    signalled, hurry = asyncio.Event(), asyncio.Event()
+    on_stop_signal(
+        asyncio.get_running_loop(),
+        gate.close,
+        lambda: hurry.set() if signalled.is_set() else signalled.set(),
+    )
+    await signalled.wait()
+    settings, bus = runtime.settings, runtime.bus
+    timeout = settings.drain_timeout
+    console.print("stopping: new requests are refused (503); applying what was accepted")
+
+    async def in_order() -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await gate.settled()
+        if isinstance(bus, SqliteBus):
+            events, changes = settings.topic("events"), settings.topic("segment-changes")
+            await drain(
+                [
+                    lambda: bus.lag(settings.group("segmenter"), [events]),
+                    lambda: _unpublished_outbox(runtime),
+                    lambda: bus.lag(settings.group("dispatcher"), [changes]),
+                    lambda: bus.lag(settings.group("dispatcher-events"), [events]),
+                ],
+                timeout,
+            )
+
+    drained = asyncio.ensure_future(in_order())
+    await asyncio.wait(
+        {drained, asyncio.ensure_future(hurry.wait())}, return_when="FIRST_COMPLETED"
+    )
+    drained.cancel()
+    server.stop()
+    for stop in stop_consumers:
+        stop()
+
+
+async def _unpublished_outbox(runtime: Any) -> int:
+    from sqlalchemy import func, select  # noqa: PLC0415
+
+    from shared.adapters.store import schema  # noqa: PLC0415
+
+    async with runtime.store.engine.connect() as conn:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(schema.outbox)
+            .where(schema.outbox.c.published_at.is_(None))
+        )
+    return int(count or 0)
 
 
 @app.command()

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench import dispatcher, ingest, pipeline, segmenter, timers
+from bench import bus, dispatcher, ingest, pipeline, segmenter, timers
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
     "pipeline": lambda args: pipeline.main(args.events),
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]]
     "timers": lambda _args: timers.main(),
     "segmenter": lambda args: segmenter.main(args.events),
     "dispatcher": lambda _args: dispatcher.main(),
+    "bus": lambda args: bus.main(args.events),
 }
 
 

@@ -118,9 +118,9 @@ def _record(row: tuple[Any, ...]) -> Record:
         offset=offset,
         key=key,
         value=value,
-        headers=tuple(
-            (name, text.encode("latin-1")) for name, text in orjson.loads(headers or b"[]")
-        ),
+        headers=()
+        if headers is None
+        else tuple((name, text.encode("latin-1")) for name, text in orjson.loads(headers)),
         timestamp=datetime.fromtimestamp(at_ms / 1000, UTC),
     )
 

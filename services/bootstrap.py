@@ -106,6 +106,7 @@ def build_bus(settings: Settings) -> Bus:
         sqlite_path(settings.db_url),
         partitions=settings.kafka_partitions,
         publish_timeout=settings.publish_timeout,
+        retention=settings.bus_retention_hours * 3600,
     )
 
 

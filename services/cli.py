@@ -174,11 +174,17 @@ async def _serve_all(settings: Settings) -> None:
     from services.ingest.app import create_app  # noqa: PLC0415
     from services.lifecycle import Gate  # noqa: PLC0415
     from services.segmenter.service import SegmenterService  # noqa: PLC0415
+    from shared.adapters.bus.sqlite import ConsumedElsewhere  # noqa: PLC0415
 
     runtime = await bootstrap(settings)
     segmenter, dispatcher = SegmenterService(runtime), DispatcherService(runtime)
-    await segmenter.start()
-    await dispatcher.start()
+    try:
+        await segmenter.start()
+        await dispatcher.start()
+    except ConsumedElsewhere as exc:
+        await runtime.close()
+        errors.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2) from None
     publisher = runtime.bus.publisher()
     http = create_app(
         settings,
@@ -681,9 +687,11 @@ def replay(
                 )
             return await replaying.replay_production(settings, found, summary, published)
 
+        from shared.adapters.bus.sqlite import ConsumedElsewhere  # noqa: PLC0415
+
         try:
             done = asyncio.run(main())
-        except replaying.ReplayRefused as exc:
+        except (replaying.ReplayRefused, ConsumedElsewhere) as exc:
             bar.stop()
             errors.print(str(exc), style="red", markup=False)
             raise typer.Exit(1) from None

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.bus.memory import MemoryBus
-from shared.adapters.bus.sqlite import SqliteBus
+from shared.adapters.bus.sqlite import ConsumedElsewhere, SqliteBus
 from shared.adapters.store import schema
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.migrate import upgrade, upgrade_async
@@ -270,6 +270,51 @@ class TestSqliteBus(SharedPartitions, DurableBusContract):
             await other.close()
         assert values(await consumer.poll(10, 5.0)) == [b"from elsewhere"]
         await consumer.close()
+
+    async def test_one_process_at_a_time_consumes_a_database(
+        self, bus: Bus, topic: str, reopen: Callable[[], Bus]
+    ) -> None:
+        """Group membership lives in one process: a second consuming process is refused."""
+        first = await bus.consumer(infra.unique("g"), [topic])
+        elsewhere = reopen()
+        try:
+            with pytest.raises(ConsumedElsewhere):
+                await elsewhere.consumer(infra.unique("g"), [topic])
+            await elsewhere.publisher().publish(topic, [(b"k", b"publishing is fine")])
+        finally:
+            await elsewhere.close()
+        await first.close()
+        await bus.close()  # the lock goes with the bus (and with the process, however it ends)
+        after = reopen()
+        try:
+            consumer = await after.consumer(infra.unique("g"), [topic])
+            assert values(await take(consumer, 1)) == [b"publishing is fine"]
+        finally:
+            await after.close()
+
+    async def test_consumed_records_past_retention_are_pruned_and_offsets_go_on(
+        self, path: Path, topic: str
+    ) -> None:
+        bus = SqliteBus(path, retention=0)
+        try:
+            publisher = bus.publisher()
+            await publisher.publish(topic, [(b"k", f"{n}".encode()) for n in range(5)])
+            await publisher.publish(f"{topic}.dlq", [(b"k", b"dead letter")])
+            group, lagging = infra.unique("g"), infra.unique("g")
+            consumer = await bus.consumer(group, [topic])
+            await consumer.commit(await take(consumer, 5))
+            behind = await bus.consumer(lagging, [topic])
+            slower = await take(behind, 5)
+            await behind.commit(slower[:2])
+            assert await bus.prune() == 2, "what the slower group committed, and no more"
+            await behind.commit(slower)
+            assert await bus.prune() == 2, "the partition's last record stays"
+            assert values([r async for r in bus.read(f"{topic}.dlq")]) == [b"dead letter"]
+            await publisher.publish(topic, [(b"k", b"after the pruning")])
+            (record,) = await take(consumer, 1)
+            assert (record.value, record.offset) == (b"after the pruning", 5)
+        finally:
+            await bus.close()
 
     async def test_the_database_and_its_wal_are_private(
         self, bus: Bus, topic: str, path: Path

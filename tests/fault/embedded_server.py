@@ -56,7 +56,7 @@ class EmbeddedServer:
     async def create_key(self) -> str:
         """An ``events:write`` key, made as an operator makes one: ``nudge keys create``."""
         process = await asyncio.create_subprocess_exec(
-            *self._nudge("keys", "create", "--name", "fault shop", "--scope", "events:write"),
+            *self.command("keys", "create", "--name", "fault shop", "--scope", "events:write"),
             cwd=ROOT,
             env=self.environment,
             stdout=asyncio.subprocess.PIPE,
@@ -70,7 +70,7 @@ class EmbeddedServer:
         port = free_port()
         with self.log.open("ab") as out:
             process = await asyncio.create_subprocess_exec(
-                *self._nudge("serve", "--embedded", "--port", str(port)),
+                *self.command("serve", "--embedded", "--port", str(port)),
                 cwd=ROOT,
                 env=self.environment,
                 stdout=out,
@@ -90,7 +90,7 @@ class EmbeddedServer:
         await eventually(ready, timeout=60, interval=0.1, what="nudge serve --embedded to answer")
         return process
 
-    def _nudge(self, *args: str) -> list[str]:
+    def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "services.cli", *args]
 
     async def stop_all(self) -> None:

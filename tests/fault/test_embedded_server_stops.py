@@ -5,13 +5,15 @@ is accepted (regression: 1,200 of 1,200 accepted events lost to a SIGKILL, 1,600
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.fault.embedded_server import Answers, EmbeddedServer, Load
+from tests.fault.embedded_server import ROOT, Answers, EmbeddedServer, Load
+from tests.support.ports import free_port
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.fault]
@@ -90,3 +92,18 @@ async def test_a_sigterm_under_load_refuses_what_comes_after_and_applies_what_ca
         f"\nSIGTERM with {backlog} of {len(answers.accepted)} accepted events not applied yet; "
         f"{len(answers.after_signal)} requests after it answered 503; all applied"
     )
+
+
+async def test_a_second_server_on_the_same_data_dir_is_refused(server: EmbeddedServer) -> None:
+    """Consumer groups live in one process: a second one would apply the same events."""
+    await server.start()
+    second = await asyncio.create_subprocess_exec(
+        *server.command("serve", "--embedded", "--port", str(free_port())),
+        cwd=ROOT,
+        env=server.environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(second.communicate(), timeout=60)
+    assert second.returncode == 2
+    assert "another process consumes the embedded bus" in " ".join(err.decode().split())

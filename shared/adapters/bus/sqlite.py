@@ -16,20 +16,29 @@ Records (``bus_records``), topics (``bus_topics``) and committed offsets
 transaction is on disk (the WAL fsynced) before the call returns, and survives a
 SIGKILL and a power cut alike.
 
-Group membership lives in this object: the members of a group are this process's. Run
-one consuming process per database (``nudge serve --embedded``); other processes may
-publish and read (``nudge dlq``), and consumers notice their records within
-``wake_interval`` seconds. SQLite's calls run on two threads of the bus's own (one
-connection writing, one reading), never on the event loop.
+Group membership lives in this object: the members of a group are this process's, and
+one process at a time may consume (a lock on ``<database>.consumers``, released when the
+process ends, however it ends; a second one gets :class:`ConsumedElsewhere`). Other
+processes may publish and read (``nudge dlq``), and consumers notice their records
+within ``wake_interval`` seconds.
+
+Retention: a record older than ``retention`` seconds that every group reading its topic
+has committed is deleted (a partition's last record stays, so offsets go on from it);
+topics no group reads, such as the dead-letter topics, keep every record.
+
+SQLite's calls run on two threads of the bus's own (one connection writing, one
+reading), never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import itertools
 import math
+import os
 import sqlite3
 import time
 import zlib
@@ -42,16 +51,21 @@ from typing import Any, TypeVar
 import orjson
 
 from shared.adapters.files import private_sqlite_file
-from shared.errors import BusUnavailable, CommitFailed
+from shared.errors import BusError, BusUnavailable, CommitFailed
 from shared.ports.bus import Record
 
-__all__ = ["SqliteBus", "SqliteConsumer", "SqlitePublisher"]
+__all__ = ["ConsumedElsewhere", "SqliteBus", "SqliteConsumer", "SqlitePublisher"]
 
 T = TypeVar("T")
 Partition = tuple[str, int]
 
 _COLUMNS = "topic, partition_no, offset_no, key, value, headers, at_ms"
 _READ_PAGE = 500
+_PRUNE_CHUNK = 5000
+
+
+class ConsumedElsewhere(BusError):
+    """Another process consumes this database's bus: run one consuming process per file."""
 
 
 class _Connection:
@@ -155,14 +169,21 @@ class SqliteBus:
         partitions: int = 3,
         publish_timeout: float = 5.0,
         wake_interval: float = 0.1,
+        retention: float = 7 * 24 * 3600.0,
+        prune_interval: float = 600.0,
     ) -> None:
         """``path``: the SQLite database, migrated (``nudge db upgrade``, or the services'
         start); ``wake_interval``: how often an idle consumer looks for records another
-        process wrote (this process's own records wake it at once)."""
+        process wrote (this process's own records wake it at once); ``retention``: seconds
+        a consumed record is kept, looked at every ``prune_interval`` seconds of commits."""
         self.path = Path(path)
         self.partitions = partitions
         self.publish_timeout = publish_timeout
         self.wake_interval = wake_interval
+        self.retention = retention
+        self.prune_interval = prune_interval
+        self._pruned_at = time.monotonic()
+        self._lock: int | None = None
         self._writer = _Connection(self.path, "writer", publish_timeout)
         self._reader = _Connection(self.path, "reader", publish_timeout)
         self._topics: dict[str, int] = {}
@@ -178,6 +199,7 @@ class SqliteBus:
         return SqlitePublisher(self)
 
     async def consumer(self, group: str, topics: Sequence[str]) -> SqliteConsumer:
+        self._lock_consumers()
         await self.ensure_topics(topics)
         member = SqliteConsumer(self, group, tuple(topics))
         self._members.setdefault(group, []).append(member)
@@ -221,6 +243,26 @@ class SqliteBus:
                 await member.close()
         await self._writer.close()
         await self._reader.close()
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            os.close(lock)  # releases the lock
+
+    def _lock_consumers(self) -> None:
+        """Hold ``<database>.consumers`` while this bus has consumers; the kernel drops the
+        lock with the process, so a SIGKILL leaves nothing to clean up."""
+        if self._lock is not None:
+            return
+        path = self.path.with_name(self.path.name + ".consumers")
+        lock = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            raise ConsumedElsewhere(
+                f"another process consumes the embedded bus of {self.path} (a running "
+                "`nudge serve --embedded` on this data dir?): stop it first"
+            ) from None
+        self._lock = lock
 
     # --- inspection: the embedded server's drain, the tests ---------------------------
 
@@ -312,6 +354,50 @@ class SqliteBus:
                 )
 
         await self._writer.run(commit)
+        if time.monotonic() - self._pruned_at >= self.prune_interval:
+            self._pruned_at = time.monotonic()
+            await self.prune()
+
+    async def prune(self) -> int:
+        """Delete the records past their retention that every group reading their topic
+        has committed; how many. A chunk per transaction, so publishers wait little."""
+        cutoff = time.time_ns() // 1_000_000 - int(self.retention * 1000)
+
+        def prunable(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+            readers = dict(
+                conn.execute(
+                    "SELECT topic, COUNT(DISTINCT group_name) FROM bus_offsets GROUP BY topic"
+                ).fetchall()
+            )
+            found = []
+            for topic, partition, low, groups in conn.execute(
+                "SELECT topic, partition_no, MIN(committed), COUNT(*) FROM bus_offsets "
+                "GROUP BY topic, partition_no"
+            ).fetchall():
+                if groups == readers[topic]:  # every group has committed this partition
+                    # The partition's last record stays: the next offset follows it.
+                    found.append((topic, partition, min(low, _end(conn, topic, partition) - 1)))
+            return found
+
+        def chunk(conn: sqlite3.Connection, topic: str, partition: int, below: int) -> int:
+            with _transaction(conn):
+                return conn.execute(
+                    "DELETE FROM bus_records WHERE rowid IN (SELECT rowid FROM bus_records "
+                    "WHERE topic = ? AND partition_no = ? AND offset_no < ? AND at_ms <= ? "
+                    "ORDER BY offset_no LIMIT ?)",
+                    (topic, partition, below, cutoff, _PRUNE_CHUNK),
+                ).rowcount
+
+        deleted = 0
+        for topic, partition, below in await self._reader.run(prunable):
+            while True:
+                count = await self._writer.run(
+                    functools.partial(chunk, topic=topic, partition=partition, below=below)
+                )
+                deleted += count
+                if count < _PRUNE_CHUNK:
+                    break
+        return deleted
 
     def _notify(self) -> None:
         self._arrived.set()

@@ -21,6 +21,8 @@ from shared.ports.api_keys import SCOPES
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from services.bootstrap import Runtime
+    from services.lifecycle import Gate
     from shared.adapters.store.api_keys import SqlApiKeys
     from shared.ports.api_keys import ApiKey, Scope
     from shared.ports.bus import Bus
@@ -216,7 +218,7 @@ async def _serve_all(settings: Settings) -> None:
 
 
 async def _stop_in_order(
-    gate: Any, server: _Server, runtime: Any, *stop_consumers: Callable[[], None]
+    gate: Gate, server: _Server, runtime: Runtime, *stop_consumers: Callable[[], None]
 ) -> None:
     """Until a stop signal; then refuse new requests, finish those in flight, drain what was
     accepted (on the embedded bus), and stop the server and the consumers
@@ -251,17 +253,16 @@ async def _stop_in_order(
                 timeout,
             )
 
-    drained = asyncio.ensure_future(in_order())
-    await asyncio.wait(
-        {drained, asyncio.ensure_future(hurry.wait())}, return_when="FIRST_COMPLETED"
-    )
-    drained.cancel()
+    drained, hurried = asyncio.ensure_future(in_order()), asyncio.ensure_future(hurry.wait())
+    await asyncio.wait({drained, hurried}, return_when="FIRST_COMPLETED")
+    for task in (drained, hurried):
+        task.cancel()
     server.stop()
     for stop in stop_consumers:
         stop()
 
 
-async def _unpublished_outbox(runtime: Any) -> int:
+async def _unpublished_outbox(runtime: Runtime) -> int:
     from sqlalchemy import func, select  # noqa: PLC0415
 
     from shared.adapters.store import schema  # noqa: PLC0415

@@ -164,6 +164,12 @@ class DurableBusContract(BusContract):
     def reopen(self) -> Callable[[], Bus]:
         raise NotImplementedError
 
+    @pytest.fixture
+    async def bus(self, reopen: Callable[[], Bus]) -> AsyncIterator[Bus]:
+        bus = reopen()
+        yield bus
+        await bus.close()
+
     async def test_an_acknowledged_record_is_read_by_a_new_bus_after_close(
         self, bus: Bus, topic: str, reopen: Callable[[], Bus]
     ) -> None:
@@ -251,12 +257,6 @@ class TestSqliteBus(SharedPartitions, DurableBusContract):
     def reopen(self, path: Path) -> Callable[[], Bus]:
         return lambda: SqliteBus(path, wake_interval=0.02)
 
-    @pytest.fixture
-    async def bus(self, reopen: Callable[[], Bus]) -> AsyncIterator[Bus]:
-        bus = reopen()
-        yield bus
-        await bus.close()
-
     async def test_a_consumer_sees_records_another_process_wrote(
         self, bus: Bus, topic: str, reopen: Callable[[], Bus]
     ) -> None:
@@ -329,12 +329,6 @@ class TestKafkaBus(DurableBusContract):
     @pytest.fixture
     def reopen(self, kafka_bootstrap: str) -> Callable[[], Bus]:
         return lambda: KafkaBus(kafka_bootstrap, publish_timeout=10)
-
-    @pytest.fixture
-    async def bus(self, reopen: Callable[[], Bus]) -> AsyncIterator[Bus]:
-        bus = reopen()
-        yield bus
-        await bus.close()
 
 
 async def test_a_kafka_publisher_ping_says_when_no_broker_answers() -> None:

@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from shared.adapters.bus.groups import Groups
 from shared.adapters.files import private_sqlite_file
 from shared.errors import BusError, BusUnavailable, CommitFailed
 from shared.ports.bus import Record
@@ -187,8 +188,7 @@ class SqliteBus:
         self._writer = _Connection(self.path, "writer", publish_timeout)
         self._reader = _Connection(self.path, "reader", publish_timeout)
         self._topics: dict[str, int] = {}
-        self._members: dict[str, list[SqliteConsumer]] = {}
-        self._generation: dict[str, int] = {}
+        self._groups: Groups[SqliteConsumer] = Groups(self._notify)
         self._round_robin = itertools.count()
         self._arrived = asyncio.Event()
         self._closed = False
@@ -202,8 +202,7 @@ class SqliteBus:
         self._lock_consumers()
         await self.ensure_topics(topics)
         member = SqliteConsumer(self, group, tuple(topics))
-        self._members.setdefault(group, []).append(member)
-        self._rebalance(group)
+        self._groups.join(member)
         return member
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
@@ -238,9 +237,8 @@ class SqliteBus:
         if self._closed:
             return
         self._closed = True
-        for members in list(self._members.values()):
-            for member in list(members):
-                await member.close()
+        for member in self._groups.everyone():
+            await member.close()
         await self._writer.close()
         await self._reader.close()
         if self._lock is not None:
@@ -403,21 +401,8 @@ class SqliteBus:
         self._arrived.set()
         self._arrived = asyncio.Event()
 
-    def _rebalance(self, group: str) -> None:
-        self._generation[group] = self._generation.get(group, 0) + 1
-        self._notify()
-
     def _assignment(self, member: SqliteConsumer) -> list[Partition]:
-        members = self._members.get(member.group, [])
-        if member not in members:
-            return []
-        index, count = members.index(member), len(members)
-        return [
-            (topic, p)
-            for topic in member.topics
-            for p in range(self._topics.get(topic, 0))
-            if p % count == index
-        ]
+        return self._groups.assignment(member, lambda topic: self._topics.get(topic, 0))
 
 
 def _committed(conn: sqlite3.Connection, group: str, topic: str, partition: int) -> int:
@@ -459,7 +444,7 @@ class SqliteConsumer:
 
     async def _sync(self) -> None:
         """After a rebalance, start every partition given at the group's committed offset."""
-        generation = self._bus._generation.get(self.group, 0)
+        generation = self._bus._groups.generation(self.group)
         if generation == self._generation:
             return
         assigned = self._bus._assignment(self)
@@ -469,7 +454,7 @@ class SqliteConsumer:
             return {tp: _committed(conn, group, *tp) for tp in assigned}
 
         positions = await self._bus._reader.run(committed)
-        if self._bus._generation.get(self.group, 0) == generation:
+        if self._bus._groups.generation(self.group) == generation:
             self._generation, self._positions = generation, positions
 
     async def _take(self, max_records: int) -> list[Record]:
@@ -490,7 +475,7 @@ class SqliteConsumer:
 
         generation = self._generation
         records = (await self._bus._reader.run(fetch))[:max_records]
-        if generation != self._bus._generation.get(self.group, 0):
+        if generation != self._bus._groups.generation(self.group):
             return []  # a rebalance meanwhile: what was read may be another member's now
         for record in records:
             tp = (record.topic, record.partition)
@@ -524,7 +509,4 @@ class SqliteConsumer:
         await self._bus._commit(self.group, ends)
 
     async def close(self) -> None:
-        members = self._bus._members.get(self.group, [])
-        if self in members:
-            members.remove(self)
-            self._bus._rebalance(self.group)
+        self._bus._groups.leave(self)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bench import dispatcher, ingest, pipeline, segmenter, timers
+from bench import bus, dispatcher, ingest, pipeline, segmenter, timers
 from bench.common import write_json
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]]
     "timers": lambda _args: timers.main(),
     "segmenter": lambda args: segmenter.main(args.events),
     "dispatcher": lambda _args: dispatcher.main(),
+    "bus": lambda args: bus.main(args.events),
 }
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TypedDict
 
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from shared.adapters.bus.kafka import KafkaBus
-from shared.adapters.bus.memory import MemoryBus
+from shared.adapters.bus.sqlite import SqliteBus
 from shared.adapters.clock import SystemClock
+from shared.adapters.files import private_dir
 from shared.adapters.providers.email import EmlFolderProvider, SmtpProvider
 from shared.adapters.providers.factories import build_push_provider, build_sms_provider
 from shared.adapters.providers.metrics import ProviderMetrics
@@ -56,6 +58,7 @@ __all__ = [
     "build_email",
     "build_renderer",
     "kept_key",
+    "sqlite_path",
     "token_hmac_key",
     "unsubscribe_key",
 ]
@@ -105,7 +108,23 @@ def build_bus(settings: Settings) -> Bus:
             partitions=settings.kafka_partitions,
             publish_timeout=settings.publish_timeout,
         )
-    return MemoryBus(partitions=settings.kafka_partitions)
+    return SqliteBus(
+        sqlite_path(settings.db_url),
+        partitions=settings.kafka_partitions,
+        publish_timeout=settings.publish_timeout,
+        retention=settings.bus_retention_hours * 3600,
+    )
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of an SQLite database URL: where the embedded bus keeps its records."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        raise ValueError(
+            "the embedded bus keeps its records in the embedded SQLite database, and the "
+            "database is not an SQLite file: set NUDGE_BUS=kafka, or a sqlite+aiosqlite:/// URL"
+        )
+    return Path(parsed.database)
 
 
 def build_sms(
@@ -307,7 +326,7 @@ def kept_key(
 
 
 def _write_new_key(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.")  # 0600
     try:
         with os.fdopen(descriptor, "w", encoding="ascii") as file:

@@ -21,6 +21,8 @@ from shared.ports.api_keys import SCOPES
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from services.bootstrap import Runtime
+    from services.lifecycle import Gate
     from shared.adapters.store.api_keys import SqlApiKeys
     from shared.ports.api_keys import ApiKey, Scope
     from shared.ports.bus import Bus
@@ -172,12 +174,19 @@ async def _serve_all(settings: Settings) -> None:
     from services.console.wiring import build_console  # noqa: PLC0415
     from services.dispatcher.service import DispatcherService  # noqa: PLC0415
     from services.ingest.app import create_app  # noqa: PLC0415
+    from services.lifecycle import Gate  # noqa: PLC0415
     from services.segmenter.service import SegmenterService  # noqa: PLC0415
+    from shared.adapters.bus.sqlite import ConsumedElsewhere  # noqa: PLC0415
 
     runtime = await bootstrap(settings)
     segmenter, dispatcher = SegmenterService(runtime), DispatcherService(runtime)
-    await segmenter.start()
-    await dispatcher.start()
+    try:
+        await segmenter.start()
+        await dispatcher.start()
+    except ConsumedElsewhere as exc:
+        await runtime.close()
+        errors.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2) from None
     publisher = runtime.bus.publisher()
     http = create_app(
         settings,
@@ -192,19 +201,79 @@ async def _serve_all(settings: Settings) -> None:
     mount_console(
         http, build_console(settings, runtime.store.engine, runtime.clock, runtime.api_keys)
     )
+    gate = Gate(http)
     server = _Server(
-        uvicorn.Config(http, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(gate, host=settings.http_host, port=settings.http_port, log_level="warning")
     )
-    await _until_signalled(server.stop, segmenter.stop, dispatcher.stop)
+    stopping = _stop_in_order(gate, server, runtime, segmenter.stop, dispatcher.stop)
     console.print(
         f"nudge on http://{settings.http_host}:{settings.http_port}: the console at /, "
         "the API's docs at /docs (console users: `nudge users create`)"
     )
     try:
-        await asyncio.gather(server.serve(), segmenter.run(), dispatcher.run())
+        await asyncio.gather(server.serve(), segmenter.run(), dispatcher.run(), stopping)
     finally:
         await publisher.close()
         await runtime.close()
+
+
+async def _stop_in_order(
+    gate: Gate, server: _Server, runtime: Runtime, *stop_consumers: Callable[[], None]
+) -> None:
+    """Until a stop signal; then refuse new requests, finish those in flight, drain what was
+    accepted (on the embedded bus), and stop the server and the consumers
+    (:mod:`services.lifecycle`)."""
+    from services.lifecycle import drain, on_stop_signal  # noqa: PLC0415
+    from shared.adapters.bus.sqlite import SqliteBus  # noqa: PLC0415
+
+    signalled, hurry = asyncio.Event(), asyncio.Event()
+    on_stop_signal(
+        asyncio.get_running_loop(),
+        gate.close,
+        lambda: hurry.set() if signalled.is_set() else signalled.set(),
+    )
+    await signalled.wait()
+    settings, bus = runtime.settings, runtime.bus
+    timeout = settings.drain_timeout
+    console.print("stopping: new requests are refused (503); applying what was accepted")
+
+    async def in_order() -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await gate.settled()
+        if isinstance(bus, SqliteBus):
+            events, changes = settings.topic("events"), settings.topic("segment-changes")
+            await drain(
+                [
+                    lambda: bus.lag(settings.group("segmenter"), [events]),
+                    lambda: _unpublished_outbox(runtime),
+                    lambda: bus.lag(settings.group("dispatcher"), [changes]),
+                    lambda: bus.lag(settings.group("dispatcher-events"), [events]),
+                ],
+                timeout,
+            )
+
+    drained, hurried = asyncio.ensure_future(in_order()), asyncio.ensure_future(hurry.wait())
+    await asyncio.wait({drained, hurried}, return_when="FIRST_COMPLETED")
+    for task in (drained, hurried):
+        task.cancel()
+    server.stop()
+    for stop in stop_consumers:
+        stop()
+
+
+async def _unpublished_outbox(runtime: Runtime) -> int:
+    from sqlalchemy import func, select  # noqa: PLC0415
+
+    from shared.adapters.store import schema  # noqa: PLC0415
+
+    async with runtime.store.engine.connect() as conn:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(schema.outbox)
+            .where(schema.outbox.c.published_at.is_(None))
+        )
+    return int(count or 0)
 
 
 @app.command()
@@ -619,9 +688,11 @@ def replay(
                 )
             return await replaying.replay_production(settings, found, summary, published)
 
+        from shared.adapters.bus.sqlite import ConsumedElsewhere  # noqa: PLC0415
+
         try:
             done = asyncio.run(main())
-        except replaying.ReplayRefused as exc:
+        except (replaying.ReplayRefused, ConsumedElsewhere) as exc:
             bar.stop()
             errors.print(str(exc), style="red", markup=False)
             raise typer.Exit(1) from None
@@ -703,10 +774,22 @@ TopicOption = Annotated[
 
 
 def _dead_letter_bus() -> tuple[Settings, Bus]:
+    """The bus whose dead letters: Kafka, or the embedded bus in the SQLite database (beside
+    a running ``nudge serve --embedded`` too: its consumers see a replay within a moment)."""
     from services import bootstrap  # noqa: PLC0415
+    from shared.adapters.store.migrate import upgrade  # noqa: PLC0415
 
     settings = _settings()
-    _refuse_memory_bus(settings)
+    if settings.bus != "kafka":
+        if not settings.db_url.startswith("sqlite"):
+            errors.print(
+                "The embedded bus lives in the embedded SQLite database, and NUDGE_DATABASE_URL "
+                "is not SQLite: set NUDGE_BUS=kafka for the production bus.",
+                style="red",
+                markup=False,
+            )
+            raise typer.Exit(2)
+        upgrade(settings.db_url)
     return settings, bootstrap.build_bus(settings)
 
 

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.bootstrap import bootstrap
 from services.embedded import Pipeline
 from services.segmenter.snapshots import record_segment_sizes
-from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider
 from shared.adapters.store.console_queries import SqlConsoleQueries
@@ -88,9 +87,9 @@ async def run_demo(
     # The database nudge serve --embedded opens with NUDGE_DATA_DIR=<out>.
     settings = Settings(data_dir=out, database_url=f"sqlite+aiosqlite:///{out / 'nudge.db'}")
     clock = SimulatedClock(start)
-    bus = MemoryBus(partitions=settings.kafka_partitions)
     email = EmlFolderProvider(out / "email", settings.smtp_sender)
-    runtime = await bootstrap(settings, clock=clock, bus=bus, email=email)
+    # The embedded bus, durable in nudge.db, as `nudge serve --embedded` has it.
+    runtime = await bootstrap(settings, clock=clock, email=email)
     summary = DemoSummary(customers=customers, days=days, out=out)
     events = list(synthetic_events(customers, days, seed, start))
     by_day = {
@@ -125,7 +124,10 @@ async def run_demo(
         await SqlUsers(runtime.store.engine, clock=clock).create(
             summary.console_user, summary.console_password, "marketer"
         )
-        changes = [decode_change(r.value) for r in bus.records(settings.topic("segment-changes"))]
+        changes = [
+            decode_change(r.value)
+            async for r in runtime.bus.read(settings.topic("segment-changes"))
+        ]
         summary.segment_entries.update(
             c.segment for c in changes if isinstance(c, MembershipChange) and c.kind == "entered"
         )

@@ -203,6 +203,18 @@ class Settings(BaseSettings):
     poll_timeout: float = Field(default=0.5, gt=0)
     timer_interval: float = Field(default=1.0, gt=0, description="seconds between timer ticks")
     relay_interval: float = Field(default=0.05, gt=0, description="outbox relay idle wait")
+    bus_retention_hours: float = Field(
+        default=168.0,
+        ge=0,
+        description="embedded bus: hours a record every group reading its topic has "
+        "committed is kept (dead-letter topics keep every record)",
+    )
+    drain_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds `nudge serve` spends on SIGTERM applying what it accepted "
+        "(embedded bus) before it stops; what is left is applied at the next start",
+    )
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(

@@ -1,13 +1,16 @@
-"""``nudge dlq list`` and ``nudge dlq replay`` on the embedded pipeline's in-process bus.
+"""``nudge dlq list`` and ``nudge dlq replay`` on the embedded bus, kept in SQLite.
 
 A release with a bug dead-letters one buyer's purchase; the operator lists it, deploys
-the fix, replays it: the purchase lands once, and replaying again sends nothing.
+the fix, replays it: the purchase lands once, and replaying again sends nothing. The
+commands run as an operator runs them next to ``nudge serve --embedded``: on the same
+database file, with a bus of their own; dead letters outlive the process that made them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +18,11 @@ import pytest
 import structlog
 from typer.testing import CliRunner, Result
 
-from services import bootstrap as composition
 from services.bootstrap import bootstrap
 from services.cli import app
 from services.embedded import Pipeline
 from services.segmenter.handlers import Segmenter
-from shared.adapters.bus.memory import MemoryBus, MemoryConsumer, MemoryPublisher
+from shared.adapters.bus.sqlite import SqliteBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider
 from shared.ports.bus import Record
@@ -29,30 +31,6 @@ from tests.conftest import T0
 from tests.e2e.stacks import purchase
 
 runner = CliRunner()
-
-
-class LentBus:
-    """The pipeline's bus, lent to a command: the command may close it, the owner does."""
-
-    def __init__(self, bus: MemoryBus) -> None:
-        self.bus = bus
-
-    def publisher(self) -> MemoryPublisher:
-        return self.bus.publisher()
-
-    async def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
-        return await self.bus.consumer(group, topics)
-
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
-        await self.bus.ensure_topics(topics)
-
-    def read(
-        self, topic: str, start: Mapping[int, int] | None = None
-    ) -> AsyncGenerator[Record, None]:
-        return self.bus.read(topic, start)
-
-    async def close(self) -> None:
-        return None
 
 
 @pytest.fixture
@@ -70,33 +48,41 @@ def release(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     return state
 
 
+@asynccontextmanager
+async def embedded(settings: Settings, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """The embedded pipeline on ``settings``' database, its bus the durable one."""
+    runtime = await bootstrap(
+        settings,
+        clock=SimulatedClock(T0),
+        email=EmlFolderProvider(tmp_path / "mail", "shop@nudge.local"),
+    )
+    assert isinstance(runtime.bus, SqliteBus)
+    try:
+        async with Pipeline(runtime) as pipeline:
+            yield pipeline
+    finally:
+        await runtime.close()
+
+
 @pytest.fixture
 async def pipeline(
     release: dict[str, bool], embedded_settings: Settings, tmp_path: Path
 ) -> AsyncIterator[Pipeline]:
-    runtime = await bootstrap(
-        embedded_settings,
-        clock=SimulatedClock(T0),
-        bus=MemoryBus(),
-        email=EmlFolderProvider(tmp_path / "mail", "shop@nudge.local"),
-    )
-    async with Pipeline(runtime) as pipeline:
+    async with embedded(embedded_settings, tmp_path) as pipeline:
         yield pipeline
-    await runtime.close()
 
 
 @pytest.fixture(autouse=True)
-def _cli_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The commands as on production, their bus the pipeline's (lent by ``lend``)."""
-    monkeypatch.setenv("NUDGE_BUS", "kafka")
+def _cli_settings(
+    monkeypatch: pytest.MonkeyPatch, embedded_settings: Settings, tmp_path: Path
+) -> Iterator[None]:
+    """The commands on the pipeline's database, as an operator beside the server runs them."""
+    assert embedded_settings.database_url is not None
+    monkeypatch.setenv("NUDGE_BUS", "memory")
+    monkeypatch.setenv("NUDGE_DATABASE_URL", embedded_settings.database_url)
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
     yield
     structlog.reset_defaults()
-
-
-def lend(monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline) -> None:
-    bus = pipeline.runtime.bus
-    assert isinstance(bus, MemoryBus)
-    monkeypatch.setattr(composition, "build_bus", lambda settings: LentBus(bus))
 
 
 async def nudge(*args: str) -> Result:
@@ -111,9 +97,8 @@ async def orders_of(pipeline: Pipeline, customer_id: str) -> Any:
 
 
 async def test_a_dead_letter_is_listed_then_replayed_once_after_the_fix(
-    pipeline: Pipeline, release: dict[str, bool], monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, release: dict[str, bool]
 ) -> None:
-    lend(monkeypatch, pipeline)
     await pipeline.post_events(
         [
             purchase("p-lucky", T0, customer={"id": "lucky-buyer"}),
@@ -158,9 +143,8 @@ async def test_a_dead_letter_is_listed_then_replayed_once_after_the_fix(
 
 
 async def test_replaying_names_what_holds_no_dead_letter(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline,
 ) -> None:
-    lend(monkeypatch, pipeline)
     result = await nudge("dlq", "replay", "--offset", "0:99")
     assert result.exit_code == 1
     assert "0:99 holds no dead letter" in result.stderr
@@ -173,8 +157,29 @@ def test_replay_needs_offsets_or_all() -> None:
     assert "PARTITION:OFFSET" in bad.output
 
 
-def test_dead_letters_need_the_shared_bus(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NUDGE_BUS", "memory")
+async def test_dead_letters_outlive_the_process_that_made_them(
+    release: dict[str, bool], embedded_settings: Settings, tmp_path: Path
+) -> None:
+    """Regression: embedded dead letters lived in memory and vanished at restart."""
+    async with embedded(embedded_settings, tmp_path) as before:
+        await before.post_events([purchase("p-unlucky", T0, customer={"id": "unlucky-buyer"})])
+        await before.settle()
+    listed = await nudge("dlq", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "1 waiting" in listed.output
+
+    release["fixed"] = True
+    replayed = await nudge("dlq", "replay", "--all")
+    assert "1 dead letters replayed" in replayed.output
+    async with embedded(embedded_settings, tmp_path) as after:
+        await after.settle()
+        assert await orders_of(after, "unlucky-buyer") == 1
+
+
+def test_dead_letters_need_an_sqlite_database_without_kafka(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NUDGE_DATABASE_URL", "postgresql+asyncpg://nudge@127.0.0.1:1/none")
     result = runner.invoke(app, ["dlq", "list"])
     assert result.exit_code == 2
-    assert "NUDGE_BUS=kafka" in result.output
+    assert "NUDGE_BUS=kafka" in result.stderr

@@ -1,16 +1,28 @@
-"""One contract for the bus port, run against the in-process bus and real Kafka."""
+"""One contract for the bus port, run against the in-memory bus, the embedded SQLite bus
+and real Kafka; the durable ones (SQLite, Kafka) also keep records and offsets across a
+new bus instance."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import stat
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
 
 from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.bus.memory import MemoryBus
-from shared.errors import BusUnavailable
+from shared.adapters.bus.sqlite import ConsumedElsewhere, SqliteBus
+from shared.adapters.store import schema
+from shared.adapters.store.engine import open_store
+from shared.adapters.store.migrate import upgrade, upgrade_async
+from shared.errors import BusUnavailable, CommitFailed
 from shared.ports.bus import Bus, Consumer, Record
 from tests.support import infra
 from tests.support.ports import free_port
@@ -144,13 +156,61 @@ class BusContract:
         assert [r async for r in bus.read(topic)] == []
 
 
-class TestMemoryBus(BusContract):
+class DurableBusContract(BusContract):
+    """What a bus that keeps its records promises beyond the port: ``reopen`` gives a new
+    bus instance on the same storage (the same broker, the same database file)."""
+
     @pytest.fixture
-    async def bus(self) -> AsyncIterator[Bus]:
-        bus = MemoryBus()
+    def reopen(self) -> Callable[[], Bus]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def bus(self, reopen: Callable[[], Bus]) -> AsyncIterator[Bus]:
+        bus = reopen()
         yield bus
         await bus.close()
 
+    async def test_an_acknowledged_record_is_read_by_a_new_bus_after_close(
+        self, bus: Bus, topic: str, reopen: Callable[[], Bus]
+    ) -> None:
+        publisher = bus.publisher()
+        await publisher.publish(topic, [(b"k", b"acknowledged"), (None, b"no key")])
+        await publisher.close()
+        await bus.close()
+        again = reopen()
+        try:
+            consumer = await again.consumer(infra.unique("g"), [topic])
+            assert sorted(values(await take(consumer, 2))) == [b"acknowledged", b"no key"]
+            await consumer.close()
+            assert sorted(values([r async for r in again.read(topic)])) == [
+                b"acknowledged",
+                b"no key",
+            ]
+        finally:
+            await again.close()
+
+    async def test_committed_offsets_survive_a_reopen(
+        self, bus: Bus, topic: str, reopen: Callable[[], Bus]
+    ) -> None:
+        publisher = bus.publisher()
+        await publisher.publish(topic, [(b"k", b"a"), (b"k", b"b"), (b"k", b"c")])
+        group = infra.unique("g")
+        first = await bus.consumer(group, [topic])
+        got = await take(first, 3)
+        await first.commit(got[:2])
+        await first.close()
+        await publisher.close()
+        await bus.close()
+        again = reopen()
+        try:
+            second = await again.consumer(group, [topic])
+            assert values(await take(second, 1)) == [b"c"]
+            await second.close()
+        finally:
+            await again.close()
+
+
+class SharedPartitions:
     async def test_members_of_a_group_share_the_partitions(self, bus: Bus, topic: str) -> None:
         publisher = bus.publisher()
         await publisher.publish(topic, [(f"k{n}".encode(), f"{n}".encode()) for n in range(30)])
@@ -163,14 +223,112 @@ class TestMemoryBus(BusContract):
         assert sorted(values(got_one + got_two)) == sorted(f"{n}".encode() for n in range(30))
         assert not {r.partition for r in got_one} & {r.partition for r in got_two}
 
+    async def test_a_member_leaving_hands_its_partitions_over(self, bus: Bus, topic: str) -> None:
+        publisher = bus.publisher()
+        await publisher.publish(topic, [(f"k{n}".encode(), f"{n}".encode()) for n in range(30)])
+        group = infra.unique("g")
+        one, two = await bus.consumer(group, [topic]), await bus.consumer(group, [topic])
+        mine = await one.poll(100, 0)
+        await one.commit(mine)
+        await two.close()
+        rest = await take(one, 30 - len(mine))
+        assert sorted(values(mine + rest)) == sorted(f"{n}".encode() for n in range(30))
+        with pytest.raises(CommitFailed):
+            await two.commit(rest[:1])
+        await one.close()
 
-@pytest.mark.kafka
-class TestKafkaBus(BusContract):
+
+class TestMemoryBus(SharedPartitions, BusContract):
     @pytest.fixture
-    async def bus(self, kafka_bootstrap: str) -> AsyncIterator[Bus]:
-        bus = KafkaBus(kafka_bootstrap, publish_timeout=10)
+    async def bus(self) -> AsyncIterator[Bus]:
+        bus = MemoryBus()
         yield bus
         await bus.close()
+
+
+class TestSqliteBus(SharedPartitions, DurableBusContract):
+    @pytest.fixture
+    def path(self, tmp_path: Path) -> Path:
+        path = tmp_path / "nudge.db"
+        upgrade(f"sqlite+aiosqlite:///{path}")
+        return path
+
+    @pytest.fixture
+    def reopen(self, path: Path) -> Callable[[], Bus]:
+        return lambda: SqliteBus(path, wake_interval=0.02)
+
+    async def test_a_consumer_sees_records_another_process_wrote(
+        self, bus: Bus, topic: str, reopen: Callable[[], Bus]
+    ) -> None:
+        """Another bus instance on the file stands for another process (`nudge dlq`)."""
+        consumer = await bus.consumer(infra.unique("g"), [topic])
+        assert await consumer.poll(10, 0) == []
+        other = reopen()
+        try:
+            await other.publisher().publish(topic, [(b"k", b"from elsewhere")])
+        finally:
+            await other.close()
+        assert values(await consumer.poll(10, 5.0)) == [b"from elsewhere"]
+        await consumer.close()
+
+    async def test_one_process_at_a_time_consumes_a_database(
+        self, bus: Bus, topic: str, reopen: Callable[[], Bus]
+    ) -> None:
+        """Group membership lives in one process: a second consuming process is refused."""
+        first = await bus.consumer(infra.unique("g"), [topic])
+        elsewhere = reopen()
+        try:
+            with pytest.raises(ConsumedElsewhere):
+                await elsewhere.consumer(infra.unique("g"), [topic])
+            await elsewhere.publisher().publish(topic, [(b"k", b"publishing is fine")])
+        finally:
+            await elsewhere.close()
+        await first.close()
+        await bus.close()  # the lock goes with the bus (and with the process, however it ends)
+        after = reopen()
+        try:
+            consumer = await after.consumer(infra.unique("g"), [topic])
+            assert values(await take(consumer, 1)) == [b"publishing is fine"]
+        finally:
+            await after.close()
+
+    async def test_consumed_records_past_retention_are_pruned_and_offsets_go_on(
+        self, path: Path, topic: str
+    ) -> None:
+        bus = SqliteBus(path, retention=0)
+        try:
+            publisher = bus.publisher()
+            await publisher.publish(topic, [(b"k", f"{n}".encode()) for n in range(5)])
+            await publisher.publish(f"{topic}.dlq", [(b"k", b"dead letter")])
+            group, lagging = infra.unique("g"), infra.unique("g")
+            consumer = await bus.consumer(group, [topic])
+            await consumer.commit(await take(consumer, 5))
+            behind = await bus.consumer(lagging, [topic])
+            slower = await take(behind, 5)
+            await behind.commit(slower[:2])
+            assert await bus.prune() == 2, "what the slower group committed, and no more"
+            await behind.commit(slower)
+            assert await bus.prune() == 2, "the partition's last record stays"
+            assert values([r async for r in bus.read(f"{topic}.dlq")]) == [b"dead letter"]
+            await publisher.publish(topic, [(b"k", b"after the pruning")])
+            (record,) = await take(consumer, 1)
+            assert (record.value, record.offset) == (b"after the pruning", 5)
+        finally:
+            await bus.close()
+
+    async def test_the_database_and_its_wal_are_private(
+        self, bus: Bus, topic: str, path: Path
+    ) -> None:
+        await bus.publisher().publish(topic, [(b"k", b"pii")])
+        for name in (path, path.with_name("nudge.db-wal"), path.with_name("nudge.db-shm")):
+            assert stat.S_IMODE(name.stat().st_mode) == 0o600, name
+
+
+@pytest.mark.kafka
+class TestKafkaBus(DurableBusContract):
+    @pytest.fixture
+    def reopen(self, kafka_bootstrap: str) -> Callable[[], Bus]:
+        return lambda: KafkaBus(kafka_bootstrap, publish_timeout=10)
 
 
 async def test_a_kafka_publisher_ping_says_when_no_broker_answers() -> None:
@@ -181,3 +339,30 @@ async def test_a_kafka_publisher_ping_says_when_no_broker_answers() -> None:
         await publisher.ping()
     await publisher.close()
     await bus.close()
+
+
+async def test_migration_0014_builds_the_bus_tables_schema_py_declares(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'nudge.db'}"
+    await upgrade_async(url)
+    store = open_store(url)
+
+    def differences(conn: Connection) -> list[Any]:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        mine = {"bus_topics", "bus_records", "bus_offsets"}
+        return [
+            d for d in compare_metadata(context, schema.metadata) if mine & set(map(str, _names(d)))
+        ]
+
+    try:
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(differences) == []
+    finally:
+        await store.close()
+
+
+def _names(diff: Any) -> list[str]:
+    if isinstance(diff, list):
+        return [name for item in diff for name in _names(item)]
+    return [getattr(p, "name", p) for p in diff if isinstance(p, str) or hasattr(p, "name")] + [
+        p.table.name for p in diff if getattr(p, "table", None) is not None
+    ]

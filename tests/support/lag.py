@@ -7,12 +7,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.bus.memory import MemoryBus
+from shared.adapters.bus.sqlite import SqliteBus
 from shared.ports.bus import Bus
 
 
 async def consumed_everything(bus: Bus, group: str, topic: str) -> bool:
     if isinstance(bus, MemoryBus):
         return bus.lag(group, [topic]) == 0
+    if isinstance(bus, SqliteBus):
+        return await bus.lag(group, [topic]) == 0
     assert isinstance(bus, KafkaBus)
     admin = AIOKafkaAdminClient(bootstrap_servers=bus.bootstrap_servers)
     consumer = AIOKafkaConsumer(bootstrap_servers=bus.bootstrap_servers)

@@ -1,4 +1,4 @@
-"""The in-process bus: Kafka's semantics that nudge relies on, with no broker.
+"""The in-memory bus: Kafka's semantics that nudge relies on, with no broker and no file.
 
 - records with the same key go to the same partition, in order;
 - a consumer group shares its topics' partitions among its members, and a member
@@ -6,8 +6,10 @@
 - delivery is at least once: a member starts every partition it is given at the
   group's committed offset, so whatever was not committed is delivered again.
 
-It lives in memory and dies with the process: it is for the embedded default
-(``nudge demo``, ``nudge serve --embedded``) and for tests.
+It lives in memory and dies with the process: it is for unit tests, which may stand it
+in for the embedded bus because it passes the same contract
+(``tests/contract/test_bus.py``); the embedded default keeps its records in SQLite
+(:mod:`shared.adapters.bus.sqlite`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import zlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import UTC, datetime
 
+from shared.adapters.bus.groups import Groups
 from shared.errors import CommitFailed
 from shared.ports.bus import Record
 
@@ -30,8 +33,7 @@ class MemoryBus:
         self.partitions = partitions
         self._logs: dict[str, list[list[Record]]] = {}
         self._committed: dict[tuple[str, str, int], int] = {}
-        self._members: dict[str, list[MemoryConsumer]] = {}
-        self._generation: dict[str, int] = {}
+        self._groups: Groups[MemoryConsumer] = Groups(self._notify)
         self._round_robin = itertools.count()
         self._arrived = asyncio.Event()
 
@@ -42,8 +44,7 @@ class MemoryBus:
 
     async def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
         member = MemoryConsumer(self, group, tuple(topics))
-        self._members.setdefault(group, []).append(member)
-        self._rebalance(group)
+        self._groups.join(member)
         return member
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
@@ -60,9 +61,8 @@ class MemoryBus:
                 yield record
 
     async def close(self) -> None:
-        for members in list(self._members.values()):
-            for member in list(members):
-                await member.close()
+        for member in self._groups.everyone():
+            await member.close()
 
     # --- what the adapters share ------------------------------------------------------
 
@@ -86,21 +86,8 @@ class MemoryBus:
         self._arrived.set()
         self._arrived = asyncio.Event()
 
-    def _rebalance(self, group: str) -> None:
-        self._generation[group] = self._generation.get(group, 0) + 1
-        self._notify()
-
     def _assignment(self, member: MemoryConsumer) -> list[tuple[str, int]]:
-        members = self._members.get(member.group, [])
-        if member not in members:
-            return []
-        index, count = members.index(member), len(members)
-        return [
-            (topic, p)
-            for topic in member.topics
-            for p in range(len(self._log(topic)))
-            if p % count == index
-        ]
+        return self._groups.assignment(member, lambda topic: len(self._log(topic)))
 
     # --- inspection, for the demo and tests -------------------------------------------
 
@@ -149,7 +136,7 @@ class MemoryConsumer:
         self._positions: dict[tuple[str, int], int] = {}
 
     def _sync(self) -> None:
-        generation = self._bus._generation.get(self.group, 0)
+        generation = self._bus._groups.generation(self.group)
         if generation != self._generation:
             self._generation = generation
             self._positions = {
@@ -193,7 +180,4 @@ class MemoryConsumer:
             self._bus._committed[key] = max(self._bus._committed.get(key, 0), end)
 
     async def close(self) -> None:
-        members = self._bus._members.get(self.group, [])
-        if self in members:
-            members.remove(self)
-            self._bus._rebalance(self.group)
+        self._bus._groups.leave(self)

@@ -372,3 +372,34 @@ segment_sizes = Table(
     Column("taken_at", UTCDateTime, nullable=False),
 )
 __all__ += ["segment_sizes"]
+
+# The embedded bus (migration 0014; shared/adapters/bus/sqlite.py writes them with its own
+# SQL): a topic's partition count, every record of every partition at its offset, and each
+# consumer group's committed offset per partition. The records' primary key is the index
+# every poll reads (topic, partition, offset >= position).
+bus_topics = Table(
+    "bus_topics",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("partitions", Integer, nullable=False),
+)
+bus_records = Table(
+    "bus_records",
+    metadata,
+    Column("topic", String(255), primary_key=True),
+    Column("partition_no", Integer, primary_key=True),
+    Column("offset_no", BigInteger, primary_key=True),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", LargeBinary, nullable=True),
+    Column("at_ms", BigInteger, nullable=False),
+)
+bus_offsets = Table(
+    "bus_offsets",
+    metadata,
+    Column("group_name", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition_no", Integer, primary_key=True),
+    Column("committed", BigInteger, nullable=False),
+)
+__all__ += ["bus_offsets", "bus_records", "bus_topics"]

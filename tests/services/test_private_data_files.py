@@ -1,0 +1,61 @@
+"""The embedded default's data files are the shop's user's alone: the database holds buyers'
+identifiers and hashes, the key files the secrets (regression: ``nudge.db`` was created
+world-readable)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.bootstrap import bootstrap, token_hmac_key, unsubscribe_key
+from shared.settings import Settings
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    """The usual 022: what made the files world-readable before."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.usefixtures("permissive_umask")
+async def test_the_embedded_database_its_wal_and_keys_are_private(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    settings = Settings(data_dir=data, bus="memory")
+    runtime = await bootstrap(settings)
+    try:
+        token_hmac_key(settings)
+        unsubscribe_key(settings)
+        await runtime.bus.publisher().publish(settings.topic("events"), [(b"id:a", b"{}")])
+        async with runtime.store.unit_of_work() as uow:
+            await uow.profiles.find("id", "a")
+        assert mode(data) == 0o700
+        for name in (
+            "nudge.db",
+            "nudge.db-wal",
+            "nudge.db-shm",
+            "token_hmac.key",
+            "unsubscribe.key",
+        ):
+            assert mode(data / name) == 0o600, name
+    finally:
+        await runtime.close()
+
+
+@pytest.mark.usefixtures("permissive_umask")
+async def test_a_database_left_readable_by_others_is_made_private(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    data.mkdir()
+    (data / "nudge.db").touch(mode=0o644)
+    runtime = await bootstrap(Settings(data_dir=data, bus="memory"))
+    await runtime.close()
+    assert mode(data / "nudge.db") == 0o600

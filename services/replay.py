@@ -14,7 +14,9 @@ unless bad rows are to be skipped (then the orders they belong to are left out).
   them); the running segmenter applies them, on its own (system) clock.
 
 Replaying a file again publishes the same event ids, and the segmenter skips them:
-nothing changes.
+nothing changes. Like ingest, a replay claims its event ids first (in the database's
+index of accepted ids): a file whose order comes again with other content (the same
+order id, another total) is refused, not published to be skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from services.embedded import Pipeline
 from services.ingest.intake import EventPublisher, IngestMetrics
 from services.ingest.problems import Problem
 from shared.adapters.clock import SimulatedClock
+from shared.adapters.store.engine import create_engine
+from shared.adapters.store.event_ids import SqlEventIds
 from shared.domain.events import PurchaseEvent
 from shared.domain.transactions import BadRow, Transactions, read_transactions
 from shared.errors import BusUnavailable
@@ -118,10 +122,17 @@ async def _publish(
         chunk = events[start : start + PUBLISH_BATCH]
         try:
             accepted, _ = await events_out.publish(chunk)
-        except Problem:
+        except Problem as problem:
+            if problem.kind == "event-id-conflict":
+                raise ReplayRefused(
+                    f"after {published} of {len(events)} events: orders of the file were "
+                    "published before with other content (an order's event id is made from "
+                    "its order id); nothing more was published"
+                ) from None
             raise ReplayRefused(
-                f"the broker did not acknowledge in time after {published} of {len(events)} "
-                "events; replay the file again: what was published is skipped"
+                f"the {'database' if problem.kind == 'database-unavailable' else 'broker'} "
+                f"did not answer in time after {published} of {len(events)} events; replay "
+                "the file again: what was published is skipped"
             ) from None
         published += accepted
         progress(accepted)
@@ -135,15 +146,19 @@ async def replay_production(
     started = time.perf_counter()
     bus = build_bus(settings)
     publisher = bus.publisher()
+    database = create_engine(settings.db_url)  # the accepted event ids, as ingest claims them
     try:
         await bus.ensure_topics([settings.topic(t) for t in TOPICS])
-        events_out = EventPublisher(publisher, settings.topic("events"), IngestMetrics())
+        events_out = EventPublisher(
+            publisher, settings.topic("events"), IngestMetrics(), SqlEventIds(database)
+        )
         summary.published = await _publish(events_out, found.events, progress)
     except BusUnavailable as exc:
         raise ReplayRefused(f"the broker is unreachable: {exc}") from None
     finally:
         await publisher.close()
         await bus.close()
+        await database.dispose()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -169,7 +184,9 @@ async def replay_embedded(
     try:
         async with Pipeline(runtime) as pipeline:
             publisher = runtime.bus.publisher()
-            events_out = EventPublisher(publisher, settings.topic("events"), IngestMetrics())
+            events_out = EventPublisher(
+                publisher, settings.topic("events"), IngestMetrics(), runtime.event_ids
+            )
             try:
                 for day, todays in groupby(found.events, key=lambda e: _day(e.occurred_at)):
                     await _run_days(pipeline, clock, until=day)

@@ -38,6 +38,7 @@ from services.ingest.rate_limit import RateLimiter
 from services.ingest.unsubscribe import unsubscribe_router
 from services.ingest.webhooks import webhook_router
 from shared.adapters.clock import SystemClock
+from shared.adapters.event_ids import MemoryEventIds
 from shared.domain.card_numbers import may_hold_card_number
 from shared.domain.events import (
     EVENT_TYPES,
@@ -53,6 +54,7 @@ from shared.metrics import combined
 from shared.ports.api_keys import ApiKey, ApiKeys
 from shared.ports.bus import Publisher
 from shared.ports.clock import Clock
+from shared.ports.event_ids import EventIds
 from shared.settings import Settings
 
 __all__ = ["MAX_BODY_BYTES", "MAX_EVENTS", "create_app", "validate_events"]
@@ -161,13 +163,17 @@ def create_app(
     api_keys: ApiKeys,
     *,
     clock: Clock | None = None,
+    event_ids: EventIds | None = None,
     metrics_registries: Sequence[CollectorRegistry] = (),
 ) -> FastAPI:
     """The ingest API on ``publisher``, admitting the keys in ``api_keys`` (not closed here).
 
     ``clock`` (the system's by default) dates unsubscribe events and bounds the replay
-    window of signed webhooks. ``/metrics`` serves ingest's metrics and those of
-    ``metrics_registries`` (the other services of the process, under ``nudge serve``).
+    window of signed webhooks. ``event_ids`` is the index of accepted event ids that
+    every published event is claimed in first: a deployment gives the database's,
+    shared by all its ingest processes; the default, in memory, is for tests.
+    ``/metrics`` serves ingest's metrics and those of ``metrics_registries`` (the other
+    services of the process, under ``nudge serve``).
     """
     app = FastAPI(
         title="nudge",
@@ -176,7 +182,9 @@ def create_app(
     )
     install_problem_handlers(app)
     metrics = IngestMetrics()
-    events_out = EventPublisher(publisher, settings.topic("events"), metrics)
+    events_out = EventPublisher(
+        publisher, settings.topic("events"), metrics, event_ids or MemoryEventIds()
+    )
     token_key = token_hmac_key(settings)
     clock = clock or SystemClock()
     app.state.metrics = metrics
@@ -213,6 +221,7 @@ def create_app(
             202: {"description": "accepted: the broker acknowledged every event"},
             401: {"description": "no API key, or an unknown or revoked one"},
             403: {"description": "the key lacks `events:write`, or an event is for another store"},
+            409: {"description": "event-id-conflict: an event id reused with other content"},
             429: {"description": "the key's rate limit; see Retry-After"},
         },
     )
@@ -233,7 +242,9 @@ def create_app(
         ]
         batch = isinstance(payload, dict) and "events" in payload
         refuse_other_stores(key, [e.store_id for e in events], batch=batch)
-        accepted, duplicates = await events_out.publish(events)
+        accepted, duplicates = await events_out.publish(
+            events, pointer="/events/{}/event_id" if batch else "/event_id"
+        )
         return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
     app.include_router(webhook_router(settings, clock, events_out))

@@ -11,7 +11,10 @@ A missing, malformed or wrong signature, or a timestamp more than 5 minutes away
 from nudge's clock (a replayed request), is 401 ``bad-signature``. Then the body
 is read as ``POST /v1/events`` reads it (JSON, card numbers refused, a precise
 ``invalid-events`` entry per bad report), and each report is published as a
-``message_*`` event, 202 once the broker acknowledged.
+``message_*`` event, 202 once the broker acknowledged. Its event id is derived from
+the report (provider, message key, status, time) and claimed like any other: the
+same report again is a duplicate, one that differs in what else it says (recipient,
+channel, url, bounce) is ``event-id-conflict``, its pointer the report.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def webhook_router(settings: Settings, clock: Clock, events: EventPublisher) -> 
             202: {"description": "accepted: the broker acknowledged every event"},
             401: {"description": "bad-signature: missing, wrong, or outside the 5 minute window"},
             404: {"description": "no such provider"},
+            409: {"description": "event-id-conflict: a report came before with other content"},
         },
     )
     async def delivery_webhook(
@@ -115,7 +119,9 @@ def webhook_router(settings: Settings, clock: Clock, events: EventPublisher) -> 
             check_signature(secret, x_nudge_timestamp, x_nudge_signature, body, clock)
             require_json(request)
             reports = _reports(parse_json(body), settings.default_region)
-            accepted, duplicates = await events.publish([r.event(provider) for r in reports.events])
+            accepted, duplicates = await events.publish(
+                [r.event(provider) for r in reports.events], pointer="/events/{}"
+            )
         except Problem as problem:
             events.metrics.refused.labels(problem.kind).inc()
             if problem.kind == "bad-signature":

@@ -14,9 +14,11 @@ unless bad rows are to be skipped (then the orders they belong to are left out).
   them); the running segmenter applies them, on its own (system) clock.
 
 Replaying a file again publishes the same event ids, and the segmenter skips them:
-nothing changes. Like ingest, a replay claims its event ids first (in the database's
-index of accepted ids): a file whose order comes again with other content (the same
-order id, another total) is refused, not published to be skipped.
+nothing changes. An embedded replay claims its event ids first in the database's index
+of accepted ids, as ingest does: a file whose order comes again with other content
+(the same order id, another total) is refused, not published to be skipped. A
+production replay goes through the bus alone, as before: the segmenter skips such an
+order.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ from services.embedded import Pipeline
 from services.ingest.intake import EventPublisher, IngestMetrics
 from services.ingest.problems import Problem
 from shared.adapters.clock import SimulatedClock
-from shared.adapters.store.engine import create_engine
-from shared.adapters.store.event_ids import SqlEventIds
+from shared.adapters.event_ids import MemoryEventIds
 from shared.domain.events import PurchaseEvent
 from shared.domain.transactions import BadRow, Transactions, read_transactions
 from shared.errors import BusUnavailable
@@ -146,11 +147,11 @@ async def replay_production(
     started = time.perf_counter()
     bus = build_bus(settings)
     publisher = bus.publisher()
-    database = create_engine(settings.db_url)  # the accepted event ids, as ingest claims them
     try:
         await bus.ensure_topics([settings.topic(t) for t in TOPICS])
+        # through the bus alone (no database here): the ids are checked within the file
         events_out = EventPublisher(
-            publisher, settings.topic("events"), IngestMetrics(), SqlEventIds(database)
+            publisher, settings.topic("events"), IngestMetrics(), MemoryEventIds()
         )
         summary.published = await _publish(events_out, found.events, progress)
     except BusUnavailable as exc:
@@ -158,7 +159,6 @@ async def replay_production(
     finally:
         await publisher.close()
         await bus.close()
-        await database.dispose()
     summary.seconds = time.perf_counter() - started
     return summary
 

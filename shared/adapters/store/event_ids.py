@@ -1,12 +1,15 @@
 """Accepted event ids on SQLAlchemy Core, in the ``event_ids`` table, on PostgreSQL and SQLite.
 
-One claim is one transaction: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` of every
-id (sorted, so that two claims that share ids take their row locks in one order and
-never deadlock), then, only for the ids that were there already, one ``SELECT`` of
-their digests; any other digest rolls the whole claim back. On PostgreSQL an insert
-that meets an id another transaction is inserting waits for that transaction to end,
-and the ``SELECT`` (a statement of its own, under READ COMMITTED) then sees its row:
-of two racing claims of one id, the second always sees the first's digest.
+One claim is one transaction: one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` of
+every id (sorted, so that two claims that share ids take their row locks in one order
+and never deadlock), then, only for the ids that were there already, one ``SELECT``
+of their digests; any other digest rolls the whole claim back. On PostgreSQL the
+insert takes the ids and digests as two arrays (``unnest``), one statement of three
+parameters whatever the batch; on SQLite it is an executemany, which SQLAlchemy sends
+as one multi-row statement. On PostgreSQL an insert that meets an id another
+transaction is inserting waits for that transaction to end, and the ``SELECT`` (a
+statement of its own, under READ COMMITTED) then sees its row: of two racing claims
+of one id, the second always sees the first's digest.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,7 +30,44 @@ from shared.ports.clock import Clock
 
 __all__ = ["SqlEventIds"]
 
-_CHUNK = 1000  # rows per statement: a request holds at most 1000 events anyway
+
+def _postgresql_statements() -> tuple[Any, Any]:
+    """The insert and the digests of known ids, each taking its ids as one array."""
+    given = (
+        func.unnest(
+            bindparam("event_ids", type_=postgresql.ARRAY(String)),
+            bindparam("digests", type_=postgresql.ARRAY(LargeBinary)),
+        )
+        .table_valued("event_id", "digest")
+        .render_derived(name="given")
+    )
+    rows = select(
+        given.c.event_id, given.c.digest, bindparam("claimed_at", type_=t.UTCDateTime)
+    ).order_by(given.c.event_id)
+    insert = (
+        postgresql.insert(t.event_ids)
+        .from_select(["event_id", "digest", "claimed_at"], rows)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(t.event_ids.c.event_id)
+    )
+    ids = bindparam("event_ids", type_=postgresql.ARRAY(String))
+    known = select(t.event_ids.c.event_id, t.event_ids.c.digest).where(
+        t.event_ids.c.event_id == any_(ids)
+    )
+    return insert, known
+
+
+def _sqlite_statements() -> tuple[Any, Any]:
+    """The insert (an executemany: one multi-row statement) and the digests of known ids."""
+    insert = (
+        sqlite.insert(t.event_ids)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(t.event_ids.c.event_id)
+    )
+    known = select(t.event_ids.c.event_id, t.event_ids.c.digest).where(
+        t.event_ids.c.event_id.in_(bindparam("event_ids", expanding=True))
+    )
+    return insert, known
 
 
 class SqlEventIds:
@@ -36,10 +77,13 @@ class SqlEventIds:
     def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
         self.engine = engine
         self._clock = clock or SystemClock()
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._postgresql = engine.dialect.name == "postgresql"
+        self._insert, self._known = (
+            _postgresql_statements() if self._postgresql else _sqlite_statements()
+        )
         # SQLite allows one writer: claims of this process queue here rather than meet
         # "database is locked"; other processes wait on SQLite's busy timeout.
-        self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._writer = None if self._postgresql else asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -50,36 +94,28 @@ class SqlEventIds:
             conn = await stack.enter_async_context(self.engine.connect())
             yield conn
 
+    async def _insert_new(
+        self, conn: AsyncConnection, ids: list[str], digests: Mapping[str, bytes]
+    ) -> set[str]:
+        """Insert the ids not there yet; the ones inserted."""
+        at = self._clock.now()
+        if self._postgresql:
+            parameters = {"event_ids": ids, "digests": [digests[i] for i in ids], "claimed_at": at}
+            return set((await conn.scalars(self._insert, parameters)).all())
+        rows = [{"event_id": i, "digest": digests[i], "claimed_at": at} for i in ids]
+        return set((await conn.scalars(self._insert, rows)).all())
+
     async def claim(self, digests: Mapping[str, bytes]) -> set[str]:
         if not digests:
             return set()
         ids = sorted(digests)
-        at = self._clock.now()
-        table = t.event_ids
         async with self._transaction() as conn:
-            new: set[str] = set()
-            for start in range(0, len(ids), _CHUNK):
-                stmt = (
-                    self._insert(table)
-                    .values(
-                        [
-                            {"event_id": i, "digest": digests[i], "claimed_at": at}
-                            for i in ids[start : start + _CHUNK]
-                        ]
-                    )
-                    .on_conflict_do_nothing(index_elements=["event_id"])
-                    .returning(table.c.event_id)
-                )
-                new.update((await conn.scalars(stmt)).all())
+            new = await self._insert_new(conn, ids, digests)
             known = [i for i in ids if i not in new]
             conflicts: set[str] = set()
-            for start in range(0, len(known), _CHUNK):
-                rows = await conn.execute(
-                    select(table.c.event_id, table.c.digest).where(
-                        table.c.event_id.in_(known[start : start + _CHUNK])
-                    )
-                )
-                conflicts.update(r.event_id for r in rows if bytes(r.digest) != digests[r.event_id])
+            if known:
+                rows = await conn.execute(self._known, {"event_ids": known})
+                conflicts = {r.event_id for r in rows if bytes(r.digest) != digests[r.event_id]}
             if conflicts:
                 await conn.rollback()
             else:

@@ -43,6 +43,15 @@ def published_ids(bus: MemoryBus) -> list[tuple[str, str]]:
     return [(v["event_id"], v["customer"].get("id", "")) for v in values]
 
 
+def shop_backend(app: FastAPI, key: str) -> httpx.AsyncClient:
+    """A client of ``app`` that sends ``key`` with every request."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://ingest",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, webhook_secrets={"mailer": SecretStr(SECRET)})
@@ -187,11 +196,7 @@ async def test_a_request_retried_after_a_503_is_published(
         settings, FailsFirst(bus.publisher()), api_keys, event_ids=SqlEventIds(api_keys.engine)
     )
     batch = {"events": [bought("e-0001", "anna"), bought("e-0002", "bob")]}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://ingest",
-        headers={"Authorization": f"Bearer {events_key}"},
-    ) as client:
+    async with shop_backend(app, events_key) as client:
         failed = await client.post("/v1/events", json=batch)
         assert_problem(failed, 503, "broker-unavailable")
 
@@ -209,14 +214,9 @@ async def two_processes(
     """Two ingest apps on one database, each with its own engine, as two processes would."""
     engines = [create_engine(sqlite_url) for _ in range(2)]
     clients = [
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(
-                app=create_app(
-                    settings, MemoryBus().publisher(), api_keys, event_ids=SqlEventIds(engine)
-                )
-            ),
-            base_url="http://ingest",
-            headers={"Authorization": f"Bearer {events_key}"},
+        shop_backend(
+            create_app(settings, MemoryBus().publisher(), api_keys, event_ids=SqlEventIds(engine)),
+            events_key,
         )
         for engine in engines
     ]
@@ -246,11 +246,7 @@ async def test_an_index_that_does_not_answer_is_a_503_and_nothing_is_published(
     settings: Settings, bus: MemoryBus, api_keys: SqlApiKeys, events_key: str
 ) -> None:
     app = create_app(settings, bus.publisher(), api_keys, event_ids=Unavailable())
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://ingest",
-        headers={"Authorization": f"Bearer {events_key}"},
-    ) as client:
+    async with shop_backend(app, events_key) as client:
         response = await client.post("/v1/events", json=bought("e-0001", "anna"))
 
     assert_problem(response, 503, "database-unavailable")

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, select
 
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.event_ids import MemoryEventIds
@@ -20,6 +23,7 @@ from shared.adapters.store.engine import create_engine
 from shared.adapters.store.event_ids import SqlEventIds
 from shared.ports.event_ids import EventIds
 from tests.conftest import T0
+from tests.contract.test_schedule import _parts
 
 Replica = Callable[[], Awaitable[EventIds]]
 
@@ -129,6 +133,20 @@ class SqlEventIdsContract(EventIdsContract):
         async with ids.engine.connect() as conn:
             row = (await conn.execute(select(schema.event_ids))).one()
         assert (row.event_id, bytes(row.digest), row.claimed_at) == ("e-0001", A, T0)
+
+    async def test_migration_0012_makes_the_table_the_schema_describes(self, ids: EventIds) -> None:
+        assert isinstance(ids, SqlEventIds)
+
+        def differences(conn: Connection) -> list[Any]:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return [
+                diff
+                for diff in compare_metadata(context, schema.metadata)
+                if "event_ids" in {str(getattr(part, "name", "")) for part in _parts(diff)}
+            ]
+
+        async with ids.engine.connect() as conn:
+            assert await conn.run_sync(differences) == []
 
 
 class TestSqliteEventIds(SqlEventIdsContract):

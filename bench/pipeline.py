@@ -89,7 +89,7 @@ async def nudge_pipeline(events: list[dict[str, object]]) -> tuple[Figure, Figur
         await upgrade_async(url)
         runtime = await bootstrap(settings)
         publisher = runtime.bus.publisher()
-        app = create_app(settings, publisher, runtime.api_keys)
+        app = create_app(settings, publisher, runtime.api_keys, event_ids=runtime.event_ids)
         _key, secret = await runtime.api_keys.create("bench", ["events:write"])
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),

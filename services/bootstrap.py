@@ -28,6 +28,7 @@ from shared.adapters.providers.resilience import ResilientProvider
 from shared.adapters.rendering import ProcessRenderer
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.engine import open_store
+from shared.adapters.store.event_ids import SqlEventIds
 from shared.adapters.store.migrate import upgrade_async
 from shared.adapters.store.sql import SqlStore
 from shared.domain.campaigns import BUILTIN_CAMPAIGNS, BUILTIN_TEMPLATES, Campaign
@@ -81,6 +82,8 @@ class Runtime:
     email: EmailProvider
     api_keys: SqlApiKeys
     """The HTTP API's keys, on the store's engine (closed with it)."""
+    event_ids: SqlEventIds
+    """The event ids ingest accepted, on the store's engine (closed with it)."""
     sms: ResilientProvider[SmsMessage]
     push: ResilientProvider[PushMessage]
     provider_metrics: ProviderMetrics
@@ -263,6 +266,7 @@ async def bootstrap(
         store=store,
         email=email or build_email(settings),
         api_keys=SqlApiKeys(store.engine),
+        event_ids=SqlEventIds(store.engine, clock=clock),
         sms=sms or build_sms(settings, clock, metrics),
         push=push or build_push(settings, clock, metrics),
         provider_metrics=metrics,

@@ -193,6 +193,7 @@ async def _serve_all(settings: Settings) -> None:
         publisher,
         runtime.api_keys,
         clock=runtime.clock,
+        event_ids=runtime.event_ids,
         metrics_registries=[
             runtime.provider_metrics.registry,
             dispatcher.dispatcher.metrics.registry,
@@ -327,12 +328,14 @@ async def _serve_ingest(settings: Settings) -> None:
     from services.bootstrap import TOPICS, build_bus  # noqa: PLC0415
     from services.ingest.app import create_app  # noqa: PLC0415
     from shared.adapters.store.api_keys import open_api_keys  # noqa: PLC0415
+    from shared.adapters.store.event_ids import SqlEventIds  # noqa: PLC0415
     from shared.adapters.store.migrate import upgrade_async  # noqa: PLC0415
     from shared.errors import BusUnavailable  # noqa: PLC0415
 
     if settings.db_url.startswith("sqlite"):
         await upgrade_async(settings.db_url)
     api_keys = open_api_keys(settings.db_url)
+    event_ids = SqlEventIds(api_keys.engine)  # one pool to the database, closed with the keys
     bus = build_bus(settings)
     try:
         await bus.ensure_topics([settings.topic(t) for t in TOPICS])
@@ -341,7 +344,7 @@ async def _serve_ingest(settings: Settings) -> None:
     publisher = bus.publisher()
     server = _Server(
         uvicorn.Config(
-            create_app(settings, publisher, api_keys),
+            create_app(settings, publisher, api_keys, event_ids=event_ids),
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",

@@ -29,7 +29,11 @@ class Pipeline:
         self.dispatcher = DispatcherService(runtime)
         self._publisher = runtime.bus.publisher()
         self.app = create_app(
-            runtime.settings, self._publisher, runtime.api_keys, clock=runtime.clock
+            runtime.settings,
+            self._publisher,
+            runtime.api_keys,
+            clock=runtime.clock,
+            event_ids=runtime.event_ids,
         )
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://nudge.embedded"

@@ -14,7 +14,11 @@ unless bad rows are to be skipped (then the orders they belong to are left out).
   them); the running segmenter applies them, on its own (system) clock.
 
 Replaying a file again publishes the same event ids, and the segmenter skips them:
-nothing changes.
+nothing changes. An embedded replay claims its event ids first in the database's index
+of accepted ids, as ingest does: a file whose order comes again with other content
+(the same order id, another total) is refused, not published to be skipped. A
+production replay goes through the bus alone, as before: the segmenter skips such an
+order.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from services.embedded import Pipeline
 from services.ingest.intake import EventPublisher, IngestMetrics
 from services.ingest.problems import Problem
 from shared.adapters.clock import SimulatedClock
+from shared.adapters.event_ids import MemoryEventIds
 from shared.domain.events import PurchaseEvent
 from shared.domain.transactions import BadRow, Transactions, read_transactions
 from shared.errors import BusUnavailable
@@ -118,10 +123,17 @@ async def _publish(
         chunk = events[start : start + PUBLISH_BATCH]
         try:
             accepted, _ = await events_out.publish(chunk)
-        except Problem:
+        except Problem as problem:
+            if problem.kind == "event-id-conflict":
+                raise ReplayRefused(
+                    f"after {published} of {len(events)} events: orders of the file were "
+                    "published before with other content (an order's event id is made from "
+                    "its order id); nothing more was published"
+                ) from None
             raise ReplayRefused(
-                f"the broker did not acknowledge in time after {published} of {len(events)} "
-                "events; replay the file again: what was published is skipped"
+                f"the {'database' if problem.kind == 'database-unavailable' else 'broker'} "
+                f"did not answer in time after {published} of {len(events)} events; replay "
+                "the file again: what was published is skipped"
             ) from None
         published += accepted
         progress(accepted)
@@ -137,7 +149,10 @@ async def replay_production(
     publisher = bus.publisher()
     try:
         await bus.ensure_topics([settings.topic(t) for t in TOPICS])
-        events_out = EventPublisher(publisher, settings.topic("events"), IngestMetrics())
+        # through the bus alone (no database here): the ids are checked within the file
+        events_out = EventPublisher(
+            publisher, settings.topic("events"), IngestMetrics(), MemoryEventIds()
+        )
         summary.published = await _publish(events_out, found.events, progress)
     except BusUnavailable as exc:
         raise ReplayRefused(f"the broker is unreachable: {exc}") from None
@@ -169,7 +184,9 @@ async def replay_embedded(
     try:
         async with Pipeline(runtime) as pipeline:
             publisher = runtime.bus.publisher()
-            events_out = EventPublisher(publisher, settings.topic("events"), IngestMetrics())
+            events_out = EventPublisher(
+                publisher, settings.topic("events"), IngestMetrics(), runtime.event_ids
+            )
             try:
                 for day, todays in groupby(found.events, key=lambda e: _day(e.occurred_at)):
                     await _run_days(pipeline, clock, until=day)

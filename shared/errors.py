@@ -16,7 +16,8 @@
 The HTTP API answers every refusal as an RFC 9457 problem from one catalogue
 (``services/ingest/problems.py``); of this tree, a client can meet only
 ``BusUnavailable``, as ``503 broker-unavailable``, and ``StoreUnavailable``, as
-``503 auth-unavailable`` (the API key could not be checked); both as ``503
+``503 auth-unavailable`` (the API key could not be checked) or ``503
+database-unavailable`` (the event ids could not be claimed); both as ``503
 not-ready`` from ``/readyz``.
 """
 

@@ -41,6 +41,7 @@ from services.ingest.rate_limit import RateLimiter
 from services.ingest.unsubscribe import unsubscribe_router
 from services.ingest.webhooks import webhook_router
 from shared.adapters.clock import SystemClock
+from shared.adapters.event_ids import MemoryEventIds
 from shared.domain.events import (
     EVENT_TYPES,
     AnyEvent,
@@ -56,6 +57,7 @@ from shared.metrics import combined
 from shared.ports.api_keys import ApiKey, ApiKeys
 from shared.ports.bus import Publisher
 from shared.ports.clock import Clock
+from shared.ports.event_ids import EventIds
 from shared.settings import Settings
 
 __all__ = ["MAX_BODY_BYTES", "MAX_EVENTS", "create_app", "validate_events"]
@@ -165,14 +167,18 @@ def create_app(
     api_keys: ApiKeys,
     *,
     clock: Clock | None = None,
+    event_ids: EventIds | None = None,
     metrics_registries: Sequence[CollectorRegistry] = (),
 ) -> FastAPI:
     """The ingest API on ``publisher``, admitting the keys in ``api_keys`` (not closed here).
 
     ``clock`` (the system's by default) bounds how far ahead an event may have occurred
     (``NUDGE_OCCURRED_AT_MAX_FUTURE``), dates unsubscribe events and bounds the replay
-    window of signed webhooks. ``/metrics`` serves ingest's metrics and those of
-    ``metrics_registries`` (the other services of the process, under ``nudge serve``).
+    window of signed webhooks. ``event_ids`` is the index of accepted event ids that
+    every published event is claimed in first: a deployment gives the database's,
+    shared by all its ingest processes; the default, in memory, is for tests.
+    ``/metrics`` serves ingest's metrics and those of ``metrics_registries`` (the other
+    services of the process, under ``nudge serve``).
     """
     app = FastAPI(
         title="nudge",
@@ -181,7 +187,9 @@ def create_app(
     )
     install_problem_handlers(app)
     metrics = IngestMetrics()
-    events_out = EventPublisher(publisher, settings.topic("events"), metrics)
+    events_out = EventPublisher(
+        publisher, settings.topic("events"), metrics, event_ids or MemoryEventIds()
+    )
     token_key = token_hmac_key(settings)
     clock = clock or SystemClock()
     app.state.metrics = metrics
@@ -218,6 +226,7 @@ def create_app(
             202: {"description": "accepted: the broker acknowledged every event"},
             401: {"description": "no API key, or an unknown or revoked one"},
             403: {"description": "the key lacks `events:write`, or an event is for another store"},
+            409: {"description": "event-id-conflict: an event id reused with other content"},
             429: {"description": "the key's rate limit; see Retry-After"},
         },
     )
@@ -242,7 +251,9 @@ def create_app(
         events = [_hash_bank_card_token(event, token_key) for event in validated]
         batch = isinstance(payload, dict) and "events" in payload
         refuse_other_stores(key, [e.store_id for e in events], batch=batch)
-        accepted, duplicates = await events_out.publish(events)
+        accepted, duplicates = await events_out.publish(
+            events, pointer="/events/{}/event_id" if batch else "/event_id"
+        )
         return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
     app.include_router(webhook_router(settings, clock, events_out))

@@ -6,6 +6,14 @@ like a card number is refused before any other check; the validated events
 go to the events topic once per event id, keyed by the buyer's strongest
 identifier, and the caller answers only after the broker acknowledged them all
 (``broker-unavailable``, 503, when it did not in time).
+
+Before they are published, the request's event ids are claimed in the index of
+accepted ids (:class:`~shared.ports.event_ids.EventIds`) with the digest of each
+event's content (:mod:`shared.domain.event_content`): an id that comes again with
+other content, in the request or from any earlier one, is ``event-id-conflict``
+(409) and nothing of the request is published. An id that comes again with the same
+content is published again: after a 503 the claim stays, and the retry must reach
+the broker (the segmenter applies an id once).
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.ingest.problems import Problem
 from shared.domain.card_numbers import MAX_CHECKS, scan_for_card_numbers
+from shared.domain.event_content import content_digest
 from shared.domain.events import AnyEvent
-from shared.errors import BusUnavailable
+from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
 from shared.ports.bus import Publisher
+from shared.ports.event_ids import EventIds
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -153,20 +163,38 @@ def refuse_card_numbers(items: list[Any], prefix: str) -> None:
 
 @dataclass
 class EventPublisher:
-    """Publishes validated events to the events topic and waits for the broker's acks."""
+    """Publishes validated events to the events topic and waits for the broker's acks,
+    each event id claimed in ``event_ids`` first."""
 
     publisher: Publisher
     topic: str
     metrics: IngestMetrics
+    event_ids: EventIds
 
-    async def publish(self, events: Sequence[AnyEvent]) -> tuple[int, int]:
-        """Publish each event id once; return ``(accepted, duplicates)`` once acknowledged."""
-        unique: dict[str, AnyEvent] = {}
+    async def publish(
+        self, events: Sequence[AnyEvent], *, pointer: str = "/events/{}/event_id"
+    ) -> tuple[int, int]:
+        """Publish each event id once; return ``(accepted, duplicates)`` once acknowledged.
+
+        ``event-id-conflict`` when an id comes with two contents, or with another content
+        than it was accepted with: ``pointer`` is where each such event's id is in the
+        request, ``{}`` standing for its index (``/events/{}/event_id``), or without
+        ``{}`` for a lone event (``/event_id``).
+        """
+        unique: dict[str, tuple[AnyEvent, bytes, bytes]] = {}
+        inside: set[str] = set()
         for event in events:
-            unique.setdefault(event.event_id, event)
-        records = [
-            (e.key.encode(), e.model_dump_json(exclude_none=True).encode()) for e in unique.values()
-        ]
+            value = event.model_dump_json(exclude_none=True).encode()
+            digest = content_digest(value)
+            first = unique.setdefault(event.event_id, (event, value, digest))
+            if first[2] != digest:
+                inside.add(event.event_id)
+        if inside:
+            raise _conflict(events, inside, pointer, "another event of this request has")
+        conflicts = await self._claim({event_id: d for event_id, (_, _, d) in unique.items()})
+        if conflicts:
+            raise _conflict(events, conflicts, pointer, "an event accepted before had")
+        records = [(e.key.encode(), value) for e, value, _ in unique.values()]
         started = time.perf_counter()
         try:
             await self.publisher.publish(self.topic, records)
@@ -180,3 +208,32 @@ class EventPublisher:
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         self.metrics.accepted.inc(len(records))
         return len(records), len(events) - len(records)
+
+    async def _claim(self, digests: dict[str, bytes]) -> set[str]:
+        try:
+            return await self.event_ids.claim(digests)
+        except StoreUnavailable as exc:
+            log.warning("event ids unavailable", error=str(exc), events=len(digests))
+            raise Problem(
+                "database-unavailable",
+                "the database of accepted event ids did not answer; nothing was accepted",
+                headers={"Retry-After": "5"},
+            ) from None
+
+
+def _conflict(events: Sequence[AnyEvent], conflicting: set[str], pointer: str, who: str) -> Problem:
+    """``event-id-conflict`` naming every event whose id is in ``conflicting`` (never the id:
+    the pointer finds it in the request)."""
+    detail = f"{who} this event_id with other content; an event id names one event"
+    errors: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        if event.event_id in conflicting:
+            entry: dict[str, Any] = {"pointer": pointer.format(index), "detail": detail}
+            errors.append({"index": index, **entry} if "{}" in pointer else entry)
+    log.warning("event id conflict", pointers=[e["pointer"] for e in errors])
+    return Problem(
+        "event-id-conflict",
+        f"{len(errors)} of {len(events)} events reuse an event id with other content; "
+        "none was accepted",
+        errors,
+    )

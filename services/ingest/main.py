@@ -3,8 +3,9 @@
 One ingest process keeps one core busy; on a machine with more, uvicorn runs
 several worker processes on one listening socket, each importing
 :func:`app_from_environment` and wiring its own adapters (a Kafka producer, a
-pool to the API key database) from the ``NUDGE_*`` variables. The parent makes
-the topics and upgrades an embedded database once, before the workers start.
+pool to the database of API keys and accepted event ids) from the ``NUDGE_*``
+variables. The parent makes the topics and upgrades an embedded database once,
+before the workers start.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from services.bootstrap import build_bus
 from services.ingest.app import create_app
 from shared.adapters.store.api_keys import open_api_keys
+from shared.adapters.store.event_ids import SqlEventIds
 from shared.logging import configure_logging
 from shared.settings import Settings
 
@@ -30,7 +32,8 @@ def app_from_environment() -> FastAPI:
     api_keys = open_api_keys(settings.db_url)
     bus = build_bus(settings)
     publisher = bus.publisher()
-    app = create_app(settings, publisher, api_keys)
+    event_ids = SqlEventIds(api_keys.engine)  # one pool to the database, closed with the keys
+    app = create_app(settings, publisher, api_keys, event_ids=event_ids)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

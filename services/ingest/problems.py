@@ -60,6 +60,22 @@ PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
         "request. Retry after the number of seconds in Retry-After: a retried event is "
         "deduplicated by its event_id.",
     ),
+    "event-id-conflict": (
+        409,
+        "Event id conflict",
+        "An event id names one event: the request reuses one with other content, either "
+        "within the request or against an event accepted before, and nothing of the "
+        "request was accepted. Each entry of `errors` names the event's index and the JSON "
+        "pointer of its id. The same id with the same content is a duplicate, not a "
+        "conflict (see docs/api.md for what counts as the same content): give a new event "
+        "a new id.",
+    ),
+    "database-unavailable": (
+        503,
+        "Database unavailable",
+        "The database that keeps the accepted event ids did not answer; nothing of the "
+        "request was accepted. Retry after the number of seconds in Retry-After.",
+    ),
     "not-found": (404, "Not found", "No such resource."),
     "method-not-allowed": (405, "Method not allowed", "This resource does not take that method."),
     "invalid-request": (422, "Invalid request", "The request does not match the API."),

@@ -18,6 +18,11 @@ The checks run in this order, each before any work of the next:
 4. only then is the body parsed, as ``POST /v1/events`` reads it (JSON, card numbers
    refused, a precise ``invalid-events`` entry per bad report), and each report is
    published as a ``message_*`` event, 202 once the broker acknowledged.
+
+A report's event id is derived from the report (provider, message key, status,
+time) and claimed like any other: the same report again is a duplicate, one that
+differs in what else it says (recipient, channel, url, bounce) is
+``event-id-conflict``, its pointer the report.
 """
 
 from __future__ import annotations
@@ -122,6 +127,7 @@ def webhook_router(settings: Settings, clock: Clock, events: EventPublisher) -> 
             202: {"description": "accepted: the broker acknowledged every event"},
             401: {"description": "bad-signature: missing, wrong, or outside the 5 minute window"},
             404: {"description": "no such provider"},
+            409: {"description": "event-id-conflict: a report came before with other content"},
         },
     )
     async def delivery_webhook(
@@ -142,7 +148,9 @@ def webhook_router(settings: Settings, clock: Clock, events: EventPublisher) -> 
                 settings.occurred_at_earliest, clock.now(), settings.occurred_at_max_future
             )
             reports = _reports(parse_json(body), settings.default_region, plausible)
-            accepted, duplicates = await events.publish([r.event(provider) for r in reports.events])
+            accepted, duplicates = await events.publish(
+                [r.event(provider) for r in reports.events], pointer="/events/{}"
+            )
         except Problem as problem:
             events.metrics.refused.labels(problem.kind).inc()
             if problem.kind == "bad-signature":

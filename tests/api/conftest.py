@@ -1,4 +1,5 @@
-"""The ingest app on the in-process bus and a real SQLite key store, and clients for it.
+"""The ingest app on the in-process bus and a real SQLite database (API keys, accepted event
+ids), and clients for it.
 
 ``client`` carries a valid ``events:write`` key, as a shop's backend would;
 ``anonymous`` carries none.
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from services.ingest.app import create_app
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.store.api_keys import SqlApiKeys, open_api_keys
+from shared.adapters.store.event_ids import SqlEventIds
 from shared.settings import Settings
 
 
@@ -46,7 +48,7 @@ async def events_key(api_keys: SqlApiKeys) -> str:
 
 @pytest.fixture
 def app(settings: Settings, bus: MemoryBus, api_keys: SqlApiKeys) -> FastAPI:
-    return create_app(settings, bus.publisher(), api_keys)
+    return create_app(settings, bus.publisher(), api_keys, event_ids=SqlEventIds(api_keys.engine))
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from schemathesis.checks import not_a_server_error, unsupported_method
 from services.ingest.app import create_app
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.store.api_keys import open_api_keys
+from shared.adapters.store.event_ids import SqlEventIds
 from shared.adapters.store.migrate import upgrade
 from shared.settings import Settings
 from tests.support.infra import run_sync
@@ -131,13 +132,18 @@ async def _create_key(url: str, stores: tuple[str, ...]) -> str:
 def ingest(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Ingest]:
-    """The ingest app with a real SQLite key store, and a valid ``events:write`` key."""
+    """The ingest app with a real SQLite database (keys, event ids), and an ``events:write`` key."""
     data_dir = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite+aiosqlite:///{data_dir / 'nudge.db'}"
     upgrade(url)
     secret = run_sync(_create_key(url, request.param))
     keys = open_api_keys(url)  # connects on first use: on the loop schemathesis serves the app on
-    app = create_app(_settings(data_dir=data_dir), MemoryBus().publisher(), keys)
+    app = create_app(
+        _settings(data_dir=data_dir),
+        MemoryBus().publisher(),
+        keys,
+        event_ids=SqlEventIds(keys.engine),
+    )
     yield Ingest(app, f"Bearer {secret}")
     run_sync(keys.close())
 
@@ -159,7 +165,8 @@ def problem_details(_ctx: CheckContext, response: Response, _case: Case) -> bool
 
 
 BODY_PROBLEMS = frozenset(
-    f"/problems/{kind}" for kind in ("invalid-events", "card-number", "forbidden")
+    f"/problems/{kind}"
+    for kind in ("invalid-events", "card-number", "forbidden", "event-id-conflict")
 )
 """The problem kinds whose ``errors`` point into the JSON body of the request."""
 

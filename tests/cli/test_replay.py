@@ -90,6 +90,24 @@ def test_replaying_the_same_file_twice_changes_nothing(
     assert export(db) == first
 
 
+def test_a_file_whose_order_comes_again_with_another_amount_is_refused(
+    tmp_path: Path, db: str
+) -> None:
+    header = "customer_id,date,amount,order_id\n"
+    first = tmp_path / "sales.csv"
+    first.write_text(header + "c1,2026-03-01,10.00,A\nc2,2026-03-01,5.00,B\n")
+    assert replay(str(first), "--embedded", "--db", db).exit_code == 0
+    before = export(db)
+    corrected = tmp_path / "corrected.csv"
+    corrected.write_text(header + "c1,2026-03-01,12.00,A\nc2,2026-03-01,5.00,B\n")
+
+    result = replay(str(corrected), "--embedded", "--db", db)
+
+    assert result.exit_code == 1
+    assert "published before with other content" in result.stderr
+    assert export(db) == before
+
+
 def test_timers_run_up_to_as_of_so_time_based_segments_fire(tmp_path: Path, db: str) -> None:
     csv_file = write_csv(
         tmp_path / "sales.csv",

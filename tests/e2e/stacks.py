@@ -86,7 +86,9 @@ async def running_stack(
     _key, secret = await runtime.api_keys.create("e2e shop backend", ["events:write"])
     try:
         async with (
-            serving(create_app(settings, publisher, runtime.api_keys)) as base_url,
+            serving(
+                create_app(settings, publisher, runtime.api_keys, event_ids=runtime.event_ids)
+            ) as base_url,
             httpx.AsyncClient(
                 base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {secret}"}
             ) as http,

@@ -225,6 +225,17 @@ api_keys = Table(
 )
 __all__ += ["api_keys"]
 
+# Every event id ingest accepted, with the digest of its content (shared/adapters/store/
+# event_ids.py): the same id with other content is refused. Kept as long as processed_events.
+event_ids = Table(
+    "event_ids",
+    metadata,
+    Column("event_id", String(100), primary_key=True),
+    Column("digest", LargeBinary(16), nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=False),
+)
+__all__ += ["event_ids"]
+
 # Console users (shared/adapters/store/users.py). Only an argon2id hash of the password is
 # kept; usernames are lower-cased; ``role`` is analyst, marketer or admin.
 users = Table(

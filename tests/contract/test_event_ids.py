@@ -1,0 +1,162 @@
+"""One contract for the event-id port, run against memory, SQLite (embedded) and PostgreSQL.
+
+Two "replicas" of an index are two adapters on one database, each with its own
+engine (connections), as two ingest processes would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, select
+
+from shared.adapters.clock import SimulatedClock
+from shared.adapters.event_ids import MemoryEventIds
+from shared.adapters.store import schema
+from shared.adapters.store.engine import create_engine
+from shared.adapters.store.event_ids import SqlEventIds
+from shared.ports.event_ids import EventIds
+from tests.conftest import T0
+from tests.contract.test_schedule import _parts
+
+Replica = Callable[[], Awaitable[EventIds]]
+
+
+def digest(content: str) -> bytes:
+    return hashlib.blake2b(content.encode(), digest_size=16).digest()
+
+
+A, B, C = digest("anna buys"), digest("zed buys"), digest("someone else")
+
+
+class EventIdsContract:
+    @pytest.fixture
+    def replica(self) -> Replica:
+        """A new index on the shared storage of this test."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def ids(self, replica: Replica) -> EventIds:
+        return await replica()
+
+    async def test_new_ids_are_claimed_without_conflict(self, ids: EventIds) -> None:
+        assert await ids.claim({"e-0001": A, "e-0002": B}) == set()
+
+    async def test_an_empty_claim_is_no_conflict(self, ids: EventIds) -> None:
+        assert await ids.claim({}) == set()
+
+    async def test_the_same_ids_with_the_same_content_are_no_conflict_however_often(
+        self, ids: EventIds
+    ) -> None:
+        await ids.claim({"e-0001": A, "e-0002": B})
+        assert await ids.claim({"e-0001": A, "e-0002": B}) == set()
+        assert await ids.claim({"e-0002": B, "e-0003": C}) == set()
+
+    async def test_an_id_claimed_with_other_content_is_a_conflict(self, ids: EventIds) -> None:
+        await ids.claim({"e-0001": A})
+        assert await ids.claim({"e-0001": B}) == {"e-0001"}
+        assert await ids.claim({"e-0001": A}) == set()
+
+    async def test_a_claim_with_a_conflict_claims_nothing(self, ids: EventIds) -> None:
+        await ids.claim({"e-0001": A, "e-0002": A})
+        assert await ids.claim({"e-0000": A, "e-0001": B, "e-0002": A, "e-0003": A}) == {"e-0001"}
+        # e-0000 and e-0003 were not claimed: other content for them is no conflict
+        assert await ids.claim({"e-0000": C, "e-0003": C}) == set()
+
+    async def test_every_conflict_is_named(self, ids: EventIds) -> None:
+        first = {f"e-{n:04}": A for n in range(1500)}
+        assert await ids.claim(first) == set()
+        again = {f"e-{n:04}": (B if n % 500 == 7 else A) for n in range(1500)}
+        assert await ids.claim(again) == {"e-0007", "e-0507", "e-1007"}
+
+    async def test_a_claim_is_seen_by_every_replica(self, replica: Replica) -> None:
+        first, second = await replica(), await replica()
+        await first.claim({"e-0001": A})
+        assert await second.claim({"e-0001": B}) == {"e-0001"}
+        assert await second.claim({"e-0001": A}) == set()
+
+    async def test_of_two_racing_claims_of_the_same_ids_one_wins_whole(
+        self, replica: Replica
+    ) -> None:
+        first, second = await replica(), await replica()
+        for round_ in range(5):
+            # the same ids, written in opposite orders: no deadlock, one claim wins whole
+            names = [f"r{round_}-{n:03}" for n in range(200)]
+            outcomes = await asyncio.gather(
+                first.claim(dict.fromkeys(names, A)),
+                second.claim(dict.fromkeys(reversed(names), B)),
+            )
+            assert sorted(len(conflicts) for conflicts in outcomes) == [0, 200]
+            winner = A if outcomes[0] == set() else B
+            assert await first.claim(dict.fromkeys(names, winner)) == set()
+
+
+class TestMemoryEventIds(EventIdsContract):
+    @pytest.fixture
+    def replica(self) -> Replica:
+        shared = MemoryEventIds()
+
+        async def same() -> EventIds:
+            return shared
+
+        return same
+
+
+class SqlEventIdsContract(EventIdsContract):
+    @pytest.fixture
+    def url(self) -> str:
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def replica(self, url: str, clock: SimulatedClock) -> AsyncIterator[Replica]:
+        opened: list[SqlEventIds] = []
+
+        async def new() -> EventIds:
+            opened.append(SqlEventIds(create_engine(url), clock=clock))
+            return opened[-1]
+
+        yield new
+        for ids in opened:
+            await ids.engine.dispose()
+
+    async def test_a_claim_keeps_16_bytes_of_digest_and_when_it_was_made(
+        self, ids: EventIds
+    ) -> None:
+        assert isinstance(ids, SqlEventIds)
+        await ids.claim({"e-0001": A})
+        async with ids.engine.connect() as conn:
+            row = (await conn.execute(select(schema.event_ids))).one()
+        assert (row.event_id, bytes(row.digest), row.claimed_at) == ("e-0001", A, T0)
+
+    async def test_migration_0012_makes_the_table_the_schema_describes(self, ids: EventIds) -> None:
+        assert isinstance(ids, SqlEventIds)
+
+        def differences(conn: Connection) -> list[Any]:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return [
+                diff
+                for diff in compare_metadata(context, schema.metadata)
+                if "event_ids" in {str(getattr(part, "name", "")) for part in _parts(diff)}
+            ]
+
+        async with ids.engine.connect() as conn:
+            assert await conn.run_sync(differences) == []
+
+
+class TestSqliteEventIds(SqlEventIdsContract):
+    @pytest.fixture
+    def url(self, sqlite_url: str) -> str:
+        return sqlite_url
+
+
+@pytest.mark.postgres
+class TestPostgresEventIds(SqlEventIdsContract):
+    @pytest.fixture
+    def url(self, postgres_url: str) -> str:
+        return postgres_url

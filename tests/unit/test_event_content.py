@@ -1,0 +1,100 @@
+"""What "the same content" of two events with one id is (shared/domain/event_content.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.domain.event_content import DIGEST_BYTES, content_digest
+from shared.domain.events import validate_event
+
+
+def digest(document: dict[str, Any]) -> bytes:
+    event = validate_event(document, default_region="RU")
+    return content_digest(event.model_dump_json(exclude_none=True).encode())
+
+
+def identify(**changes: Any) -> dict[str, Any]:
+    return {
+        "event_id": "e-0001",
+        "type": "identify",
+        "occurred_at": "2026-03-02T12:00:00+03:00",
+        "customer": {"id": "anna", "email": "anna@shop.ru"},
+        "data": {"traits": {"city": "Moscow", "kids": 2, "pet": None}, "consents": {"sms": True}},
+        **changes,
+    }
+
+
+def order(**changes: Any) -> dict[str, Any]:
+    return {
+        "event_id": "e-0001",
+        "type": "purchase",
+        "occurred_at": "2026-03-02T12:00:00+03:00",
+        "customer": {"id": "anna"},
+        "data": {
+            "order_id": "o-1",
+            "total": "2500.00",
+            "items": [{"sku": "cat-food", "price": "2500.00"}],
+        },
+        **changes,
+    }
+
+
+def test_a_digest_is_16_bytes() -> None:
+    assert len(digest(order())) == DIGEST_BYTES == 16
+
+
+@pytest.mark.parametrize(
+    "same",
+    [
+        {**dict(reversed(identify().items()))},
+        identify(
+            data={"consents": {"sms": True}, "traits": {"pet": None, "kids": 2, "city": "Moscow"}}
+        ),
+        identify(customer={"email": "anna@shop.ru", "id": "anna"}),
+        identify(customer={"id": "anna", "email": "Anna@Shop.RU"}),
+        identify(store_id=None, channel=None),
+    ],
+    ids=[
+        "event-keys-reordered",
+        "data-keys-reordered",
+        "customer-reordered",
+        "email-case",
+        "nulls",
+    ],
+)
+def test_the_same_event_written_another_way_has_the_same_digest(same: dict[str, Any]) -> None:
+    assert digest(same) == digest(identify())
+
+
+def test_a_phone_in_any_notation_and_a_default_sent_are_the_same_content() -> None:
+    plain = order(customer={"phone": "+79161234567"})
+    written = order(customer={"phone": "8 (916) 123-45-67"})
+    written["data"] = {**written["data"], "currency": "RUB"}
+    assert digest(written) == digest(plain)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        order(customer={"id": "zed"}),
+        order(type="refund", data={"order_id": "o-1", "amount": "2500.00"}),
+        order(occurred_at="2026-03-02T12:00:01+03:00"),
+        order(data={"order_id": "o-1", "total": "2400.00", "items": []}),
+        order(store_id="msk-01"),
+        identify(data={"traits": {"city": "Moscow", "kids": 2}}),  # no longer removes pet
+        identify(data={"traits": {"city": "Moscow", "kids": "2", "pet": None}}),
+    ],
+    ids=["buyer", "type", "time", "amount", "store", "trait-removal", "trait-type"],
+)
+def test_anything_else_is_other_content(other: dict[str, Any]) -> None:
+    base = identify() if other["type"] == "identify" else order()
+    assert digest(other) != digest(base)
+
+
+def test_amounts_and_times_count_as_written() -> None:
+    assert digest(order(occurred_at="2026-03-02T09:00:00+00:00")) != digest(order())
+    fewer = order()
+    fewer["data"] = {**fewer["data"], "total": "2500"}
+    assert digest(fewer) != digest(order())

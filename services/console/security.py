@@ -78,9 +78,14 @@ def csrf_token(request: Request) -> str:
 
 
 async def start_session(request: Request, user: ConsoleUser) -> None:
-    """A fresh session for ``user``: nothing of the session before login is kept."""
+    """A fresh session for ``user``: nothing of the session before login is kept, and
+    the server session the cookie held, if any, ends (a copy of the old cookie opens
+    nothing)."""
     sessions: Sessions = request.app.state.sessions
     lifetime: timedelta = request.app.state.session_lifetime
+    earlier = request.session.get("session")
+    if isinstance(earlier, str):
+        await sessions.end(earlier)
     session_id = await sessions.start(user.id, lifetime)
     request.session.clear()
     request.session["session"] = session_id

@@ -591,6 +591,19 @@ async def test_a_copy_of_the_cookie_is_refused_after_logout(
     assert refused.json()["type"] == "/problems/unauthorized"
 
 
+async def test_logging_in_again_ends_the_session_the_browser_held(
+    app: FastAPI, browser: httpx.AsyncClient
+) -> None:
+    await log_in(browser, "olga")
+    copied = session_cookie(browser)
+    await log_in(browser, "ivan")
+    refused = await with_cookie(app, copied, "/v1/campaigns")
+    assert refused.status_code == 401, "the first login's session ended on the server"
+    assert (await with_cookie(app, session_cookie(browser), "/v1/campaigns")).json() == {
+        "read_by": "ivan"
+    }
+
+
 async def test_logging_out_ends_that_session_only(app: FastAPI, browser: httpx.AsyncClient) -> None:
     await log_in(browser, "olga")
     async with httpx.AsyncClient(

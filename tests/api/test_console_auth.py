@@ -7,8 +7,11 @@ what each role, and each key's scope, may do there.
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +22,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI
+from itsdangerous import TimestampSigner
 from sqlalchemy import insert
 
 from services.console.app import (
@@ -47,7 +51,7 @@ from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import SqlUsers, open_users
 from shared.domain.segments import lifecycle_segments
 from shared.settings import Settings
-from tests.api.test_body_limits import CHUNK, post_chunked, repeated
+from tests.support.chunked import CHUNK, post_chunked, repeated
 
 PASSWORD = "a long enough password"
 HTML = {"Accept": "text/html"}
@@ -630,9 +634,28 @@ async def test_a_session_ends_on_the_server_after_its_hours(
         assert (await with_cookie(app, copied, "/v1/campaigns")).status_code == 401
 
 
-async def test_a_cookie_with_a_forged_session_id_opens_nothing(app: FastAPI) -> None:
-    forged = await with_cookie(app, "eyJzZXNzaW9uIjogIngifQ==.forged.signature", "/v1/campaigns")
-    assert forged.status_code == 401
+def signed_session(tmp_path: Path, session: dict[str, str]) -> str:
+    """A session cookie holding ``session``, signed as the console signs them: with its
+    real key (kept under ``tmp_path``), the way Starlette's ``SessionMiddleware`` does."""
+    key = console_config(Settings(data_dir=tmp_path)).session_key
+    data = base64.b64encode(json.dumps(session).encode())
+    return TimestampSigner(key.decode()).sign(data).decode()
+
+
+async def test_a_cookie_with_a_forged_session_id_opens_nothing(
+    app: FastAPI, tmp_path: Path, users: SqlUsers
+) -> None:
+    olga = await users.find("olga")
+    assert olga is not None
+    badly_signed = "eyJzZXNzaW9uIjogIngifQ==.forged.signature"
+    unknown_id = signed_session(tmp_path, {"session": secrets.token_urlsafe(32), "csrf": "t"})
+    before_0013 = signed_session(tmp_path, {"user": olga.id, "csrf": "t"})
+    for cookie in (badly_signed, unknown_id, before_0013):
+        assert (await with_cookie(app, cookie, "/v1/campaigns")).status_code == 401, cookie
+    live = await SqlSessions(users.engine).start(olga.id, timedelta(hours=1))
+    signed = signed_session(tmp_path, {"session": live, "csrf": "t"})
+    opened = await with_cookie(app, signed, "/v1/campaigns")
+    assert opened.json() == {"read_by": "olga"}, "signed like this, a live session opens"
 
 
 async def test_a_huge_chunked_login_form_is_cut_off_at_the_limit(app: FastAPI) -> None:

@@ -193,7 +193,13 @@ async def _serve_all(settings: Settings) -> None:
         http, build_console(settings, runtime.store.engine, runtime.clock, runtime.api_keys)
     )
     server = _Server(
-        uvicorn.Config(http, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(
+            http,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
+        )
     )
     await _until_signalled(server.stop, segmenter.stop, dispatcher.stop)
     console.print(
@@ -232,6 +238,7 @@ def ingest(
         host=settings.http_host,
         port=settings.http_port,
         log_level="warning",
+        proxy_headers=False,
     )
 
 
@@ -276,6 +283,7 @@ async def _serve_ingest(settings: Settings) -> None:
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
+            proxy_headers=False,
         )
     )
     await _until_signalled(server.stop)

@@ -201,7 +201,13 @@ async def serve_console(settings: Settings) -> None:
     engine = create_engine(settings.db_url)
     app = build_console(settings, engine, SystemClock(), SqlApiKeys(engine))
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
+        )
     )
     out.print(f"nudge console on http://{settings.http_host}:{settings.http_port}")
     try:

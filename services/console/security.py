@@ -48,6 +48,7 @@ __all__ = [
     "Marketer",
     "csrf_protected",
     "csrf_token",
+    "disable_user",
     "end_session",
     "require",
     "require_scope",
@@ -99,6 +100,16 @@ async def end_session(request: Request) -> None:
         sessions: Sessions = request.app.state.sessions
         await sessions.end(session_id)
     request.session.clear()
+
+
+async def disable_user(users: Users, sessions: Sessions, username: str) -> int | None:
+    """Disable ``username`` for good, then end every live session of theirs on the
+    server: how many ended; ``None`` when there is no such user. The one way to
+    disable a console user (``nudge users disable``, and any page that comes to do it)."""
+    user = await users.find(username)
+    if user is None or not await users.disable(username):
+        return None
+    return await sessions.end_all(user.id)
 
 
 async def csrf_protected(request: Request) -> None:

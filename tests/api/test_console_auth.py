@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from itsdangerous import TimestampSigner
 from sqlalchemy import insert
 
+from services.bootstrap import console_accounts
 from services.console.app import (
     LIFECYCLE_SEGMENTS,
     SESSION_COOKIE,
@@ -40,7 +41,7 @@ from services.console.logins import (
     DeviceCookies,
     LoginLimiter,
 )
-from services.console.security import Analyst, Marketer, require_scope
+from services.console.security import Analyst, Marketer, disable_user, require_scope
 from services.console.settings import console_config
 from services.ingest.intake import MAX_BODY_BYTES
 from shared.adapters.clock import SimulatedClock
@@ -327,6 +328,31 @@ async def test_a_disabled_user_is_logged_out_at_their_next_request(
     await log_in(browser, "olga")
     assert await users.disable("olga")
     assert (await browser.get("/")).status_code == 303
+
+
+async def test_disabling_a_user_ends_every_session_of_theirs_on_the_server(
+    app: FastAPI, browser: httpx.AsyncClient, users: SqlUsers
+) -> None:
+    await log_in(browser, "olga")
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+        ) as laptop,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+        ) as his,
+    ):
+        await log_in(laptop, "olga")
+        await log_in(his, "ivan")
+        accounts = console_accounts(users.engine)
+        assert await disable_user(accounts.users, accounts.sessions, "Olga") == 2
+        olga = await users.find("olga")
+        assert olga is not None
+        assert not olga.active
+        assert await accounts.sessions.end_all(olga.id) == 0, "none of hers was left live"
+        assert (await laptop.get("/")).status_code == 303
+        assert (await his.get("/")).status_code == 200, "ivan stays logged in"
+    assert await disable_user(accounts.users, accounts.sessions, "nobody") is None
 
 
 async def test_beside_ingest_the_console_answers_every_path_ingest_does_not(

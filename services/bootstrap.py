@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
+from argon2 import PasswordHasher
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.bus.sqlite import SqliteBus
@@ -30,7 +32,9 @@ from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.event_ids import SqlEventIds
 from shared.adapters.store.migrate import upgrade_async
+from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.sql import SqlStore
+from shared.adapters.store.users import SqlUsers
 from shared.domain.campaigns import BUILTIN_CAMPAIGNS, BUILTIN_TEMPLATES, Campaign
 from shared.domain.channels import ChannelEconomics
 from shared.domain.decisions import (
@@ -53,11 +57,13 @@ __all__ = [
     "HASH_KEY_FILE",
     "TOPICS",
     "UNSUBSCRIBE_KEY_FILE",
+    "ConsoleAccounts",
     "Runtime",
     "bootstrap",
     "build_bus",
     "build_email",
     "build_renderer",
+    "console_accounts",
     "kept_key",
     "sqlite_path",
     "token_hmac_key",
@@ -276,6 +282,29 @@ async def bootstrap(
     if create_topics:
         await runtime.bus.ensure_topics([settings.topic(t) for t in TOPICS])
     return runtime
+
+
+@dataclass(frozen=True)
+class ConsoleAccounts:
+    """The console's users and their sessions, on one engine: what a login, a logout
+    and a disabled user change together (see :mod:`services.console.security`)."""
+
+    users: SqlUsers
+    sessions: SqlSessions
+
+    async def close(self) -> None:
+        """Dispose of the engine both share (only when this built it for a command)."""
+        await self.users.close()
+
+
+def console_accounts(
+    engine: AsyncEngine, clock: Clock | None = None, *, hasher: PasswordHasher | None = None
+) -> ConsoleAccounts:
+    """The console's users and sessions on ``engine``, for the console app and for
+    ``nudge users`` alike."""
+    return ConsoleAccounts(
+        SqlUsers(engine, clock=clock, hasher=hasher), SqlSessions(engine, clock=clock)
+    )
 
 
 def token_hmac_key(settings: Settings) -> bytes:

@@ -204,7 +204,13 @@ async def _serve_all(settings: Settings) -> None:
     )
     gate = Gate(http)
     server = _Server(
-        uvicorn.Config(gate, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(
+            gate,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
+        )
     )
     stopping = _stop_in_order(gate, server, runtime, segmenter.stop, dispatcher.stop)
     console.print(
@@ -302,6 +308,7 @@ def ingest(
         host=settings.http_host,
         port=settings.http_port,
         log_level="warning",
+        proxy_headers=False,
     )
 
 
@@ -348,6 +355,7 @@ async def _serve_ingest(settings: Settings) -> None:
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
+            proxy_headers=False,
         )
     )
     await _until_signalled(server.stop)

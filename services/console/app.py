@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.console.logins import LoginLimiter
+from services.console.logins import DeviceCookies, LoginLimiter
 from services.console.security import (
     CSRF_FIELD,
     Analyst,
@@ -149,6 +149,7 @@ def create_console_app(
     app.state.sessions = sessions
     app.state.session_lifetime = timedelta(seconds=config.session_seconds)
     app.state.logins = logins or LoginLimiter(settings.trusted_proxies)
+    app.state.devices = DeviceCookies(config.session_key, secure=config.secure_cookies)
     if api_keys is not None:
         app.state.guard = Guard(
             api_keys, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -276,19 +277,25 @@ def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, s
         if not request.session:
             raise Problem("forbidden", "the login form expired: reload the login page")
         logins: LoginLimiter = request.app.state.logins
-        address = logins.address(request)
-        wait = logins.attempt(address)
-        if wait > 0:  # each try costs an argon2 check: guessing is slow and bounded
+        devices: DeviceCookies = request.app.state.devices
+        attempt = logins.attempt(
+            logins.address(request), username, devices.device_of(request, username)
+        )
+        if attempt.wait > 0:  # each try costs an argon2 check: guessing is slow and bounded
             raise Problem(
                 "rate-limited",
-                "too many login attempts: wait a little and try again",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                "too many login attempts: wait a little and try again (a browser that "
+                "logged in as this user before is not kept waiting)",
+                headers={"Retry-After": str(max(1, math.ceil(attempt.wait)))},
             )
         users: Users = request.app.state.users
-        user = await users.authenticate(username, password)
+        try:
+            user = await users.authenticate(username, password)
+        except BaseException:
+            logins.not_a_failure(attempt)  # the password was never judged
+            raise
         target = _local_path(next)
         if user is None:
-            logins.failed(address, username)
             log.info("console login refused", under_attack=logins.under_attack(username))
             return render(
                 request,
@@ -298,9 +305,12 @@ def _pages(templates: Jinja2Templates, lifecycle_segments: Sequence[tuple[str, s
                 username=username,
                 error="Wrong username or password.",
             )
+        logins.not_a_failure(attempt)
         await start_session(request, user)
         log.info("console login", user=user.username, role=user.role)
-        return RedirectResponse(target, status_code=303)
+        answer = RedirectResponse(target, status_code=303)
+        devices.remember(answer, user.username)
+        return answer
 
     @router.post("/logout")
     async def log_out(request: Request) -> Response:

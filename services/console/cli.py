@@ -22,6 +22,7 @@ from shared.ports.users import ROLES
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from services.bootstrap import ConsoleAccounts
     from shared.adapters.store.users import SqlUsers
     from shared.ports.users import ConsoleUser, Role
 
@@ -43,15 +44,29 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
-def _user_store(db: str | None) -> SqlUsers:
-    """The users in ``db`` (default from settings); SQLite is migrated first."""
+def _database(db: str | None) -> str:
+    """The URL of ``db`` (default from settings); SQLite is migrated first."""
     from shared.adapters.store.migrate import upgrade  # noqa: PLC0415
-    from shared.adapters.store.users import open_users  # noqa: PLC0415
 
     url = _settings(database_url=db).db_url
     if url.startswith("sqlite"):
         upgrade(url)
-    return open_users(url)
+    return url
+
+
+def _user_store(db: str | None) -> SqlUsers:
+    """The users in ``db`` (default from settings); SQLite is migrated first."""
+    from shared.adapters.store.users import open_users  # noqa: PLC0415
+
+    return open_users(_database(db))
+
+
+def _accounts(db: str | None) -> ConsoleAccounts:
+    """The users in ``db`` and their sessions, on one engine, as the console wires them."""
+    from services.bootstrap import console_accounts  # noqa: PLC0415
+    from shared.adapters.store.engine import create_engine  # noqa: PLC0415
+
+    return console_accounts(create_engine(_database(db)))
 
 
 def _known_role(value: str) -> str:
@@ -153,18 +168,15 @@ def users_disable(
 ) -> None:
     """Disable a console user for good: they can no longer log in, and every session of
     theirs ends at once, on the server."""
-    from shared.adapters.store.sessions import SqlSessions  # noqa: PLC0415
+    from services.console.security import disable_user  # noqa: PLC0415
 
-    users = _user_store(db)
+    accounts = _accounts(db)
 
     async def main() -> int | None:
         try:
-            user = await users.find(username)
-            if user is None or not await users.disable(username):
-                return None
-            return await SqlSessions(users.engine).end_all(user.id)
+            return await disable_user(accounts.users, accounts.sessions, username)
         finally:
-            await users.close()
+            await accounts.close()
 
     ended = asyncio.run(main())
     if ended is None:
@@ -201,7 +213,13 @@ async def serve_console(settings: Settings) -> None:
     engine = create_engine(settings.db_url)
     app = build_console(settings, engine, SystemClock(), SqlApiKeys(engine))
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
+        )
     )
     out.print(f"nudge console on http://{settings.http_host}:{settings.http_port}")
     try:

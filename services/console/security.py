@@ -48,6 +48,7 @@ __all__ = [
     "Marketer",
     "csrf_protected",
     "csrf_token",
+    "disable_user",
     "end_session",
     "require",
     "require_scope",
@@ -78,9 +79,14 @@ def csrf_token(request: Request) -> str:
 
 
 async def start_session(request: Request, user: ConsoleUser) -> None:
-    """A fresh session for ``user``: nothing of the session before login is kept."""
+    """A fresh session for ``user``: nothing of the session before login is kept, and
+    the server session the cookie held, if any, ends (a copy of the old cookie opens
+    nothing)."""
     sessions: Sessions = request.app.state.sessions
     lifetime: timedelta = request.app.state.session_lifetime
+    earlier = request.session.get("session")
+    if isinstance(earlier, str):
+        await sessions.end(earlier)
     session_id = await sessions.start(user.id, lifetime)
     request.session.clear()
     request.session["session"] = session_id
@@ -94,6 +100,16 @@ async def end_session(request: Request) -> None:
         sessions: Sessions = request.app.state.sessions
         await sessions.end(session_id)
     request.session.clear()
+
+
+async def disable_user(users: Users, sessions: Sessions, username: str) -> int | None:
+    """Disable ``username`` for good, then end every live session of theirs on the
+    server: how many ended; ``None`` when there is no such user. The one way to
+    disable a console user (``nudge users disable``, and any page that comes to do it)."""
+    user = await users.find(username)
+    if user is None or not await users.disable(username):
+        return None
+    return await sessions.end_all(user.id)
 
 
 async def csrf_protected(request: Request) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.bootstrap import build_renderer
+from services.bootstrap import build_renderer, console_accounts
 from services.console.api import campaigns, customers, kpis, segments, templates
 from services.console.app import create_console_app
 from services.console.pages import campaigns as campaign_pages
@@ -19,8 +19,6 @@ from services.console.settings import from_settings
 from shared.adapters.store.console_queries import SqlConsoleQueries
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.reports import SqlCampaignResults
-from shared.adapters.store.sessions import SqlSessions
-from shared.adapters.store.users import SqlUsers
 from shared.domain.campaigns import parse_campaign
 from shared.ports.api_keys import ApiKeys
 from shared.ports.clock import Clock
@@ -77,11 +75,12 @@ def build_console(
     )
     queries = SqlConsoleQueries(engine)
     secret, hours = from_settings(settings)
+    accounts = console_accounts(engine, clock)
     return create_console_app(
         settings,
-        SqlUsers(engine, clock=clock),
+        accounts.users,
         queries,
-        sessions=SqlSessions(engine, clock=clock),
+        sessions=accounts.sessions,
         session_secret=secret,
         session_hours=hours,
         routers=console_routers(

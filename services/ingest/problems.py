@@ -199,8 +199,10 @@ def install_problem_handlers(app: Any) -> None:
             exc.status_code
         )
         headers = dict(exc.headers or {})  # a 405 carries Allow (RFC 9110 section 15.5.6)
-        if exc.status_code == 405:
-            headers["Allow"] = allowed_methods(_request) or headers.get("Allow", "")
+        if exc.status_code == 405:  # no Allow at all rather than an empty one
+            allowed = allowed_methods(_request) or headers.pop("Allow", "")
+            if allowed:
+                headers["Allow"] = allowed
         if kind is None:
             return Response(
                 orjson.dumps(

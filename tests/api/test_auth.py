@@ -169,6 +169,26 @@ def test_the_bucket_refills_at_the_rate_up_to_the_burst() -> None:
     assert limiter.take("k") > 0
 
 
+def test_past_its_cap_the_limiter_forgets_the_key_used_longest_ago() -> None:
+    limiter = RateLimiter(0.2, 1, clock=lambda: 0.0, max_keys=3)
+
+    def remembered() -> list[str]:
+        """The keys whose empty bucket is remembered (a forgotten one reads full)."""
+        return [key for key in ("a", "b", "c", "d") if limiter.waiting(key) > 0]
+
+    for key in ("a", "b", "c"):
+        limiter.take(key)
+    limiter.take("a")  # used again: now "b" is the one used longest ago
+    limiter.take("d")
+    assert len(limiter) == 3
+    assert remembered() == ["a", "c", "d"]
+    for n in range(100):
+        limiter.take(f"new {n}")
+        assert len(limiter) == 3
+    assert limiter.waiting("new 97") > 0
+    assert limiter.waiting("new 96") == 0
+
+
 async def test_health_metrics_problems_and_docs_need_no_key(anonymous: httpx.AsyncClient) -> None:
     for path in ("/healthz", "/readyz", "/metrics", "/problems/unauthorized", "/openapi.json"):
         assert (await anonymous.get(path)).status_code == 200, path

@@ -7,8 +7,12 @@ what each role, and each key's scope, may do there.
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import re
+import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,8 +22,10 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI
+from itsdangerous import TimestampSigner
 from sqlalchemy import insert
 
+from services.bootstrap import console_accounts
 from services.console.app import (
     LIFECYCLE_SEGMENTS,
     SESSION_COOKIE,
@@ -27,8 +33,16 @@ from services.console.app import (
     mount_console,
 )
 from services.console.logins import ADDRESS_BURST as LOGIN_BURST
-from services.console.logins import ADDRESS_RATE, LoginLimiter
-from services.console.security import Analyst, Marketer, require_scope
+from services.console.logins import (
+    DEVICE_COOKIE,
+    DEVICE_LIFETIME,
+    USER_FAILURE_BURST,
+    USER_FAILURE_RATE,
+    DeviceCookies,
+    LoginLimiter,
+)
+from services.console.security import Analyst, Marketer, disable_user, require_scope
+from services.console.settings import console_config
 from services.ingest.intake import MAX_BODY_BYTES
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema
@@ -38,7 +52,7 @@ from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import SqlUsers, open_users
 from shared.domain.segments import lifecycle_segments
 from shared.settings import Settings
-from tests.api.test_body_limits import CHUNK, post_chunked, repeated
+from tests.support.chunked import CHUNK, post_chunked, repeated
 
 PASSWORD = "a long enough password"
 HTML = {"Accept": "text/html"}
@@ -155,8 +169,8 @@ async def test_a_marketer_logs_in_and_sees_buyers_by_lifecycle_stage(
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/"
-    cookie = answer.headers["set-cookie"].lower()
-    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    cookies = answer.headers.get_list("set-cookie")
+    (cookie,) = [c.lower() for c in cookies if c.startswith(f"{SESSION_COOKIE}=")]
     assert "httponly" in cookie
     assert "samesite=lax" in cookie
     assert "secure" not in cookie, "plain http here: a Secure cookie would never come back"
@@ -215,6 +229,8 @@ async def test_the_session_cookie_is_secure_when_the_console_is_on_https(
         await log_in(client, "olga")
         (cookie,) = [c for c in client.cookies.jar if c.name == SESSION_COOKIE]
         assert cookie.secure
+        (device,) = [c for c in client.cookies.jar if c.name == DEVICE_COOKIE]
+        assert device.secure
         assert (await client.get("/")).status_code == 200
 
 
@@ -316,6 +332,31 @@ async def test_a_disabled_user_is_logged_out_at_their_next_request(
     assert (await browser.get("/")).status_code == 303
 
 
+async def test_disabling_a_user_ends_every_session_of_theirs_on_the_server(
+    app: FastAPI, browser: httpx.AsyncClient, users: SqlUsers
+) -> None:
+    await log_in(browser, "olga")
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+        ) as laptop,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
+        ) as his,
+    ):
+        await log_in(laptop, "olga")
+        await log_in(his, "ivan")
+        accounts = console_accounts(users.engine)
+        assert await disable_user(accounts.users, accounts.sessions, "Olga") == 2
+        olga = await users.find("olga")
+        assert olga is not None
+        assert not olga.active
+        assert await accounts.sessions.end_all(olga.id) == 0, "none of hers was left live"
+        assert (await laptop.get("/")).status_code == 303
+        assert (await his.get("/")).status_code == 200, "ivan stays logged in"
+    assert await disable_user(accounts.users, accounts.sessions, "nobody") is None
+
+
 async def test_beside_ingest_the_console_answers_every_path_ingest_does_not(
     tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries
 ) -> None:
@@ -404,46 +445,137 @@ async def browser_at(
         yield client
 
 
-async def try_login(client: httpx.AsyncClient, password: str, username: str = "olga") -> int:
+async def login_answer(
+    client: httpx.AsyncClient, password: str, username: str = "olga"
+) -> httpx.Response:
     form = await client.get("/login")
-    answer = await client.post(
+    return await client.post(
         "/login",
         data={"username": username, "password": password, "csrf_token": csrf_of(form)},
     )
-    return answer.status_code
+
+
+async def try_login(client: httpx.AsyncClient, password: str, username: str = "olga") -> int:
+    return (await login_answer(client, password, username)).status_code
+
+
+def retry_after(answer: httpx.Response) -> int:
+    assert answer.status_code == 429, answer.text
+    return int(answer.headers["retry-after"])
 
 
 async def test_twelve_wrong_passwords_from_one_address_do_not_lock_the_user_out(
     limited: FastAPI, seconds: Seconds
 ) -> None:
-    async with browser_at(limited, "203.0.113.7") as guesser:
-        answers = [await try_login(guesser, f"guess {n}") for n in range(12)]
-        assert answers == [401] * LOGIN_BURST + [429] * (12 - LOGIN_BURST)
-        assert await try_login(guesser, PASSWORD) == 429, "the guessing address waits"
-        async with browser_at(limited, "198.51.100.20") as olga:
-            assert await try_login(olga, PASSWORD) == 303, "from elsewhere olga logs in"
+    async with browser_at(limited, "198.51.100.20") as olga:
+        assert await try_login(olga, PASSWORD) == 303, "her own browser, known from then on"
+        async with browser_at(limited, "203.0.113.7") as guesser:
+            answers = [await try_login(guesser, f"guess {n}") for n in range(12)]
+            assert answers == [401] * LOGIN_BURST + [429] * (12 - LOGIN_BURST)
+            waited = retry_after(await login_answer(guesser, PASSWORD))
+            assert await try_login(olga, PASSWORD) == 303, "from her own browser olga logs in"
             assert (await olga.get("/")).status_code == 200
-        seconds.now += 1 / ADDRESS_RATE
-        assert await try_login(guesser, PASSWORD) == 303, "after its window, the right password"
+            seconds.now += waited
+            assert await try_login(guesser, PASSWORD) == 303, "after Retry-After, from anywhere"
 
 
-async def test_a_user_under_attack_costs_each_guessing_address_its_whole_budget(
+async def test_guesses_from_many_addresses_share_the_users_failure_budget(
     limited: FastAPI, seconds: Seconds
 ) -> None:
-    for n in range(LOGIN_BURST):  # the user's failure budget, spent from many addresses
-        async with browser_at(limited, f"203.0.113.{n}") as guesser:
-            assert await try_login(guesser, f"guess {n}") == 401
-    async with browser_at(limited, "192.0.2.1") as guesser:
-        assert await try_login(guesser, "one more guess") == 401
-        assert await try_login(guesser, "and another") == 429, "one try per window, not ten"
-        seconds.now += 1 / ADDRESS_RATE
-        assert await try_login(guesser, "a guess later") == 401
-        assert await try_login(guesser, "and another") == 429
     async with browser_at(limited, "198.51.100.20") as olga:
-        assert await try_login(olga, PASSWORD) == 303, "the right password passes all along"
-    async with browser_at(limited, "198.51.100.21") as ivan:
-        assert await try_login(ivan, "ivan's typo", "ivan") == 401, "other users are not slowed"
-        assert await try_login(ivan, PASSWORD, "ivan") == 303
+        assert await try_login(olga, PASSWORD) == 303  # before the attack: a known browser
+        for n in range(USER_FAILURE_BURST):
+            async with browser_at(limited, f"203.0.113.{n}") as guesser:
+                assert await try_login(guesser, f"guess {n}") == 401
+        for n in range(30):  # a botnet: one fresh address per guess, each with its burst
+            async with browser_at(limited, f"192.0.2.{n}") as guesser:
+                answer = await login_answer(guesser, f"botnet guess {n}")
+                assert 1 <= retry_after(answer) <= 1 / USER_FAILURE_RATE
+        seconds.now += 1 / USER_FAILURE_RATE
+        async with browser_at(limited, "192.0.2.200") as guesser:
+            assert await try_login(guesser, "one a minute") == 401
+        async with browser_at(limited, "192.0.2.201") as guesser:
+            assert await try_login(guesser, "and no more") == 429
+        assert await try_login(olga, PASSWORD) == 303, "her own browser is never kept waiting"
+        async with browser_at(limited, "198.51.100.21") as ivan:
+            assert await try_login(ivan, "ivan's typo", "ivan") == 401, "other users: unslowed"
+            assert await try_login(ivan, PASSWORD, "ivan") == 303
+            answer = await login_answer(ivan, PASSWORD, "olga")
+            assert retry_after(answer) >= 1, "a device cookie names one user: ivan's is not olga's"
+        async with browser_at(limited, "198.51.100.22") as new_laptop:
+            waited = retry_after(await login_answer(new_laptop, PASSWORD))
+            seconds.now += waited
+            assert await try_login(new_laptop, PASSWORD) == 303, "slowed, never locked"
+
+
+async def test_a_known_browser_that_keeps_failing_counts_as_unknown(limited: FastAPI) -> None:
+    async with browser_at(limited, "198.51.100.20") as stolen:
+        assert await try_login(stolen, PASSWORD) == 303
+        for n in range(USER_FAILURE_BURST):
+            assert await try_login(stolen, f"guess {n}") == 401, "its own budget first"
+        for n in range(LOGIN_BURST - 1):  # its first login, still unknown, took one
+            assert await try_login(stolen, f"more {n}") == 401, "then the user's and address's"
+        assert await try_login(stolen, PASSWORD) == 429, "now as slow as any unknown browser"
+    async with browser_at(limited, "198.51.100.21") as laptop:  # the user's budget: 9 spent
+        assert await try_login(laptop, "a typo") == 401
+        assert await try_login(laptop, PASSWORD) == 429, "now olga is under attack"
+
+
+async def test_a_forged_or_expired_device_cookie_is_no_known_browser(
+    tmp_path: Path, users: SqlUsers, queries: SqlConsoleQueries, seconds: Seconds
+) -> None:
+    app = console(tmp_path, users, queries, logins=LoginLimiter(clock=seconds))
+    key = console_config(Settings(data_dir=tmp_path)).session_key
+    expired = DeviceCookies(key, clock=lambda: time.time() - DEVICE_LIFETIME.total_seconds() - 1)
+    for n in range(USER_FAILURE_BURST):  # olga is under attack
+        async with browser_at(app, f"203.0.113.{n}") as guesser:
+            assert await try_login(guesser, f"guess {n}") == 401
+    cookies = {
+        "forged": "eyJ1c2VyIjoib2xnYSJ9.forged",
+        "other key": DeviceCookies(b"k" * 32).issue("olga"),
+        "expired": expired.issue("olga"),
+        "live": DeviceCookies(key).issue("olga"),
+    }
+    answers = {}
+    for name, cookie in cookies.items():
+        async with browser_at(app, "198.51.100.30") as browser:
+            browser.cookies.set(DEVICE_COOKIE, cookie, path="/login")
+            answers[name] = await try_login(browser, PASSWORD)
+    assert answers == {"forged": 429, "other key": 429, "expired": 429, "live": 303}
+
+
+async def test_the_device_cookie_is_sent_to_the_login_form_only(
+    browser: httpx.AsyncClient,
+) -> None:
+    form = await browser.get("/login")
+    answer = await browser.post(
+        "/login", data={"username": "olga", "password": PASSWORD, "csrf_token": csrf_of(form)}
+    )
+    (device,) = [c for c in answer.headers.get_list("set-cookie") if c.startswith(DEVICE_COOKIE)]
+    attributes = device.lower()
+    assert "path=/login" in attributes
+    assert "httponly" in attributes
+    assert "samesite=strict" in attributes
+    assert f"max-age={int(DEVICE_LIFETIME.total_seconds())}" in attributes
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "shared"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe", True),
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+        ("::ffff:203.0.113.7", "203.0.113.7", True),
+    ],
+    ids=["same-ipv6-64", "another-ipv6-64", "ipv4-mapped"],
+)
+async def test_ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4(
+    limited: FastAPI, first: str, second: str, shared: bool
+) -> None:
+    async with browser_at(limited, first) as guesser:
+        for n in range(LOGIN_BURST):
+            assert await try_login(guesser, f"guess {n}", "ivan") == 401
+    async with browser_at(limited, second) as neighbour:
+        assert await try_login(neighbour, PASSWORD, "olga") == (429 if shared else 303)
 
 
 async def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_on_its_own(
@@ -452,8 +584,8 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_on_its_ow
     trusted = Settings(trusted_proxies="10.9.0.0/24").trusted_proxies
     app = console(tmp_path, users, queries, logins=LoginLimiter(trusted, clock=seconds))
     spoofed = {"X-Forwarded-For": "192.0.2.99, 203.0.113.7"}  # the client wrote the first
-    async with browser_at(app, "10.9.0.3", spoofed) as guesser:
-        answers = [await try_login(guesser, f"guess {n}") for n in range(LOGIN_BURST + 1)]
+    async with browser_at(app, "10.9.0.3", spoofed) as guesser:  # guessing at ivan here
+        answers = [await try_login(guesser, f"guess {n}", "ivan") for n in range(LOGIN_BURST + 1)]
         assert answers[-1] == 429
     async with browser_at(app, "10.9.0.3", {"X-Forwarded-For": "192.0.2.99"}) as olga:
         assert await try_login(olga, PASSWORD) == 303, "another client behind the same proxy"
@@ -492,6 +624,19 @@ async def test_a_copy_of_the_cookie_is_refused_after_logout(
     assert refused.json()["type"] == "/problems/unauthorized"
 
 
+async def test_logging_in_again_ends_the_session_the_browser_held(
+    app: FastAPI, browser: httpx.AsyncClient
+) -> None:
+    await log_in(browser, "olga")
+    copied = session_cookie(browser)
+    await log_in(browser, "ivan")
+    refused = await with_cookie(app, copied, "/v1/campaigns")
+    assert refused.status_code == 401, "the first login's session ended on the server"
+    assert (await with_cookie(app, session_cookie(browser), "/v1/campaigns")).json() == {
+        "read_by": "ivan"
+    }
+
+
 async def test_logging_out_ends_that_session_only(app: FastAPI, browser: httpx.AsyncClient) -> None:
     await log_in(browser, "olga")
     async with httpx.AsyncClient(
@@ -518,9 +663,28 @@ async def test_a_session_ends_on_the_server_after_its_hours(
         assert (await with_cookie(app, copied, "/v1/campaigns")).status_code == 401
 
 
-async def test_a_cookie_with_a_forged_session_id_opens_nothing(app: FastAPI) -> None:
-    forged = await with_cookie(app, "eyJzZXNzaW9uIjogIngifQ==.forged.signature", "/v1/campaigns")
-    assert forged.status_code == 401
+def signed_session(tmp_path: Path, session: dict[str, str]) -> str:
+    """A session cookie holding ``session``, signed as the console signs them: with its
+    real key (kept under ``tmp_path``), the way Starlette's ``SessionMiddleware`` does."""
+    key = console_config(Settings(data_dir=tmp_path)).session_key
+    data = base64.b64encode(json.dumps(session).encode())
+    return TimestampSigner(key.decode()).sign(data).decode()
+
+
+async def test_a_cookie_with_a_forged_session_id_opens_nothing(
+    app: FastAPI, tmp_path: Path, users: SqlUsers
+) -> None:
+    olga = await users.find("olga")
+    assert olga is not None
+    badly_signed = "eyJzZXNzaW9uIjogIngifQ==.forged.signature"
+    unknown_id = signed_session(tmp_path, {"session": secrets.token_urlsafe(32), "csrf": "t"})
+    before_0013 = signed_session(tmp_path, {"user": olga.id, "csrf": "t"})
+    for cookie in (badly_signed, unknown_id, before_0013):
+        assert (await with_cookie(app, cookie, "/v1/campaigns")).status_code == 401, cookie
+    live = await SqlSessions(users.engine).start(olga.id, timedelta(hours=1))
+    signed = signed_session(tmp_path, {"session": live, "csrf": "t"})
+    opened = await with_cookie(app, signed, "/v1/campaigns")
+    assert opened.json() == {"read_by": "olga"}, "signed like this, a live session opens"
 
 
 async def test_a_huge_chunked_login_form_is_cut_off_at_the_limit(app: FastAPI) -> None:

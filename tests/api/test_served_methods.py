@@ -17,11 +17,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
+from starlette.types import Receive, Scope, Send
 
 from services.console.app import mount_console
 from services.console.wiring import build_console
 from services.ingest.app import create_app
+from services.ingest.problems import install_problem_handlers
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.api_keys import SqlApiKeys
@@ -126,4 +129,23 @@ async def test_a_path_that_does_not_exist_is_404(served: FastAPI, method: str, p
         answer = await client.request(method, path, headers={"Accept": "application/json"})
     assert answer.status_code == 404, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
+    assert "allow" not in answer.headers
+
+
+async def test_a_405_whose_methods_are_unknown_carries_no_empty_allow() -> None:
+    """A mounted app that answers 405 itself, naming nothing: ``Allow`` is left out, as an
+    empty ``Allow`` would say the path takes no method at all."""
+
+    async def refuses_every_method(_scope: Scope, _receive: Receive, _send: Send) -> None:
+        raise StarletteHTTPException(405)
+
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.mount("/raw", refuses_every_method)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://nudge"
+    ) as client:
+        answer = await client.get("/raw/anything")
+    assert answer.status_code == 405
+    assert answer.json()["type"] == "/problems/method-not-allowed"
     assert "allow" not in answer.headers

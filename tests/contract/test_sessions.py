@@ -138,9 +138,6 @@ class SessionsContract:
         assert len(hashes) == 2
         assert session_hash(kept) in hashes
 
-    async def test_ping_answers(self, sessions: SqlSessions) -> None:
-        await sessions.ping()
-
     async def test_0013_builds_what_schema_py_declares(self, sessions: SqlSessions) -> None:
         def differences(conn: Connection) -> list[Any]:
             context = MigrationContext.configure(conn, opts={"compare_type": True})

@@ -115,9 +115,5 @@ class SqlSessions:
             await conn.commit()
         return ended.rowcount
 
-    async def ping(self) -> None:
-        async with self._connection() as conn:
-            await conn.scalar(select(1))
-
     async def close(self) -> None:
         await self.engine.dispose()

@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -55,7 +56,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from bench.common import DATABASE_URL, KAFKA, Figure, console, report, timed, unique
+from bench.common import DATABASE_URL, KAFKA, Figure, console, record, report, timed, unique
 from services.bootstrap import TOPICS
 from services.ingest.intake import MAX_BODY_BYTES, refuse_card_numbers
 from services.ingest.problems import Problem
@@ -180,6 +181,8 @@ def card_scan(events: Sequence[dict[str, Any]] | None = None) -> None:
                 spent += took
                 verdicts.add(verdict)
             seconds = min(seconds, spent)
+        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        record(f"ingest.card_scan.{slug}", seconds * 1e6 / kib, "µs per KiB")
         table.add_row(
             name, f"{kib:,.0f}", f"{seconds * 1000:,.1f}", f"{seconds * 1e6 / kib:,.1f}",
             ", ".join(sorted(verdicts)),
@@ -475,9 +478,18 @@ async def main(count: int, connections: int = 8, workers: int = 1) -> None:
     raw = await raw_produce(events, connections)
     report(
         "events through nudge ingest over HTTP (real Kafka, PostgreSQL keys)",
-        [(nudge.figure, raw.figure)],
+        [(Figure(nudge.name, nudge.events, nudge.seconds, "ingest.http"), raw.figure)],
     )
     _latencies([(nudge, raw)])
+    record(
+        "ingest.http_p50_ms",
+        nudge.percentile(50) * 1000,
+        "ms",
+        baseline=raw.percentile(50) * 1000,
+        baseline_name=raw.name,
+    )
+    record("ingest.http_p99_ms", nudge.percentile(99) * 1000, "ms",
+           baseline=raw.percentile(99) * 1000, baseline_name=raw.name)  # fmt: skip
     if nudge.cpu_seconds is not None:
         console.print(
             f"nudge ingest used {nudge.cpu_seconds:.2f} CPU seconds in {nudge.seconds:.2f} s "

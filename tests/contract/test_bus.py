@@ -316,6 +316,28 @@ class TestSqliteBus(SharedPartitions, DurableBusContract):
         finally:
             await bus.close()
 
+    async def test_a_group_that_joined_but_never_committed_keeps_its_records(
+        self, path: Path, topic: str
+    ) -> None:
+        """Regression: retention counted only the groups with a committed offset, so a new
+        group (or one stuck on errors) lost the records another group had committed."""
+        bus = SqliteBus(path, retention=0)
+        try:
+            await bus.publisher().publish(topic, [(b"k", f"{n}".encode()) for n in range(5)])
+            stuck = await bus.consumer(infra.unique("g"), [topic])
+            assert len(await take(stuck, 5)) == 5  # read, failing, never committed
+            quick = await bus.consumer(infra.unique("g"), [topic])
+            await quick.commit(await take(quick, 5))
+            assert await bus.prune() == 0
+            await stuck.close()
+        finally:
+            await bus.close()
+        again = SqliteBus(path, retention=0)
+        try:
+            assert await again.prune() == 0, "a group that joined once is still waited for"
+        finally:
+            await again.close()
+
     async def test_the_database_and_its_wal_are_private(
         self, bus: Bus, topic: str, path: Path
     ) -> None:

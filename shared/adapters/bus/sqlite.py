@@ -24,7 +24,9 @@ within ``wake_interval`` seconds.
 
 Retention: a record older than ``retention`` seconds that every group reading its topic
 has committed is deleted (a partition's last record stays, so offsets go on from it);
-topics no group reads, such as the dead-letter topics, keep every record.
+topics no group reads, such as the dead-letter topics, keep every record. A group reads
+a topic from the first time it joins on it: it gets offset 0 in each of its partitions
+then, so a group that never committed (a new one, one stuck on errors) keeps every record.
 
 SQLite's calls run on two threads of the bus's own (one connection writing, one
 reading), never on the event loop.
@@ -201,6 +203,7 @@ class SqliteBus:
     async def consumer(self, group: str, topics: Sequence[str]) -> SqliteConsumer:
         self._lock_consumers()
         await self.ensure_topics(topics)
+        await self._writer.run(functools.partial(self._enrol, group=group, topics=topics))
         member = SqliteConsumer(self, group, tuple(topics))
         self._groups.join(member)
         return member
@@ -302,6 +305,16 @@ class SqliteBus:
                 )
                 for t in topics
             }
+
+    def _enrol(self, conn: sqlite3.Connection, group: str, topics: Sequence[str]) -> None:
+        """Give ``group`` an offset (0 where it has none) in every partition of ``topics``:
+        retention then waits for it, from its first join on, even before its first commit."""
+        with _transaction(conn):
+            conn.executemany(
+                "INSERT INTO bus_offsets (group_name, topic, partition_no, committed) "
+                "VALUES (?, ?, ?, 0) ON CONFLICT (group_name, topic, partition_no) DO NOTHING",
+                [(group, t, p) for t in topics for p in range(self._topics[t])],
+            )
 
     async def _append(
         self,

@@ -4,6 +4,7 @@ new bus instance."""
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
@@ -43,6 +44,29 @@ async def take(consumer: Consumer, count: int, timeout: float = 30.0) -> list[Re
 
 def values(records: Sequence[Record]) -> list[bytes]:
     return [r.value for r in records]
+
+
+class FailingCommits:
+    """A fault for the SQLite bus's connection: its next ``COMMIT`` fails (as a full disk or
+    an I/O error makes it), leaving the transaction open."""
+
+    def __init__(self, *, once: bool) -> None:
+        self.armed = once
+
+    def wrap(self, conn: sqlite3.Connection) -> Any:
+        fault = self
+
+        class Failing:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(conn, name)
+
+            def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+                if sql == "COMMIT" and fault.armed:
+                    fault.armed = False
+                    raise sqlite3.OperationalError("disk I/O error")
+                return conn.execute(sql, *args)
+
+        return Failing()
 
 
 class BusContract:
@@ -337,6 +361,20 @@ class TestSqliteBus(SharedPartitions, DurableBusContract):
             assert await again.prune() == 0, "a group that joined once is still waited for"
         finally:
             await again.close()
+
+    async def test_a_publish_whose_commit_failed_leaves_the_bus_writable(
+        self, bus: SqliteBus, topic: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Regression: a failed COMMIT left the writer connection in its transaction, holding
+        the write lock, and every publish after it failed."""
+        writer = bus._writer
+        opened = writer._open
+        failing = FailingCommits(once=True)
+        monkeypatch.setattr(writer, "_open", lambda: failing.wrap(opened()))
+        with pytest.raises(BusUnavailable):
+            await bus.publisher().publish(topic, [(b"k", b"not written")])
+        await bus.publisher().publish(topic, [(b"k", b"written")])
+        assert values([r async for r in bus.read(topic)]) == [b"written"]
 
     async def test_the_database_and_its_wal_are_private(
         self, bus: Bus, topic: str, path: Path

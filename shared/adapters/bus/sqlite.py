@@ -111,14 +111,20 @@ class _Connection:
 
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` (the write lock first: no upgrade deadlock) … ``COMMIT``."""
+    """``BEGIN IMMEDIATE`` (the write lock first: no upgrade deadlock) … ``COMMIT``.
+
+    Whatever fails, the ``COMMIT`` included (a full disk, an I/O error), the transaction
+    is rolled back: the connection lives as long as the bus, and one left in its
+    transaction would hold the write lock and refuse every later one."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite ends it itself after some errors
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes | None:

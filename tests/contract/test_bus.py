@@ -376,6 +376,23 @@ class TestSqliteBus(SharedPartitions, DurableBusContract):
         await bus.publisher().publish(topic, [(b"k", b"written")])
         assert values([r async for r in bus.read(topic)]) == [b"written"]
 
+    async def test_a_publish_that_timed_out_wrote_nothing(self, path: Path, topic: str) -> None:
+        """Regression: a publish that timed out (ingest's 503) went on waiting for the write
+        lock on its thread, and wrote its records once the lock came free."""
+        bus = SqliteBus(path, publish_timeout=1.0)
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            await bus.ensure_topics([topic])
+            holder.execute("BEGIN IMMEDIATE")  # a long store transaction elsewhere
+            with pytest.raises(BusUnavailable):
+                await bus.publisher().publish(topic, [(b"k", b"answered 503")])
+            holder.execute("ROLLBACK")
+            await bus.publisher().publish(topic, [(b"k", b"answered 202")])  # after the first
+            assert values([r async for r in bus.read(topic)]) == [b"answered 202"]
+        finally:
+            holder.close()
+            await bus.close()
+
     async def test_the_database_and_its_wal_are_private(
         self, bus: Bus, topic: str, path: Path
     ) -> None:

@@ -42,13 +42,14 @@ import itertools
 import math
 import os
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -94,6 +95,39 @@ class _Connection:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, lambda: work(self._open()))
+        except sqlite3.Error as exc:
+            raise BusUnavailable(f"the embedded bus's database failed: {exc}") from exc
+
+    async def run_if_started(self, work: Callable[[sqlite3.Connection], T], within: float) -> T:
+        """Run ``work`` if the thread starts it within ``within`` seconds (``TimeoutError``
+        then, and ``work`` never runs); once started, wait for its real outcome, which a
+        timeout or a cancellation of the caller does not stop."""
+        loop = asyncio.get_running_loop()
+        began = asyncio.Event()
+        claim = threading.Lock()
+        state = {"started": False, "abandoned": False}
+
+        def job() -> T | None:
+            with claim:
+                if state["abandoned"]:
+                    return None
+                state["started"] = True
+            loop.call_soon_threadsafe(began.set)
+            return work(self._open())
+
+        future = loop.run_in_executor(self._executor, job)
+        # Retrieved even when nobody waits any more (the caller cancelled meanwhile).
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            async with asyncio.timeout(within):
+                await began.wait()
+        except TimeoutError:
+            with claim:
+                state["abandoned"] = not state["started"]
+            if state["abandoned"]:
+                raise
+        try:
+            return cast("T", await asyncio.shield(future))
         except sqlite3.Error as exc:
             raise BusUnavailable(f"the embedded bus's database failed: {exc}") from exc
 
@@ -193,7 +227,11 @@ class SqliteBus:
         self.prune_interval = prune_interval
         self._pruned_at = time.monotonic()
         self._lock: int | None = None
-        self._writer = _Connection(self.path, "writer", publish_timeout)
+        # A publish waits its turn on the writer's thread, then for SQLite's write lock
+        # (another connection's transaction): half of publish_timeout each, so it is answered
+        # within about publish_timeout, and a timeout means nothing was written.
+        self._start_within = publish_timeout / 2
+        self._writer = _Connection(self.path, "writer", publish_timeout / 2)
         self._reader = _Connection(self.path, "reader", publish_timeout)
         self._topics: dict[str, int] = {}
         self._groups: Groups[SqliteConsumer] = Groups(self._notify)
@@ -350,11 +388,11 @@ class SqliteBus:
                 )
 
         try:
-            async with asyncio.timeout(self.publish_timeout):
-                await self._writer.run(append)
+            await self._writer.run_if_started(append, within=self._start_within)
         except TimeoutError as exc:
             raise BusUnavailable(
-                f"the embedded bus did not write within {self.publish_timeout}s"
+                f"the embedded bus could not start writing within {self._start_within}s; "
+                "nothing was written"
             ) from exc
         self._notify()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -375,6 +375,61 @@ class TestSqliteBus(SharedPartitions, DurableBusContract):
             await bus.publisher().publish(topic, [(b"k", b"not written")])
         await bus.publisher().publish(topic, [(b"k", b"written")])
         assert values([r async for r in bus.read(topic)]) == [b"written"]
+
+    async def test_records_past_retention_are_pruned_by_age_up_to_the_first_young_one(
+        self, path: Path, topic: str
+    ) -> None:
+        bus = SqliteBus(path, partitions=1)
+        try:
+            count, old = 12_000, 7_000  # more than one chunk of deletes
+            await bus.publisher().publish(topic, [(b"k", f"{n}".encode()) for n in range(count)])
+            eight_days_ago = int((datetime.now(UTC) - timedelta(days=8)).timestamp() * 1000)
+            with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+                conn.execute(
+                    "UPDATE bus_records SET at_ms = ? WHERE topic = ? AND offset_no < ?",
+                    (eight_days_ago, topic, old),
+                )
+            consumer = await bus.consumer(infra.unique("g"), [topic])
+            await consumer.commit(await take(consumer, count))
+            assert await bus.prune() == old
+            assert await bus.prune() == 0
+            left = [r.offset async for r in bus.read(topic)]
+            assert left == list(range(old, count))
+        finally:
+            await bus.close()
+
+    async def test_pruning_runs_beside_commits_and_its_failure_fails_no_commit(
+        self, path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Regression: the prune ran inside ``commit``, so its error was a commit failure."""
+        bus = SqliteBus(path, retention=0, prune_interval=0)
+        tried = 0
+
+        async def failing_prune() -> int:
+            nonlocal tried
+            tried += 1
+            raise BusUnavailable("the disk is failing")
+
+        try:
+            await bus.publisher().publish(topic, [(b"k", f"{n}".encode()) for n in range(5)])
+            consumer = await bus.consumer(infra.unique("g"), [topic])
+            got = await take(consumer, 5)
+            with monkeypatch.context() as patch:
+                patch.setattr(bus, "prune", failing_prune)
+                await consumer.commit(got[:2])
+
+                async def tried_once() -> bool:
+                    return tried > 0
+
+                await eventually(tried_once, what="the prune in the background")
+            await consumer.commit(got)
+
+            async def pruned() -> bool:
+                return [r.offset async for r in bus.read(topic)] == [4]
+
+            await eventually(pruned, what="the records committed pruned in the background")
+        finally:
+            await bus.close()
 
     async def test_a_publish_that_timed_out_wrote_nothing(self, path: Path, topic: str) -> None:
         """Regression: a publish that timed out (ingest's 503) went on waiting for the write

@@ -56,6 +56,7 @@ import orjson
 from shared.adapters.bus.groups import Groups
 from shared.adapters.files import private_sqlite_file
 from shared.errors import BusError, BusUnavailable, CommitFailed
+from shared.logging import get_logger
 from shared.ports.bus import Record
 
 __all__ = ["ConsumedElsewhere", "SqliteBus", "SqliteConsumer", "SqlitePublisher"]
@@ -66,6 +67,8 @@ Partition = tuple[str, int]
 _COLUMNS = "topic, partition_no, offset_no, key, value, headers, at_ms"
 _READ_PAGE = 500
 _PRUNE_CHUNK = 5000
+
+log = get_logger(__name__)
 
 
 class ConsumedElsewhere(BusError):
@@ -226,6 +229,7 @@ class SqliteBus:
         self.retention = retention
         self.prune_interval = prune_interval
         self._pruned_at = time.monotonic()
+        self._pruning: asyncio.Task[None] | None = None
         self._lock: int | None = None
         # A publish waits its turn on the writer's thread, then for SQLite's write lock
         # (another connection's transaction): half of publish_timeout each, so it is answered
@@ -284,6 +288,10 @@ class SqliteBus:
         if self._closed:
             return
         self._closed = True
+        if self._pruning is not None:
+            self._pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruning
         for member in self._groups.everyone():
             await member.close()
         await self._writer.close()
@@ -409,16 +417,27 @@ class SqliteBus:
                 )
 
         await self._writer.run(commit)
-        if time.monotonic() - self._pruned_at >= self.prune_interval:
+        if self._pruning is None and time.monotonic() - self._pruned_at >= self.prune_interval:
             self._pruned_at = time.monotonic()
+            self._pruning = asyncio.create_task(self._prune_beside())
+
+    async def _prune_beside(self) -> None:
+        """:meth:`prune` beside the consumers: its failure is logged, never a commit's."""
+        try:
             await self.prune()
+        except BusError as exc:
+            log.warning("pruning the embedded bus failed; tried again later", error=str(exc))
+        finally:
+            self._pruning = None
 
     async def prune(self) -> int:
         """Delete the records past their retention that every group reading their topic
-        has committed; how many. A chunk per transaction, so publishers wait little."""
+        has committed; how many. The bounds are found on the reader (index lookups), and
+        the writer deletes ranges of the primary key, a chunk per transaction, so
+        publishers wait little."""
         cutoff = time.time_ns() // 1_000_000 - int(self.retention * 1000)
 
-        def prunable(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+        def prunable(conn: sqlite3.Connection) -> list[tuple[str, int, int, int]]:
             readers = dict(
                 conn.execute(
                     "SELECT topic, COUNT(DISTINCT group_name) FROM bus_offsets GROUP BY topic"
@@ -429,29 +448,38 @@ class SqliteBus:
                 "SELECT topic, partition_no, MIN(committed), COUNT(*) FROM bus_offsets "
                 "GROUP BY topic, partition_no"
             ).fetchall():
-                if groups == readers[topic]:  # every group has committed this partition
-                    # The partition's last record stays: the next offset follows it.
-                    found.append((topic, partition, min(low, _end(conn, topic, partition) - 1)))
+                if groups != readers[topic]:  # a group has not joined on this partition
+                    continue
+                # The partition's last record stays: the next offset follows it.
+                below = min(low, _end(conn, topic, partition) - 1)
+                first = _first(conn, topic, partition)
+                if first is not None and first < below:
+                    end = _aged(conn, topic, partition, first=first, below=below, cutoff=cutoff)
+                    found.append((topic, partition, first, end))
             return found
 
-        def chunk(conn: sqlite3.Connection, topic: str, partition: int, below: int) -> int:
+        def chunk(
+            conn: sqlite3.Connection, topic: str, partition: int, first: int, end: int
+        ) -> int:
             with _transaction(conn):
                 return conn.execute(
-                    "DELETE FROM bus_records WHERE rowid IN (SELECT rowid FROM bus_records "
-                    "WHERE topic = ? AND partition_no = ? AND offset_no < ? AND at_ms <= ? "
-                    "ORDER BY offset_no LIMIT ?)",
-                    (topic, partition, below, cutoff, _PRUNE_CHUNK),
+                    "DELETE FROM bus_records WHERE topic = ? AND partition_no = ? "
+                    "AND offset_no >= ? AND offset_no < ?",
+                    (topic, partition, first, end),
                 ).rowcount
 
         deleted = 0
-        for topic, partition, below in await self._reader.run(prunable):
-            while True:
-                count = await self._writer.run(
-                    functools.partial(chunk, topic=topic, partition=partition, below=below)
+        for topic, partition, first, end in await self._reader.run(prunable):
+            for start in range(first, end, _PRUNE_CHUNK):
+                deleted += await self._writer.run(
+                    functools.partial(
+                        chunk,
+                        topic=topic,
+                        partition=partition,
+                        first=start,
+                        end=min(start + _PRUNE_CHUNK, end),
+                    )
                 )
-                deleted += count
-                if count < _PRUNE_CHUNK:
-                    break
         return deleted
 
     def _notify(self) -> None:
@@ -460,6 +488,41 @@ class SqliteBus:
 
     def _assignment(self, member: SqliteConsumer) -> list[Partition]:
         return self._groups.assignment(member, lambda topic: self._topics.get(topic, 0))
+
+
+def _first(conn: sqlite3.Connection, topic: str, partition: int) -> int | None:
+    """The partition's first offset still kept (an index lookup)."""
+    row = conn.execute(
+        "SELECT MIN(offset_no) FROM bus_records WHERE topic = ? AND partition_no = ?",
+        (topic, partition),
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def _aged(
+    conn: sqlite3.Connection, topic: str, partition: int, *, first: int, below: int, cutoff: int
+) -> int:
+    """The first offset in ``first``..``below`` written after ``cutoff`` (``below`` if none).
+
+    A binary search by index lookups: ``at_ms`` rises with the offset, as each publish
+    takes the clock's time under the write lock and the next offsets."""
+
+    def at_ms(offset: int) -> int:
+        row = conn.execute(
+            "SELECT at_ms FROM bus_records WHERE topic = ? AND partition_no = ? "
+            "AND offset_no >= ? ORDER BY offset_no LIMIT 1",
+            (topic, partition, offset),
+        ).fetchone()
+        return cutoff + 1 if row is None else int(row[0])
+
+    low, high = first, below
+    while low < high:
+        middle = (low + high) // 2
+        if at_ms(middle) <= cutoff:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _committed(conn: sqlite3.Connection, group: str, topic: str, partition: int) -> int:

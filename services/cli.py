@@ -784,6 +784,17 @@ def _dead_letter_bus() -> tuple[Settings, Bus]:
                 markup=False,
             )
             raise typer.Exit(2)
+        database = bootstrap.sqlite_path(settings.db_url)
+        if not database.is_file():
+            # Opening it would create an empty one there, holding no dead letter.
+            errors.print(
+                f"There is no database at {database}: check NUDGE_DATA_DIR (or "
+                "NUDGE_DATABASE_URL), it must name the data dir of `nudge serve --embedded`.",
+                style="red",
+                markup=False,
+                soft_wrap=True,  # one line, the path whole
+            )
+            raise typer.Exit(2)
         upgrade(settings.db_url)
     return settings, bootstrap.build_bus(settings)
 

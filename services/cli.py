@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -230,7 +230,7 @@ async def _stop_in_order(
     """Until a stop signal; then refuse new requests, finish those in flight, drain what was
     accepted (on the embedded bus), and stop the server and the consumers
     (:mod:`services.lifecycle`)."""
-    from services.lifecycle import drain, on_stop_signal  # noqa: PLC0415
+    from services.lifecycle import on_stop_signal, settle_and_drain  # noqa: PLC0415
     from shared.adapters.bus.sqlite import SqliteBus  # noqa: PLC0415
 
     signalled, hurry = asyncio.Event(), asyncio.Event()
@@ -241,26 +241,18 @@ async def _stop_in_order(
     )
     await signalled.wait()
     settings, bus = runtime.settings, runtime.bus
-    timeout = settings.drain_timeout
     console.print("stopping: new requests are refused (503); applying what was accepted")
-
-    async def in_order() -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await gate.settled()
-        if isinstance(bus, SqliteBus):
-            events, changes = settings.topic("events"), settings.topic("segment-changes")
-            await drain(
-                [
-                    lambda: bus.lag(settings.group("segmenter"), [events]),
-                    lambda: _unpublished_outbox(runtime),
-                    lambda: bus.lag(settings.group("dispatcher"), [changes]),
-                    lambda: bus.lag(settings.group("dispatcher-events"), [events]),
-                ],
-                timeout,
-            )
-
-    drained, hurried = asyncio.ensure_future(in_order()), asyncio.ensure_future(hurry.wait())
+    outstanding: list[Callable[[], Awaitable[int]]] = []
+    if isinstance(bus, SqliteBus):
+        events, changes = settings.topic("events"), settings.topic("segment-changes")
+        outstanding = [
+            lambda: bus.lag(settings.group("segmenter"), [events]),
+            lambda: _unpublished_outbox(runtime),
+            lambda: bus.lag(settings.group("dispatcher"), [changes]),
+            lambda: bus.lag(settings.group("dispatcher-events"), [events]),
+        ]
+    drained = asyncio.ensure_future(settle_and_drain(gate, outstanding, settings.drain_timeout))
+    hurried = asyncio.ensure_future(hurry.wait())
     await asyncio.wait({drained, hurried}, return_when="FIRST_COMPLETED")
     for task in (drained, hurried):
         task.cancel()
@@ -798,6 +790,17 @@ def _dead_letter_bus() -> tuple[Settings, Bus]:
                 "is not SQLite: set NUDGE_BUS=kafka for the production bus.",
                 style="red",
                 markup=False,
+            )
+            raise typer.Exit(2)
+        database = bootstrap.sqlite_path(settings.db_url)
+        if not database.is_file():
+            # Opening it would create an empty one there, holding no dead letter.
+            errors.print(
+                f"There is no database at {database}: check NUDGE_DATA_DIR (or "
+                "NUDGE_DATABASE_URL), it must name the data dir of `nudge serve --embedded`.",
+                style="red",
+                markup=False,
+                soft_wrap=True,  # one line, the path whole
             )
             raise typer.Exit(2)
         upgrade(settings.db_url)

@@ -7,7 +7,8 @@ On SIGTERM (or SIGINT) ``nudge serve``:
    ``Retry-After`` (``/healthz`` still answers), so no 202 is given after the signal;
 2. waits for the requests already past the gate (their records are then on the bus);
 3. on the embedded bus, :func:`drain`: the segmenter and the dispatcher keep consuming
-   until their groups' lag is 0 and the outbox is relayed, up to ``NUDGE_DRAIN_TIMEOUT``
+   until their groups' lag is 0 and the outbox is relayed (a failed look at the lag is
+   logged and taken again); steps 2 and 3 together take at most ``NUDGE_DRAIN_TIMEOUT``
    seconds (what is left stays on the durable bus for the next start);
 4. stops the HTTP server and the consumers, which finish and commit the batch in hand.
 
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.ingest.problems import PROBLEM_KINDS, Problem, problem_response
 from shared.logging import get_logger
 
-__all__ = ["RETRY_AFTER", "Gate", "drain", "on_stop_signal"]
+__all__ = ["RETRY_AFTER", "Gate", "drain", "on_stop_signal", "settle_and_drain"]
 
 log = get_logger(__name__)
 
@@ -108,16 +109,40 @@ Outstanding = Callable[[], Awaitable[int]]
 
 async def drain(outstanding: Sequence[Outstanding], timeout: float, interval: float = 0.05) -> bool:
     """Wait until every probe says 0 twice in a row (the relay may add work between two
-    looks), at most ``timeout`` seconds; whether it got there."""
+    looks), at most ``timeout`` seconds; whether it got there. A look that fails (the
+    bus's database busy a moment) is logged and taken again: it says nothing is done."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     quiet = 0
     left = -1
     while loop.time() < deadline:
-        left = sum([await probe() for probe in outstanding])
-        quiet = quiet + 1 if left == 0 else 0
-        if quiet >= 2:
-            return True
+        try:
+            left = sum([await probe() for probe in outstanding])
+        except Exception as exc:  # whatever failed, the work is not known to be done
+            log.warning("drain: looking at the work left failed; looking again", error=str(exc))
+            quiet, left = 0, -1
+        else:
+            quiet = quiet + 1 if left == 0 else 0
+            if quiet >= 2:
+                return True
         await asyncio.sleep(interval)
     log.warning("drain timed out; the rest is applied at the next start", left=left)
     return False
+
+
+async def settle_and_drain(
+    gate: Gate, outstanding: Sequence[Outstanding], timeout: float, interval: float = 0.05
+) -> bool:
+    """Wait for the requests past ``gate`` to be answered, then :func:`drain`, both within
+    one deadline ``timeout`` seconds away; whether everything got done."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        async with asyncio.timeout_at(deadline):
+            await gate.settled()
+    except TimeoutError:
+        log.warning("requests still in flight at the drain timeout; stopping anyway")
+        return False
+    if not outstanding:
+        return True
+    return await drain(outstanding, deadline - loop.time(), interval)

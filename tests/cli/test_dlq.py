@@ -183,3 +183,18 @@ def test_dead_letters_need_an_sqlite_database_without_kafka(
     result = runner.invoke(app, ["dlq", "list"])
     assert result.exit_code == 2
     assert "NUDGE_BUS=kafka" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["dlq", "list"], ["dlq", "replay", "--all"]])
+def test_a_mistyped_data_dir_is_refused_not_made_into_an_empty_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    """Regression: `nudge dlq list` created an empty database there and listed nothing."""
+    mistyped = tmp_path / "nudge-dta"
+    monkeypatch.delenv("NUDGE_DATABASE_URL")
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(mistyped))
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert f"no database at {mistyped / 'nudge.db'}:" in line
+    assert not mistyped.exists(), "nothing created"

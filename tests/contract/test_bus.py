@@ -4,9 +4,10 @@ new bus instance."""
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,29 @@ async def take(consumer: Consumer, count: int, timeout: float = 30.0) -> list[Re
 
 def values(records: Sequence[Record]) -> list[bytes]:
     return [r.value for r in records]
+
+
+class FailingCommits:
+    """A fault for the SQLite bus's connection: its next ``COMMIT`` fails (as a full disk or
+    an I/O error makes it), leaving the transaction open."""
+
+    def __init__(self, *, once: bool) -> None:
+        self.armed = once
+
+    def wrap(self, conn: sqlite3.Connection) -> Any:
+        fault = self
+
+        class Failing:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(conn, name)
+
+            def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+                if sql == "COMMIT" and fault.armed:
+                    fault.armed = False
+                    raise sqlite3.OperationalError("disk I/O error")
+                return conn.execute(sql, *args)
+
+        return Failing()
 
 
 class BusContract:
@@ -314,6 +338,114 @@ class TestSqliteBus(SharedPartitions, DurableBusContract):
             (record,) = await take(consumer, 1)
             assert (record.value, record.offset) == (b"after the pruning", 5)
         finally:
+            await bus.close()
+
+    async def test_a_group_that_joined_but_never_committed_keeps_its_records(
+        self, path: Path, topic: str
+    ) -> None:
+        """Regression: retention counted only the groups with a committed offset, so a new
+        group (or one stuck on errors) lost the records another group had committed."""
+        bus = SqliteBus(path, retention=0)
+        try:
+            await bus.publisher().publish(topic, [(b"k", f"{n}".encode()) for n in range(5)])
+            stuck = await bus.consumer(infra.unique("g"), [topic])
+            assert len(await take(stuck, 5)) == 5  # read, failing, never committed
+            quick = await bus.consumer(infra.unique("g"), [topic])
+            await quick.commit(await take(quick, 5))
+            assert await bus.prune() == 0
+            await stuck.close()
+        finally:
+            await bus.close()
+        again = SqliteBus(path, retention=0)
+        try:
+            assert await again.prune() == 0, "a group that joined once is still waited for"
+        finally:
+            await again.close()
+
+    async def test_a_publish_whose_commit_failed_leaves_the_bus_writable(
+        self, bus: SqliteBus, topic: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Regression: a failed COMMIT left the writer connection in its transaction, holding
+        the write lock, and every publish after it failed."""
+        writer = bus._writer
+        opened = writer._open
+        failing = FailingCommits(once=True)
+        monkeypatch.setattr(writer, "_open", lambda: failing.wrap(opened()))
+        with pytest.raises(BusUnavailable):
+            await bus.publisher().publish(topic, [(b"k", b"not written")])
+        await bus.publisher().publish(topic, [(b"k", b"written")])
+        assert values([r async for r in bus.read(topic)]) == [b"written"]
+
+    async def test_records_past_retention_are_pruned_by_age_up_to_the_first_young_one(
+        self, path: Path, topic: str
+    ) -> None:
+        bus = SqliteBus(path, partitions=1)
+        try:
+            count, old = 12_000, 7_000  # more than one chunk of deletes
+            await bus.publisher().publish(topic, [(b"k", f"{n}".encode()) for n in range(count)])
+            eight_days_ago = int((datetime.now(UTC) - timedelta(days=8)).timestamp() * 1000)
+            with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+                conn.execute(
+                    "UPDATE bus_records SET at_ms = ? WHERE topic = ? AND offset_no < ?",
+                    (eight_days_ago, topic, old),
+                )
+            consumer = await bus.consumer(infra.unique("g"), [topic])
+            await consumer.commit(await take(consumer, count))
+            assert await bus.prune() == old
+            assert await bus.prune() == 0
+            left = [r.offset async for r in bus.read(topic)]
+            assert left == list(range(old, count))
+        finally:
+            await bus.close()
+
+    async def test_pruning_runs_beside_commits_and_its_failure_fails_no_commit(
+        self, path: Path, topic: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Regression: the prune ran inside ``commit``, so its error was a commit failure."""
+        bus = SqliteBus(path, retention=0, prune_interval=0)
+        tried = 0
+
+        async def failing_prune() -> int:
+            nonlocal tried
+            tried += 1
+            raise BusUnavailable("the disk is failing")
+
+        try:
+            await bus.publisher().publish(topic, [(b"k", f"{n}".encode()) for n in range(5)])
+            consumer = await bus.consumer(infra.unique("g"), [topic])
+            got = await take(consumer, 5)
+            with monkeypatch.context() as patch:
+                patch.setattr(bus, "prune", failing_prune)
+                await consumer.commit(got[:2])
+
+                async def tried_once() -> bool:
+                    return tried > 0
+
+                await eventually(tried_once, what="the prune in the background")
+            await consumer.commit(got)
+
+            async def pruned() -> bool:
+                return [r.offset async for r in bus.read(topic)] == [4]
+
+            await eventually(pruned, what="the records committed pruned in the background")
+        finally:
+            await bus.close()
+
+    async def test_a_publish_that_timed_out_wrote_nothing(self, path: Path, topic: str) -> None:
+        """Regression: a publish that timed out (ingest's 503) went on waiting for the write
+        lock on its thread, and wrote its records once the lock came free."""
+        bus = SqliteBus(path, publish_timeout=1.0)
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            await bus.ensure_topics([topic])
+            holder.execute("BEGIN IMMEDIATE")  # a long store transaction elsewhere
+            with pytest.raises(BusUnavailable):
+                await bus.publisher().publish(topic, [(b"k", b"answered 503")])
+            holder.execute("ROLLBACK")
+            await bus.publisher().publish(topic, [(b"k", b"answered 202")])  # after the first
+            assert values([r async for r in bus.read(topic)]) == [b"answered 202"]
+        finally:
+            holder.close()
             await bus.close()
 
     async def test_the_database_and_its_wal_are_private(

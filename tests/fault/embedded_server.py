@@ -127,10 +127,14 @@ class Answers:
     accepted: set[str] = field(default_factory=set)
     """Event ids answered 202."""
     unanswered: set[str] = field(default_factory=set)
-    """Event ids of requests that got no answer (the process died or refused the connection)."""
+    """Event ids of requests that got no answer (the process died or refused the connection):
+    each may or may not have been applied."""
+    refused: set[str] = field(default_factory=set)
+    """Event ids of requests answered 503: none of them may be applied."""
     after_signal: list[int] = field(default_factory=list)
     """Statuses of the requests sent after the signal that were answered."""
     refusals: list[httpx.Response] = field(default_factory=list)
+    refusals_after_signal: list[httpx.Response] = field(default_factory=list)
 
 
 class Load:
@@ -179,6 +183,8 @@ class Load:
                     self.answers.accepted.update(ids)
                 else:
                     self.answers.refusals.append(response)
-                    self.answers.unanswered.update(ids)
+                    if after_signal:
+                        self.answers.refusals_after_signal.append(response)
                     if response.status_code != 503:
                         raise AssertionError(f"{response.status_code}: {response.text[:300]}")
+                    self.answers.refused.update(ids)

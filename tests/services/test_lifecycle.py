@@ -12,7 +12,8 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from services.lifecycle import Gate, drain, on_stop_signal
+from services.lifecycle import Gate, drain, on_stop_signal, settle_and_drain
+from shared.errors import BusUnavailable
 
 
 class Held:
@@ -98,3 +99,39 @@ async def test_the_drain_gives_up_after_its_timeout() -> None:
         return 1
 
     assert not await drain([stuck], timeout=0.05, interval=0)
+
+
+async def test_the_drain_looks_again_when_a_look_fails() -> None:
+    """Regression: a lag probe's error (the bus's database busy) ended the drain silently,
+    and the consumers stopped with accepted work left."""
+    looks = [0]
+
+    async def flaky() -> int:
+        looks[0] += 1
+        if looks[0] == 1:
+            raise BusUnavailable("the embedded bus's database failed: database is locked")
+        return 0
+
+    assert await drain([flaky], timeout=30, interval=0)
+    assert looks[0] >= 3
+
+
+async def test_settling_and_draining_share_one_deadline() -> None:
+    """Regression: the requests in flight and the drain each had the whole drain timeout."""
+    app = Held()
+    gate = Gate(app)
+    looked = [0]
+
+    async def nothing_left() -> int:
+        looked[0] += 1
+        return 0
+
+    async with client(gate) as http:
+        in_flight = asyncio.create_task(http.post("/v1/events", json={}))
+        await app.entered.wait()
+        gate.close()
+        assert not await settle_and_drain(gate, [nothing_left], timeout=0.05, interval=0)
+        assert looked == [0], "the deadline was spent on the request in flight"
+        app.release.set()
+        await in_flight
+        assert await settle_and_drain(gate, [nothing_left], timeout=30, interval=0)

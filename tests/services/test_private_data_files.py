@@ -51,6 +51,38 @@ async def test_the_embedded_database_its_wal_and_keys_are_private(tmp_path: Path
         await runtime.close()
 
 
+@pytest.fixture
+def no_chmod(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any change of a mode after the fact fails: a file made readable and then fixed was
+    readable by others for a moment (and stays so if the process dies in between)."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a mode changed after the file was created: {args}")
+
+    for name in ("chmod", "fchmod", "lchmod"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refused)
+
+
+@pytest.mark.usefixtures("permissive_umask", "no_chmod")
+async def test_the_data_files_are_born_private_not_made_private_after(tmp_path: Path) -> None:
+    data = tmp_path / "fresh"
+    settings = Settings(data_dir=data, bus="memory")
+    runtime = await bootstrap(settings)
+    try:
+        token_hmac_key(settings)
+        unsubscribe_key(settings)
+        await runtime.bus.publisher().publish(settings.topic("events"), [(b"id:a", b"{}")])
+        consumer = await runtime.bus.consumer("g", [settings.topic("events")])
+        await consumer.close()
+        async with runtime.store.unit_of_work() as uow:
+            await uow.profiles.find("id", "a")
+    finally:
+        await runtime.close()
+    for path in (data, *data.iterdir()):
+        assert mode(path) == (0o700 if path.is_dir() else 0o600), path.name
+
+
 @pytest.mark.usefixtures("permissive_umask")
 async def test_a_database_left_readable_by_others_is_made_private(tmp_path: Path) -> None:
     data = tmp_path / "var"

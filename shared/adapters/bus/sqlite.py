@@ -24,7 +24,9 @@ within ``wake_interval`` seconds.
 
 Retention: a record older than ``retention`` seconds that every group reading its topic
 has committed is deleted (a partition's last record stays, so offsets go on from it);
-topics no group reads, such as the dead-letter topics, keep every record.
+topics no group reads, such as the dead-letter topics, keep every record. A group reads
+a topic from the first time it joins on it: it gets offset 0 in each of its partitions
+then, so a group that never committed (a new one, one stuck on errors) keeps every record.
 
 SQLite's calls run on two threads of the bus's own (one connection writing, one
 reading), never on the event loop.
@@ -40,19 +42,21 @@ import itertools
 import math
 import os
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
 from shared.adapters.bus.groups import Groups
 from shared.adapters.files import private_sqlite_file
 from shared.errors import BusError, BusUnavailable, CommitFailed
+from shared.logging import get_logger
 from shared.ports.bus import Record
 
 __all__ = ["ConsumedElsewhere", "SqliteBus", "SqliteConsumer", "SqlitePublisher"]
@@ -63,6 +67,8 @@ Partition = tuple[str, int]
 _COLUMNS = "topic, partition_no, offset_no, key, value, headers, at_ms"
 _READ_PAGE = 500
 _PRUNE_CHUNK = 5000
+
+log = get_logger(__name__)
 
 
 class ConsumedElsewhere(BusError):
@@ -95,6 +101,39 @@ class _Connection:
         except sqlite3.Error as exc:
             raise BusUnavailable(f"the embedded bus's database failed: {exc}") from exc
 
+    async def run_if_started(self, work: Callable[[sqlite3.Connection], T], within: float) -> T:
+        """Run ``work`` if the thread starts it within ``within`` seconds (``TimeoutError``
+        then, and ``work`` never runs); once started, wait for its real outcome, which a
+        timeout or a cancellation of the caller does not stop."""
+        loop = asyncio.get_running_loop()
+        began = asyncio.Event()
+        claim = threading.Lock()
+        state = {"started": False, "abandoned": False}
+
+        def job() -> T | None:
+            with claim:
+                if state["abandoned"]:
+                    return None
+                state["started"] = True
+            loop.call_soon_threadsafe(began.set)
+            return work(self._open())
+
+        future = loop.run_in_executor(self._executor, job)
+        # Retrieved even when nobody waits any more (the caller cancelled meanwhile).
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            async with asyncio.timeout(within):
+                await began.wait()
+        except TimeoutError:
+            with claim:
+                state["abandoned"] = not state["started"]
+            if state["abandoned"]:
+                raise
+        try:
+            return cast("T", await asyncio.shield(future))
+        except sqlite3.Error as exc:
+            raise BusUnavailable(f"the embedded bus's database failed: {exc}") from exc
+
     async def close(self) -> None:
         def close() -> None:
             if self._conn is not None:
@@ -109,14 +148,20 @@ class _Connection:
 
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` (the write lock first: no upgrade deadlock) … ``COMMIT``."""
+    """``BEGIN IMMEDIATE`` (the write lock first: no upgrade deadlock) … ``COMMIT``.
+
+    Whatever fails, the ``COMMIT`` included (a full disk, an I/O error), the transaction
+    is rolled back: the connection lives as long as the bus, and one left in its
+    transaction would hold the write lock and refuse every later one."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite ends it itself after some errors
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
@@ -184,8 +229,13 @@ class SqliteBus:
         self.retention = retention
         self.prune_interval = prune_interval
         self._pruned_at = time.monotonic()
+        self._pruning: asyncio.Task[None] | None = None
         self._lock: int | None = None
-        self._writer = _Connection(self.path, "writer", publish_timeout)
+        # A publish waits its turn on the writer's thread, then for SQLite's write lock
+        # (another connection's transaction): half of publish_timeout each, so it is answered
+        # within about publish_timeout, and a timeout means nothing was written.
+        self._start_within = publish_timeout / 2
+        self._writer = _Connection(self.path, "writer", publish_timeout / 2)
         self._reader = _Connection(self.path, "reader", publish_timeout)
         self._topics: dict[str, int] = {}
         self._groups: Groups[SqliteConsumer] = Groups(self._notify)
@@ -201,6 +251,7 @@ class SqliteBus:
     async def consumer(self, group: str, topics: Sequence[str]) -> SqliteConsumer:
         self._lock_consumers()
         await self.ensure_topics(topics)
+        await self._writer.run(functools.partial(self._enrol, group=group, topics=topics))
         member = SqliteConsumer(self, group, tuple(topics))
         self._groups.join(member)
         return member
@@ -237,6 +288,10 @@ class SqliteBus:
         if self._closed:
             return
         self._closed = True
+        if self._pruning is not None:
+            self._pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruning
         for member in self._groups.everyone():
             await member.close()
         await self._writer.close()
@@ -303,6 +358,16 @@ class SqliteBus:
                 for t in topics
             }
 
+    def _enrol(self, conn: sqlite3.Connection, group: str, topics: Sequence[str]) -> None:
+        """Give ``group`` an offset (0 where it has none) in every partition of ``topics``:
+        retention then waits for it, from its first join on, even before its first commit."""
+        with _transaction(conn):
+            conn.executemany(
+                "INSERT INTO bus_offsets (group_name, topic, partition_no, committed) "
+                "VALUES (?, ?, ?, 0) ON CONFLICT (group_name, topic, partition_no) DO NOTHING",
+                [(group, t, p) for t in topics for p in range(self._topics[t])],
+            )
+
     async def _append(
         self,
         topic: str,
@@ -331,11 +396,11 @@ class SqliteBus:
                 )
 
         try:
-            async with asyncio.timeout(self.publish_timeout):
-                await self._writer.run(append)
+            await self._writer.run_if_started(append, within=self._start_within)
         except TimeoutError as exc:
             raise BusUnavailable(
-                f"the embedded bus did not write within {self.publish_timeout}s"
+                f"the embedded bus could not start writing within {self._start_within}s; "
+                "nothing was written"
             ) from exc
         self._notify()
 
@@ -352,16 +417,27 @@ class SqliteBus:
                 )
 
         await self._writer.run(commit)
-        if time.monotonic() - self._pruned_at >= self.prune_interval:
+        if self._pruning is None and time.monotonic() - self._pruned_at >= self.prune_interval:
             self._pruned_at = time.monotonic()
+            self._pruning = asyncio.create_task(self._prune_beside())
+
+    async def _prune_beside(self) -> None:
+        """:meth:`prune` beside the consumers: its failure is logged, never a commit's."""
+        try:
             await self.prune()
+        except BusError as exc:
+            log.warning("pruning the embedded bus failed; tried again later", error=str(exc))
+        finally:
+            self._pruning = None
 
     async def prune(self) -> int:
         """Delete the records past their retention that every group reading their topic
-        has committed; how many. A chunk per transaction, so publishers wait little."""
+        has committed; how many. The bounds are found on the reader (index lookups), and
+        the writer deletes ranges of the primary key, a chunk per transaction, so
+        publishers wait little."""
         cutoff = time.time_ns() // 1_000_000 - int(self.retention * 1000)
 
-        def prunable(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+        def prunable(conn: sqlite3.Connection) -> list[tuple[str, int, int, int]]:
             readers = dict(
                 conn.execute(
                     "SELECT topic, COUNT(DISTINCT group_name) FROM bus_offsets GROUP BY topic"
@@ -372,29 +448,38 @@ class SqliteBus:
                 "SELECT topic, partition_no, MIN(committed), COUNT(*) FROM bus_offsets "
                 "GROUP BY topic, partition_no"
             ).fetchall():
-                if groups == readers[topic]:  # every group has committed this partition
-                    # The partition's last record stays: the next offset follows it.
-                    found.append((topic, partition, min(low, _end(conn, topic, partition) - 1)))
+                if groups != readers[topic]:  # a group has not joined on this partition
+                    continue
+                # The partition's last record stays: the next offset follows it.
+                below = min(low, _end(conn, topic, partition) - 1)
+                first = _first(conn, topic, partition)
+                if first is not None and first < below:
+                    end = _aged(conn, topic, partition, first=first, below=below, cutoff=cutoff)
+                    found.append((topic, partition, first, end))
             return found
 
-        def chunk(conn: sqlite3.Connection, topic: str, partition: int, below: int) -> int:
+        def chunk(
+            conn: sqlite3.Connection, topic: str, partition: int, first: int, end: int
+        ) -> int:
             with _transaction(conn):
                 return conn.execute(
-                    "DELETE FROM bus_records WHERE rowid IN (SELECT rowid FROM bus_records "
-                    "WHERE topic = ? AND partition_no = ? AND offset_no < ? AND at_ms <= ? "
-                    "ORDER BY offset_no LIMIT ?)",
-                    (topic, partition, below, cutoff, _PRUNE_CHUNK),
+                    "DELETE FROM bus_records WHERE topic = ? AND partition_no = ? "
+                    "AND offset_no >= ? AND offset_no < ?",
+                    (topic, partition, first, end),
                 ).rowcount
 
         deleted = 0
-        for topic, partition, below in await self._reader.run(prunable):
-            while True:
-                count = await self._writer.run(
-                    functools.partial(chunk, topic=topic, partition=partition, below=below)
+        for topic, partition, first, end in await self._reader.run(prunable):
+            for start in range(first, end, _PRUNE_CHUNK):
+                deleted += await self._writer.run(
+                    functools.partial(
+                        chunk,
+                        topic=topic,
+                        partition=partition,
+                        first=start,
+                        end=min(start + _PRUNE_CHUNK, end),
+                    )
                 )
-                deleted += count
-                if count < _PRUNE_CHUNK:
-                    break
         return deleted
 
     def _notify(self) -> None:
@@ -403,6 +488,41 @@ class SqliteBus:
 
     def _assignment(self, member: SqliteConsumer) -> list[Partition]:
         return self._groups.assignment(member, lambda topic: self._topics.get(topic, 0))
+
+
+def _first(conn: sqlite3.Connection, topic: str, partition: int) -> int | None:
+    """The partition's first offset still kept (an index lookup)."""
+    row = conn.execute(
+        "SELECT MIN(offset_no) FROM bus_records WHERE topic = ? AND partition_no = ?",
+        (topic, partition),
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def _aged(
+    conn: sqlite3.Connection, topic: str, partition: int, *, first: int, below: int, cutoff: int
+) -> int:
+    """The first offset in ``first``..``below`` written after ``cutoff`` (``below`` if none).
+
+    A binary search by index lookups: ``at_ms`` rises with the offset, as each publish
+    takes the clock's time under the write lock and the next offsets."""
+
+    def at_ms(offset: int) -> int:
+        row = conn.execute(
+            "SELECT at_ms FROM bus_records WHERE topic = ? AND partition_no = ? "
+            "AND offset_no >= ? ORDER BY offset_no LIMIT 1",
+            (topic, partition, offset),
+        ).fetchone()
+        return cutoff + 1 if row is None else int(row[0])
+
+    low, high = first, below
+    while low < high:
+        middle = (low + high) // 2
+        if at_ms(middle) <= cutoff:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _committed(conn: sqlite3.Connection, group: str, topic: str, partition: int) -> int:

@@ -252,7 +252,9 @@ def create_app(
         batch = isinstance(payload, dict) and "events" in payload
         refuse_other_stores(key, [e.store_id for e in events], batch=batch)
         accepted, duplicates = await events_out.publish(
-            events, pointer="/events/{}/event_id" if batch else "/event_id"
+            events,
+            pointer="/events/{}/event_id" if batch else "/event_id",
+            store_bound=bool(key.stores),
         )
         return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 

@@ -34,7 +34,7 @@ from shared.domain.events import AnyEvent
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
 from shared.ports.bus import Publisher
-from shared.ports.event_ids import EventIds
+from shared.ports.event_ids import EventIds, EventKey
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -172,26 +172,34 @@ class EventPublisher:
     event_ids: EventIds
 
     async def publish(
-        self, events: Sequence[AnyEvent], *, pointer: str = "/events/{}/event_id"
+        self,
+        events: Sequence[AnyEvent],
+        *,
+        pointer: str = "/events/{}/event_id",
+        store_bound: bool = False,
     ) -> tuple[int, int]:
         """Publish each event id once; return ``(accepted, duplicates)`` once acknowledged.
 
         ``event-id-conflict`` when an id comes with two contents, or with another content
         than it was accepted with: ``pointer`` is where each such event's id is in the
         request, ``{}`` standing for its index (``/events/{}/event_id``), or without
-        ``{}`` for a lone event (``/event_id``).
+        ``{}`` for a lone event (``/event_id``). ``store_bound``: the events come from a
+        key bound to stores, so each event's id is its store's
+        (:attr:`~shared.domain.events.AnyEvent.tenant`), never another tenant's.
         """
-        unique: dict[str, tuple[AnyEvent, bytes, bytes]] = {}
-        inside: set[str] = set()
+        if store_bound:
+            events = [e.model_copy(update={"tenant": e.store_id}) for e in events]
+        unique: dict[EventKey, tuple[AnyEvent, bytes, bytes]] = {}
+        inside: set[EventKey] = set()
         for event in events:
             value = event.model_dump_json(exclude_none=True).encode()
             digest = content_digest(value)
-            first = unique.setdefault(event.event_id, (event, value, digest))
+            first = unique.setdefault(_key(event), (event, value, digest))
             if first[2] != digest:
-                inside.add(event.event_id)
+                inside.add(_key(event))
         if inside:
             raise _conflict(events, inside, pointer, "another event of this request has")
-        conflicts = await self._claim({event_id: d for event_id, (_, _, d) in unique.items()})
+        conflicts = await self._claim({key: d for key, (_, _, d) in unique.items()})
         if conflicts:
             raise _conflict(events, conflicts, pointer, "an event accepted before had")
         records = [(e.key.encode(), value) for e, value, _ in unique.values()]
@@ -209,7 +217,7 @@ class EventPublisher:
         self.metrics.accepted.inc(len(records))
         return len(records), len(events) - len(records)
 
-    async def _claim(self, digests: dict[str, bytes]) -> set[str]:
+    async def _claim(self, digests: dict[EventKey, bytes]) -> set[EventKey]:
         try:
             return await self.event_ids.claim(digests)
         except StoreUnavailable as exc:
@@ -221,13 +229,20 @@ class EventPublisher:
             ) from None
 
 
-def _conflict(events: Sequence[AnyEvent], conflicting: set[str], pointer: str, who: str) -> Problem:
+def _key(event: AnyEvent) -> EventKey:
+    """Where ``event``'s id is claimed: in its tenant (``""`` for the shop-wide keys)."""
+    return (event.tenant or "", event.event_id)
+
+
+def _conflict(
+    events: Sequence[AnyEvent], conflicting: set[EventKey], pointer: str, who: str
+) -> Problem:
     """``event-id-conflict`` naming every event whose id is in ``conflicting`` (never the id:
     the pointer finds it in the request)."""
     detail = f"{who} this event_id with other content; an event id names one event"
     errors: list[dict[str, Any]] = []
     for index, event in enumerate(events):
-        if event.event_id in conflicting:
+        if _key(event) in conflicting:
             entry: dict[str, Any] = {"pointer": pointer.format(index), "detail": detail}
             errors.append({"index": index, **entry} if "{}" in pointer else entry)
     log.warning("event id conflict", pointers=[e["pointer"] for e in errors])

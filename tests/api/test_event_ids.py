@@ -22,6 +22,7 @@ from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.event_ids import SqlEventIds
+from shared.domain.events import read_published_event
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.ports.bus import Publisher
 from shared.settings import Settings
@@ -276,3 +277,65 @@ async def test_a_conflict_is_counted_by_its_kind(client: httpx.AsyncClient) -> N
     metrics = (await client.get("/metrics")).text
 
     assert 'nudge_events_refused_total{reason="event-id-conflict"} 1.0' in metrics
+
+
+async def store_key(api_keys: SqlApiKeys, store: str) -> str:
+    _, secret = await api_keys.create(f"pos of {store}", ["events:write"], stores=[store])
+    return secret
+
+
+async def test_a_key_of_one_store_cannot_probe_the_ids_another_store_used(
+    app: FastAPI, api_keys: SqlApiKeys
+) -> None:
+    async with shop_backend(app, await store_key(api_keys, "A")) as store_a:
+        taken = await store_a.post(
+            "/v1/events", json={**bought("order-1001", "anna"), "store_id": "A"}
+        )
+    assert taken.status_code == 202
+
+    async with shop_backend(app, await store_key(api_keys, "B")) as store_b:
+        probe = await store_b.post(
+            "/v1/events", json={**bought("order-1001", "zed"), "store_id": "B"}
+        )
+
+    assert probe.status_code == 202, probe.text
+    assert probe.json() == {"accepted": 1, "duplicates": 0}
+
+
+async def test_a_key_of_one_store_cannot_squat_the_ids_of_another(
+    app: FastAPI, api_keys: SqlApiKeys, bus: MemoryBus
+) -> None:
+    async with shop_backend(app, await store_key(api_keys, "B")) as store_b:
+        squat = await store_b.post(
+            "/v1/events", json={**bought("order-1001", "mallory", "1.00"), "store_id": "B"}
+        )
+    assert squat.status_code == 202
+
+    async with shop_backend(app, await store_key(api_keys, "A")) as store_a:
+        real = await store_a.post(
+            "/v1/events", json={**bought("order-1001", "anna"), "store_id": "A"}
+        )
+        retried = await store_a.post(
+            "/v1/events", json={**bought("order-1001", "anna"), "store_id": "A"}
+        )
+        other = await store_a.post(
+            "/v1/events", json={**bought("order-1001", "zed"), "store_id": "A"}
+        )
+
+    assert real.json() == {"accepted": 1, "duplicates": 0}
+    assert retried.status_code == 202
+    assert_problem(other, 409, "event-id-conflict")
+    published = [orjson.loads(r.value) for r in bus.records(TOPIC)]
+    assert [read_published_event(orjson.dumps(v)).dedupe_id for v in published].count(
+        read_published_event(orjson.dumps(published[1])).dedupe_id
+    ) == 2  # A's event and its retry: one event downstream
+    assert len({read_published_event(orjson.dumps(v)).dedupe_id for v in published}) == 2
+
+
+async def test_the_shop_wide_key_keeps_the_ids_as_sent_downstream(
+    client: httpx.AsyncClient, bus: MemoryBus
+) -> None:
+    await client.post("/v1/events", json={**bought("order-1001", "anna"), "store_id": "A"})
+
+    (record,) = bus.records(TOPIC)
+    assert read_published_event(record.value).dedupe_id == "order-1001"

@@ -1,10 +1,12 @@
 """Accepted event ids on SQLAlchemy Core, in the ``event_ids`` table, on PostgreSQL and SQLite.
 
+A row is keyed by ``(tenant, event_id)`` (see :data:`~shared.ports.event_ids.EventKey`).
 One claim is one transaction: one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` of
 every id (sorted, so that two claims that share ids take their row locks in one order
 and never deadlock), then, only for the ids that were there already, one ``SELECT``
-of their digests; any other digest rolls the whole claim back. On PostgreSQL the
-insert takes the ids and digests as two arrays (``unnest``), one statement of three
+of the digests of those ids (in any tenant: the other tenants' rows are
+left out after); any other digest rolls the whole claim back. On PostgreSQL the
+insert takes the tenants, ids and digests as three arrays (``unnest``), one statement of four
 parameters whatever the batch; on SQLite it is an executemany, which SQLAlchemy sends
 as one multi-row statement. On PostgreSQL an insert that meets an id another
 transaction is inserting waits for that transaction to end, and the ``SELECT`` (a
@@ -27,6 +29,7 @@ from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
 from shared.adapters.store.errors import database_errors
 from shared.ports.clock import Clock
+from shared.ports.event_ids import EventKey
 
 __all__ = ["SqlEventIds"]
 
@@ -35,23 +38,27 @@ def _postgresql_statements() -> tuple[Any, Any]:
     """The insert and the digests of known ids, each taking its ids as one array."""
     given = (
         func.unnest(
+            bindparam("tenants", type_=postgresql.ARRAY(String)),
             bindparam("event_ids", type_=postgresql.ARRAY(String)),
             bindparam("digests", type_=postgresql.ARRAY(LargeBinary)),
         )
-        .table_valued("event_id", "digest")
+        .table_valued("tenant", "event_id", "digest")
         .render_derived(name="given")
     )
     rows = select(
-        given.c.event_id, given.c.digest, bindparam("claimed_at", type_=t.UTCDateTime)
-    ).order_by(given.c.event_id)
+        given.c.tenant,
+        given.c.event_id,
+        given.c.digest,
+        bindparam("claimed_at", type_=t.UTCDateTime),
+    ).order_by(given.c.tenant, given.c.event_id)
     insert = (
         postgresql.insert(t.event_ids)
-        .from_select(["event_id", "digest", "claimed_at"], rows)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(t.event_ids.c.event_id)
+        .from_select(["tenant", "event_id", "digest", "claimed_at"], rows)
+        .on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+        .returning(t.event_ids.c.tenant, t.event_ids.c.event_id)
     )
     ids = bindparam("event_ids", type_=postgresql.ARRAY(String))
-    known = select(t.event_ids.c.event_id, t.event_ids.c.digest).where(
+    known = select(t.event_ids.c.tenant, t.event_ids.c.event_id, t.event_ids.c.digest).where(
         t.event_ids.c.event_id == any_(ids)
     )
     return insert, known
@@ -61,10 +68,10 @@ def _sqlite_statements() -> tuple[Any, Any]:
     """The insert (an executemany: one multi-row statement) and the digests of known ids."""
     insert = (
         sqlite.insert(t.event_ids)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(t.event_ids.c.event_id)
+        .on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+        .returning(t.event_ids.c.tenant, t.event_ids.c.event_id)
     )
-    known = select(t.event_ids.c.event_id, t.event_ids.c.digest).where(
+    known = select(t.event_ids.c.tenant, t.event_ids.c.event_id, t.event_ids.c.digest).where(
         t.event_ids.c.event_id.in_(bindparam("event_ids", expanding=True))
     )
     return insert, known
@@ -95,27 +102,43 @@ class SqlEventIds:
             yield conn
 
     async def _insert_new(
-        self, conn: AsyncConnection, ids: list[str], digests: Mapping[str, bytes]
-    ) -> set[str]:
+        self, conn: AsyncConnection, keys: list[EventKey], digests: Mapping[EventKey, bytes]
+    ) -> set[EventKey]:
         """Insert the ids not there yet; the ones inserted."""
         at = self._clock.now()
         if self._postgresql:
-            parameters = {"event_ids": ids, "digests": [digests[i] for i in ids], "claimed_at": at}
-            return set((await conn.scalars(self._insert, parameters)).all())
-        rows = [{"event_id": i, "digest": digests[i], "claimed_at": at} for i in ids]
-        return set((await conn.scalars(self._insert, rows)).all())
+            parameters = {
+                "tenants": [tenant for tenant, _ in keys],
+                "event_ids": [event_id for _, event_id in keys],
+                "digests": [digests[k] for k in keys],
+                "claimed_at": at,
+            }
+            result = await conn.execute(self._insert, parameters)
+        else:
+            rows = [
+                {"tenant": k[0], "event_id": k[1], "digest": digests[k], "claimed_at": at}
+                for k in keys
+            ]
+            result = await conn.execute(self._insert, rows)
+        return {(r.tenant, r.event_id) for r in result}
 
-    async def claim(self, digests: Mapping[str, bytes]) -> set[str]:
+    async def claim(self, digests: Mapping[EventKey, bytes]) -> set[EventKey]:
         if not digests:
             return set()
-        ids = sorted(digests)
+        keys = sorted(digests)
         async with self._transaction() as conn:
-            new = await self._insert_new(conn, ids, digests)
-            known = [i for i in ids if i not in new]
-            conflicts: set[str] = set()
+            new = await self._insert_new(conn, keys, digests)
+            known = [k for k in keys if k not in new]
+            conflicts: set[EventKey] = set()
             if known:
-                rows = await conn.execute(self._known, {"event_ids": known})
-                conflicts = {r.event_id for r in rows if bytes(r.digest) != digests[r.event_id]}
+                ids = sorted({event_id for _, event_id in known})
+                rows = await conn.execute(self._known, {"event_ids": ids})
+                conflicts = {
+                    (r.tenant, r.event_id)
+                    for r in rows
+                    if (r.tenant, r.event_id) in digests
+                    and bytes(r.digest) != digests[(r.tenant, r.event_id)]
+                }
             if conflicts:
                 await conn.rollback()
             else:

@@ -230,6 +230,7 @@ __all__ += ["api_keys"]
 event_ids = Table(
     "event_ids",
     metadata,
+    Column("tenant", String(200), primary_key=True),
     Column("event_id", String(100), primary_key=True),
     Column("digest", LargeBinary(16), nullable=False),
     Column("claimed_at", UTCDateTime, nullable=False),

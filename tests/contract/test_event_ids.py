@@ -14,18 +14,23 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, event, select
 
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.event_ids import MemoryEventIds
 from shared.adapters.store import schema
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.event_ids import SqlEventIds
+from shared.adapters.store.sql import SqlStore
 from shared.ports.event_ids import EventIds
 from tests.conftest import T0
 from tests.contract.test_schedule import _parts
 
 Replica = Callable[[], Awaitable[EventIds]]
+
+
+def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.cursor().execute("PRAGMA busy_timeout=0")
 
 
 def digest(content: str) -> bytes:
@@ -177,6 +182,32 @@ class TestSqliteEventIds(SqlEventIdsContract):
     @pytest.fixture
     def url(self, sqlite_url: str) -> str:
         return sqlite_url
+
+    async def test_claims_and_the_stores_units_of_work_queue_for_one_writer(
+        self, sqlite_url: str, clock: SimulatedClock
+    ) -> None:
+        # one engine, as bootstrap builds it; SQLite's busy wait turned off, so that any
+        # write meeting another of this process fails instead of waiting
+        engine = create_engine(sqlite_url)
+        event.listen(engine.sync_engine, "connect", _no_busy_wait)
+        store, ids = SqlStore(engine), SqlEventIds(engine, clock=clock)
+
+        async def apply(n: int) -> None:
+            async with store.unit_of_work() as uow:
+                await uow.inbox.claim([f"applied-{n}"], T0)
+                await uow.inbox.claim([f"applied-{n}-again"], T0)
+                await uow.commit()
+
+        async def accept(n: int) -> set[str]:
+            return await shop_wide(ids, {f"e-{n}": A})
+
+        try:
+            outcomes = await asyncio.gather(
+                *(apply(n) if n % 2 else accept(n) for n in range(40)), return_exceptions=True
+            )
+        finally:
+            await engine.dispose()
+        assert [o for o in outcomes if isinstance(o, BaseException)] == []
 
 
 @pytest.mark.postgres

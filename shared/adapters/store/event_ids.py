@@ -16,7 +16,6 @@ of one id, the second always sees the first's digest.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
 from shared.adapters.store.errors import database_errors
+from shared.adapters.store.writer import writer_lock
 from shared.ports.clock import Clock
 from shared.ports.event_ids import EventKey
 
@@ -88,9 +88,10 @@ class SqlEventIds:
         self._insert, self._known = (
             _postgresql_statements() if self._postgresql else _sqlite_statements()
         )
-        # SQLite allows one writer: claims of this process queue here rather than meet
-        # "database is locked"; other processes wait on SQLite's busy timeout.
-        self._writer = None if self._postgresql else asyncio.Lock()
+        # SQLite allows one writer: claims queue with the store's units of work on the
+        # engine's one lock rather than busy-wait in SQLite; other processes wait on
+        # SQLite's busy timeout.
+        self._writer = writer_lock(engine)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:

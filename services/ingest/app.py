@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +25,7 @@ from services.ingest.intake import (
     OFF_LOOP_BYTES,
     EventPublisher,
     IngestMetrics,
+    Prepared,
     parse_json,
     read_body,
     refuse_card_numbers,
@@ -244,18 +244,23 @@ def create_app(
         plausible = Plausible(
             settings.occurred_at_earliest, clock.now(), settings.occurred_at_max_future
         )
-        validate = partial(
-            validate_events, payload, default_region=settings.default_region, plausible=plausible
-        )
-        validated = await asyncio.to_thread(validate) if len(body) > OFF_LOOP_BYTES else validate()
-        events = [_hash_bank_card_token(event, token_key) for event in validated]
         batch = isinstance(payload, dict) and "events" in payload
-        refuse_other_stores(key, [e.store_id for e in events], batch=batch)
-        accepted, duplicates = await events_out.publish(
-            events,
-            pointer="/events/{}/event_id" if batch else "/event_id",
-            store_bound=bool(key.stores),
-        )
+
+        def prepare() -> Prepared:
+            validated = validate_events(
+                payload, default_region=settings.default_region, plausible=plausible
+            )
+            events = [_hash_bank_card_token(event, token_key) for event in validated]
+            refuse_other_stores(key, [e.store_id for e in events], batch=batch)
+            return events_out.prepare(
+                events,
+                pointer="/events/{}/event_id" if batch else "/event_id",
+                store_bound=bool(key.stores),
+            )
+
+        # a large body is validated, and its events' JSON and digests made, in a thread
+        prepared = await asyncio.to_thread(prepare) if len(body) > OFF_LOOP_BYTES else prepare()
+        accepted, duplicates = await events_out.publish(prepared)
         return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
     app.include_router(webhook_router(settings, clock, events_out))

@@ -19,7 +19,7 @@ the broker (the segmenter applies an id once).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ __all__ = [
     "OFF_LOOP_BYTES",
     "EventPublisher",
     "IngestMetrics",
+    "Prepared",
     "parse_json",
     "read_body",
     "refuse_card_numbers",
@@ -49,7 +50,8 @@ __all__ = [
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 OFF_LOOP_BYTES = 64 * 1024
-"""A body larger than this is read for card numbers and validated in a worker thread,
+"""A body larger than this is read for card numbers, validated and prepared for
+publishing (its events' JSON and content digests) in a worker thread,
 so that however it is made, it never holds up the event loop (``/healthz``, other
 requests) for longer than one thread switch."""
 
@@ -161,6 +163,16 @@ def refuse_card_numbers(items: list[Any], prefix: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request's events as :meth:`EventPublisher.prepare` made them."""
+
+    events: Sequence[AnyEvent]
+    pointer: str
+    unique: Mapping[EventKey, tuple[AnyEvent, bytes, bytes]]
+    """Per id: the first event of it, the JSON published for it, its content digest."""
+
+
 @dataclass
 class EventPublisher:
     """Publishes validated events to the events topic and waits for the broker's acks,
@@ -171,21 +183,23 @@ class EventPublisher:
     metrics: IngestMetrics
     event_ids: EventIds
 
-    async def publish(
+    def prepare(
         self,
         events: Sequence[AnyEvent],
         *,
         pointer: str = "/events/{}/event_id",
         store_bound: bool = False,
-    ) -> tuple[int, int]:
-        """Publish each event id once; return ``(accepted, duplicates)`` once acknowledged.
+    ) -> Prepared:
+        """``events`` ready to claim and publish: each as the JSON published for it, with
+        its content digest, once per id. Work for the CPU alone, so that a large request
+        does it in the thread it was validated in.
 
-        ``event-id-conflict`` when an id comes with two contents, or with another content
-        than it was accepted with: ``pointer`` is where each such event's id is in the
-        request, ``{}`` standing for its index (``/events/{}/event_id``), or without
-        ``{}`` for a lone event (``/event_id``). ``store_bound``: the events come from a
-        key bound to stores, so each event's id is its store's
-        (:attr:`~shared.domain.events.AnyEvent.tenant`), never another tenant's.
+        ``event-id-conflict`` when an id comes twice with two contents: ``pointer`` is
+        where each such event's id is in the request, ``{}`` standing for its index
+        (``/events/{}/event_id``), or without ``{}`` for a lone event (``/event_id``).
+        ``store_bound``: the events come from a key bound to stores, so each event's id
+        is its store's (:attr:`~shared.domain.events.AnyEvent.tenant`), never another
+        tenant's.
         """
         if store_bound:
             events = [e.model_copy(update={"tenant": e.store_id}) for e in events]
@@ -199,9 +213,29 @@ class EventPublisher:
                 inside.add(_key(event))
         if inside:
             raise _conflict(events, inside, pointer, "another event of this request has")
+        return Prepared(events, pointer, unique)
+
+    async def publish(
+        self,
+        events: Sequence[AnyEvent] | Prepared,
+        *,
+        pointer: str = "/events/{}/event_id",
+        store_bound: bool = False,
+    ) -> tuple[int, int]:
+        """Publish each event id once; return ``(accepted, duplicates)`` once acknowledged.
+
+        ``events`` as they are (see :meth:`prepare` for ``pointer`` and ``store_bound``),
+        or as :meth:`prepare` made them. ``event-id-conflict`` when an id comes with two
+        contents, or with another content than it was accepted with.
+        """
+        if not isinstance(events, Prepared):
+            events = self.prepare(events, pointer=pointer, store_bound=store_bound)
+        unique = events.unique
         conflicts = await self._claim({key: d for key, (_, _, d) in unique.items()})
         if conflicts:
-            raise _conflict(events, conflicts, pointer, "an event accepted before had")
+            raise _conflict(
+                events.events, conflicts, events.pointer, "an event accepted before had"
+            )
         records = [(e.key.encode(), value) for e, value, _ in unique.values()]
         started = time.perf_counter()
         try:
@@ -215,7 +249,7 @@ class EventPublisher:
             ) from None
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         self.metrics.accepted.inc(len(records))
-        return len(records), len(events) - len(records)
+        return len(records), len(events.events) - len(records)
 
     async def _claim(self, digests: dict[EventKey, bytes]) -> set[EventKey]:
         try:

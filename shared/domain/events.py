@@ -326,10 +326,21 @@ class RefundData(_Strict):
     """What came back, when the shop says; a refund without items is still a refund."""
 
 
+def _sorted_keys(members: dict[str, Any]) -> dict[str, Any]:
+    """``members`` in the order of their keys: an event's JSON (as ingest publishes it)
+    is then the same bytes whatever order the sender wrote them in, so that its content
+    digest is a hash of those bytes (:mod:`shared.domain.event_content`)."""
+    return dict(sorted(members.items()))
+
+
 class IdentifyData(_Strict):
-    traits: dict[Name, Scalar] = Field(default_factory=dict, max_length=200)
+    traits: Annotated[dict[Name, Scalar], AfterValidator(_sorted_keys)] = Field(
+        default_factory=dict, max_length=200
+    )
     """Traits to set on the buyer (``gender``, ``region``, ``has_kids``); ``null`` removes one."""
-    consents: dict[Channel, bool] = Field(default_factory=dict)
+    consents: Annotated[dict[Channel, bool], AfterValidator(_sorted_keys)] = Field(
+        default_factory=dict
+    )
     """Consent given (``true``) or withdrawn (``false``) per channel."""
 
 
@@ -337,7 +348,9 @@ class TrackData(_Strict):
     """A named custom event: ``cart_updated``, ``product_viewed``, ..."""
 
     name: Name
-    properties: dict[Name, Scalar] = Field(default_factory=dict, max_length=100)
+    properties: Annotated[dict[Name, Scalar], AfterValidator(_sorted_keys)] = Field(
+        default_factory=dict, max_length=100
+    )
 
 
 class MessageData(_Strict):

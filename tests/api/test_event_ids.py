@@ -6,6 +6,7 @@ same id with other content a 409 that applies nothing (in-process bus, real SQLi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from services.ingest import intake
 from services.ingest.app import create_app
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
@@ -339,3 +341,24 @@ async def test_the_shop_wide_key_keeps_the_ids_as_sent_downstream(
 
     (record,) = bus.records(TOPIC)
     assert read_published_event(record.value).dedupe_id == "order-1001"
+
+
+async def test_the_content_of_a_large_batch_is_digested_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digested_in: set[str] = set()
+    digest = intake.content_digest
+
+    def recorded(published: bytes) -> bytes:
+        digested_in.add(threading.current_thread().name)
+        return digest(published)
+
+    monkeypatch.setattr(intake, "content_digest", recorded)
+    events = [bought(f"order-{n}", f"buyer-{n}") for n in range(400)]
+    assert len(orjson.dumps({"events": events})) > intake.OFF_LOOP_BYTES
+
+    response = await client.post("/v1/events", json={"events": events})
+
+    assert response.json() == {"accepted": 400, "duplicates": 0}
+    assert digested_in
+    assert threading.main_thread().name not in digested_in

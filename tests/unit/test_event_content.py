@@ -98,3 +98,16 @@ def test_amounts_and_times_count_as_written() -> None:
     fewer = order()
     fewer["data"] = {**fewer["data"], "total": "2500"}
     assert digest(fewer) != digest(order())
+
+
+def test_properties_and_consents_in_another_order_are_the_same_content() -> None:
+    def track(properties: dict[str, Any]) -> dict[str, Any]:
+        data = {"name": "cart_updated", "properties": properties}
+        return {**order(), "type": "track", "data": data}
+
+    assert digest(track({"sku": "cat-food", "qty": 2})) == digest(
+        track({"qty": 2, "sku": "cat-food"})
+    )
+    assert digest(identify(data={"consents": {"sms": True, "email": False}})) == digest(
+        identify(data={"consents": {"email": False, "sms": True}})
+    )

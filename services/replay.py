@@ -35,6 +35,7 @@ from services.embedded import Pipeline
 from services.ingest.intake import EventPublisher, IngestMetrics
 from services.ingest.problems import Problem
 from shared.adapters.clock import SimulatedClock
+from shared.domain.event_content import digest_version
 from shared.domain.events import PurchaseEvent
 from shared.domain.transactions import BadRow, Transactions, read_transactions
 from shared.errors import BusUnavailable
@@ -139,6 +140,12 @@ async def _publish(
     return published
 
 
+def _digest_version(settings: Settings) -> bytes:
+    """The version of a replay's content digests: a file's purchases carry no bank card
+    token, so no token key goes into it (nor is one made under the data dir)."""
+    return digest_version(default_region=settings.default_region, token_key=None)
+
+
 async def replay_production(
     settings: Settings, found: Transactions, summary: ReplaySummary, progress: Progress
 ) -> ReplaySummary:
@@ -152,7 +159,13 @@ async def replay_production(
     publisher = bus.publisher()
     try:
         await bus.ensure_topics([settings.topic(t) for t in TOPICS])
-        events_out = EventPublisher(publisher, settings.topic("events"), IngestMetrics(), event_ids)
+        events_out = EventPublisher(
+            publisher,
+            settings.topic("events"),
+            IngestMetrics(),
+            event_ids,
+            _digest_version(settings),
+        )
         summary.published = await _publish(events_out, found.events, progress)
     except BusUnavailable as exc:
         raise ReplayRefused(f"the broker is unreachable: {exc}") from None
@@ -186,7 +199,11 @@ async def replay_embedded(
         async with Pipeline(runtime) as pipeline:
             publisher = runtime.bus.publisher()
             events_out = EventPublisher(
-                publisher, settings.topic("events"), IngestMetrics(), runtime.event_ids
+                publisher,
+                settings.topic("events"),
+                IngestMetrics(),
+                runtime.event_ids,
+                _digest_version(settings),
             )
             try:
                 for day, todays in groupby(found.events, key=lambda e: _day(e.occurred_at)):

@@ -42,6 +42,7 @@ from services.ingest.unsubscribe import unsubscribe_router
 from services.ingest.webhooks import webhook_router
 from shared.adapters.clock import SystemClock
 from shared.adapters.event_ids import MemoryEventIds
+from shared.domain.event_content import digest_version
 from shared.domain.events import (
     EVENT_TYPES,
     AnyEvent,
@@ -187,10 +188,14 @@ def create_app(
     )
     install_problem_handlers(app)
     metrics = IngestMetrics()
-    events_out = EventPublisher(
-        publisher, settings.topic("events"), metrics, event_ids or MemoryEventIds()
-    )
     token_key = token_hmac_key(settings)
+    events_out = EventPublisher(
+        publisher,
+        settings.topic("events"),
+        metrics,
+        event_ids or MemoryEventIds(),
+        digest_version(default_region=settings.default_region, token_key=token_key),
+    )
     clock = clock or SystemClock()
     app.state.metrics = metrics
     app.state.guard = Guard(

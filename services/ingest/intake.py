@@ -182,6 +182,9 @@ class EventPublisher:
     topic: str
     metrics: IngestMetrics
     event_ids: EventIds
+    digest_version: bytes
+    """The version of this deployment's content digests
+    (:func:`~shared.domain.event_content.digest_version`)."""
 
     def prepare(
         self,
@@ -207,7 +210,7 @@ class EventPublisher:
         inside: set[EventKey] = set()
         for event in events:
             value = event.model_dump_json(exclude_none=True).encode()
-            digest = content_digest(value)
+            digest = content_digest(value, version=self.digest_version)
             first = unique.setdefault(_key(event), (event, value, digest))
             if first[2] != digest:
                 inside.add(_key(event))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from shared.domain.event_content import same_content
 from shared.ports.event_ids import EventKey
 
 __all__ = ["MemoryEventIds"]
@@ -23,7 +24,9 @@ class MemoryEventIds:
 
     async def claim(self, digests: Mapping[EventKey, bytes]) -> set[EventKey]:
         conflicts = {
-            key for key, digest in digests.items() if self._digests.get(key, digest) != digest
+            key
+            for key, digest in digests.items()
+            if not same_content(self._digests.get(key, digest), digest)
         }
         if not conflicts:
             self._digests.update(digests)

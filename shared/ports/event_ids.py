@@ -29,11 +29,13 @@ class EventIds(Protocol):
         """Claim each event id of ``digests`` (in its tenant) for its content digest, all
         or nothing.
 
-        Returns the ids claimed before with another digest (the conflicts); when there
-        is any, nothing of ``digests`` is claimed. An id claimed before with the same
-        digest is no conflict, and claiming it again changes nothing, so a retried
-        request claims again and is published again. Claims that race on one id are
-        decided one after the other: one wins, the other sees its digest.
+        Returns the ids claimed before with other content (the conflicts:
+        :func:`~shared.domain.event_content.same_content` is false); when there is any,
+        nothing of ``digests`` is claimed. An id claimed before with the same content is
+        no conflict; claiming it again keeps the digest given (of this deployment's
+        version), so a retried request claims again and is published again. Claims
+        that race on one id are decided one after the other: one wins, the other sees
+        its digest.
 
         Raises :class:`~shared.errors.StoreUnavailable` when the index does not answer.
         """

@@ -349,9 +349,9 @@ async def test_the_content_of_a_large_batch_is_digested_off_the_event_loop(
     digested_in: set[str] = set()
     digest = intake.content_digest
 
-    def recorded(published: bytes) -> bytes:
+    def recorded(published: bytes, *, version: bytes) -> bytes:
         digested_in.add(threading.current_thread().name)
-        return digest(published)
+        return digest(published, version=version)
 
     monkeypatch.setattr(intake, "content_digest", recorded)
     events = [bought(f"order-{n}", f"buyer-{n}") for n in range(400)]
@@ -362,3 +362,54 @@ async def test_the_content_of_a_large_batch_is_digested_off_the_event_loop(
     assert response.json() == {"accepted": 400, "duplicates": 0}
     assert digested_in
     assert threading.main_thread().name not in digested_in
+
+
+def deployed(settings: Settings, api_keys: SqlApiKeys, bus: MemoryBus, **changes: Any) -> FastAPI:
+    """Ingest on ``settings`` with ``changes``, as a new deploy on the same database."""
+    return create_app(
+        settings.model_copy(update=changes),
+        bus.publisher(),
+        api_keys,
+        event_ids=SqlEventIds(api_keys.engine),
+    )
+
+
+@pytest.mark.parametrize(
+    ("customer", "before", "after"),
+    [
+        pytest.param(
+            {"phone": "916 234-56-78"},  # +79162345678 in RU, +19162345678 in US
+            {"default_region": "RU"},
+            {"default_region": "US"},
+            id="default-region-changed",
+        ),
+        pytest.param(
+            {"id": "anna", "bank_card_token": "tok-4f1c"},
+            {"token_hmac_key": SecretStr("the key before")},
+            {"token_hmac_key": SecretStr("the key after")},
+            id="token-key-rotated",
+        ),
+    ],
+)
+async def test_a_retry_across_a_deploy_that_changed_the_digest_is_a_duplicate(
+    settings: Settings,
+    api_keys: SqlApiKeys,
+    events_key: str,
+    bus: MemoryBus,
+    customer: dict[str, str],
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    event = purchase("order-1001", T0, customer=customer)
+    async with shop_backend(deployed(settings, api_keys, bus, **before), events_key) as old:
+        assert (await old.post("/v1/events", json=event)).status_code == 202
+
+    async with shop_backend(deployed(settings, api_keys, bus, **after), events_key) as new:
+        retried = await new.post("/v1/events", json=event)
+        other = await new.post("/v1/events", json={**event, "occurred_at": "2026-01-02T00:00:00Z"})
+
+    assert retried.status_code == 202, retried.text
+    assert retried.json() == {"accepted": 1, "duplicates": 0}
+    assert len(bus.records(TOPIC)) == 2  # published again: the segmenter applies it once
+    # claimed again under the new deploy's digest: other content is a conflict again
+    assert_problem(other, 409, "event-id-conflict")

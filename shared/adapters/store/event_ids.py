@@ -5,7 +5,10 @@ One claim is one transaction: one ``INSERT … ON CONFLICT DO NOTHING RETURNING`
 every id (sorted, so that two claims that share ids take their row locks in one order
 and never deadlock), then, only for the ids that were there already, one ``SELECT``
 of the digests of those ids (in any tenant: the other tenants' rows are
-left out after); any other digest rolls the whole claim back. On PostgreSQL the
+left out after); other content (:func:`~shared.domain.event_content.same_content`:
+a digest of the same version that differs) rolls the whole claim back, and a digest of
+another version is replaced by the one given (one ``UPDATE``, after a deploy only). Any
+other content rolls the whole claim back. On PostgreSQL the
 insert takes the tenants, ids and digests as three arrays (``unnest``), one statement of four
 parameters whatever the batch; on SQLite it is an executemany, which SQLAlchemy sends
 as one multi-row statement. On PostgreSQL an insert that meets an id another
@@ -20,7 +23,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sqlalchemy import LargeBinary, String, any_, bindparam, func, select
+from sqlalchemy import LargeBinary, String, any_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,6 +31,7 @@ from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.writer import writer_lock
+from shared.domain.event_content import same_content
 from shared.ports.clock import Clock
 from shared.ports.event_ids import EventKey
 
@@ -92,6 +96,11 @@ class SqlEventIds:
         # engine's one lock rather than busy-wait in SQLite; other processes wait on
         # SQLite's busy timeout.
         self._writer = writer_lock(engine)
+        self._update = (
+            update(t.event_ids)
+            .where(t.event_ids.c.tenant == bindparam("t"), t.event_ids.c.event_id == bindparam("e"))
+            .values(digest=bindparam("d"))
+        )
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -131,15 +140,23 @@ class SqlEventIds:
             new = await self._insert_new(conn, keys, digests)
             known = [k for k in keys if k not in new]
             conflicts: set[EventKey] = set()
+            stale: list[EventKey] = []
             if known:
                 ids = sorted({event_id for _, event_id in known})
                 rows = await conn.execute(self._known, {"event_ids": ids})
-                conflicts = {
-                    (r.tenant, r.event_id)
-                    for r in rows
-                    if (r.tenant, r.event_id) in digests
-                    and bytes(r.digest) != digests[(r.tenant, r.event_id)]
-                }
+                for r in rows:
+                    key = (r.tenant, r.event_id)
+                    if key not in digests or bytes(r.digest) == digests[key]:
+                        continue
+                    if same_content(bytes(r.digest), digests[key]):
+                        stale.append(key)
+                    else:
+                        conflicts.add(key)
+            if stale and not conflicts:
+                await conn.execute(
+                    self._update,
+                    [{"t": k[0], "e": k[1], "d": digests[k]} for k in sorted(stale)],
+                )
             if conflicts:
                 await conn.rollback()
             else:

@@ -26,7 +26,8 @@ def upgrade() -> None:
         "event_ids",
         sa.Column("tenant", sa.String(length=200), nullable=False),
         sa.Column("event_id", sa.String(length=100), nullable=False),
-        sa.Column("digest", sa.LargeBinary(length=16), nullable=False),
+        # 4 bytes naming the digest's version (the deployment), then 16 of BLAKE2b
+        sa.Column("digest", sa.LargeBinary(length=20), nullable=False),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant", "event_id", name=op.f("pk_event_ids")),
     )

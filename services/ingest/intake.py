@@ -13,7 +13,9 @@ event's content (:mod:`shared.domain.event_content`): an id that comes again wit
 other content, in the request or from any earlier one, is ``event-id-conflict``
 (409) and nothing of the request is published. An id that comes again with the same
 content is published again: after a 503 the claim stays, and the retry must reach
-the broker (the segmenter applies an id once).
+the broker (the segmenter applies an id once). A store-bound key's ids are claimed in
+its event's store (the event's ``tenant``), so one store never sees nor blocks
+another's; a digest of another deployment's version is the same content.
 """
 
 from __future__ import annotations

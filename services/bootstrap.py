@@ -29,7 +29,7 @@ from shared.adapters.providers.metrics import ProviderMetrics
 from shared.adapters.providers.resilience import ResilientProvider
 from shared.adapters.rendering import ProcessRenderer
 from shared.adapters.store.api_keys import SqlApiKeys
-from shared.adapters.store.engine import open_store
+from shared.adapters.store.engine import create_engine, open_store
 from shared.adapters.store.event_ids import SqlEventIds
 from shared.adapters.store.migrate import upgrade_async
 from shared.adapters.store.sessions import SqlSessions
@@ -65,6 +65,7 @@ __all__ = [
     "build_renderer",
     "console_accounts",
     "kept_key",
+    "open_event_ids",
     "sqlite_path",
     "token_hmac_key",
     "unsubscribe_key",
@@ -305,6 +306,22 @@ def console_accounts(
     return ConsoleAccounts(
         SqlUsers(engine, clock=clock, hasher=hasher), SqlSessions(engine, clock=clock)
     )
+
+
+def open_event_ids(settings: Settings, *, clock: Clock | None = None) -> SqlEventIds:
+    """The index of accepted event ids of the configured database, for a process that
+    publishes events without running a store (a production ``nudge replay``); dispose
+    of its engine when done.
+
+    Raises :class:`ValueError` when no database is configured (``NUDGE_DATABASE_URL``):
+    an index this process kept for itself would claim nothing ingest sees.
+    """
+    if settings.database_url is None:
+        raise ValueError(
+            "a production replay claims its event ids in the database ingest uses: set "
+            "NUDGE_DATABASE_URL; nothing was published"
+        )
+    return SqlEventIds(create_engine(settings.database_url), clock=clock)
 
 
 def token_hmac_key(settings: Settings) -> bytes:

@@ -17,8 +17,8 @@ Replaying a file again publishes the same event ids, and the segmenter skips the
 nothing changes. An embedded replay claims its event ids first in the database's index
 of accepted ids, as ingest does: a file whose order comes again with other content
 (the same order id, another total) is refused, not published to be skipped. A
-production replay goes through the bus alone, as before: the segmenter skips such an
-order.
+production replay does the same in the index of the configured database
+(``NUDGE_DATABASE_URL``, the one ingest claims in), and is refused without one.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import groupby
 from pathlib import Path
 
-from services.bootstrap import TOPICS, bootstrap, build_bus
+from services.bootstrap import TOPICS, bootstrap, build_bus, open_event_ids
 from services.embedded import Pipeline
 from services.ingest.intake import EventPublisher, IngestMetrics
 from services.ingest.problems import Problem
 from shared.adapters.clock import SimulatedClock
-from shared.adapters.event_ids import MemoryEventIds
+from shared.domain.event_content import digest_version
 from shared.domain.events import PurchaseEvent
 from shared.domain.transactions import BadRow, Transactions, read_transactions
 from shared.errors import BusUnavailable
@@ -140,18 +140,31 @@ async def _publish(
     return published
 
 
+def _digest_version(settings: Settings) -> bytes:
+    """The version of a replay's content digests: a file's purchases carry no bank card
+    token, so no token key goes into it (nor is one made under the data dir)."""
+    return digest_version(default_region=settings.default_region, token_key=None)
+
+
 async def replay_production(
     settings: Settings, found: Transactions, summary: ReplaySummary, progress: Progress
 ) -> ReplaySummary:
     """Publish the purchases to the events topic; the running segmenter applies them."""
     started = time.perf_counter()
+    try:
+        event_ids = open_event_ids(settings)
+    except ValueError as exc:
+        raise ReplayRefused(str(exc)) from None
     bus = build_bus(settings)
     publisher = bus.publisher()
     try:
         await bus.ensure_topics([settings.topic(t) for t in TOPICS])
-        # through the bus alone (no database here): the ids are checked within the file
         events_out = EventPublisher(
-            publisher, settings.topic("events"), IngestMetrics(), MemoryEventIds()
+            publisher,
+            settings.topic("events"),
+            IngestMetrics(),
+            event_ids,
+            _digest_version(settings),
         )
         summary.published = await _publish(events_out, found.events, progress)
     except BusUnavailable as exc:
@@ -159,6 +172,7 @@ async def replay_production(
     finally:
         await publisher.close()
         await bus.close()
+        await event_ids.engine.dispose()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -185,7 +199,11 @@ async def replay_embedded(
         async with Pipeline(runtime) as pipeline:
             publisher = runtime.bus.publisher()
             events_out = EventPublisher(
-                publisher, settings.topic("events"), IngestMetrics(), runtime.event_ids
+                publisher,
+                settings.topic("events"),
+                IngestMetrics(),
+                runtime.event_ids,
+                _digest_version(settings),
             )
             try:
                 for day, todays in groupby(found.events, key=lambda e: _day(e.occurred_at)):

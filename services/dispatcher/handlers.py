@@ -350,9 +350,9 @@ class Dispatcher:
                 triggering.append((event, campaigns))
         if not triggering:
             return
-        applied = await self._applied({event.event_id for event, _ in triggering})
+        applied = await self._applied({event.dedupe_id for event, _ in triggering})
         for event, campaigns in triggering:
-            if event.event_id in applied:
+            if event.dedupe_id in applied:
                 decided = await self._begin_event(event, campaigns)
                 await self._hand_over([o for _, o in decided if o is not None])
             else:
@@ -866,7 +866,7 @@ def _planned(campaign: Campaign, profile: Profile, event: AnyEvent) -> Scheduled
         if fires_at is None or occurrence is None or not campaign.is_live(fires_at):
             return None
         return schedule(campaign, profile.id, occurrence, fires_at)
-    return schedule(campaign, profile.id, event.event_id, event.occurred_at)
+    return schedule(campaign, profile.id, event.dedupe_id, event.occurred_at)
 
 
 def _trigger_data(event: AnyEvent) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +25,7 @@ from services.ingest.intake import (
     OFF_LOOP_BYTES,
     EventPublisher,
     IngestMetrics,
+    Prepared,
     parse_json,
     read_body,
     refuse_card_numbers,
@@ -42,6 +42,7 @@ from services.ingest.unsubscribe import unsubscribe_router
 from services.ingest.webhooks import webhook_router
 from shared.adapters.clock import SystemClock
 from shared.adapters.event_ids import MemoryEventIds
+from shared.domain.event_content import digest_version
 from shared.domain.events import (
     EVENT_TYPES,
     AnyEvent,
@@ -187,10 +188,14 @@ def create_app(
     )
     install_problem_handlers(app)
     metrics = IngestMetrics()
-    events_out = EventPublisher(
-        publisher, settings.topic("events"), metrics, event_ids or MemoryEventIds()
-    )
     token_key = token_hmac_key(settings)
+    events_out = EventPublisher(
+        publisher,
+        settings.topic("events"),
+        metrics,
+        event_ids or MemoryEventIds(),
+        digest_version(default_region=settings.default_region, token_key=token_key),
+    )
     clock = clock or SystemClock()
     app.state.metrics = metrics
     app.state.guard = Guard(
@@ -244,16 +249,23 @@ def create_app(
         plausible = Plausible(
             settings.occurred_at_earliest, clock.now(), settings.occurred_at_max_future
         )
-        validate = partial(
-            validate_events, payload, default_region=settings.default_region, plausible=plausible
-        )
-        validated = await asyncio.to_thread(validate) if len(body) > OFF_LOOP_BYTES else validate()
-        events = [_hash_bank_card_token(event, token_key) for event in validated]
         batch = isinstance(payload, dict) and "events" in payload
-        refuse_other_stores(key, [e.store_id for e in events], batch=batch)
-        accepted, duplicates = await events_out.publish(
-            events, pointer="/events/{}/event_id" if batch else "/event_id"
-        )
+
+        def prepare() -> Prepared:
+            validated = validate_events(
+                payload, default_region=settings.default_region, plausible=plausible
+            )
+            events = [_hash_bank_card_token(event, token_key) for event in validated]
+            refuse_other_stores(key, [e.store_id for e in events], batch=batch)
+            return events_out.prepare(
+                events,
+                pointer="/events/{}/event_id" if batch else "/event_id",
+                store_bound=bool(key.stores),
+            )
+
+        # a large body is validated, and its events' JSON and digests made, in a thread
+        prepared = await asyncio.to_thread(prepare) if len(body) > OFF_LOOP_BYTES else prepare()
+        accepted, duplicates = await events_out.publish(prepared)
         return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
     app.include_router(webhook_router(settings, clock, events_out))

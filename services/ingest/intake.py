@@ -13,13 +13,15 @@ event's content (:mod:`shared.domain.event_content`): an id that comes again wit
 other content, in the request or from any earlier one, is ``event-id-conflict``
 (409) and nothing of the request is published. An id that comes again with the same
 content is published again: after a 503 the claim stays, and the retry must reach
-the broker (the segmenter applies an id once).
+the broker (the segmenter applies an id once). A store-bound key's ids are claimed in
+its event's store (the event's ``tenant``), so one store never sees nor blocks
+another's; a digest of another deployment's version is the same content.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +36,14 @@ from shared.domain.events import AnyEvent
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
 from shared.ports.bus import Publisher
-from shared.ports.event_ids import EventIds
+from shared.ports.event_ids import EventIds, EventKey
 
 __all__ = [
     "MAX_BODY_BYTES",
     "OFF_LOOP_BYTES",
     "EventPublisher",
     "IngestMetrics",
+    "Prepared",
     "parse_json",
     "read_body",
     "refuse_card_numbers",
@@ -49,7 +52,8 @@ __all__ = [
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 OFF_LOOP_BYTES = 64 * 1024
-"""A body larger than this is read for card numbers and validated in a worker thread,
+"""A body larger than this is read for card numbers, validated and prepared for
+publishing (its events' JSON and content digests) in a worker thread,
 so that however it is made, it never holds up the event loop (``/healthz``, other
 requests) for longer than one thread switch."""
 
@@ -161,6 +165,16 @@ def refuse_card_numbers(items: list[Any], prefix: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request's events as :meth:`EventPublisher.prepare` made them."""
+
+    events: Sequence[AnyEvent]
+    pointer: str
+    unique: Mapping[EventKey, tuple[AnyEvent, bytes, bytes]]
+    """Per id: the first event of it, the JSON published for it, its content digest."""
+
+
 @dataclass
 class EventPublisher:
     """Publishes validated events to the events topic and waits for the broker's acks,
@@ -170,30 +184,63 @@ class EventPublisher:
     topic: str
     metrics: IngestMetrics
     event_ids: EventIds
+    digest_version: bytes
+    """The version of this deployment's content digests
+    (:func:`~shared.domain.event_content.digest_version`)."""
+
+    def prepare(
+        self,
+        events: Sequence[AnyEvent],
+        *,
+        pointer: str = "/events/{}/event_id",
+        store_bound: bool = False,
+    ) -> Prepared:
+        """``events`` ready to claim and publish: each as the JSON published for it, with
+        its content digest, once per id. Work for the CPU alone, so that a large request
+        does it in the thread it was validated in.
+
+        ``event-id-conflict`` when an id comes twice with two contents: ``pointer`` is
+        where each such event's id is in the request, ``{}`` standing for its index
+        (``/events/{}/event_id``), or without ``{}`` for a lone event (``/event_id``).
+        ``store_bound``: the events come from a key bound to stores, so each event's id
+        is its store's (:attr:`~shared.domain.events.AnyEvent.tenant`), never another
+        tenant's.
+        """
+        if store_bound:
+            events = [e.model_copy(update={"tenant": e.store_id}) for e in events]
+        unique: dict[EventKey, tuple[AnyEvent, bytes, bytes]] = {}
+        inside: set[EventKey] = set()
+        for event in events:
+            value = event.model_dump_json(exclude_none=True).encode()
+            digest = content_digest(value, version=self.digest_version)
+            first = unique.setdefault(_key(event), (event, value, digest))
+            if first[2] != digest:
+                inside.add(_key(event))
+        if inside:
+            raise _conflict(events, inside, pointer, "another event of this request has")
+        return Prepared(events, pointer, unique)
 
     async def publish(
-        self, events: Sequence[AnyEvent], *, pointer: str = "/events/{}/event_id"
+        self,
+        events: Sequence[AnyEvent] | Prepared,
+        *,
+        pointer: str = "/events/{}/event_id",
+        store_bound: bool = False,
     ) -> tuple[int, int]:
         """Publish each event id once; return ``(accepted, duplicates)`` once acknowledged.
 
-        ``event-id-conflict`` when an id comes with two contents, or with another content
-        than it was accepted with: ``pointer`` is where each such event's id is in the
-        request, ``{}`` standing for its index (``/events/{}/event_id``), or without
-        ``{}`` for a lone event (``/event_id``).
+        ``events`` as they are (see :meth:`prepare` for ``pointer`` and ``store_bound``),
+        or as :meth:`prepare` made them. ``event-id-conflict`` when an id comes with two
+        contents, or with another content than it was accepted with.
         """
-        unique: dict[str, tuple[AnyEvent, bytes, bytes]] = {}
-        inside: set[str] = set()
-        for event in events:
-            value = event.model_dump_json(exclude_none=True).encode()
-            digest = content_digest(value)
-            first = unique.setdefault(event.event_id, (event, value, digest))
-            if first[2] != digest:
-                inside.add(event.event_id)
-        if inside:
-            raise _conflict(events, inside, pointer, "another event of this request has")
-        conflicts = await self._claim({event_id: d for event_id, (_, _, d) in unique.items()})
+        if not isinstance(events, Prepared):
+            events = self.prepare(events, pointer=pointer, store_bound=store_bound)
+        unique = events.unique
+        conflicts = await self._claim({key: d for key, (_, _, d) in unique.items()})
         if conflicts:
-            raise _conflict(events, conflicts, pointer, "an event accepted before had")
+            raise _conflict(
+                events.events, conflicts, events.pointer, "an event accepted before had"
+            )
         records = [(e.key.encode(), value) for e, value, _ in unique.values()]
         started = time.perf_counter()
         try:
@@ -207,9 +254,9 @@ class EventPublisher:
             ) from None
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
         self.metrics.accepted.inc(len(records))
-        return len(records), len(events) - len(records)
+        return len(records), len(events.events) - len(records)
 
-    async def _claim(self, digests: dict[str, bytes]) -> set[str]:
+    async def _claim(self, digests: dict[EventKey, bytes]) -> set[EventKey]:
         try:
             return await self.event_ids.claim(digests)
         except StoreUnavailable as exc:
@@ -221,13 +268,20 @@ class EventPublisher:
             ) from None
 
 
-def _conflict(events: Sequence[AnyEvent], conflicting: set[str], pointer: str, who: str) -> Problem:
+def _key(event: AnyEvent) -> EventKey:
+    """Where ``event``'s id is claimed: in its tenant (``""`` for the shop-wide keys)."""
+    return (event.tenant or "", event.event_id)
+
+
+def _conflict(
+    events: Sequence[AnyEvent], conflicting: set[EventKey], pointer: str, who: str
+) -> Problem:
     """``event-id-conflict`` naming every event whose id is in ``conflicting`` (never the id:
     the pointer finds it in the request)."""
     detail = f"{who} this event_id with other content; an event id names one event"
     errors: list[dict[str, Any]] = []
     for index, event in enumerate(events):
-        if event.event_id in conflicting:
+        if _key(event) in conflicting:
             entry: dict[str, Any] = {"pointer": pointer.format(index), "detail": detail}
             errors.append({"index": index, **entry} if "{}" in pointer else entry)
     log.warning("event id conflict", pointers=[e["pointer"] for e in errors])

@@ -115,8 +115,8 @@ class Segmenter:
         await self._load_segments_once()
         async with self.store.unit_of_work() as uow:
             now = self.clock.now()
-            fresh = await uow.inbox.claim([e.event_id for e in events], now)
-            todo = [e for e in {e.event_id: e for e in events}.values() if e.event_id in fresh]
+            fresh = await uow.inbox.claim([e.dedupe_id for e in events], now)
+            todo = [e for e in {e.dedupe_id: e for e in events}.values() if e.dedupe_id in fresh]
             if not todo:
                 await uow.commit()
                 await self._attribute(events)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from shared.domain.event_content import same_content
+from shared.ports.event_ids import EventKey
+
 __all__ = ["MemoryEventIds"]
 
 
@@ -17,13 +20,13 @@ class MemoryEventIds:
     """An :class:`~shared.ports.event_ids.EventIds` in a dict."""
 
     def __init__(self) -> None:
-        self._digests: dict[str, bytes] = {}
+        self._digests: dict[EventKey, bytes] = {}
 
-    async def claim(self, digests: Mapping[str, bytes]) -> set[str]:
+    async def claim(self, digests: Mapping[EventKey, bytes]) -> set[EventKey]:
         conflicts = {
-            event_id
-            for event_id, digest in digests.items()
-            if self._digests.get(event_id, digest) != digest
+            key
+            for key, digest in digests.items()
+            if not same_content(self._digests.get(key, digest), digest)
         }
         if not conflicts:
             self._digests.update(digests)

@@ -27,6 +27,7 @@ channel a message went out on is ``data.channel``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.domain.identifiers import normalise_identifier
 
@@ -324,10 +326,21 @@ class RefundData(_Strict):
     """What came back, when the shop says; a refund without items is still a refund."""
 
 
+def _sorted_keys(members: dict[str, Any]) -> dict[str, Any]:
+    """``members`` in the order of their keys: an event's JSON (as ingest publishes it)
+    is then the same bytes whatever order the sender wrote them in, so that its content
+    digest is a hash of those bytes (:mod:`shared.domain.event_content`)."""
+    return dict(sorted(members.items()))
+
+
 class IdentifyData(_Strict):
-    traits: dict[Name, Scalar] = Field(default_factory=dict, max_length=200)
+    traits: Annotated[dict[Name, Scalar], AfterValidator(_sorted_keys)] = Field(
+        default_factory=dict, max_length=200
+    )
     """Traits to set on the buyer (``gender``, ``region``, ``has_kids``); ``null`` removes one."""
-    consents: dict[Channel, bool] = Field(default_factory=dict)
+    consents: Annotated[dict[Channel, bool], AfterValidator(_sorted_keys)] = Field(
+        default_factory=dict
+    )
     """Consent given (``true``) or withdrawn (``false``) per channel."""
 
 
@@ -335,7 +348,9 @@ class TrackData(_Strict):
     """A named custom event: ``cart_updated``, ``product_viewed``, ..."""
 
     name: Name
-    properties: dict[Name, Scalar] = Field(default_factory=dict, max_length=100)
+    properties: Annotated[dict[Name, Scalar], AfterValidator(_sorted_keys)] = Field(
+        default_factory=dict, max_length=100
+    )
 
 
 class MessageData(_Strict):
@@ -367,6 +382,26 @@ class _EventBase(_Strict):
     customer: Customer
     store_id: Text | None = None
     channel: Text | None = None
+    tenant: SkipJsonSchema[Text | None] = None
+    """Whose ids ``event_id`` is among: the store of a store-bound API key, ``None`` for
+    the shop-wide keys and nudge's own events. Ingest sets it; a sender may not."""
+
+    @field_validator("tenant")
+    @classmethod
+    def _set_by_ingest(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not (info.context or {}).get(_PUBLISHED_CONTEXT_KEY):
+            raise ValueError("nudge sets this field; do not send it")
+        return value
+
+    @property
+    def dedupe_id(self) -> str:
+        """What names the event for good downstream (applied once, triggers once): its
+        ``event_id`` as sent, unless a store-bound key sent it; then a digest of its
+        tenant and ``event_id``, so that two stores may use one id for two events."""
+        if self.tenant is None:
+            return self.event_id
+        named = f"{self.tenant}\x00{self.event_id}".encode()
+        return "~" + hashlib.blake2b(named, digest_size=16).hexdigest()
 
     @property
     def key(self) -> str:

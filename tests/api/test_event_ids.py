@@ -6,6 +6,7 @@ same id with other content a 409 that applies nothing (in-process bus, real SQLi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,14 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from services.ingest import intake
 from services.ingest.app import create_app
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.event_ids import SqlEventIds
+from shared.domain.events import read_published_event
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.ports.bus import Publisher
 from shared.settings import Settings
@@ -276,3 +279,137 @@ async def test_a_conflict_is_counted_by_its_kind(client: httpx.AsyncClient) -> N
     metrics = (await client.get("/metrics")).text
 
     assert 'nudge_events_refused_total{reason="event-id-conflict"} 1.0' in metrics
+
+
+async def store_key(api_keys: SqlApiKeys, store: str) -> str:
+    _, secret = await api_keys.create(f"pos of {store}", ["events:write"], stores=[store])
+    return secret
+
+
+async def test_a_key_of_one_store_cannot_probe_the_ids_another_store_used(
+    app: FastAPI, api_keys: SqlApiKeys
+) -> None:
+    async with shop_backend(app, await store_key(api_keys, "A")) as store_a:
+        taken = await store_a.post(
+            "/v1/events", json={**bought("order-1001", "anna"), "store_id": "A"}
+        )
+    assert taken.status_code == 202
+
+    async with shop_backend(app, await store_key(api_keys, "B")) as store_b:
+        probe = await store_b.post(
+            "/v1/events", json={**bought("order-1001", "zed"), "store_id": "B"}
+        )
+
+    assert probe.status_code == 202, probe.text
+    assert probe.json() == {"accepted": 1, "duplicates": 0}
+
+
+async def test_a_key_of_one_store_cannot_squat_the_ids_of_another(
+    app: FastAPI, api_keys: SqlApiKeys, bus: MemoryBus
+) -> None:
+    async with shop_backend(app, await store_key(api_keys, "B")) as store_b:
+        squat = await store_b.post(
+            "/v1/events", json={**bought("order-1001", "mallory", "1.00"), "store_id": "B"}
+        )
+    assert squat.status_code == 202
+
+    async with shop_backend(app, await store_key(api_keys, "A")) as store_a:
+        real = await store_a.post(
+            "/v1/events", json={**bought("order-1001", "anna"), "store_id": "A"}
+        )
+        retried = await store_a.post(
+            "/v1/events", json={**bought("order-1001", "anna"), "store_id": "A"}
+        )
+        other = await store_a.post(
+            "/v1/events", json={**bought("order-1001", "zed"), "store_id": "A"}
+        )
+
+    assert real.json() == {"accepted": 1, "duplicates": 0}
+    assert retried.status_code == 202
+    assert_problem(other, 409, "event-id-conflict")
+    published = [orjson.loads(r.value) for r in bus.records(TOPIC)]
+    assert [read_published_event(orjson.dumps(v)).dedupe_id for v in published].count(
+        read_published_event(orjson.dumps(published[1])).dedupe_id
+    ) == 2  # A's event and its retry: one event downstream
+    assert len({read_published_event(orjson.dumps(v)).dedupe_id for v in published}) == 2
+
+
+async def test_the_shop_wide_key_keeps_the_ids_as_sent_downstream(
+    client: httpx.AsyncClient, bus: MemoryBus
+) -> None:
+    await client.post("/v1/events", json={**bought("order-1001", "anna"), "store_id": "A"})
+
+    (record,) = bus.records(TOPIC)
+    assert read_published_event(record.value).dedupe_id == "order-1001"
+
+
+async def test_the_content_of_a_large_batch_is_digested_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digested_in: set[str] = set()
+    digest = intake.content_digest
+
+    def recorded(published: bytes, *, version: bytes) -> bytes:
+        digested_in.add(threading.current_thread().name)
+        return digest(published, version=version)
+
+    monkeypatch.setattr(intake, "content_digest", recorded)
+    events = [bought(f"order-{n}", f"buyer-{n}") for n in range(400)]
+    assert len(orjson.dumps({"events": events})) > intake.OFF_LOOP_BYTES
+
+    response = await client.post("/v1/events", json={"events": events})
+
+    assert response.json() == {"accepted": 400, "duplicates": 0}
+    assert digested_in
+    assert threading.main_thread().name not in digested_in
+
+
+def deployed(settings: Settings, api_keys: SqlApiKeys, bus: MemoryBus, **changes: Any) -> FastAPI:
+    """Ingest on ``settings`` with ``changes``, as a new deploy on the same database."""
+    return create_app(
+        settings.model_copy(update=changes),
+        bus.publisher(),
+        api_keys,
+        event_ids=SqlEventIds(api_keys.engine),
+    )
+
+
+@pytest.mark.parametrize(
+    ("customer", "before", "after"),
+    [
+        pytest.param(
+            {"phone": "916 234-56-78"},  # +79162345678 in RU, +19162345678 in US
+            {"default_region": "RU"},
+            {"default_region": "US"},
+            id="default-region-changed",
+        ),
+        pytest.param(
+            {"id": "anna", "bank_card_token": "tok-4f1c"},
+            {"token_hmac_key": SecretStr("the key before")},
+            {"token_hmac_key": SecretStr("the key after")},
+            id="token-key-rotated",
+        ),
+    ],
+)
+async def test_a_retry_across_a_deploy_that_changed_the_digest_is_a_duplicate(
+    settings: Settings,
+    api_keys: SqlApiKeys,
+    events_key: str,
+    bus: MemoryBus,
+    customer: dict[str, str],
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    event = purchase("order-1001", T0, customer=customer)
+    async with shop_backend(deployed(settings, api_keys, bus, **before), events_key) as old:
+        assert (await old.post("/v1/events", json=event)).status_code == 202
+
+    async with shop_backend(deployed(settings, api_keys, bus, **after), events_key) as new:
+        retried = await new.post("/v1/events", json=event)
+        other = await new.post("/v1/events", json={**event, "occurred_at": "2026-01-02T00:00:00Z"})
+
+    assert retried.status_code == 202, retried.text
+    assert retried.json() == {"accepted": 1, "duplicates": 0}
+    assert len(bus.records(TOPIC)) == 2  # published again: the segmenter applies it once
+    # claimed again under the new deploy's digest: other content is a conflict again
+    assert_problem(other, 409, "event-id-conflict")

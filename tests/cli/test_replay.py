@@ -160,3 +160,22 @@ def test_a_lone_replay_on_the_in_process_bus_is_refused(tmp_path: Path) -> None:
     result = replay(str(csv_file))
     assert result.exit_code == 2
     assert "NUDGE_BUS=kafka" in result.output
+
+
+def test_a_production_replay_without_a_database_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the ids a production replay publishes are claimed in the production database's
+    # index, as ingest claims them: without one, nothing is published (no broker needed)
+    monkeypatch.setenv("NUDGE_BUS", "kafka")
+    monkeypatch.setenv("NUDGE_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text("customer_id,date,amount,order_id\nc1,2026-03-01,10.00,A\n")
+
+    result = replay(str(csv_file))
+
+    assert result.exit_code == 1
+    assert " ".join(result.stderr.split()) == (  # one message (wrapped at the terminal's width)
+        "a production replay claims its event ids in the database ingest uses: set "
+        "NUDGE_DATABASE_URL; nothing was published"
+    )

@@ -70,3 +70,22 @@ async def test_the_same_event_sent_again_is_applied_once(stack: RunningStack) ->
 
     await stack.wait_for_profile("id", "anna", orders_count=2)
     assert await applied_event_ids(stack) == {"e-0001", "e-0002"}
+
+
+async def test_two_stores_may_use_one_event_id_for_two_events_and_both_are_applied(
+    stack: RunningStack,
+) -> None:
+    keys = {}
+    for store in ("A", "B"):
+        _, keys[store] = await stack.runtime.api_keys.create(
+            f"till {store}", ["events:write"], ["A"] if store == "A" else ["B"]
+        )
+    for store, buyer in (("A", "anna"), ("B", "zed")):
+        order = {**purchase("order-1001", T0, customer={"id": buyer}), "store_id": store}
+        response = await stack.http.post(
+            "/v1/events", json=order, headers={"Authorization": f"Bearer {keys[store]}"}
+        )
+        assert response.status_code == 202, response.text
+
+    await stack.wait_for_profile("id", "anna", orders_count=1)
+    await stack.wait_for_profile("id", "zed", orders_count=1)

@@ -38,7 +38,9 @@ def _cli_settings(
     monkeypatch.setenv("NUDGE_KAFKA_BOOTSTRAP", kafka_settings.kafka_bootstrap)
     monkeypatch.setenv("NUDGE_TOPIC_PREFIX", kafka_settings.topic_prefix)
     monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path / "cli"))
-    monkeypatch.delenv("NUDGE_DATABASE_URL", raising=False)
+    # the database ingest claims event ids in: a production replay claims there too
+    assert kafka_settings.database_url is not None
+    monkeypatch.setenv("NUDGE_DATABASE_URL", kafka_settings.database_url)
     yield
     structlog.reset_defaults()
 
@@ -88,3 +90,24 @@ async def test_a_replayed_file_lands_buyer_by_buyer_and_a_second_replay_changes_
         f"\n{orders} purchases ({len(rows)} rows): published in {published:.1f}s, "
         f"applied after {applied_after:.1f}s"
     )
+
+
+async def test_a_production_replay_of_an_order_corrected_since_is_refused(
+    kafka_settings: Settings, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    header = "customer_id,date,amount,order_id\n"
+    first = tmp_path / "sales.csv"
+    first.write_text(header + "c1,2026-03-01,10.00,A\nc2,2026-03-01,5.00,B\n")
+    corrected = tmp_path / "corrected.csv"
+    corrected.write_text(header + "c1,2026-03-01,12.00,A\nc2,2026-03-01,5.00,B\n")
+    email = EmlFolderProvider(tmp_path / "mail", kafka_settings.smtp_sender)
+    async with running_stack(kafka_settings, clock, email) as stack:
+        await nudge("replay", str(first))
+        await applied(stack)
+        before = await exported(stack, "first.jsonl")
+
+        refused = await nudge("replay", str(corrected), expect_exit=1)
+
+        assert "published before with other content" in refused.stderr
+        await applied(stack)
+        assert await exported(stack, "again.jsonl") == before

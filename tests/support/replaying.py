@@ -21,10 +21,10 @@ from tests.support.transactions import Figures, exported_figures
 runner = CliRunner()
 
 
-async def nudge(*args: str) -> Result:
+async def nudge(*args: str, expect_exit: int = 0) -> Result:
     """A command as a shell runs it, in a thread: it runs its own event loop."""
     result = await asyncio.to_thread(runner.invoke, app, list(args))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == expect_exit, result.output
     return result
 
 

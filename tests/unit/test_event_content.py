@@ -6,13 +6,22 @@ from typing import Any
 
 import pytest
 
-from shared.domain.event_content import DIGEST_BYTES, content_digest
+from shared.domain.event_content import (
+    DIGEST_BYTES,
+    VERSION_BYTES,
+    content_digest,
+    digest_version,
+    same_content,
+)
 from shared.domain.events import validate_event
 
 
 def digest(document: dict[str, Any]) -> bytes:
     event = validate_event(document, default_region="RU")
-    return content_digest(event.model_dump_json(exclude_none=True).encode())
+    return content_digest(event.model_dump_json(exclude_none=True).encode(), version=VERSION)
+
+
+VERSION = digest_version(default_region="RU", token_key=b"the key")
 
 
 def identify(**changes: Any) -> dict[str, Any]:
@@ -42,7 +51,7 @@ def order(**changes: Any) -> dict[str, Any]:
 
 
 def test_a_digest_is_16_bytes() -> None:
-    assert len(digest(order())) == DIGEST_BYTES == 16
+    assert len(digest(order())) == VERSION_BYTES + DIGEST_BYTES == 4 + 16
 
 
 @pytest.mark.parametrize(
@@ -98,3 +107,38 @@ def test_amounts_and_times_count_as_written() -> None:
     fewer = order()
     fewer["data"] = {**fewer["data"], "total": "2500"}
     assert digest(fewer) != digest(order())
+
+
+def test_properties_and_consents_in_another_order_are_the_same_content() -> None:
+    def track(properties: dict[str, Any]) -> dict[str, Any]:
+        data = {"name": "cart_updated", "properties": properties}
+        return {**order(), "type": "track", "data": data}
+
+    assert digest(track({"sku": "cat-food", "qty": 2})) == digest(
+        track({"qty": 2, "sku": "cat-food"})
+    )
+    assert digest(identify(data={"consents": {"sms": True, "email": False}})) == digest(
+        identify(data={"consents": {"email": False, "sms": True}})
+    )
+
+
+def test_the_version_names_what_of_the_deployment_the_published_json_depends_on() -> None:
+    assert digest_version(default_region="RU", token_key=b"the key") == VERSION
+    assert len(VERSION) == VERSION_BYTES
+    others = {
+        digest_version(default_region="US", token_key=b"the key"),
+        digest_version(default_region="RU", token_key=b"another key"),
+        digest_version(default_region="RU", token_key=None),
+        digest_version(default_region=None, token_key=b"the key"),
+    }
+    assert VERSION not in others
+    assert len(others) == 4
+
+
+def test_digests_of_two_versions_are_the_same_content_and_of_one_version_only_if_equal() -> None:
+    published = b'{"event_id": "e-0001"}'
+    first = content_digest(published, version=VERSION)
+    other_version = digest_version(default_region="US", token_key=None)
+    assert same_content(first, content_digest(published, version=VERSION))
+    assert not same_content(first, content_digest(b'{"event_id": "e-0002"}', version=VERSION))
+    assert same_content(first, content_digest(b'{"event_id": "e-0002"}', version=other_version))

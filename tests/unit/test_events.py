@@ -27,6 +27,7 @@ from shared.domain.events import (
     RefundEvent,
     TrackEvent,
     UnsubscribedEvent,
+    event_adapter,
     parse_event,
     read_published_event,
     validate_event,
@@ -604,3 +605,16 @@ def test_a_message_key_longer_than_nudge_makes_is_refused() -> None:
     ] == [("message_opened", "data", "message_key")]
     event = validate_event(typed("message_opened", {**MESSAGE, "message_key": "m" * 100}))
     assert isinstance(event, MessageOpenedEvent)
+
+
+def test_a_sender_may_not_say_whose_ids_an_event_is_among() -> None:
+    sent = {
+        "type": "identify",
+        "event_id": "e-1",
+        "occurred_at": "2026-01-01T00:00:00+00:00",
+        "customer": {"id": "anna"},
+        "tenant": "A",
+    }
+    with pytest.raises(ValidationError, match="nudge sets this field"):
+        validate_event(sent)
+    assert "tenant" not in json.dumps(event_adapter.json_schema())

@@ -1,10 +1,15 @@
 """Accepted event ids on SQLAlchemy Core, in the ``event_ids`` table, on PostgreSQL and SQLite.
 
+A row is keyed by ``(tenant, event_id)`` (see :data:`~shared.ports.event_ids.EventKey`).
 One claim is one transaction: one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` of
 every id (sorted, so that two claims that share ids take their row locks in one order
 and never deadlock), then, only for the ids that were there already, one ``SELECT``
-of their digests; any other digest rolls the whole claim back. On PostgreSQL the
-insert takes the ids and digests as two arrays (``unnest``), one statement of three
+of the digests of those ids (in any tenant: the other tenants' rows are
+left out after); other content (:func:`~shared.domain.event_content.same_content`:
+a digest of the same version that differs) rolls the whole claim back, and a digest of
+another version is replaced by the one given (one ``UPDATE``, after a deploy only). Any
+other content rolls the whole claim back. On PostgreSQL the
+insert takes the tenants, ids and digests as three arrays (``unnest``), one statement of four
 parameters whatever the batch; on SQLite it is an executemany, which SQLAlchemy sends
 as one multi-row statement. On PostgreSQL an insert that meets an id another
 transaction is inserting waits for that transaction to end, and the ``SELECT`` (a
@@ -14,19 +19,21 @@ of one id, the second always sees the first's digest.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sqlalchemy import LargeBinary, String, any_, bindparam, func, select
+from sqlalchemy import LargeBinary, String, any_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
 from shared.adapters.store.errors import database_errors
+from shared.adapters.store.writer import writer_lock
+from shared.domain.event_content import same_content
 from shared.ports.clock import Clock
+from shared.ports.event_ids import EventKey
 
 __all__ = ["SqlEventIds"]
 
@@ -35,23 +42,27 @@ def _postgresql_statements() -> tuple[Any, Any]:
     """The insert and the digests of known ids, each taking its ids as one array."""
     given = (
         func.unnest(
+            bindparam("tenants", type_=postgresql.ARRAY(String)),
             bindparam("event_ids", type_=postgresql.ARRAY(String)),
             bindparam("digests", type_=postgresql.ARRAY(LargeBinary)),
         )
-        .table_valued("event_id", "digest")
+        .table_valued("tenant", "event_id", "digest")
         .render_derived(name="given")
     )
     rows = select(
-        given.c.event_id, given.c.digest, bindparam("claimed_at", type_=t.UTCDateTime)
-    ).order_by(given.c.event_id)
+        given.c.tenant,
+        given.c.event_id,
+        given.c.digest,
+        bindparam("claimed_at", type_=t.UTCDateTime),
+    ).order_by(given.c.tenant, given.c.event_id)
     insert = (
         postgresql.insert(t.event_ids)
-        .from_select(["event_id", "digest", "claimed_at"], rows)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(t.event_ids.c.event_id)
+        .from_select(["tenant", "event_id", "digest", "claimed_at"], rows)
+        .on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+        .returning(t.event_ids.c.tenant, t.event_ids.c.event_id)
     )
     ids = bindparam("event_ids", type_=postgresql.ARRAY(String))
-    known = select(t.event_ids.c.event_id, t.event_ids.c.digest).where(
+    known = select(t.event_ids.c.tenant, t.event_ids.c.event_id, t.event_ids.c.digest).where(
         t.event_ids.c.event_id == any_(ids)
     )
     return insert, known
@@ -61,10 +72,10 @@ def _sqlite_statements() -> tuple[Any, Any]:
     """The insert (an executemany: one multi-row statement) and the digests of known ids."""
     insert = (
         sqlite.insert(t.event_ids)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(t.event_ids.c.event_id)
+        .on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+        .returning(t.event_ids.c.tenant, t.event_ids.c.event_id)
     )
-    known = select(t.event_ids.c.event_id, t.event_ids.c.digest).where(
+    known = select(t.event_ids.c.tenant, t.event_ids.c.event_id, t.event_ids.c.digest).where(
         t.event_ids.c.event_id.in_(bindparam("event_ids", expanding=True))
     )
     return insert, known
@@ -81,9 +92,15 @@ class SqlEventIds:
         self._insert, self._known = (
             _postgresql_statements() if self._postgresql else _sqlite_statements()
         )
-        # SQLite allows one writer: claims of this process queue here rather than meet
-        # "database is locked"; other processes wait on SQLite's busy timeout.
-        self._writer = None if self._postgresql else asyncio.Lock()
+        # SQLite allows one writer: claims queue with the store's units of work on the
+        # engine's one lock rather than busy-wait in SQLite; other processes wait on
+        # SQLite's busy timeout.
+        self._writer = writer_lock(engine)
+        self._update = (
+            update(t.event_ids)
+            .where(t.event_ids.c.tenant == bindparam("t"), t.event_ids.c.event_id == bindparam("e"))
+            .values(digest=bindparam("d"))
+        )
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -95,27 +112,51 @@ class SqlEventIds:
             yield conn
 
     async def _insert_new(
-        self, conn: AsyncConnection, ids: list[str], digests: Mapping[str, bytes]
-    ) -> set[str]:
+        self, conn: AsyncConnection, keys: list[EventKey], digests: Mapping[EventKey, bytes]
+    ) -> set[EventKey]:
         """Insert the ids not there yet; the ones inserted."""
         at = self._clock.now()
         if self._postgresql:
-            parameters = {"event_ids": ids, "digests": [digests[i] for i in ids], "claimed_at": at}
-            return set((await conn.scalars(self._insert, parameters)).all())
-        rows = [{"event_id": i, "digest": digests[i], "claimed_at": at} for i in ids]
-        return set((await conn.scalars(self._insert, rows)).all())
+            parameters = {
+                "tenants": [tenant for tenant, _ in keys],
+                "event_ids": [event_id for _, event_id in keys],
+                "digests": [digests[k] for k in keys],
+                "claimed_at": at,
+            }
+            result = await conn.execute(self._insert, parameters)
+        else:
+            rows = [
+                {"tenant": k[0], "event_id": k[1], "digest": digests[k], "claimed_at": at}
+                for k in keys
+            ]
+            result = await conn.execute(self._insert, rows)
+        return {(r.tenant, r.event_id) for r in result}
 
-    async def claim(self, digests: Mapping[str, bytes]) -> set[str]:
+    async def claim(self, digests: Mapping[EventKey, bytes]) -> set[EventKey]:
         if not digests:
             return set()
-        ids = sorted(digests)
+        keys = sorted(digests)
         async with self._transaction() as conn:
-            new = await self._insert_new(conn, ids, digests)
-            known = [i for i in ids if i not in new]
-            conflicts: set[str] = set()
+            new = await self._insert_new(conn, keys, digests)
+            known = [k for k in keys if k not in new]
+            conflicts: set[EventKey] = set()
+            stale: list[EventKey] = []
             if known:
-                rows = await conn.execute(self._known, {"event_ids": known})
-                conflicts = {r.event_id for r in rows if bytes(r.digest) != digests[r.event_id]}
+                ids = sorted({event_id for _, event_id in known})
+                rows = await conn.execute(self._known, {"event_ids": ids})
+                for r in rows:
+                    key = (r.tenant, r.event_id)
+                    if key not in digests or bytes(r.digest) == digests[key]:
+                        continue
+                    if same_content(bytes(r.digest), digests[key]):
+                        stale.append(key)
+                    else:
+                        conflicts.add(key)
+            if stale and not conflicts:
+                await conn.execute(
+                    self._update,
+                    [{"t": k[0], "e": k[1], "d": digests[k]} for k in sorted(stale)],
+                )
             if conflicts:
                 await conn.rollback()
             else:

@@ -230,8 +230,9 @@ __all__ += ["api_keys"]
 event_ids = Table(
     "event_ids",
     metadata,
+    Column("tenant", String(200), primary_key=True),
     Column("event_id", String(100), primary_key=True),
-    Column("digest", LargeBinary(16), nullable=False),
+    Column("digest", LargeBinary(20), nullable=False),  # 4 bytes of version, 16 of hash
     Column("claimed_at", UTCDateTime, nullable=False),
 )
 __all__ += ["event_ids"]

@@ -8,7 +8,6 @@ PostgreSQL; SQLite has one writer at a time anyway) and the single outbox relay
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.adapters.store import schema as t
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.schedule import SqlSchedule
+from shared.adapters.store.writer import writer_lock
 from shared.domain.decisions import Reason, SentMessage
 from shared.domain.events import Channel
 from shared.domain.profile import SCORE_FIELDS, Basket, Engagement, Profile, Purchases, Tally
@@ -42,9 +42,9 @@ class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        # SQLite allows one writer: serialise units of work in this process rather than
-        # meet "database is locked" half-way through one.
-        self._writer = asyncio.Lock() if self.dialect == "sqlite" else None
+        # SQLite allows one writer: serialise units of work in this process, with every
+        # other writer on the engine, rather than meet "database is locked" half-way.
+        self._writer = writer_lock(engine)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:

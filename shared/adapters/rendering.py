@@ -11,15 +11,26 @@
 
 Workers start lazily (none until the first render), in a thread, as fresh
 interpreters (``python -m shared.adapters.render_worker``): nothing of the serving
-process (its threads, sockets, main module) is copied. A killed worker's replacement
-is started at once.
+process (its threads, sockets, main module) is copied, and of its environment only
+what an interpreter needs (``PATH``, ``PYTHONPATH``, the locale, ``PYTHONHASHSEED``):
+no database URL, key or provider secret. A killed worker's replacement is started at
+once.
+
+A worker runs a marketer's template, so what it sends back is not trusted: an answer
+is read on the event loop without ever blocking it (a pipe set non-blocking, read as
+it becomes readable), refused past :func:`answer_bound` bytes from its length header
+alone, and rebuilt only from the few classes a render answers with
+(:func:`decoded_answer`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
+import pickle
+import struct
 import subprocess
 import sys
 import weakref
@@ -27,18 +38,23 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from shared.domain.message_templates import checked_and_rendered
+from shared.domain.message_templates import TemplateContentError, checked_and_rendered
+from shared.domain.push import PushContent
 from shared.domain.rendering import (
     DEFAULT_LIMITS,
     AnyTemplate,
+    RenderedEmail,
     RenderedMessage,
+    RenderedSms,
+    RenderError,
     RenderLimits,
     RenderTooCostly,
     render_message,
 )
+from shared.domain.sms import SmsLength
 from shared.logging import get_logger
 
-__all__ = ["InlineRenderer", "ProcessRenderer"]
+__all__ = ["InlineRenderer", "ProcessRenderer", "answer_bound", "decoded_answer", "read_answer"]
 
 log = get_logger(__name__)
 
@@ -67,15 +83,112 @@ class InlineRenderer:
         return None
 
 
+_ANSWER_CLASSES: dict[tuple[str, str], type] = {
+    (kind.__module__, kind.__qualname__): kind
+    for kind in (
+        RenderedEmail,
+        RenderedSms,
+        SmsLength,
+        PushContent,
+        RenderError,
+        RenderTooCostly,
+        TemplateContentError,
+    )
+}
+"""Every class a worker's answer may hold (with plain str, int, dict, list, tuple, None)."""
+_ENVIRONMENT = ("PATH", "PYTHONHASHSEED", "LANG", "LANGUAGE")
+"""What a worker keeps of the serving process's environment (with ``LC_*``)."""
+
+
+class _AnswerUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        found = _ANSWER_CLASSES.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"{module}.{name}")
+        return found
+
+
+def decoded_answer(payload: bytes) -> tuple[bool, Any]:
+    """A worker's answer (``(True, value)`` or ``(False, error)``) rebuilt from ``payload``,
+    refused as :class:`RenderError` if it holds anything but the classes a render sends."""
+    try:
+        outcome = _AnswerUnpickler(io.BytesIO(payload)).load()
+    except Exception as exc:  # whatever a broken or hostile worker sent
+        raise RenderError(
+            "template", f"the render worker sent what is not an answer ({exc})"
+        ) from None
+    if not (
+        isinstance(outcome, tuple)
+        and len(outcome) == 2
+        and isinstance(outcome[0], bool)
+        and (outcome[0] or isinstance(outcome[1], (RenderError, TemplateContentError)))
+    ):
+        raise RenderError("template", "the render worker sent what is not an answer")
+    return outcome[0], outcome[1]
+
+
+def answer_bound(limits: RenderLimits) -> int:
+    """The most bytes a worker's answer may take: every channel's output limit together,
+    twice (a pickle's own bytes), and room for an error's text."""
+    return 2 * (limits.email + limits.sms + limits.push) + 64 * 1024
+
+
+async def _readable(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, _wake, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+async def read_answer(fd: int, bound: int) -> bytes:
+    """One framed answer (a 4-byte big-endian length, then that many bytes) read from the
+    pipe ``fd`` as it arrives, never blocking the event loop; :class:`RenderError` if its
+    length is over ``bound`` (nothing more is read), ``EOFError`` if the pipe closes."""
+    os.set_blocking(fd, False)
+    buffer = bytearray()
+    wanted, header = 4, True
+    while len(buffer) < wanted or header:
+        if len(buffer) == wanted:  # the header is in
+            (size,) = struct.unpack("!i", buffer)
+            if not 0 <= size <= bound:
+                raise RenderError(
+                    "template", f"the render worker's answer is over {bound} bytes: refused"
+                )
+            buffer, wanted, header = bytearray(), size, False
+            continue
+        try:
+            chunk = os.read(fd, wanted - len(buffer))
+        except BlockingIOError:
+            await _readable(fd)
+            continue
+        if not chunk:
+            raise EOFError("the render worker closed its pipe")
+        buffer += chunk
+    return bytes(buffer)
+
+
+def _environment() -> dict[str, str]:
+    """What a worker keeps of this process's environment: nothing secret."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in _ENVIRONMENT or name.startswith("LC_")
+    }
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # the same modules
+    return env
+
+
 class _Worker:
     """One worker process (a fresh interpreter: nothing of the serving process's threads,
     sockets or main module) and the serving side of its pipes."""
 
-    def __init__(self, memory_bytes: int | None) -> None:
+    def __init__(self, memory_bytes: int | None, bound: int) -> None:
         inbox, to_worker = os.pipe()  # the worker reads its calls from inbox
         from_worker, outbox = os.pipe()  # and writes its answers to outbox
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # the same modules
+        self.bound = bound
         try:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [
@@ -85,10 +198,11 @@ class _Worker:
                     str(inbox),
                     str(outbox),
                     str(memory_bytes or 0),
+                    str(bound),
                 ],
                 pass_fds=(inbox, outbox),
                 stdin=subprocess.DEVNULL,
-                env=env,
+                env=_environment(),
             )
         finally:
             os.close(inbox)
@@ -96,7 +210,7 @@ class _Worker:
         self.requests = Connection(to_worker, readable=False)
         self.answers = Connection(from_worker, writable=False)
         # Ready once it has imported what it needs: a render's time starts after that.
-        if not self.answers.poll(_START_TIMEOUT) or self.answers.recv() != "ready":
+        if not self.answers.poll(_START_TIMEOUT) or self.answers.recv_bytes(16) != b"ready":
             self.kill()
             raise RuntimeError("a render worker did not start")
 
@@ -107,16 +221,8 @@ class _Worker:
         self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[bool, Any]:
         self.requests.send((call, args, dict(kwargs)))
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        fd = self.answers.fileno()
-        loop.add_reader(fd, _wake, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-        outcome: tuple[bool, Any] = self.answers.recv()  # EOFError if the worker died
-        return outcome
+        # EOFError if the worker died; RenderError for an answer that is not one
+        return decoded_answer(await read_answer(self.answers.fileno(), self.bound))
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -236,7 +342,7 @@ class ProcessRenderer:
 
     async def _start(self) -> _Worker:
         # In a thread: a new interpreter takes a moment to import the domain.
-        worker = await asyncio.to_thread(_Worker, self.memory_bytes)
+        worker = await asyncio.to_thread(_Worker, self.memory_bytes, answer_bound(self.limits))
         self._workers.add(worker)
         return worker
 

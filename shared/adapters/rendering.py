@@ -52,6 +52,7 @@ from shared.domain.rendering import (
     render_message,
 )
 from shared.domain.sms import SmsLength
+from shared.errors import RendererUnavailable
 from shared.logging import get_logger
 
 __all__ = ["InlineRenderer", "ProcessRenderer", "answer_bound", "decoded_answer", "read_answer"]
@@ -59,8 +60,6 @@ __all__ = ["InlineRenderer", "ProcessRenderer", "answer_bound", "decoded_answer"
 log = get_logger(__name__)
 
 T = TypeVar("T")
-_START_TIMEOUT = 60.0
-"""Seconds a new worker may take to be ready (importing the domain on a busy machine)."""
 
 
 class InlineRenderer:
@@ -209,10 +208,12 @@ class _Worker:
             os.close(outbox)
         self.requests = Connection(to_worker, readable=False)
         self.answers = Connection(from_worker, writable=False)
-        # Ready once it has imported what it needs: a render's time starts after that.
-        if not self.answers.poll(_START_TIMEOUT) or self.answers.recv_bytes(16) != b"ready":
-            self.kill()
-            raise RuntimeError("a render worker did not start")
+
+    async def ready(self) -> None:
+        """Wait until the worker has imported what it needs: a render's time starts after
+        that. ``EOFError`` if it exits first, :class:`RenderError` if it says otherwise."""
+        if await read_answer(self.answers.fileno(), 16) != b"ready":
+            raise EOFError("the render worker did not say it is ready")
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -252,7 +253,10 @@ def _kill_all(workers: set[_Worker]) -> None:
 
 class ProcessRenderer:
     """Renders in a pool of ``workers`` processes; a render past ``timeout`` seconds is
-    stopped (its worker killed and replaced) and raises :class:`RenderTooCostly`."""
+    stopped (its worker killed and replaced) and raises :class:`RenderTooCostly`. A
+    worker that cannot be started, or is not ready within ``start_timeout`` seconds,
+    raises :class:`~shared.errors.RendererUnavailable` (no fault of the template's: the
+    caller retries later); the next render tries to start one again."""
 
     def __init__(
         self,
@@ -261,11 +265,13 @@ class ProcessRenderer:
         timeout: float = 1.0,
         workers: int = 2,
         memory_mb: int | None = 256,
+        start_timeout: float = 30.0,
     ) -> None:
         if timeout <= 0 or workers < 1:
             raise ValueError("a renderer needs a positive timeout and at least one worker")
         self.limits = limits
         self.timeout = timeout
+        self.start_timeout = start_timeout
         self.size = workers
         self.memory_bytes = memory_mb * 1024 * 1024 if memory_mb is not None else None
         self._workers: set[_Worker] = set()
@@ -330,20 +336,54 @@ class ProcessRenderer:
         return result
 
     async def _worker(self) -> _Worker:
-        """An idle worker, a replacement being started, or a new one."""
+        """An idle worker, a replacement being started, or a new one; raise
+        :class:`RendererUnavailable` if none can be started."""
         while self._idle:
             worker = self._idle.pop()
             if worker.alive():
                 return worker
             self._stop(worker, replace=False)  # died idle (the OOM killer)
-        if self._starting:
-            return await self._starting.pop(0)
-        return await self._start()
+        starting = (
+            self._starting.pop(0)
+            if self._starting
+            else asyncio.get_running_loop().create_task(self._start())
+        )
+        try:
+            # Shielded: a caller cancelled meanwhile leaves the worker to the pool, not adrift.
+            return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            starting.add_done_callback(self._adopt)
+            raise
+
+    def _adopt(self, starting: asyncio.Task[_Worker]) -> None:
+        """A worker started for a caller who left: idle for the next render."""
+        if not starting.cancelled() and starting.exception() is None:
+            self._idle.append(starting.result())
 
     async def _start(self) -> _Worker:
-        # In a thread: a new interpreter takes a moment to import the domain.
-        worker = await asyncio.to_thread(_Worker, self.memory_bytes, answer_bound(self.limits))
+        """A new worker, ready; :class:`RendererUnavailable` if it cannot be started or is
+        not ready within ``start_timeout`` seconds (it is killed and reaped then)."""
+        try:
+            # Spawning in a thread: forking a large process takes a moment.
+            worker = await asyncio.to_thread(_Worker, self.memory_bytes, answer_bound(self.limits))
+        except OSError as exc:
+            log.error("a render worker could not be started", error=str(exc))
+            raise RendererUnavailable(f"no render worker could be started: {exc}") from None
         self._workers.add(worker)
+        try:
+            async with asyncio.timeout(self.start_timeout):
+                await worker.ready()
+        except (TimeoutError, EOFError, OSError, RenderError) as exc:
+            self._stop(worker, replace=False)
+            log.error("a render worker did not start", error=str(exc) or type(exc).__name__)
+            raise RendererUnavailable(
+                f"a render worker was not ready within {self.start_timeout:g} s"
+                if isinstance(exc, TimeoutError)
+                else "a render worker exited as it started"
+            ) from None
+        except BaseException:  # cancelled (aclose): not left running
+            self._stop(worker, replace=False)
+            raise
         return worker
 
     def _stop(self, worker: _Worker, *, replace: bool = True) -> None:

@@ -22,6 +22,7 @@ from shared.domain.rendering import (
     render_email,
 )
 from shared.domain.sample_buyer import SAMPLE_PROFILE
+from shared.errors import RendererUnavailable
 from shared.ports.rendering import Renderer
 from tests.support.waiting import eventually
 
@@ -161,3 +162,20 @@ async def test_a_worker_that_died_idle_is_replaced(pool: ProcessRenderer) -> Non
     rendered = await pool.message(SmsTemplate("after"), {})
     assert isinstance(rendered, RenderedSms)
     assert rendered.text == "after"
+
+
+async def test_workers_that_cannot_start_are_a_renderer_unavailable_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seen: RuntimeError("a render worker did not start") escaped the dispatcher's compose.
+    broken = ProcessRenderer(limits=LIMITS, timeout=1.0, workers=1, start_timeout=10.0)
+    monkeypatch.setattr("shared.adapters.rendering.sys.executable", "/bin/false")
+    try:
+        with pytest.raises(RendererUnavailable):
+            await broken.message(SmsTemplate("hi"), {})
+        monkeypatch.undo()
+        again = await broken.message(SmsTemplate("hi"), {})  # started once it can
+        assert isinstance(again, RenderedSms)
+    finally:
+        await broken.aclose()
+    assert not broken._workers

@@ -5,7 +5,8 @@
   pipe, so it is free meanwhile. A render past the time limit is stopped by killing
   its worker (a thread cannot be stopped inside one long C call, such as a huge
   power; a process can), and a fresh worker takes its place on the next render. Each
-  worker may use at most ``memory_mb`` of memory more than it starts with.
+  worker may use at most ``memory_mb`` of memory more than it starts with, and at most
+  ``ceil(timeout) + 1`` seconds of processor time per render; it dies with this process.
 - :class:`InlineRenderer` renders in the caller: bounded in output only. For tests of
   other things and for measuring the pool's overhead.
 
@@ -28,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import math
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -184,7 +187,7 @@ class _Worker:
     """One worker process (a fresh interpreter: nothing of the serving process's threads,
     sockets or main module) and the serving side of its pipes."""
 
-    def __init__(self, memory_bytes: int | None, bound: int) -> None:
+    def __init__(self, memory_bytes: int | None, bound: int, cpu_seconds: int) -> None:
         inbox, to_worker = os.pipe()  # the worker reads its calls from inbox
         from_worker, outbox = os.pipe()  # and writes its answers to outbox
         self.bound = bound
@@ -198,6 +201,8 @@ class _Worker:
                     str(outbox),
                     str(memory_bytes or 0),
                     str(bound),
+                    str(os.getpid()),
+                    str(cpu_seconds),
                 ],
                 pass_fds=(inbox, outbox),
                 stdin=subprocess.DEVNULL,
@@ -231,9 +236,11 @@ class _Worker:
         self.requests.close()
         self.answers.close()
 
-    def reap(self) -> None:
+    def reap(self) -> int | None:
+        """Wait (a few seconds at most) for the killed worker to end; its exit status."""
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(5.0)
+            return self.process.wait(5.0)
+        return None
 
 
 def _wake(ready: asyncio.Future[None]) -> None:
@@ -266,12 +273,16 @@ class ProcessRenderer:
         workers: int = 2,
         memory_mb: int | None = 256,
         start_timeout: float = 30.0,
+        cpu_seconds: int | None = None,
     ) -> None:
         if timeout <= 0 or workers < 1:
             raise ValueError("a renderer needs a positive timeout and at least one worker")
         self.limits = limits
         self.timeout = timeout
         self.start_timeout = start_timeout
+        self.cpu_seconds = cpu_seconds if cpu_seconds is not None else math.ceil(timeout) + 1
+        """Processor time a worker may use per render (default: just over ``timeout``): its
+        own backstop to the time limit, should this process be unable to kill it."""
         self.size = workers
         self.memory_bytes = memory_mb * 1024 * 1024 if memory_mb is not None else None
         self._workers: set[_Worker] = set()
@@ -321,6 +332,10 @@ class ProcessRenderer:
             except (EOFError, OSError):
                 self._stop(worker)
                 log.warning("a render worker died during a render; it is replaced")
+                if await asyncio.to_thread(worker.reap) == -signal.SIGXCPU:
+                    raise RenderTooCostly(
+                        "template", f"takes more than {self.cpu_seconds} s of processor", "time"
+                    ) from None
                 raise RenderTooCostly(
                     "template", "needs more memory than a render may use", "output"
                 ) from None
@@ -365,7 +380,9 @@ class ProcessRenderer:
         not ready within ``start_timeout`` seconds (it is killed and reaped then)."""
         try:
             # Spawning in a thread: forking a large process takes a moment.
-            worker = await asyncio.to_thread(_Worker, self.memory_bytes, answer_bound(self.limits))
+            worker = await asyncio.to_thread(
+                _Worker, self.memory_bytes, answer_bound(self.limits), self.cpu_seconds
+            )
         except OSError as exc:
             log.error("a render worker could not be started", error=str(exc))
             raise RendererUnavailable(f"no render worker could be started: {exc}") from None

@@ -179,3 +179,18 @@ async def test_workers_that_cannot_start_are_a_renderer_unavailable_not_a_crash(
     finally:
         await broken.aclose()
     assert not broken._workers
+
+
+async def test_a_worker_over_its_processor_time_is_stopped_by_its_own_limit() -> None:
+    # The backstop if the serving process could not kill it: RLIMIT_CPU, per render.
+    spinning = ProcessRenderer(limits=LIMITS, timeout=60.0, workers=1, cpu_seconds=1)
+    try:
+        with pytest.raises(RenderTooCostly) as refused:
+            await spinning.message(SmsTemplate(SLOW), {})
+        assert refused.value.limit == "time"
+        assert "processor" in refused.value.message
+        for _ in range(3):  # each render gets its own second: a worker's life is not capped
+            after = await spinning.message(SmsTemplate("{{ 'ok' }}"), {})
+            assert isinstance(after, RenderedSms)
+    finally:
+        await spinning.aclose()

@@ -1,4 +1,4 @@
-"""A render worker: ``python -m shared.adapters.render_worker INBOX OUTBOX MEMORY BOUND PARENT CPU``.
+"""A render worker: ``python -m shared.adapters.render_worker IN OUT MEMORY BOUND PARENT CPU``.
 
 It reads calls (a module-level function of the domain and its arguments, pickled) from
 the pipe ``INBOX``, runs each, and writes back its outcome (the value, or a render

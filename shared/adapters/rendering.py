@@ -292,7 +292,7 @@ class ProcessRenderer:
         self._slots: asyncio.Semaphore | None = None
         self.rendering = 0
         """Renders in a worker right now."""
-        self._reaping: set[asyncio.Task[None]] = set()
+        self._reaping: set[asyncio.Task[int | None]] = set()
         self._finalizer = weakref.finalize(self, _kill_all, self._workers)
 
     async def parts(

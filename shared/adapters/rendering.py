@@ -15,7 +15,9 @@ interpreters (``python -m shared.adapters.render_worker``): nothing of the servi
 process (its threads, sockets, main module) is copied, and of its environment only
 what an interpreter needs (``PATH``, ``PYTHONPATH``, the locale, ``PYTHONHASHSEED``):
 no database URL, key or provider secret. A killed worker's replacement is started at
-once.
+once. A render cancelled while its worker starts leaves that worker to the pool (the
+start is shielded, and the worker adopted as idle); ``aclose`` waits for every start
+under way, then kills and reaps every worker.
 
 A worker runs a marketer's template, so what it sends back is not trusted: an answer
 is read on the event loop without ever blocking it (a pipe set non-blocking, read as
@@ -293,6 +295,8 @@ class ProcessRenderer:
         self.rendering = 0
         """Renders in a worker right now."""
         self._reaping: set[asyncio.Task[int | None]] = set()
+        self._launching: set[asyncio.Task[_Worker]] = set()
+        """Every start under way (replacements, and those of callers who left)."""
         self._finalizer = weakref.finalize(self, _kill_all, self._workers)
 
     async def parts(
@@ -358,11 +362,7 @@ class ProcessRenderer:
             if worker.alive():
                 return worker
             self._stop(worker, replace=False)  # died idle (the OOM killer)
-        starting = (
-            self._starting.pop(0)
-            if self._starting
-            else asyncio.get_running_loop().create_task(self._start())
-        )
+        starting = self._starting.pop(0) if self._starting else self._launch()
         try:
             # Shielded: a caller cancelled meanwhile leaves the worker to the pool, not adrift.
             return await asyncio.shield(starting)
@@ -412,12 +412,19 @@ class ProcessRenderer:
         self._reaping.add(reaping)
         reaping.add_done_callback(self._reaping.discard)
         if replace:
-            self._starting.append(loop.create_task(self._start()))
+            self._starting.append(self._launch())
+
+    def _launch(self) -> asyncio.Task[_Worker]:
+        """A worker's start, in a task of its own that ``aclose`` waits for."""
+        task = asyncio.get_running_loop().create_task(self._start())
+        self._launching.add(task)
+        task.add_done_callback(self._launching.discard)
+        return task
 
     async def aclose(self) -> None:
         """Stop every worker (idle or busy) and wait until they are gone."""
-        starting, self._starting = self._starting, []
-        for worker in await asyncio.gather(*starting, return_exceptions=True):
+        self._starting = []
+        for worker in await asyncio.gather(*self._launching, return_exceptions=True):
             if isinstance(worker, _Worker):
                 self._workers.add(worker)
         workers = list(self._workers)

@@ -5,7 +5,10 @@ the event loop free meanwhile, and a stopped worker never answers someone else."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +197,60 @@ async def test_a_worker_over_its_processor_time_is_stopped_by_its_own_limit() ->
             assert isinstance(after, RenderedSms)
     finally:
         await spinning.aclose()
+
+
+def _our_workers() -> set[int]:
+    """Render worker processes this test process started (and not yet reaped)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            if int(fields[1]) == os.getpid() and b"render_worker" in cmdline and fields[0] != "Z":
+                found.add(int(stat.parent.name))
+    return found
+
+
+async def test_a_render_cancelled_while_its_worker_starts_leaves_the_worker_to_the_pool() -> None:
+    # Seen: a cancel during the start left a worker no one knew of (never killed).
+    before = await asyncio.to_thread(_our_workers)
+    pool = ProcessRenderer(limits=LIMITS, timeout=10.0, workers=1)
+    try:
+        first = asyncio.create_task(pool.message(SmsTemplate("hi"), {}))
+        await asyncio.sleep(0)  # the start is under way
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+
+        async def adopted() -> bool:
+            return bool(pool._idle)
+
+        await eventually(adopted, what="the started worker to join the pool")
+        started = await asyncio.to_thread(_our_workers) - before
+        assert started == {w.process.pid for w in pool._workers}
+        again = await pool.message(SmsTemplate("again"), {})
+        assert isinstance(again, RenderedSms)
+        assert {w.process.pid for w in pool._workers} == started  # the adopted one served
+    finally:
+        await pool.aclose()
+
+    async def none_left() -> bool:
+        return not (await asyncio.to_thread(_our_workers) - before)
+
+    await eventually(none_left, what="every worker of the pool to be gone")
+
+
+async def test_a_pool_closed_while_a_worker_starts_leaves_no_worker() -> None:
+    before = await asyncio.to_thread(_our_workers)
+    pool = ProcessRenderer(limits=LIMITS, timeout=10.0, workers=1)
+    first = asyncio.create_task(pool.message(SmsTemplate("hi"), {}))
+    await asyncio.sleep(0)  # the start is under way
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await pool.aclose()
+
+    async def none_left() -> bool:
+        return not (await asyncio.to_thread(_our_workers) - before)
+
+    await eventually(none_left, timeout=5.0, what="every worker of the pool to be gone")

@@ -591,11 +591,13 @@ def _render(
     except RecursionError:
         raise RenderTooCostly(part, "nests too deep to render", "time") from None
     except TemplateError as exc:
-        raise RenderError(
-            part, exc.message or type(exc).__name__, getattr(exc, "lineno", None)
-        ) from None
+        # Jinja tells the line of a syntax error; of a failure while rendering, the
+        # traceback's template frame does (never rendered again to find it).
+        line = getattr(exc, "lineno", None) or template_line(exc.__traceback__)
+        raise RenderError(part, exc.message or type(exc).__name__, line) from None
     except Exception as exc:  # any failure of a marketer's template is theirs to fix
-        raise RenderError(part, f"{type(exc).__name__}: {exc}") from None
+        line = template_line(exc.__traceback__)
+        raise RenderError(part, f"{type(exc).__name__}: {exc}", line) from None
     finally:
         _BUDGET.reset(token)
 

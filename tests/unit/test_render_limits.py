@@ -207,3 +207,25 @@ def test_ordinary_joins_concatenations_and_lists_still_render() -> None:
     assert sms(source) == (
         "a, b a-b ab1c [1, 2, 1, 2] [1, 2]    1|2.2 one two/three 6 {'a': 1} [1, 2]"
     )
+
+
+class _Probe:
+    """Counts how often a template calls it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def hit(self) -> str:
+        self.calls += 1
+        return "x"
+
+
+@pytest.mark.parametrize("failing", ["{{ 1 // zero }}", "{{ coupon.code }}"])
+def test_a_failing_render_is_not_rendered_again_to_find_its_line(failing: str) -> None:
+    # Seen: the line was found by a second render, with a fresh (email-sized) budget.
+    probe = _Probe()
+    template = checked_template("sms", {"text": "{{ probe.hit() }}\n" + failing})
+    with pytest.raises(RenderError) as failed:
+        render_parts(template, {"probe": probe, "zero": 0})
+    assert (failed.value.part, failed.value.line) == ("text", 2)
+    assert probe.calls == 1

@@ -51,7 +51,7 @@ def test_undefined_name_is_an_error_naming_the_part(part: str) -> None:
         render_email(template(**{part: "Hello {{ first_name }}"}), {})
     assert caught.value.part == part
     assert "'first_name' is undefined" in caught.value.message
-    assert str(caught.value).startswith(f"{part}: ")
+    assert str(caught.value).startswith(f"{part} (line 1): ")  # the line, from one render
 
 
 def test_undefined_attribute_of_a_known_name_is_an_error() -> None:

@@ -432,24 +432,30 @@ class Dispatcher:
     # --- scheduled sends -----------------------------------------------------------------
 
     async def wake_due(self, limit: int = 100) -> int:
-        """Wake up to ``limit`` due sends: drop, defer, skip or send each; return how many."""
+        """Wake up to ``limit`` due sends: drop, defer, skip or send each; return how many.
+
+        One unit of work per send: it claims the earliest due row (skipping rows another
+        replica holds), locks its buyer (caps are counted by one transaction at a time),
+        wakes it and commits, before the next is claimed. A send's render runs inside its
+        own unit of work, so the database is held for one render at most, never for a
+        batch of them (on SQLite every unit of work of the process waits for the open one).
+        """
         await self.refresh_definitions()
-        outgoing: list[_Outgoing] = []
-        async with self.store.unit_of_work() as uow:
-            now = self.clock.now()
-            due = await uow.schedule.due(now, limit)
-            if not due:
-                return 0
-            # Every buyer of the batch locked at once, in one order (the segmenter's): caps
-            # are counted by one transaction at a time, and no two lockers wait on each other.
-            await uow.profiles.get_many({r.send.profile_id for r in due}, lock=True)
-            for record in due:
+        woken = 0
+        while woken < limit:
+            async with self.store.unit_of_work() as uow:
+                now = self.clock.now()
+                due = await uow.schedule.due(now, 1)
+                if not due:
+                    break
+                (record,) = due
+                await uow.profiles.get_many({record.send.profile_id}, lock=True)
                 sending = await self._wake(uow, record, now)
-                if sending is not None:
-                    outgoing.append(sending)
-            await uow.commit()
-        await self._hand_over(outgoing)
-        return len(due)
+                await uow.commit()
+            woken += 1
+            if sending is not None:
+                await self._hand_over([sending])
+        return woken
 
     async def measure_queue(self) -> int:
         """Set the queue-depth gauges: sends waiting, and those already due; return the first.

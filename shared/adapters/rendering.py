@@ -19,9 +19,9 @@ once. A render cancelled while its worker starts leaves that worker to the pool 
 start is shielded, and the worker adopted as idle); ``aclose`` waits for every start
 under way, then kills and reaps every worker.
 
-A worker runs a marketer's template, so what it sends back is not trusted: an answer
-is read on the event loop without ever blocking it (a pipe set non-blocking, read as
-it becomes readable), refused past :func:`answer_bound` bytes from its length header
+A worker runs a marketer's template, so what it sends back is not trusted: a request
+is written and an answer read on the event loop without ever blocking it (pipes set
+non-blocking, written and read as they are ready), refused past :func:`answer_bound` bytes from its length header
 alone, and rebuilt only from the few classes a render answers with
 (:func:`decoded_answer`).
 """
@@ -60,7 +60,14 @@ from shared.domain.sms import SmsLength
 from shared.errors import RendererUnavailable
 from shared.logging import get_logger
 
-__all__ = ["InlineRenderer", "ProcessRenderer", "answer_bound", "decoded_answer", "read_answer"]
+__all__ = [
+    "InlineRenderer",
+    "ProcessRenderer",
+    "answer_bound",
+    "decoded_answer",
+    "read_answer",
+    "write_request",
+]
 
 log = get_logger(__name__)
 
@@ -174,6 +181,30 @@ async def read_answer(fd: int, bound: int) -> bytes:
     return bytes(buffer)
 
 
+async def _writable(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_writer(fd, _wake, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)
+
+
+async def write_request(fd: int, payload: bytes) -> None:
+    """``payload`` framed as the worker reads it (a 4-byte big-endian length, then the
+    bytes: ``multiprocessing.connection``'s format), written to the pipe ``fd`` as the
+    worker takes it, never blocking the event loop (a worker that stops reading holds up
+    only its own render, until its time limit). ``OSError`` if the worker is gone."""
+    os.set_blocking(fd, False)
+    frame = memoryview(struct.pack("!i", len(payload)) + payload)
+    while frame:
+        try:
+            frame = frame[os.write(fd, frame) :]
+        except BlockingIOError:
+            await _writable(fd)
+
+
 def _environment() -> dict[str, str]:
     """What a worker keeps of this process's environment: nothing secret."""
     env = {
@@ -228,7 +259,8 @@ class _Worker:
     async def call(
         self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[bool, Any]:
-        self.requests.send((call, args, dict(kwargs)))
+        request = pickle.dumps((call, args, dict(kwargs)))
+        await write_request(self.requests.fileno(), request)  # never blocks the loop either
         # EOFError if the worker died; RenderError for an answer that is not one
         return decoded_answer(await read_answer(self.answers.fileno(), self.bound))
 

@@ -346,7 +346,7 @@ def _join_filter(value: Any, d: Any = "", *_args: Any, **_kwargs: Any) -> Any:
 
 def _listed(value: Any) -> list[Any] | None:
     """An iterable (not a mapping) as a list, so that it is checked as it will be used."""
-    if isinstance(value, (str, Iterator, set, frozenset)) or type(value).__name__ == "generator":
+    if isinstance(value, (str, Iterator, set, frozenset)):  # a generator is an Iterator
         return list(value)
     return None
 

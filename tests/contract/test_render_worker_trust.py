@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.rendering import ProcessRenderer, decoded_answer, read_answer
+from shared.adapters.rendering import (
+    ProcessRenderer,
+    decoded_answer,
+    read_answer,
+    write_request,
+)
 from shared.domain.rendering import RenderedSms, RenderError, RenderLimits, SmsTemplate
 from shared.domain.sms import sms_length
 
@@ -96,6 +101,21 @@ async def test_a_length_header_without_its_answer_never_blocks_the_event_loop() 
         reading.cancel()
         with pytest.raises(asyncio.CancelledError):
             await reading
+    finally:
+        os.close(readable)
+        os.close(writable)
+
+
+async def test_a_worker_that_stops_reading_never_blocks_the_event_loop() -> None:
+    readable, writable = os.pipe()
+    try:
+        writing = asyncio.create_task(write_request(writable, b"x" * (1 << 20)))  # > a pipe
+        others = [asyncio.create_task(asyncio.sleep(0, n)) for n in range(10)]
+        assert await asyncio.gather(*others) == list(range(10))  # the loop turns meanwhile
+        assert not writing.done()
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
     finally:
         os.close(readable)
         os.close(writable)

@@ -21,9 +21,9 @@ under way, then kills and reaps every worker.
 
 A worker runs a marketer's template, so what it sends back is not trusted: a request
 is written and an answer read on the event loop without ever blocking it (pipes set
-non-blocking, written and read as they are ready), refused past :func:`answer_bound` bytes from its length header
-alone, and rebuilt only from the few classes a render answers with
-(:func:`decoded_answer`).
+non-blocking, written and read as they are ready); an answer is refused past
+:func:`answer_bound` bytes from its length header alone, and rebuilt only from the
+few classes a render answers with (:func:`decoded_answer`).
 """
 
 from __future__ import annotations

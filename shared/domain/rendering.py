@@ -303,6 +303,8 @@ def _checked_filter(
 
     @functools.wraps(original)
     def filtered(*args: Any, **kwargs: Any) -> Any:
+        if name not in ("join", "sum") and len(args) > skip:  # these count their items
+            _check_printed(args[skip], f"|{name}")  # it makes text of a list or dict too
         checked = check(*args[skip:], **kwargs)
         if checked is not None:
             args = (*args[:skip], checked, *args[skip + 1 :])

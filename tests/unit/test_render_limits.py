@@ -181,6 +181,14 @@ LONG = "{% set l = 'x' * 2000 %}"
         LONG + "{{ [l] + [l] }}",
         LONG + "{{ [[l] * 2] * 2 }}",
         "{{ [[1] * 1000] * 1000 }}",
+        LONG + "{% set ns = namespace(a=[l]) %}{% for i in range(30) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a|replace('x', 'y') }}",
+        LONG + "{% set ns = namespace(a=[l]) %}{% for i in range(30) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ '%s' % (ns.a,) }}",
+        LONG + "{% set ns = namespace(a=[l]) %}{% for i in range(30) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ '{}'.format(ns.a) }}",
+        LONG + "{% set ns = namespace(a=[l]) %}{% for i in range(30) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a }}",
         LONG + "{{ ([[l]] * 2000)|sum(start=[]) }}",
     ],
 )

@@ -6,6 +6,7 @@
     │   └── CommitFailed          offsets not committed (a rebalance took the partition)
     ├── StoreError
     │   └── StoreUnavailable      the database did not answer (retry later)
+    ├── RendererUnavailable       no render worker could be started (retry later)
     ├── ProviderError
     │   ├── ProviderUnavailable   worth retrying: connection refused, HTTP 5xx/408/429/401, SMTP 4xx
     │   │   ├── ProviderTimeout   the provider did not answer within the call's timeout
@@ -15,10 +16,12 @@
 
 The HTTP API answers every refusal as an RFC 9457 problem from one catalogue
 (``services/ingest/problems.py``); of this tree, a client can meet only
-``BusUnavailable``, as ``503 broker-unavailable``, and ``StoreUnavailable``, as
+``BusUnavailable``, as ``503 broker-unavailable``, ``StoreUnavailable``, as
 ``503 auth-unavailable`` (the API key could not be checked) or ``503
-database-unavailable`` (the event ids could not be claimed); both as ``503
-not-ready`` from ``/readyz``.
+database-unavailable`` (the event ids could not be claimed), both as ``503
+not-ready`` from ``/readyz``, and ``RendererUnavailable``, as ``503
+renderer-unavailable`` from a template's save or preview. At a send, the dispatcher
+tries a ``RendererUnavailable`` message again later, as it does a provider outage.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "ProviderRejected",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "RendererUnavailable",
     "StoreError",
     "StoreUnavailable",
 ]
@@ -61,6 +65,11 @@ class StoreError(NudgeError):
 
 class StoreUnavailable(StoreError):
     pass
+
+
+class RendererUnavailable(NudgeError):
+    """No render worker could be started (the machine out of processes or memory, or a
+    worker too slow to start): the template is not at fault; retry later."""
 
 
 class ProviderError(NudgeError):

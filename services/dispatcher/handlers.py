@@ -80,7 +80,12 @@ from shared.domain.rendering import (
 )
 from shared.domain.segments import MembershipChange, occurrence_id
 from shared.domain.unsubscribe import sign
-from shared.errors import PoisonRecord, ProviderRejected, ProviderUnavailable
+from shared.errors import (
+    PoisonRecord,
+    ProviderRejected,
+    ProviderUnavailable,
+    RendererUnavailable,
+)
 from shared.logging import get_logger
 from shared.ports.bus import Record
 from shared.ports.clock import Clock
@@ -427,24 +432,30 @@ class Dispatcher:
     # --- scheduled sends -----------------------------------------------------------------
 
     async def wake_due(self, limit: int = 100) -> int:
-        """Wake up to ``limit`` due sends: drop, defer, skip or send each; return how many."""
+        """Wake up to ``limit`` due sends: drop, defer, skip or send each; return how many.
+
+        One unit of work per send: it claims the earliest due row (skipping rows another
+        replica holds), locks its buyer (caps are counted by one transaction at a time),
+        wakes it and commits, before the next is claimed. A send's render runs inside its
+        own unit of work, so the database is held for one render at most, never for a
+        batch of them (on SQLite every unit of work of the process waits for the open one).
+        """
         await self.refresh_definitions()
-        outgoing: list[_Outgoing] = []
-        async with self.store.unit_of_work() as uow:
-            now = self.clock.now()
-            due = await uow.schedule.due(now, limit)
-            if not due:
-                return 0
-            # Every buyer of the batch locked at once, in one order (the segmenter's): caps
-            # are counted by one transaction at a time, and no two lockers wait on each other.
-            await uow.profiles.get_many({r.send.profile_id for r in due}, lock=True)
-            for record in due:
+        woken = 0
+        while woken < limit:
+            async with self.store.unit_of_work() as uow:
+                now = self.clock.now()
+                due = await uow.schedule.due(now, 1)
+                if not due:
+                    break
+                (record,) = due
+                await uow.profiles.get_many({record.send.profile_id}, lock=True)
                 sending = await self._wake(uow, record, now)
-                if sending is not None:
-                    outgoing.append(sending)
-            await uow.commit()
-        await self._hand_over(outgoing)
-        return len(due)
+                await uow.commit()
+            woken += 1
+            if sending is not None:
+                await self._hand_over([sending])
+        return woken
 
     async def measure_queue(self) -> int:
         """Set the queue-depth gauges: sends waiting, and those already due; return the first.
@@ -504,7 +515,13 @@ class Dispatcher:
                 error="the dispatcher stopped during the send: not sent again",
             )
             return None
-        composed = await self._compose(draft, (channel,))
+        try:
+            composed = await self._compose(draft, (channel,))
+        except RendererUnavailable:  # still sending: its guard wakes it again later
+            later = draft.send.deferred_to(now + self.retry_after)
+            await uow.schedule.add([ScheduledRecord(later, dict(draft.context))], now)
+            log.warning("no render worker; the resend is tried again", key=message.key)
+            return None
         if isinstance(composed, Reason):
             await self._skip(uow, draft.send, composed, (*message.decision, composed), now)
             return None
@@ -568,7 +585,15 @@ class Dispatcher:
         """Compose the message on the chosen channel (or a fallback); commit it ``sending``."""
         assert decision.channel is not None
         channels = (decision.channel, *decision.fallbacks)
-        composed = await self._compose(draft, channels)
+        try:
+            composed = await self._compose(draft, channels)
+        except RendererUnavailable as exc:
+            # No fault of the template's: tried again later, like a provider outage.
+            why = Reason("render", "renderer_unavailable", str(exc))
+            later = draft.send.deferred_to(now + self.retry_after, decision.channel)
+            log.warning("no render worker; the send is tried again", key=draft.send.key)
+            moved = replace(draft, send=later)
+            return await self._wait(uow, moved, now, (*decision.trail, why)), None
         if isinstance(composed, Reason):
             trail = (*decision.trail, composed)
             return await self._skip(uow, draft.send, composed, trail, now), None
@@ -661,7 +686,9 @@ class Dispatcher:
         self, draft: _Draft, channels: Sequence[Channel]
     ) -> tuple[Channel, Outbound] | Reason:
         """The message on the first of ``channels`` it can be written for, or why none (a
-        template that does not render, or is over a render limit: ``render_failed``)."""
+        template that does not render, or is over a render limit: ``render_failed``).
+        Raise :class:`RendererUnavailable` if no render worker can be had: the caller
+        tries the send again later."""
         why: list[str] = []
         for channel in channels:
             try:
@@ -764,7 +791,10 @@ class Dispatcher:
             outcome, provider_id, error = await self._call(message)
             if outcome != "rejected" or not rest:
                 break
-            composed = await self._compose(draft, rest)
+            try:
+                composed = await self._compose(draft, rest)
+            except RendererUnavailable:  # no fallback written now: the rejection stands
+                break
             if isinstance(composed, Reason):
                 break
             rejections.append(f"{channel} rejected: {error}")

@@ -18,23 +18,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from shared.domain.rendering import (
     DEFAULT_LIMITS,
     AnyTemplate,
-    BoundedEnvironment,
     EmailTemplate,
     PushTemplate,
-    RenderError,
     RenderLimits,
-    RenderTooCostly,
     SmsTemplate,
     render_email,
     render_push,
     render_sms,
-    template_line,
 )
 
 __all__ = [
@@ -157,16 +153,7 @@ def render_parts(
     """Every part of ``template`` rendered with ``context``; :class:`RenderError` (with
     the part and the line) for one that does not render, :class:`RenderTooCostly` for
     one over ``limits`` (see :mod:`shared.domain.rendering`)."""
-    try:
-        return _render_parts(template, context, limits)
-    except RenderTooCostly:
-        raise  # with its line where known; never rendered again to find it
-    except RenderError as exc:
-        if exc.line is not None:
-            raise
-        source = getattr(template, exc.part, None)
-        line = _failing_line(source, context) if isinstance(source, str) else None
-        raise RenderError(exc.part, exc.message, line) from None
+    return _render_parts(template, context, limits)  # its errors name their line
 
 
 def checked_and_rendered(
@@ -179,19 +166,6 @@ def checked_and_rendered(
     """:func:`checked_template` then :func:`render_parts`, in one call: what a save or a
     preview runs off the event loop (reading a template is work too)."""
     return render_parts(checked_template(channel, content), context, limits=limits)
-
-
-_TRY = BoundedEnvironment(undefined=StrictUndefined)
-
-
-def _failing_line(source: str, context: Mapping[str, Any]) -> int | None:
-    """The template line a render fails on: Jinja tells it for a syntax error only, and
-    for a failure while rendering keeps it in the traceback's template frame."""
-    try:
-        _TRY.from_string(source).render(context)
-    except Exception as exc:  # any failure: only its place is wanted
-        return template_line(exc.__traceback__)
-    return None
 
 
 def _render_parts(

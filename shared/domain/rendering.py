@@ -11,8 +11,11 @@ A render is bounded, so that no template can take the process down:
   counted as the template produces it (``generate()``) and stopped at the limit;
 - up front, the sandbox refuses what would blow up in a single step: a power or a
   product of numbers too large to compute quickly, a string or list repeated,
-  joined, padded or formatted past the output limit, and ranges of more than
-  :data:`MAX_RANGE_ITEMS` numbers in all.
+  concatenated (``+`` and ``~``), joined, padded, wrapped or formatted (``%``,
+  ``format``, ``str.format`` with its widths and precisions, nested ones too) past the
+  output limit, a list or dict that would print (``{{ }}``, ``pprint``, ``string``...)
+  past it, a ``sum`` of many lists, and ranges of more than :data:`MAX_RANGE_ITEMS`
+  numbers in all. Jinja's ``lipsum``, ``cycler`` and ``joiner`` globals are not there.
 
 Both raise :class:`RenderTooCostly` (a :class:`RenderError` naming the ``limit``).
 What cannot be refused up front (a loop that just runs long) is bounded in time by
@@ -24,15 +27,17 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter
+from markupsafe import Markup
 
 from shared.domain.push import PushContent, PushContentError
 from shared.domain.sms import SmsLength, SmsTooLong, sms_length
@@ -153,8 +158,43 @@ def _budget() -> _Budget:
     return found if found is not None else _Budget(DEFAULT_LIMITS.email)
 
 
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+MAX_SUMMED_LISTS = 1000
+"""Lists one ``sum`` may add together: each addition copies what came before."""
+
+
 def _sized(value: Any) -> bool:
-    return isinstance(value, (str, list, tuple, bytes))
+    return isinstance(value, (str, bytes, *_CONTAINERS))
+
+
+def _printed(value: Any, sizes: dict[int, int] | None = None) -> int:
+    """About how many characters ``value`` prints as: a container's items counted as
+    often as they occur (in time linear in the distinct objects, a cycle once)."""
+    if isinstance(value, (str, bytes)):
+        return len(value) + 2
+    if not isinstance(value, _CONTAINERS):
+        return 1
+    sizes = {} if sizes is None else sizes
+    known = sizes.get(id(value))
+    if known is not None:
+        return known
+    sizes[id(value)] = 5  # what a cycle prints as: [...]
+    items: Iterable[Any] = value
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    size = 2 + sum(_printed(item, sizes) + 2 for item in items)
+    sizes[id(value)] = size
+    return size
+
+
+def _length(value: Any) -> int:
+    """What a value counts against the output when made: its text, or how it prints."""
+    return len(value) if isinstance(value, (str, bytes)) else _printed(value)
+
+
+def _check_printed(value: Any, what: str) -> None:
+    if isinstance(value, _CONTAINERS):
+        _budget().room(_printed(value), what)
 
 
 def _whole(value: Any) -> bool:
@@ -173,6 +213,8 @@ def _check_percent(template: str, args: Any) -> None:
     """``template % args`` refused when a width or precision is past the output left."""
     budget = _budget()
     values = args if isinstance(args, tuple) else (args,)
+    for value in values if isinstance(args, tuple) else (args,):
+        _check_printed(value, "a formatted value")
     for spec in _PERCENT_SPEC.finditer(template):
         for size in spec.groups():
             if size is not None and size != "*":
@@ -194,11 +236,11 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
             if left.bit_length() + right.bit_length() > MAX_NUMBER_BITS:
                 raise _Costly("time", f"a product over {MAX_NUMBER_BITS} bits is not computed")
         elif _sized(left) and _whole(right):
-            budget.room(len(left) * right, "the repetition")
+            budget.room(_length(left) * right, "the repetition")
         elif _whole(left) and _sized(right):
-            budget.room(left * len(right), "the repetition")
+            budget.room(left * _length(right), "the repetition")
     elif operator == "+" and _sized(left) and _sized(right):
-        budget.room(len(left) + len(right), "the concatenation")
+        budget.room(_length(left) + _length(right), "the concatenation")
     elif operator == "%" and isinstance(left, str):
         _check_percent(left, right)
 
@@ -217,7 +259,7 @@ def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> N
                 budget.room(len(owner) + owner.count("\t") * size, "expandtabs()")
         elif name == "replace" and len(args) >= 2:
             _check_replace(owner, args[0], args[1])
-        elif name == "join" and args and isinstance(args[0], (list, tuple)):
+        elif name == "join" and args and isinstance(args[0], (list, tuple, str)):
             _check_join(owner, args[0])
     elif _whole(owner) and name == "to_bytes":
         size = args[0] if args else kwargs.get("length", 1)
@@ -231,9 +273,13 @@ def _check_replace(text: str, old: Any, new: Any) -> None:
         _budget().room(len(text) + count * (len(new) - len(old)), "replace()")
 
 
-def _check_join(separator: str, items: list[Any] | tuple[Any, ...]) -> None:
+def _check_join(separator: str, items: list[Any] | tuple[Any, ...] | str) -> None:
     size = len(separator) * max(len(items) - 1, 0)
-    size += sum(len(item) for item in items if isinstance(item, str))
+    if isinstance(items, str):
+        size += len(items)
+    else:
+        sizes: dict[int, int] = {}
+        size += sum(len(i) if isinstance(i, str) else _printed(i, sizes) for i in items)
     _budget().room(size, "join()")
 
 
@@ -247,15 +293,21 @@ def _bounded_range(*args: int) -> range:
 
 
 def _checked_filter(
-    name: str, check: Callable[..., None], filters: Mapping[str, Callable[..., Any]]
+    name: str, check: Callable[..., Any], filters: Mapping[str, Callable[..., Any]]
 ) -> Callable[..., Any]:
+    """``filters[name]`` run after ``check`` of its arguments; a check that returns a value
+    hands the filter that in place of its input (an iterable made into the list checked)."""
     original = filters[name]
     # A filter marked pass_context / pass_eval_context / pass_environment gets that first.
     skip = 1 if getattr(original, "jinja_pass_arg", None) is not None else 0
 
     @functools.wraps(original)
     def filtered(*args: Any, **kwargs: Any) -> Any:
-        check(*args[skip:], **kwargs)
+        if name not in ("join", "sum") and len(args) > skip:  # these count their items
+            _check_printed(args[skip], f"|{name}")  # it makes text of a list or dict too
+        checked = check(*args[skip:], **kwargs)
+        if checked is not None:
+            args = (*args[:skip], checked, *args[skip + 1 :])
         return original(*args, **kwargs)
 
     return filtered
@@ -287,28 +339,185 @@ def _replace_filter(value: Any, old: Any, new: Any, *_args: Any, **_kwargs: Any)
         _check_replace(value, old, new)
 
 
-def _join_filter(value: Any, d: Any = "", *_args: Any, **_kwargs: Any) -> None:
-    if isinstance(value, (list, tuple)) and isinstance(d, str):
-        _check_join(d, value)
+def _join_filter(value: Any, d: Any = "", *_args: Any, **_kwargs: Any) -> Any:
+    items = value if isinstance(value, (list, tuple)) else _listed(value)
+    if isinstance(d, str) and items is not None:
+        _check_join(d, items)
+    return items
+
+
+def _listed(value: Any) -> list[Any] | None:
+    """An iterable (not a mapping) as a list, so that it is checked as it will be used."""
+    if isinstance(value, (str, Iterator, set, frozenset)):  # a generator is an Iterator
+        return list(value)
+    return None
+
+
+def _wordwrap_filter(
+    s: Any, width: Any = 79, _break_long: Any = True, wrapstring: Any = None, *_: Any, **kw: Any
+) -> None:
+    wrapstring = kw.get("wrapstring", wrapstring)
+    width = kw.get("width", width)
+    if isinstance(s, str) and _whole(width):
+        lines = len(s) // max(width, 1) + s.count("\n") + 1
+        joint = len(wrapstring) if isinstance(wrapstring, str) else 2
+        _budget().room(len(s) + lines * joint, "wordwrap")
+
+
+def _sum_filter(iterable: Any, attribute: Any = None, start: Any = 0, **kwargs: Any) -> Any:
+    start = kwargs.get("start", start)
+    if isinstance(start, (int, float)):
+        return None
+    items = list(iterable)
+    if len(items) > MAX_SUMMED_LISTS:
+        raise _Costly(
+            "time", f"a sum of {len(items)} lists would be too slow: at most {MAX_SUMMED_LISTS}"
+        )
+    sizes: dict[int, int] = {}
+    _budget().room(_printed(start, sizes) + sum(_printed(i, sizes) for i in items), "sum")
+    return items
+
+
+def _printed_filter(value: Any, *_args: Any, **_kwargs: Any) -> None:
+    _check_printed(value, "the printed value")
+
+
+_PRINTING_FILTERS = (
+    "pprint",
+    "string",
+    "tojson",
+    "e",
+    "escape",
+    "forceescape",
+    "safe",
+    "urlencode",
+    "trim",
+    "upper",
+    "lower",
+    "title",
+    "capitalize",
+    "truncate",
+    "striptags",
+    "urlize",
+)
+"""Filters that make text of any value, a list or dict too."""
+
+_FORMAT_SPEC = re.compile(
+    r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d+)?[,_]?(?:\.(?P<precision>\d+))?.?", re.DOTALL
+)
+
+
+class _Bounded:
+    """``str.format`` with each field's width, precision and value checked first, and
+    every field made counted against the output left."""
+
+    made = 0
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        budget = _budget()
+        _check_printed(value, "a formatted value")
+        found = _FORMAT_SPEC.fullmatch(format_spec)
+        for size in found.groups() if found else ():
+            if size is not None:
+                budget.room(int(size) if len(size) <= 9 else 10**9, "a formatted value")
+        field = super().format_field(value, format_spec)  # type: ignore[misc]
+        self.made += len(field)
+        budget.room(self.made, "the formatted text")
+        return field
+
+
+class _BoundedFormatter(_Bounded, SandboxedFormatter):
+    pass
+
+
+class _BoundedEscapeFormatter(_Bounded, SandboxedEscapeFormatter):
+    pass
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, but ``a ~ b`` checks the length it would make first."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"{join}(environment.concatenated((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write(")))")
+
+
+def _concatenated(parts: tuple[Any, ...]) -> tuple[Any, ...]:
+    sizes: dict[int, int] = {}
+    size = sum(
+        len(part) if isinstance(part, str) else _printed(part, sizes) if _sized(part) else 0
+        for part in parts
+    )
+    _budget().room(size, "the concatenation")
+    return parts
+
+
+def _finalized(value: Any) -> Any:
+    """What ``{{ }}`` prints, checked first if it is a list or dict."""
+    _check_printed(value, "the printed value")
+    return value
 
 
 class BoundedEnvironment(SandboxedEnvironment):
     """The sandbox that refuses, before computing them, values too large for a message."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _BoundedCodeGenerator
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("finalize", _finalized)
         super().__init__(*args, **kwargs)
         self.globals["range"] = _bounded_range
-        for name, check in (
+        for name in ("lipsum", "cycler", "joiner"):  # no ready-made template uses them
+            self.globals.pop(name, None)
+        checks: list[tuple[str, Callable[..., Any]]] = [
+            (name, _printed_filter) for name in _PRINTING_FILTERS
+        ]
+        checks += [
             ("format", _format_filter),
             ("center", _center_filter),
             ("indent", _indent_filter),
             ("batch", _batch_filter),
             ("replace", _replace_filter),
             ("join", _join_filter),
-        ):
+            ("wordwrap", _wordwrap_filter),
+            ("sum", _sum_filter),
+        ]
+        for name, check in checks:
             self.filters[name] = _checked_filter(name, check, self.filters)
+
+    concatenated = staticmethod(_concatenated)
+    """What ``~`` calls (see :class:`_BoundedCodeGenerator`)."""
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format`` and ``format_map`` as the sandbox has them, bounded (``_Bounded``)."""
+        if super().wrap_str_format(value) is None:
+            return None
+        text: str = value.__self__
+        is_map = value.__name__ == "format_map"
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            formatter: SandboxedFormatter = (
+                _BoundedEscapeFormatter(self, escape=text.escape)
+                if isinstance(text, Markup)
+                else _BoundedFormatter(self)
+            )
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                return type(text)(formatter.vformat(text, (), args[0]))
+            return type(text)(formatter.vformat(text, args, kwargs))
+
+        return functools.update_wrapper(bounded, value)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         _check_binop(operator, left, right)
@@ -384,11 +593,13 @@ def _render(
     except RecursionError:
         raise RenderTooCostly(part, "nests too deep to render", "time") from None
     except TemplateError as exc:
-        raise RenderError(
-            part, exc.message or type(exc).__name__, getattr(exc, "lineno", None)
-        ) from None
+        # Jinja tells the line of a syntax error; of a failure while rendering, the
+        # traceback's template frame does (never rendered again to find it).
+        line = getattr(exc, "lineno", None) or template_line(exc.__traceback__)
+        raise RenderError(part, exc.message or type(exc).__name__, line) from None
     except Exception as exc:  # any failure of a marketer's template is theirs to fix
-        raise RenderError(part, f"{type(exc).__name__}: {exc}") from None
+        line = template_line(exc.__traceback__)
+        raise RenderError(part, f"{type(exc).__name__}: {exc}", line) from None
     finally:
         _BUDGET.reset(token)
 

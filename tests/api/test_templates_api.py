@@ -277,3 +277,18 @@ async def test_a_stored_template_over_a_limit_is_refused_at_preview(
         await reader.post("/v1/templates/old/preview", json={}), 422, "template-too-costly"
     )
     assert body["errors"][0]["limit"] == "time"
+
+
+async def test_with_no_render_worker_a_save_or_preview_is_a_503_to_retry(
+    writer: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen: a worker that did not start answered 500.
+    monkeypatch.setattr("shared.adapters.rendering.sys.executable", "/bin/false")
+    for sent in (
+        writer.post("/v1/templates/x/preview", json=SMS),
+        writer.put("/v1/templates/x", json=SMS),
+    ):
+        response = await sent
+        problem(response, 503, "renderer-unavailable")
+        assert response.headers["retry-after"] == "5"
+    assert (await writer.get("/v1/templates/x")).status_code == 404

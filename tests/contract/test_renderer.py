@@ -5,7 +5,10 @@ the event loop free meanwhile, and a stopped worker never answers someone else."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,7 @@ from shared.domain.rendering import (
     render_email,
 )
 from shared.domain.sample_buyer import SAMPLE_PROFILE
+from shared.errors import RendererUnavailable
 from shared.ports.rendering import Renderer
 from tests.support.waiting import eventually
 
@@ -161,3 +165,92 @@ async def test_a_worker_that_died_idle_is_replaced(pool: ProcessRenderer) -> Non
     rendered = await pool.message(SmsTemplate("after"), {})
     assert isinstance(rendered, RenderedSms)
     assert rendered.text == "after"
+
+
+async def test_workers_that_cannot_start_are_a_renderer_unavailable_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seen: RuntimeError("a render worker did not start") escaped the dispatcher's compose.
+    broken = ProcessRenderer(limits=LIMITS, timeout=1.0, workers=1, start_timeout=10.0)
+    monkeypatch.setattr("shared.adapters.rendering.sys.executable", "/bin/false")
+    try:
+        with pytest.raises(RendererUnavailable):
+            await broken.message(SmsTemplate("hi"), {})
+        monkeypatch.undo()
+        again = await broken.message(SmsTemplate("hi"), {})  # started once it can
+        assert isinstance(again, RenderedSms)
+    finally:
+        await broken.aclose()
+    assert not broken._workers
+
+
+async def test_a_worker_over_its_processor_time_is_stopped_by_its_own_limit() -> None:
+    # The backstop if the serving process could not kill it: RLIMIT_CPU, per render.
+    spinning = ProcessRenderer(limits=LIMITS, timeout=60.0, workers=1, cpu_seconds=1)
+    try:
+        with pytest.raises(RenderTooCostly) as refused:
+            await spinning.message(SmsTemplate(SLOW), {})
+        assert refused.value.limit == "time"
+        assert "processor" in refused.value.message
+        for _ in range(3):  # each render gets its own second: a worker's life is not capped
+            after = await spinning.message(SmsTemplate("{{ 'ok' }}"), {})
+            assert isinstance(after, RenderedSms)
+    finally:
+        await spinning.aclose()
+
+
+def _our_workers() -> set[int]:
+    """Render worker processes this test process started (and not yet reaped)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            if int(fields[1]) == os.getpid() and b"render_worker" in cmdline and fields[0] != "Z":
+                found.add(int(stat.parent.name))
+    return found
+
+
+async def test_a_render_cancelled_while_its_worker_starts_leaves_the_worker_to_the_pool() -> None:
+    # Seen: a cancel during the start left a worker no one knew of (never killed).
+    before = await asyncio.to_thread(_our_workers)
+    pool = ProcessRenderer(limits=LIMITS, timeout=10.0, workers=1)
+    try:
+        first = asyncio.create_task(pool.message(SmsTemplate("hi"), {}))
+        await asyncio.sleep(0)  # the start is under way
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+
+        async def adopted() -> bool:
+            return bool(pool._idle)
+
+        await eventually(adopted, what="the started worker to join the pool")
+        started = await asyncio.to_thread(_our_workers) - before
+        assert started == {w.process.pid for w in pool._workers}
+        again = await pool.message(SmsTemplate("again"), {})
+        assert isinstance(again, RenderedSms)
+        assert {w.process.pid for w in pool._workers} == started  # the adopted one served
+    finally:
+        await pool.aclose()
+
+    async def none_left() -> bool:
+        return not (await asyncio.to_thread(_our_workers) - before)
+
+    await eventually(none_left, what="every worker of the pool to be gone")
+
+
+async def test_a_pool_closed_while_a_worker_starts_leaves_no_worker() -> None:
+    before = await asyncio.to_thread(_our_workers)
+    pool = ProcessRenderer(limits=LIMITS, timeout=10.0, workers=1)
+    first = asyncio.create_task(pool.message(SmsTemplate("hi"), {}))
+    await asyncio.sleep(0)  # the start is under way
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await pool.aclose()
+
+    async def none_left() -> bool:
+        return not (await asyncio.to_thread(_our_workers) - before)
+
+    await eventually(none_left, timeout=5.0, what="every worker of the pool to be gone")

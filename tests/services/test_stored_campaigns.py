@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from services.embedded import Pipeline
+from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.definitions import SqlDefinitions
+from shared.domain.rendering import RenderedMessage
+from shared.errors import RendererUnavailable
+from shared.ports.rendering import Renderer
 from shared.settings import Settings
 from tests.conftest import T0
 from tests.e2e.stacks import purchase
@@ -133,3 +138,52 @@ async def _email_of(pipeline: Pipeline, profile_id: str) -> str | None:
     async with pipeline.runtime.store.unit_of_work() as uow:
         profile = (await uow.profiles.get_many([profile_id]))[profile_id]
     return profile.email
+
+
+class _DownRenderer:
+    """The dispatcher's renderer, but with no render worker to be had while ``down``."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self.renderer, self.limits, self.down = renderer, renderer.limits, True
+
+    async def parts(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError("the dispatcher renders messages, not parts")
+
+    async def message(self, *args: Any, **kwargs: Any) -> RenderedMessage:
+        if self.down:
+            raise RendererUnavailable("a render worker exited as it started")
+        return await self.renderer.message(*args, **kwargs)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_send_with_no_render_worker_is_tried_again_later_and_goes_out(
+    pipeline: Pipeline, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    # Seen: the worker's start failure escaped compose (a poison event in the dispatcher).
+    definitions = SqlDefinitions(pipeline.runtime.store.engine)
+    await definitions.templates.put(
+        WELCOME, channel="email", content=TEMPLATE, expected_version=None
+    )
+    await definitions.campaigns.put(
+        WELCOME, definition=WELCOME_BACK, status="active", expected_version=None
+    )
+    dispatcher = pipeline.dispatcher.dispatcher
+    down = _DownRenderer(dispatcher.renderer)
+    dispatcher.renderer = down
+    buyer = {"id": "no-worker", "email": "later@shop.ru"}
+    await pipeline.post_events([purchase("w1", T0 - timedelta(hours=1), customer=buyer)])
+    await pipeline.settle()
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        (waiting,) = [m for m in await uow.messages.all() if m.campaign == WELCOME]
+    assert (waiting.status, waiting.reason) == ("scheduled", "renderer_unavailable")
+    assert not _subjects(tmp_path)
+
+    down.down = False
+    clock.advance(dispatcher.retry_after)
+    await pipeline.settle()
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        (sent,) = [m for m in await uow.messages.all() if m.campaign == WELCOME]
+    assert sent.status == "sent"
+    assert _subjects(tmp_path) == ["Thank you for your first order"]

@@ -156,3 +156,84 @@ def test_render_errors_survive_the_trip_from_a_worker(error: Exception) -> None:
     assert type(back) is type(error)
     assert vars(back) == vars(error)
     assert str(back) == str(error)
+
+
+LONG = "{% set l = 'x' * 2000 %}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ('y' * 2000).join('x' * 2000) }}",
+        "{{ ('y' * 2000).join(('x' * 2000)|list) }}",
+        "{{ ('x' * 2000)|join('y' * 2000) }}",
+        "{{ ('x' * 2000)|wordwrap(1, wrapstring='y' * 2000) }}",
+        "{% set s = 'x' * 1500 %}{{ s ~ s }}",
+        "{% set ns = namespace(s='xx') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
+        "{% endfor %}{{ ns.s|length }}",
+        "{{ '{:>100000000}'.format(1) }}",
+        "{{ '{0:{1}}'.format(1, 10**8) }}",
+        "{{ '{:.100000000f}'.format(1.5) }}",
+        "{{ '{0}{0}{0}{0}'.format('x' * 1000) }}",
+        LONG + "{{ ([l] * 2000)|pprint }}",
+        LONG + "{{ [l] * 2000 }}",
+        LONG + "{{ ([l] * 2)|string }}",
+        LONG + "{{ [l] + [l] }}",
+        LONG + "{{ [[l] * 2] * 2 }}",
+        "{{ [[1] * 1000] * 1000 }}",
+        LONG + "{% set ns = namespace(a=[l]) %}{% for i in range(30) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a|replace('x', 'y') }}",
+        LONG + "{% set ns = namespace(a=[l]) %}{% for i in range(30) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ '%s' % (ns.a,) }}",
+        LONG + "{% set ns = namespace(a=[l]) %}{% for i in range(30) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ '{}'.format(ns.a) }}",
+        LONG + "{% set ns = namespace(a=[l]) %}{% for i in range(30) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a }}",
+        LONG + "{{ ([[l]] * 2000)|sum(start=[]) }}",
+    ],
+)
+def test_ways_around_the_up_front_bounds_are_refused_quickly(source: str) -> None:
+    # Seen: each rendered in full (up to 32 MB) before the SMS limit refused its output.
+    with pytest.raises(RenderTooCostly) as refused:
+        sms(source)
+    assert "would be" in refused.value.message  # refused before it was made, not once output
+
+
+@pytest.mark.parametrize("name", ["lipsum", "cycler", "joiner"])
+def test_globals_no_ready_made_template_uses_are_gone(name: str) -> None:
+    with pytest.raises(RenderError, match="undefined"):
+        sms("{{ " + name + "() }}")
+
+
+def test_ordinary_joins_concatenations_and_lists_still_render() -> None:
+    source = (
+        "{{ ', '.join(['a', 'b']) }} {{ ['a', 'b']|join('-') }} {{ 'ab' ~ 1 ~ 'c' }} "
+        "{{ [1, 2] * 2 }} {{ [1] + [2] }} {{ '{:>4}|{:.1f}'.format(1, 2.25) }} "
+        "{{ ('one two three')|wordwrap(7, wrapstring='/') }} {{ [1, 2, 3]|sum }} "
+        "{{ {'a': 1}|pprint }} {{ [[1], [2]]|sum(start=[]) }}"
+    )
+    assert sms(source) == (
+        "a, b a-b ab1c [1, 2, 1, 2] [1, 2]    1|2.2 one two/three 6 {'a': 1} [1, 2]"
+    )
+
+
+class _Probe:
+    """Counts how often a template calls it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def hit(self) -> str:
+        self.calls += 1
+        return "x"
+
+
+@pytest.mark.parametrize("failing", ["{{ 1 // zero }}", "{{ coupon.code }}"])
+def test_a_failing_render_is_not_rendered_again_to_find_its_line(failing: str) -> None:
+    # Seen: the line was found by a second render, with a fresh (email-sized) budget.
+    probe = _Probe()
+    template = checked_template("sms", {"text": "{{ probe.hit() }}\n" + failing})
+    with pytest.raises(RenderError) as failed:
+        render_parts(template, {"probe": probe, "zero": 0})
+    assert (failed.value.part, failed.value.line) == ("text", 2)
+    assert probe.calls == 1

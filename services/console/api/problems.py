@@ -50,6 +50,13 @@ CONSOLE_PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
         "`NUDGE_RENDER_MAX_<CHANNEL>_BYTES`, or needs too much memory). Loop over the buyer's "
         "data rather than over large ranges, and keep the message to a message's size.",
     ),
+    "renderer-unavailable": (
+        503,
+        "Renderer unavailable",
+        "No render worker process could be started to render the template (the server is "
+        "short of processes or memory); the template itself is not at fault, and nothing "
+        "was saved. Retry after the number of seconds in Retry-After.",
+    ),
     "read-only": (
         409,
         "Read-only",

@@ -5,7 +5,8 @@
   ``text``; push ``title``, ``body``, optional ``deep_link``). The template is rendered
   on a sample buyer before it is saved: one that does not render, or that reaches for
   Python's internals, is ``422 invalid-template`` naming the part, the line and the error;
-  one over a render limit (time, output size) is ``422 template-too-costly`` naming it.
+  one over a render limit (time, output size) is ``422 template-too-costly`` naming it;
+  with no render worker to be had, ``503 renderer-unavailable`` (retry).
 - ``GET /v1/templates/{key}`` with its ``ETag``; ``GET /v1/templates``: every template.
 - ``POST /v1/templates/{key}/preview``: the stored template (or ``content`` sent in the
   body, unsaved) rendered for a buyer (``profile_id``) or the sample buyer, with the
@@ -37,11 +38,15 @@ from shared.domain.message_templates import TemplateContentError, sample_trigger
 from shared.domain.profile import Profile
 from shared.domain.rendering import RenderError, RenderTooCostly
 from shared.domain.sample_buyer import SAMPLE_PROFILE
+from shared.errors import RendererUnavailable
+from shared.logging import get_logger
 from shared.ports.api_keys import Scope
 from shared.ports.definitions import Channel, Definitions, TemplateDefinition
 from shared.ports.rendering import Renderer
 
 __all__ = ["router"]
+
+log = get_logger(__name__)
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The template's key.")]
 IfMatch = Annotated[
@@ -100,6 +105,13 @@ async def _rendered(
         return await renderer.parts(channel, content, context)
     except (TemplateContentError, RenderError) as exc:
         raise _refused(exc) from None
+    except RendererUnavailable as exc:
+        log.warning("template not rendered: no render worker", error=str(exc))
+        raise Problem(
+            "renderer-unavailable",
+            f"the template could not be rendered now ({exc}); nothing was saved",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 def _context(profile: Profile, trigger: Mapping[str, Any] | None) -> Mapping[str, Any]:

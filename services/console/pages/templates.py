@@ -39,6 +39,7 @@ from shared.domain.profile import Profile
 from shared.domain.rendering import RenderError, RenderTooCostly
 from shared.domain.sample_buyer import SAMPLE_PROFILE
 from shared.domain.sms import SmsTooLong, sms_length
+from shared.errors import RendererUnavailable
 from shared.ports.console import ConsoleQueries
 from shared.ports.definitions import CHANNELS, Channel, Definitions
 from shared.ports.rendering import Renderer
@@ -124,6 +125,9 @@ async def rendered_draft(
         rendered = await renderer.parts(channel, content, context)
     except (TemplateContentError, RenderError) as exc:
         return None, _errors(exc)
+    except RendererUnavailable as exc:  # no fault of the template's: try again
+        why = f"cannot be rendered right now ({exc}); try again in a moment"
+        return None, [{"part": "template", "line": None, "message": why, "unavailable": True}]
     if channel == "sms":
         try:
             length = sms_length(rendered["text"])
@@ -260,7 +264,10 @@ def router(
             form["new_key"] = key
         _rendered, errors = await rendered_draft(renderer, channel, content, SAMPLE_PROFILE)
         if errors:
-            return editor(request, user, status_code=422, errors=errors, **form)
+            unavailable = any(e.get("unavailable") for e in errors)
+            return editor(
+                request, user, status_code=503 if unavailable else 422, errors=errors, **form
+            )
         current = await definitions.templates.get(key)
         if new and current is not None:
             why = f"a template {key} exists already: open it to change it"

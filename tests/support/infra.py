@@ -70,4 +70,18 @@ def create_database(url: str, name: str, template: str | None = None) -> str:
 
 
 def drop_database(url: str, name: str) -> None:
-    run_sync(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    """Drop database ``name``. ``WITH (FORCE)`` may meet a backend the test role cannot
+    end (a server process working on the database as a superuser, such as a
+    short-lived autovacuum worker): it is asked again until that one is gone."""
+    run_sync(_drop(url, name))
+
+
+async def _drop(url: str, name: str, attempts: int = 50) -> None:
+    for attempt in range(attempts):
+        try:
+            await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.2)  # a server process of its own; nothing to wait on

@@ -10,18 +10,17 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 import orjson
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
 from shared.adapters.store.engine import create_engine
-from shared.adapters.store.errors import database_errors
+from shared.adapters.store.errors import connected
 from shared.ports.api_keys import SCOPES, ApiKey, Scope
 from shared.ports.clock import Clock
 
@@ -73,12 +72,6 @@ class SqlApiKeys:
         self.engine = engine
         self._clock = clock or SystemClock()
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        with database_errors():
-            async with self.engine.connect() as conn:
-                yield conn
-
     async def create(
         self, name: str, scopes: Collection[Scope], stores: Collection[str] = ()
     ) -> tuple[ApiKey, str]:
@@ -92,7 +85,7 @@ class SqlApiKeys:
             stores=frozenset(store_ids),
             created_at=self._clock.now(),
         )
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.execute(
                 t.api_keys.insert().values(
                     id=key.id,
@@ -116,7 +109,7 @@ class SqlApiKeys:
             or not _KEY_ID.fullmatch(key_id)
         ):
             return None
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             row = (await conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id))).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None
@@ -125,7 +118,7 @@ class SqlApiKeys:
         return _api_key(row)
 
     async def revoke(self, key_id: str) -> bool:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.execute(
                 update(t.api_keys)
                 .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
@@ -136,7 +129,7 @@ class SqlApiKeys:
         return found is not None
 
     async def ping(self) -> None:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.scalar(select(1))
 
     async def close(self) -> None:
@@ -144,7 +137,7 @@ class SqlApiKeys:
 
     # Last, so that ``list`` names the builtin in every annotation above.
     async def list(self) -> Sequence[ApiKey]:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             rows = await conn.execute(
                 select(t.api_keys).order_by(t.api_keys.c.created_at, t.api_keys.c.id)
             )

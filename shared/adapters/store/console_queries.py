@@ -3,17 +3,16 @@ the daily snapshots of segment sizes (the one table it writes)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Date, bindparam, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store import schema as t
 from shared.adapters.store.engine import create_engine
-from shared.adapters.store.errors import database_errors
+from shared.adapters.store.errors import connected, database_errors
 from shared.adapters.store.sql import _from_json, _profile
 from shared.domain.profile import Profile, Purchases
 from shared.ports.console import BuyerMessage, StagedBuyer
@@ -31,14 +30,8 @@ class SqlConsoleQueries:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        with database_errors():
-            async with self.engine.connect() as conn:
-                yield conn
-
     async def buyer_count(self) -> int:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             count = await conn.scalar(
                 select(func.count())
                 .select_from(t.profiles)
@@ -51,7 +44,7 @@ class SqlConsoleQueries:
         if not sizes:
             return sizes
         m = t.memberships
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             rows = await conn.execute(
                 select(m.c.segment, func.count())
                 .where(m.c.segment.in_(list(sizes)))
@@ -73,7 +66,7 @@ class SqlConsoleQueries:
         )
         if after is not None:
             stmt = stmt.where(p.c.id > after)
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             profiles = [_scanned_profile(row) for row in await conn.execute(stmt)]
             stages: dict[str, str] = {}
             if profiles and stage_segments:
@@ -90,7 +83,7 @@ class SqlConsoleQueries:
 
     async def find_buyer(self, profile_id: str) -> Profile | None:
         p = t.profiles
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             for _ in range(_MERGE_CHAIN):
                 row = (await conn.execute(select(p).where(p.c.id == profile_id))).first()
                 if row is None or row.merged_into is None:
@@ -100,7 +93,7 @@ class SqlConsoleQueries:
 
     async def find_buyer_by(self, kind: str, value: str) -> Profile | None:
         i = t.identifiers
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             owner = await conn.scalar(
                 select(i.c.profile_id).where(i.c.kind == kind, i.c.value == value)
             )
@@ -110,7 +103,7 @@ class SqlConsoleQueries:
 
     async def buyer_segments(self, profile_id: str) -> Sequence[tuple[str, datetime]]:
         m = t.memberships
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             rows = await conn.execute(
                 select(m.c.segment, m.c.entered_at)
                 .where(m.c.profile_id == profile_id)
@@ -120,7 +113,7 @@ class SqlConsoleQueries:
 
     async def buyer_messages(self, profile_id: str, *, limit: int) -> Sequence[BuyerMessage]:
         x = t.messages
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             rows = await conn.execute(
                 select(x)
                 .where(x.c.profile_id == profile_id)
@@ -155,7 +148,7 @@ class SqlConsoleQueries:
         wanted = list(dict.fromkeys(segments))
         if not wanted:
             return {}
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             days = list(
                 await conn.scalars(
                     select(s.c.day).where(s.c.day >= since).distinct().order_by(s.c.day)
@@ -171,7 +164,7 @@ class SqlConsoleQueries:
         return {key: [(day, sizes.get((day, key), 0)) for day in days] for key in wanted}
 
     async def ping(self) -> None:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.scalar(select(1))
 
     async def close(self) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.errors import StoreUnavailable
 
-__all__ = ["database_errors"]
+__all__ = ["connected", "database_errors"]
 
 
 @contextmanager
@@ -23,3 +24,12 @@ def database_errors() -> Iterator[None]:
         if exc.connection_invalidated:
             raise StoreUnavailable("database connection lost") from exc
         raise
+
+
+@asynccontextmanager
+async def connected(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of ``engine``, its failures translated as :func:`database_errors` does:
+    how the small SQL adapters (keys, users, sessions, reports, console queries) talk."""
+    with database_errors():
+        async with engine.connect() as conn:
+            yield conn

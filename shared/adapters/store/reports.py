@@ -9,17 +9,16 @@ purchase or webhook twice keeps one row.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store import schema as t
 from shared.adapters.store.engine import create_engine
-from shared.adapters.store.errors import database_errors
+from shared.adapters.store.errors import connected
 from shared.domain.attribution import CampaignMessage, Conversion, MessageResponse
 
 __all__ = ["SqlCampaignResults", "open_campaign_results"]
@@ -79,12 +78,6 @@ class SqlCampaignResults:
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        with database_errors():
-            async with self.engine.connect() as conn:
-                yield conn
-
     async def buyers_messages(
         self, buyers: Sequence[Mapping[str, str]], campaigns: Collection[str]
     ) -> list[list[CampaignMessage]]:
@@ -92,7 +85,7 @@ class SqlCampaignResults:
             return [[] for _ in buyers]
         i, p = t.identifiers, t.profiles
         values = sorted({v for b in buyers for v in b.values()})
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             owner: dict[tuple[str, str], str] = {}
             for chunk in _chunks(values):
                 rows = await conn.execute(
@@ -162,14 +155,14 @@ class SqlCampaignResults:
         if not rows:
             return 0
         stmt = self._insert(table).values(rows).on_conflict_do_nothing(index_elements=key)
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             result = await conn.execute(stmt)
             await conn.commit()
         return max(int(result.rowcount or 0), 0)
 
     async def campaign_messages(self, campaign: str) -> list[CampaignMessage]:
         m = t.messages
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             rows = await conn.execute(
                 _messages().where(m.c.campaign == campaign).order_by(m.c.created_at, m.c.key)
             )
@@ -177,7 +170,7 @@ class SqlCampaignResults:
 
     async def campaign_conversions(self, campaign: str) -> list[Conversion]:
         c = t.conversions
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             rows = await conn.execute(
                 select(c).where(c.c.campaign == campaign).order_by(c.c.converted_at, c.c.order_id)
             )
@@ -185,7 +178,7 @@ class SqlCampaignResults:
 
     async def campaign_responses(self, campaign: str) -> list[MessageResponse]:
         r, m = t.message_responses, t.messages
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             rows = await conn.execute(
                 select(r)
                 .join(m, m.c.key == r.c.message_key)

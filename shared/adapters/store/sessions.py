@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
-from shared.adapters.store.errors import database_errors
+from shared.adapters.store.errors import connected
 from shared.ports.clock import Clock
 
 __all__ = ["SEEN_EVERY", "SqlSessions", "session_hash"]
@@ -43,18 +41,12 @@ class SqlSessions:
         self.engine = engine
         self._clock = clock or SystemClock()
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        with database_errors():
-            async with self.engine.connect() as conn:
-                yield conn
-
     async def start(self, user_id: str, lifetime: timedelta) -> str:
         if lifetime <= timedelta(0):
             raise ValueError("a session lasts a positive time")
         session_id = secrets.token_urlsafe(32)
         now = self._clock.now()
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.execute(delete(_sessions).where(_sessions.c.expires_at <= now))
             await conn.execute(
                 insert(_sessions).values(
@@ -73,7 +65,7 @@ class SqlSessions:
             return None
         now = self._clock.now()
         id_hash = session_hash(session_id)
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             row = (
                 await conn.execute(
                     select(_sessions.c.user_id, _sessions.c.last_seen_at).where(
@@ -94,7 +86,7 @@ class SqlSessions:
         return user_id
 
     async def end(self, session_id: str) -> None:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.execute(
                 update(_sessions)
                 .where(_sessions.c.id_hash == session_hash(session_id))
@@ -105,7 +97,7 @@ class SqlSessions:
 
     async def end_all(self, user_id: str) -> int:
         now = self._clock.now()
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             ended = await conn.execute(
                 update(_sessions)
                 .where(_sessions.c.user_id == user_id)

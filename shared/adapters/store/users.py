@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
 from shared.adapters.store.engine import create_engine
-from shared.adapters.store.errors import database_errors
+from shared.adapters.store.errors import connected
 from shared.ports.clock import Clock
 from shared.ports.users import ROLES, ConsoleUser, Role
 
@@ -77,12 +76,6 @@ class SqlUsers:
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        with database_errors():
-            async with self.engine.connect() as conn:
-                yield conn
-
     async def _hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
 
@@ -115,7 +108,7 @@ class SqlUsers:
             created_at=self._clock.now(),
         )
         password_hash = await self._hash(_checked_password(password))
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             try:
                 await conn.execute(
                     t.users.insert().values(
@@ -134,7 +127,7 @@ class SqlUsers:
     async def authenticate(self, username: str, password: str) -> ConsoleUser | None:
         row = None
         if len(password) <= MAX_PASSWORD:
-            async with self._connection() as conn:
+            async with connected(self.engine) as conn:
                 row = (
                     await conn.execute(
                         select(t.users).where(t.users.c.username == _username(username))
@@ -150,19 +143,19 @@ class SqlUsers:
         return _user(row)
 
     async def _store_hash(self, user_id: str, password_hash: str) -> None:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.execute(
                 update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
             )
             await conn.commit()
 
     async def get(self, user_id: str) -> ConsoleUser | None:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             row = (await conn.execute(select(t.users).where(t.users.c.id == user_id))).first()
         return None if row is None else _user(row)
 
     async def find(self, username: str) -> ConsoleUser | None:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             row = (
                 await conn.execute(select(t.users).where(t.users.c.username == _username(username)))
             ).first()
@@ -170,7 +163,7 @@ class SqlUsers:
 
     async def set_role(self, username: str, role: Role) -> ConsoleUser | None:
         checked = _checked_role(role)
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.execute(
                 update(t.users)
                 .where(t.users.c.username == _username(username))
@@ -188,7 +181,7 @@ class SqlUsers:
 
     async def disable(self, username: str) -> bool:
         name = _username(username)
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.execute(
                 update(t.users)
                 .where(t.users.c.username == name, t.users.c.disabled_at.is_(None))
@@ -201,7 +194,7 @@ class SqlUsers:
         return bool(found)
 
     async def ping(self) -> None:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             await conn.scalar(select(1))
 
     async def close(self) -> None:
@@ -209,7 +202,7 @@ class SqlUsers:
 
     # Last, so that ``list`` names the builtin in every annotation above.
     async def list(self) -> Sequence[ConsoleUser]:
-        async with self._connection() as conn:
+        async with connected(self.engine) as conn:
             rows = await conn.execute(select(t.users).order_by(t.users.c.created_at, t.users.c.id))
             return [_user(row) for row in rows]
 

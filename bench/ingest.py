@@ -58,8 +58,9 @@ from sqlalchemy.engine import make_url
 
 from bench.common import DATABASE_URL, KAFKA, Figure, console, record, report, timed, unique
 from services.bootstrap import TOPICS
-from services.ingest.intake import MAX_BODY_BYTES, refuse_card_numbers
-from services.ingest.problems import Problem
+from services.http.bodies import MAX_BODY_BYTES
+from services.http.problems import Problem
+from services.ingest.intake import refuse_card_numbers
 from shared.adapters.bus.kafka import KafkaBus
 from shared.synthetic import synthetic_events
 

@@ -39,15 +39,15 @@ from services.console.security import (
     start_session,
 )
 from services.console.settings import ConsoleConfig, console_config
-from services.ingest.auth import Guard
-from services.ingest.intake import MAX_BODY_BYTES
-from services.ingest.problems import (
+from services.http.auth import Guard
+from services.http.bodies import MAX_BODY_BYTES
+from services.http.problems import (
     PROBLEM_KINDS,
     Problem,
     install_problem_handlers,
     problem_response,
 )
-from services.ingest.rate_limit import RateLimiter
+from services.http.rate_limit import RateLimiter
 from shared.domain.lifecycle import STAGES
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger

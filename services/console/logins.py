@@ -41,7 +41,7 @@ from fastapi import Request
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.responses import Response
 
-from services.ingest.rate_limit import RateLimiter
+from services.http.rate_limit import RateLimiter
 
 __all__ = [
     "ADDRESS_BURST",

@@ -31,8 +31,8 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from services.ingest.auth import Credentials, Guard
-from services.ingest.problems import Problem
+from services.http.auth import Credentials, Guard
+from services.http.problems import Problem
 from shared.errors import StoreUnavailable
 from shared.ports.api_keys import ApiKey, Scope
 from shared.ports.sessions import Sessions

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime, unsubscribe_key
 from services.dispatcher.handlers import Dispatcher
-from services.loops import repeat
+from services.running.loops import repeat
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.consuming import ConsumerLoop
 from shared.ports.bus import Publisher

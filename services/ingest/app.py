@@ -19,25 +19,22 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from services.bootstrap import token_hmac_key, unsubscribe_key
-from services.ingest.auth import EventsWriter, Guard, refuse_other_stores
-from services.ingest.intake import (
-    MAX_BODY_BYTES,
-    OFF_LOOP_BYTES,
-    EventPublisher,
-    IngestMetrics,
-    Prepared,
-    parse_json,
-    read_body,
-    refuse_card_numbers,
-    require_json,
-)
-from services.ingest.problems import (
+from services.http.auth import EventsWriter, Guard, refuse_other_stores
+from services.http.bodies import MAX_BODY_BYTES, parse_json, read_body, require_json
+from services.http.problems import (
     PROBLEM_KINDS,
     Problem,
     install_problem_handlers,
     json_pointer,
 )
-from services.ingest.rate_limit import RateLimiter
+from services.http.rate_limit import RateLimiter
+from services.ingest.intake import (
+    OFF_LOOP_BYTES,
+    EventPublisher,
+    IngestMetrics,
+    Prepared,
+    refuse_card_numbers,
+)
 from services.ingest.unsubscribe import unsubscribe_router
 from services.ingest.webhooks import webhook_router
 from shared.adapters.clock import SystemClock

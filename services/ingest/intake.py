@@ -25,11 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from services.ingest.problems import Problem
+from services.http.problems import Problem
 from shared.domain.card_numbers import MAX_CHECKS, scan_for_card_numbers
 from shared.domain.event_content import content_digest
 from shared.domain.events import AnyEvent
@@ -39,18 +37,13 @@ from shared.ports.bus import Publisher
 from shared.ports.event_ids import EventIds, EventKey
 
 __all__ = [
-    "MAX_BODY_BYTES",
     "OFF_LOOP_BYTES",
     "EventPublisher",
     "IngestMetrics",
     "Prepared",
-    "parse_json",
-    "read_body",
     "refuse_card_numbers",
-    "require_json",
 ]
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
 OFF_LOOP_BYTES = 64 * 1024
 """A body larger than this is read for card numbers, validated and prepared for
 publishing (its events' JSON and content digests) in a worker thread,
@@ -79,44 +72,6 @@ class IngestMetrics:
             "Time for the broker to acknowledge one request's events",
             registry=self.registry,
         )
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body, or ``body-too-large`` as soon as more than ``limit`` bytes came.
-
-    The bytes are counted while they stream in, chunked bodies (no ``Content-Length``)
-    too, so an oversized body is never held whole. The body read is kept on
-    ``request``: ``request.body()`` and ``request.form()`` read it from there.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Problem("body-too-large", f"at most {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem("body-too-large", f"at most {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # what Starlette's own body() keeps, so later readers see it
-    return body
-
-
-def require_json(request: Request) -> None:
-    """``unsupported-media-type`` unless the body is said to be JSON (``application/json``,
-    ``application/<anything>+json``)."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise Problem("unsupported-media-type", f"got {media or 'no content type'}")
-
-
-def parse_json(body: bytes) -> Any:
-    """``body`` parsed, or ``malformed-json``."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem("malformed-json", str(exc)) from None
 
 
 def refuse_card_numbers(items: list[Any], prefix: str) -> None:

@@ -23,8 +23,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from services.ingest.intake import EventPublisher, read_body
-from services.ingest.problems import Problem
+from services.http.bodies import read_body
+from services.http.problems import Problem
+from services.ingest.intake import EventPublisher
 from shared.domain.events import UnsubscribedEvent
 from shared.domain.unsubscribe import BadToken, Unsubscription, verify
 from shared.ports.clock import Clock

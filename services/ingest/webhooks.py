@@ -37,14 +37,12 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from services.http.bodies import parse_json, read_body, require_json
+from services.http.problems import Problem, json_pointer
 from services.ingest.intake import (
     EventPublisher,
-    parse_json,
-    read_body,
     refuse_card_numbers,
-    require_json,
 )
-from services.ingest.problems import Problem, json_pointer
 from shared.domain.delivery import PLAUSIBLE_CONTEXT_KEY, REGION_CONTEXT_KEY, DeliveryReports
 from shared.domain.events import Plausible
 from shared.logging import get_logger

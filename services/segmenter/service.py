@@ -17,7 +17,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime
-from services.loops import repeat
+from services.running.loops import repeat
 from services.segmenter.attribution import Attribution
 from services.segmenter.handlers import RECOMPUTE_BATCH, Segmenter, relay_outbox
 from services.segmenter.scoring import (

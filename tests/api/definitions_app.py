@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 
 from services.console.api import segments, templates
-from services.ingest.auth import Guard
-from services.ingest.problems import install_problem_handlers
-from services.ingest.rate_limit import RateLimiter
+from services.http.auth import Guard
+from services.http.problems import install_problem_handlers
+from services.http.rate_limit import RateLimiter
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.rendering import ProcessRenderer
 from shared.adapters.store.api_keys import SqlApiKeys

@@ -12,8 +12,8 @@ import pytest
 import structlog
 from fastapi import FastAPI
 
+from services.http.rate_limit import RateLimiter
 from services.ingest.app import create_app
-from services.ingest.rate_limit import RateLimiter
 from shared.adapters.bus.kafka import KafkaBus
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.store.api_keys import SqlApiKeys, open_api_keys

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.bootstrap import unsubscribe_key
+from services.http.bodies import MAX_BODY_BYTES
 from services.ingest.app import create_app
-from services.ingest.intake import MAX_BODY_BYTES
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.api_keys import SqlApiKeys

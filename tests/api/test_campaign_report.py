@@ -17,9 +17,9 @@ from scipy import stats  # type: ignore[import-untyped]
 from sqlalchemy import insert
 
 from services.console.api import campaigns
-from services.ingest.auth import Guard
-from services.ingest.problems import install_problem_handlers
-from services.ingest.rate_limit import RateLimiter
+from services.http.auth import Guard
+from services.http.problems import install_problem_handlers
+from services.http.rate_limit import RateLimiter
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys

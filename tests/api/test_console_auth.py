@@ -43,7 +43,7 @@ from services.console.logins import (
 )
 from services.console.security import Analyst, Marketer, disable_user, require_scope
 from services.console.settings import console_config
-from services.ingest.intake import MAX_BODY_BYTES
+from services.http.bodies import MAX_BODY_BYTES
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys

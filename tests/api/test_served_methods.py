@@ -23,8 +23,8 @@ from starlette.types import Receive, Scope, Send
 
 from services.console.app import mount_console
 from services.console.wiring import build_console
+from services.http.problems import install_problem_handlers
 from services.ingest.app import create_app
-from services.ingest.problems import install_problem_handlers
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.api_keys import SqlApiKeys

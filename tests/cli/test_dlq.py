@@ -20,8 +20,8 @@ from typer.testing import CliRunner, Result
 
 from services.bootstrap import bootstrap
 from services.cli import app
-from services.embedded import Pipeline
 from services.segmenter.handlers import Segmenter
+from services.tools.embedded import Pipeline
 from shared.adapters.bus.sqlite import SqliteBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider

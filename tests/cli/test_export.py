@@ -14,7 +14,7 @@ import structlog
 from typer.testing import CliRunner
 
 from services.cli import app
-from services.export import export_profiles
+from services.tools.export import export_profiles
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.exports import open_profile_export
 from shared.adapters.store.migrate import upgrade

@@ -10,7 +10,7 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from services.segmenter.cli import app
+from services.cli.segments import app
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.migrate import upgrade

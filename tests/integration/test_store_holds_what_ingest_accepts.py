@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from services.bootstrap import bootstrap
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider
@@ -227,7 +227,7 @@ PURCHASE = {"type": "purchase", "data": {"order_id": "o-1", "total": "10.00"}}
 @dataclass
 class Door:
     """Ingest in front of the segmenter and the dispatcher, on PostgreSQL and one simulated
-    clock (:class:`~services.embedded.Pipeline`: every loop run until none has work)."""
+    clock (:class:`~services.tools.embedded.Pipeline`: every loop run until none has work)."""
 
     pipeline: Pipeline
     bus: MemoryBus

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.bootstrap import bootstrap
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider

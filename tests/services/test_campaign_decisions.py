@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.domain.campaigns import Campaign, parse_campaign
 from shared.domain.decisions import in_holdout

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import pytest
 
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider
 from shared.adapters.providers.folder import SmsFolderProvider

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.domain.campaigns import parse_campaign
 from shared.ports.bus import Record

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from services.bootstrap import token_hmac_key
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema

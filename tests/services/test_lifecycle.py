@@ -1,5 +1,5 @@
 """Stopping ``nudge serve`` in order: the gate refuses from the signal on, lets the requests
-in flight finish, and the drain waits for what was accepted (services/lifecycle.py)."""
+in flight finish, and the drain waits for what was accepted (services/running/lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from services.lifecycle import Gate, drain, on_stop_signal, settle_and_drain
+from services.running.lifecycle import Gate, drain, on_stop_signal, settle_and_drain
 from shared.errors import BusUnavailable
 
 

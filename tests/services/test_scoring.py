@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.domain.rfm import RFM_SEGMENTS
 from tests.conftest import T0

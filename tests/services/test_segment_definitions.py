@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.embedded import Pipeline
 from services.segmenter.handlers import Segmenter
+from services.tools.embedded import Pipeline
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.definitions import SqlDefinitions

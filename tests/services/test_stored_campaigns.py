@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.domain.rendering import RenderedMessage

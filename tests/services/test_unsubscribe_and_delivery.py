@@ -21,7 +21,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.domain.profile import Profile
 from shared.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.bootstrap import bootstrap
-from services.embedded import Pipeline
+from services.tools.embedded import Pipeline
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider

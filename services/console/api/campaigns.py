@@ -31,8 +31,8 @@ from fastapi.responses import JSONResponse
 
 from services.console.api.segments import KEY_PATTERN
 from services.console.api.versions import etag, expected_version, saved
-from services.ingest.auth import require as require_key
-from services.ingest.problems import PROBLEM_KINDS, Problem
+from services.http.auth import require as require_key
+from services.http.problems import PROBLEM_KINDS, Problem
 from shared.domain.attribution import CampaignResults, campaign_results
 from shared.domain.campaigns import (
     BUILTIN_CAMPAIGNS,

@@ -23,8 +23,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from services.ingest.auth import require as require_key
-from services.ingest.problems import Problem
+from services.http.auth import require as require_key
+from services.http.problems import Problem
 from shared.domain.identifiers import normalise_identifier
 from shared.domain.lifecycle import DEFAULT_POLICY, LifecyclePolicy, stage
 from shared.domain.masking import mask_email, mask_phone, mask_text

@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from services.ingest.auth import require as require_key
-from services.ingest.problems import Problem
+from services.http.auth import require as require_key
+from services.http.problems import Problem
 from shared.domain.kpis import DEFAULT_REPEAT_DAYS, BaseFilter, BaseKpis, KpiTally
 from shared.domain.lifecycle import DEFAULT_POLICY, STAGES, LifecyclePolicy
 from shared.ports.api_keys import Scope

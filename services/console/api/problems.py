@@ -1,4 +1,4 @@
-"""The console API's problem kinds, joined to the one catalogue of ``services/ingest/problems.py``.
+"""The console API's problem kinds, joined to the one catalogue of ``services/http/problems.py``.
 
 Every kind has its stable ``type`` URI (``/problems/<kind>``) like the ingest API's;
 importing this module registers them, so ``Problem(kind, ...)`` answers with them and
@@ -7,7 +7,7 @@ importing this module registers them, so ``Problem(kind, ...)`` answers with the
 
 from __future__ import annotations
 
-from services.ingest.problems import PROBLEM_KINDS
+from services.http.problems import PROBLEM_KINDS
 
 __all__ = ["CONSOLE_PROBLEM_KINDS"]
 

@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.console.api.versions import etag, expected_version, saved
-from services.ingest.auth import require as require_key
-from services.ingest.problems import Problem
+from services.http.auth import require as require_key
+from services.http.problems import Problem
 from shared.domain.masking import mask_email, mask_phone
 from shared.domain.profile import Profile
 from shared.domain.rules import Condition, RuleError, link_rules, parse_rule

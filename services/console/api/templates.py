@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.console.api.segments import KEY_PATTERN
 from services.console.api.versions import etag, expected_version, saved
-from services.ingest.auth import require as require_key
-from services.ingest.problems import Problem
+from services.http.auth import require as require_key
+from services.http.problems import Problem
 from shared.adapters.rendering import ProcessRenderer
 from shared.domain.campaigns import message_context
 from shared.domain.events import Scalar

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from services.console.api import problems as _problems  # noqa: F401 - registers the kinds
-from services.ingest.problems import Problem
+from services.http.problems import Problem
 from shared.ports.definitions import StaleVersion
 
 __all__ = ["etag", "expected_version", "saved"]

@@ -22,7 +22,7 @@ from services.console.api.segments import KEY_PATTERN
 from services.console.api.versions import expected_version
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
-from services.ingest.problems import Problem
+from services.http.problems import Problem
 from shared.domain.campaigns import (
     BUILTIN_PUSH_TEMPLATES,
     BUILTIN_SMS_TEMPLATES,

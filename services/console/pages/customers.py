@@ -19,7 +19,7 @@ from starlette.responses import Response
 from services.console.api.customers import customer_json, find_customer
 from services.console.pages import render
 from services.console.security import Analyst
-from services.ingest.problems import Problem
+from services.http.problems import Problem
 from shared.domain.lifecycle import DEFAULT_POLICY, LifecyclePolicy
 from shared.ports.clock import Clock
 from shared.ports.console import ConsoleQueries

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from services.console.api.kpis import KpiCache, parsed_filter
 from services.console.pages import render
 from services.console.security import Analyst
-from services.ingest.problems import Problem
+from services.http.problems import Problem
 from shared.domain.kpis import DEFAULT_REPEAT_DAYS, BaseKpis
 from shared.domain.lifecycle import DEFAULT_POLICY, LifecyclePolicy
 from shared.domain.rfm import rfm_segment

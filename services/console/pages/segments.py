@@ -39,7 +39,7 @@ from services.console.api.segments import (
 from services.console.api.versions import etag, expected_version, saved
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
-from services.ingest.problems import Problem
+from services.http.problems import Problem
 from shared.domain.masking import mask_email, mask_phone
 from shared.domain.rules import Condition
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment

@@ -30,7 +30,7 @@ from services.console.api.templates import PREVIEW_UNSUBSCRIBE_URL
 from services.console.api.versions import etag, expected_version, saved
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
-from services.ingest.problems import Problem
+from services.http.problems import Problem
 from shared.adapters.rendering import ProcessRenderer
 from shared.domain.campaigns import message_context
 from shared.domain.identifiers import normalise_email, normalise_phone, normalise_profile_id

@@ -25,7 +25,7 @@ from types import FrameType
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.ingest.problems import PROBLEM_KINDS, Problem, problem_response
+from services.http.problems import PROBLEM_KINDS, Problem, problem_response
 from shared.logging import get_logger
 
 __all__ = ["RETRY_AFTER", "Gate", "drain", "on_stop_signal", "settle_and_drain"]

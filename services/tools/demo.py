@@ -21,8 +21,8 @@ from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.bootstrap import bootstrap
-from services.embedded import Pipeline
 from services.segmenter.snapshots import record_segment_sizes
+from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.providers.email import EmlFolderProvider
 from shared.adapters.store.console_queries import SqlConsoleQueries

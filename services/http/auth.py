@@ -21,8 +21,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.ingest.problems import Problem
-from services.ingest.rate_limit import RateLimiter
+from services.http.problems import Problem
+from services.http.rate_limit import RateLimiter
 from shared.errors import StoreUnavailable
 from shared.logging import get_logger
 from shared.ports.api_keys import ApiKey, ApiKeys, Scope

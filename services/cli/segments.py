@@ -4,7 +4,7 @@
 current rule again, batch by batch, with a progress bar. It writes its ``entered`` /
 ``exited`` changes to the outbox like the running segmenter does, and the running
 segmenter's relay publishes them; it needs the database only, no broker. The lead
-registers :data:`app` in ``services/cli.py`` (``app.add_typer(segments_app,
+registers :data:`app` in ``services/cli/`` (``app.add_typer(segments_app,
 name="segments")``).
 """
 

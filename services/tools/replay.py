@@ -5,7 +5,7 @@ order, event ids from the file's content. A file with a bad row publishes nothin
 unless bad rows are to be skipped (then the orders they belong to are left out).
 
 - **Embedded** (:func:`replay_embedded`): the whole pipeline in this process
-  (:class:`~services.embedded.Pipeline`) on the database given, with a simulated
+  (:class:`~services.tools.embedded.Pipeline`) on the database given, with a simulated
   clock that walks through the file's days: each day's purchases are published at
   the end of that day and every loop runs until idle, so time-based segments flip
   on the days they would have; then day by day up to ``as_of``.
@@ -31,9 +31,9 @@ from itertools import groupby
 from pathlib import Path
 
 from services.bootstrap import TOPICS, bootstrap, build_bus, open_event_ids
-from services.embedded import Pipeline
+from services.http.problems import Problem
 from services.ingest.intake import EventPublisher, IngestMetrics
-from services.ingest.problems import Problem
+from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.domain.event_content import digest_version
 from shared.domain.events import PurchaseEvent

@@ -22,7 +22,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from services.bootstrap import Runtime
-    from services.lifecycle import Gate
+    from services.running.lifecycle import Gate
     from shared.adapters.store.api_keys import SqlApiKeys
     from shared.ports.api_keys import ApiKey, Scope
     from shared.ports.bus import Bus
@@ -41,8 +41,8 @@ export_app = typer.Typer(help="What nudge knows, as files.", no_args_is_help=Tru
 app.add_typer(export_app, name="export")
 dlq_app = typer.Typer(help="Dead letters: records a service could not apply.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
-from services.console.cli import console_command, users_app  # noqa: E402 - beside its peers
-from services.segmenter.cli import app as segments_app  # noqa: E402
+from services.cli.segments import app as segments_app  # noqa: E402
+from services.cli.users import console_command, users_app  # noqa: E402 - beside its peers
 
 app.add_typer(users_app, name="users")
 app.command("console")(console_command)
@@ -121,7 +121,7 @@ def demo(
     ),
 ) -> None:
     """Run the whole pipeline embedded on synthetic buyers over simulated days."""
-    from services.demo import run_demo  # noqa: PLC0415 - keeps `nudge --help` fast
+    from services.tools.demo import run_demo  # noqa: PLC0415 - keeps `nudge --help` fast
 
     configure_logging("WARNING")
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -174,7 +174,7 @@ async def _serve_all(settings: Settings) -> None:
     from services.console.wiring import build_console  # noqa: PLC0415
     from services.dispatcher.service import DispatcherService  # noqa: PLC0415
     from services.ingest.app import create_app  # noqa: PLC0415
-    from services.lifecycle import Gate  # noqa: PLC0415
+    from services.running.lifecycle import Gate  # noqa: PLC0415
     from services.segmenter.service import SegmenterService  # noqa: PLC0415
     from shared.adapters.bus.sqlite import ConsumedElsewhere  # noqa: PLC0415
 
@@ -229,8 +229,8 @@ async def _stop_in_order(
 ) -> None:
     """Until a stop signal; then refuse new requests, finish those in flight, drain what was
     accepted (on the embedded bus), and stop the server and the consumers
-    (:mod:`services.lifecycle`)."""
-    from services.lifecycle import on_stop_signal, settle_and_drain  # noqa: PLC0415
+    (:mod:`services.running.lifecycle`)."""
+    from services.running.lifecycle import on_stop_signal, settle_and_drain  # noqa: PLC0415
     from shared.adapters.bus.sqlite import SqliteBus  # noqa: PLC0415
 
     signalled, hurry = asyncio.Event(), asyncio.Event()
@@ -638,7 +638,7 @@ def replay(
         TimeElapsedColumn,
     )
 
-    from services import replay as replaying  # noqa: PLC0415
+    from services.tools import replay as replaying  # noqa: PLC0415
 
     zone = _zone_option(timezone)
     moment = _moment_option(as_of, zone)
@@ -748,7 +748,7 @@ def export_profiles(
     ] = None,
 ) -> None:
     """Every buyer as one JSON line (identifiers masked), in id order."""
-    from services.export import export_profiles as export  # noqa: PLC0415
+    from services.tools.export import export_profiles as export  # noqa: PLC0415
     from shared.adapters.store.exports import open_profile_export  # noqa: PLC0415
     from shared.adapters.store.migrate import upgrade  # noqa: PLC0415
 
@@ -826,7 +826,7 @@ def dlq_list(
     ] = False,
 ) -> None:
     """Dead letters waiting for a replay: where they failed and why (keys masked)."""
-    from services.dlq import list_dead_letters, masked_key  # noqa: PLC0415
+    from services.tools.dlq import list_dead_letters, masked_key  # noqa: PLC0415
 
     settings, bus = _dead_letter_bus()
 
@@ -877,7 +877,7 @@ def dlq_replay(
     ] = False,
 ) -> None:
     """Publish dead letters to the topic they failed in again (each one once)."""
-    from services.dlq import replay_dead_letters  # noqa: PLC0415
+    from services.tools.dlq import replay_dead_letters  # noqa: PLC0415
 
     if everything == bool(offset):
         errors.print("Name the dead letters with --offset PARTITION:OFFSET, or pass --all.")
@@ -904,7 +904,3 @@ def dlq_replay(
     console.print(f"{len(outcome.replayed)} dead letters replayed")
     if outcome.missing:
         raise typer.Exit(1)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

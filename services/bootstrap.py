@@ -9,19 +9,24 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TypedDict
 
 from argon2 import PasswordHasher
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.adapters.backlog import EmbeddedBacklog
 from shared.adapters.bus.kafka import KafkaBus
-from shared.adapters.bus.sqlite import SqliteBus
-from shared.adapters.clock import SystemClock
+from shared.adapters.bus.sqlite import ConsumedElsewhere, SqliteBus
+from shared.adapters.clock import SimulatedClock, SystemClock
+from shared.adapters.event_ids import MemoryEventIds
 from shared.adapters.files import private_dir
 from shared.adapters.providers.email import EmlFolderProvider, SmtpProvider
 from shared.adapters.providers.factories import build_push_provider, build_sms_provider
@@ -29,13 +34,18 @@ from shared.adapters.providers.metrics import ProviderMetrics
 from shared.adapters.providers.resilience import ResilientProvider
 from shared.adapters.rendering import ProcessRenderer
 from shared.adapters.store.api_keys import SqlApiKeys
-from shared.adapters.store.engine import create_engine, open_store
+from shared.adapters.store.console_queries import SqlConsoleQueries
+from shared.adapters.store.definitions import SqlDefinitions
+from shared.adapters.store.engine import create_engine
 from shared.adapters.store.event_ids import SqlEventIds
-from shared.adapters.store.migrate import upgrade_async
+from shared.adapters.store.exports import SqlProfileExport
+from shared.adapters.store.migrate import upgrade, upgrade_async
+from shared.adapters.store.reports import SqlCampaignResults
+from shared.adapters.store.scoring import SqlScoringBase
 from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.sql import SqlStore
 from shared.adapters.store.users import SqlUsers
-from shared.domain.campaigns import BUILTIN_CAMPAIGNS, BUILTIN_TEMPLATES, Campaign
+from shared.domain.campaigns import BUILTIN_CAMPAIGNS, BUILTIN_TEMPLATES, Campaign, parse_campaign
 from shared.domain.channels import ChannelEconomics
 from shared.domain.decisions import (
     DEFAULT_POLICY,
@@ -47,10 +57,21 @@ from shared.domain.decisions import (
 from shared.domain.rendering import EmailTemplate, RenderLimits
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
 from shared.logging import get_logger
+from shared.ports.api_keys import ApiKeys
+from shared.ports.backlog import Backlog
 from shared.ports.bus import Bus
-from shared.ports.clock import Clock
-from shared.ports.providers import EmailProvider, PushMessage, SmsMessage
+from shared.ports.clock import Clock, SimulatedTime
+from shared.ports.console import ConsoleQueries, SegmentSizeHistory
+from shared.ports.definitions import Definitions
+from shared.ports.event_ids import EventIds
+from shared.ports.exports import ProfileExport
+from shared.ports.providers import EmailProvider, PushMessage, PushProvider, SmsMessage, SmsProvider
 from shared.ports.rendering import Renderer
+from shared.ports.reports import CampaignResultsStore
+from shared.ports.scoring import ScoringBase
+from shared.ports.sessions import Sessions
+from shared.ports.store import Store
+from shared.ports.users import Users
 from shared.settings import Settings
 
 __all__ = [
@@ -58,6 +79,8 @@ __all__ = [
     "TOPICS",
     "UNSUBSCRIBE_KEY_FILE",
     "ConsoleAccounts",
+    "ConsumedElsewhere",
+    "Database",
     "Runtime",
     "bootstrap",
     "build_bus",
@@ -65,10 +88,19 @@ __all__ = [
     "build_renderer",
     "console_accounts",
     "kept_key",
-    "open_event_ids",
+    "memory_event_ids",
+    "migrates_itself",
+    "open_database",
+    "open_dead_letter_bus",
+    "open_ingest_database",
+    "prepare_database",
+    "prepare_database_now",
+    "simulated_clock",
     "sqlite_path",
+    "system_clock",
     "token_hmac_key",
     "unsubscribe_key",
+    "upgrade_database",
 ]
 
 TOPICS = ("events", "events.dlq", "segment-changes", "segment-changes.dlq")
@@ -80,35 +112,224 @@ UNSUBSCRIBE_KEY_FILE = "unsubscribe.key"
 log = get_logger(__name__)
 
 
+def migrates_itself(url: str) -> bool:
+    """Whether the database at ``url`` brings its schema up to date when a process opens
+    it: the embedded SQLite does; PostgreSQL's schema moves with ``nudge db upgrade``,
+    before the processes start (docs/operations.md)."""
+    return _is_sqlite(url)
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+async def prepare_database(url: str, *, migrate: bool | None = None) -> None:
+    """Upgrade the schema at ``url`` when it :func:`migrates_itself` (or as ``migrate``
+    says), from inside a running event loop."""
+    if migrate if migrate is not None else migrates_itself(url):
+        await upgrade_async(url)
+
+
+def upgrade_database(url: str) -> None:
+    """Bring the schema at ``url`` to the newest migration, whatever the database
+    (``nudge db upgrade``)."""
+    upgrade(url)
+
+
+def prepare_database_now(url: str) -> None:
+    """:func:`prepare_database`, for a command that has no event loop running yet."""
+    if migrates_itself(url):
+        upgrade_database(url)
+
+
+@dataclass(frozen=True)
+class ConsoleAccounts:
+    """The console's users and their sessions, on one engine: what a login, a logout
+    and a disabled user change together (see :mod:`services.console.security`)."""
+
+    users: Users
+    sessions: Sessions
+
+    async def close(self) -> None:
+        """Dispose of the engine both share (only when this built it for a command)."""
+        await self.users.close()
+
+
+def console_accounts(
+    engine: AsyncEngine, clock: Clock | None = None, *, hasher: PasswordHasher | None = None
+) -> ConsoleAccounts:
+    """The console's users and sessions on ``engine``, for the console app and for
+    ``nudge users`` alike."""
+    return ConsoleAccounts(
+        SqlUsers(engine, clock=clock, hasher=hasher), SqlSessions(engine, clock=clock)
+    )
+
+
+class Database:
+    """Every port over the one database, on one engine (one pool), each built when first
+    asked for; :meth:`close` disposes of the engine.
+
+    Its clock dates what it writes (definitions, users, sessions, accepted event ids);
+    the API keys keep the system's time whatever the clock.
+    """
+
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock
+        self.clock: Clock = clock or SystemClock()
+
+    @cached_property
+    def store(self) -> Store:
+        return SqlStore(self._engine)
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        return SqlApiKeys(self._engine)
+
+    @cached_property
+    def event_ids(self) -> EventIds:
+        return SqlEventIds(self._engine, clock=self._clock)
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        """The stored segments, templates and campaigns; a campaign is parsed before it
+        is stored (an invalid one is refused)."""
+        return SqlDefinitions(
+            self._engine,
+            clock=self._clock,
+            validate_campaign=lambda key, doc: parse_campaign(doc, key=key),
+        )
+
+    @cached_property
+    def results(self) -> CampaignResultsStore:
+        return SqlCampaignResults(self._engine)
+
+    @cached_property
+    def _queries(self) -> SqlConsoleQueries:
+        return SqlConsoleQueries(self._engine)
+
+    @property
+    def queries(self) -> ConsoleQueries:
+        """What the console reads about the buyers."""
+        return self._queries
+
+    @property
+    def sizes(self) -> SegmentSizeHistory:
+        """Every segment's size, day by day (the same adapter as :attr:`queries`)."""
+        return self._queries
+
+    @cached_property
+    def scoring_base(self) -> ScoringBase:
+        return SqlScoringBase(self._engine)
+
+    @cached_property
+    def accounts(self) -> ConsoleAccounts:
+        return console_accounts(self._engine, self._clock)
+
+    @cached_property
+    def exports(self) -> ProfileExport:
+        return SqlProfileExport(self._engine)
+
+    def backlog(self, bus: Bus, settings: Settings) -> Backlog | None:
+        """What a stopping ``nudge serve`` applies first, on ``bus``: ``None`` but on the
+        embedded bus (the broker keeps what is left for whichever replica comes next)."""
+        if not isinstance(bus, SqliteBus):
+            return None
+        events, changes = settings.topic("events"), settings.topic("segment-changes")
+        return EmbeddedBacklog(
+            bus,
+            self._engine,
+            [
+                (settings.group("segmenter"), [events]),
+                (settings.group("dispatcher"), [changes]),
+                (settings.group("dispatcher-events"), [events]),
+            ],
+        )
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def open_database(url: str, *, clock: Clock | None = None) -> Database:
+    """The ports over the database at ``url`` (``postgresql+asyncpg://…`` or
+    ``sqlite+aiosqlite:///…``), for a process or a command; nothing connects yet."""
+    return Database(create_engine(url), clock)
+
+
+def open_ingest_database(settings: Settings, *, clock: Clock | None = None) -> Database:
+    """The configured database (``NUDGE_DATABASE_URL``), for a process that publishes
+    events without running a store (a production ``nudge replay``) and claims their ids
+    where ingest does; close it when done.
+
+    Raises :class:`ValueError` when no database is configured: an index this process
+    kept for itself would claim nothing ingest sees.
+    """
+    if settings.database_url is None:
+        raise ValueError(
+            "a production replay claims its event ids in the database ingest uses: set "
+            "NUDGE_DATABASE_URL; nothing was published"
+        )
+    return open_database(settings.database_url, clock=clock)
+
+
 @dataclass
 class Runtime:
+    """One process's ports, built from its settings by :func:`bootstrap`."""
+
     settings: Settings
     clock: Clock
     bus: Bus
-    store: SqlStore
+    database: Database
     email: EmailProvider
-    api_keys: SqlApiKeys
-    """The HTTP API's keys, on the store's engine (closed with it)."""
-    event_ids: SqlEventIds
-    """The event ids ingest accepted, on the store's engine (closed with it)."""
-    sms: ResilientProvider[SmsMessage]
-    push: ResilientProvider[PushMessage]
-    provider_metrics: ProviderMetrics
+    sms: SmsProvider
+    push: PushProvider
+    provider_registry: CollectorRegistry
     """The providers' latency, failures and breaker states, for ``/metrics``."""
     renderer: Renderer
     """Where the dispatcher renders its messages: worker processes, bounded in time."""
+    backlog: Backlog | None
+    """What a stopping ``nudge serve`` applies before it stops (the embedded bus only)."""
+    closing: Sequence[Callable[[], Awaitable[None]]] = ()
+    """What :meth:`close` releases, in order."""
     sending_policy: SendingPolicy = DEFAULT_POLICY
     """Caps, sunset, quiet hours and channel costs: what every campaign's sends obey."""
     segments: Sequence[Segment] = BUILTIN_SEGMENTS
     campaigns: Sequence[Campaign] = BUILTIN_CAMPAIGNS
     templates: Mapping[str, EmailTemplate] = field(default_factory=lambda: dict(BUILTIN_TEMPLATES))
 
+    @property
+    def store(self) -> Store:
+        return self.database.store
+
+    @property
+    def api_keys(self) -> ApiKeys:
+        """The HTTP API's keys."""
+        return self.database.api_keys
+
+    @property
+    def event_ids(self) -> EventIds:
+        """The event ids ingest accepted."""
+        return self.database.event_ids
+
+    @property
+    def definitions(self) -> Definitions:
+        return self.database.definitions
+
+    @property
+    def results(self) -> CampaignResultsStore:
+        return self.database.results
+
+    @property
+    def scoring_base(self) -> ScoringBase:
+        return self.database.scoring_base
+
+    @property
+    def accounts(self) -> ConsoleAccounts:
+        return self.database.accounts
+
     async def close(self) -> None:
-        await self.renderer.aclose()
-        await self.sms.aclose()
-        await self.push.aclose()
-        await self.bus.close()
-        await self.store.close()
+        for close in self.closing:
+            await close()
 
 
 def build_bus(settings: Settings) -> Bus:
@@ -231,9 +452,11 @@ def build_renderer(settings: Settings) -> ProcessRenderer:
     )
 
 
-def build_email(settings: Settings) -> EmailProvider:
-    if settings.email == "folder":
-        return EmlFolderProvider(settings.data_dir / "mail", settings.smtp_sender)
+def build_email(settings: Settings, *, folder: Path | None = None) -> EmailProvider:
+    """SMTP, or ``.eml`` files in ``folder`` (default ``<data_dir>/mail``) when the
+    settings say ``NUDGE_EMAIL=folder`` or a folder is given."""
+    if settings.email == "folder" or folder is not None:
+        return EmlFolderProvider(folder or settings.data_dir / "mail", settings.smtp_sender)
     return SmtpProvider(
         settings.smtp_host,
         settings.smtp_port,
@@ -257,27 +480,30 @@ async def bootstrap(
 ) -> Runtime:
     """Build the runtime for ``settings``; adapters given explicitly win over settings.
 
-    ``migrate`` defaults to on for SQLite (the embedded default migrates itself) and
-    off for PostgreSQL, whose schema moves with ``nudge db upgrade`` before start.
+    ``migrate`` defaults to :func:`migrates_itself` (the embedded SQLite migrates itself;
+    PostgreSQL's schema moves with ``nudge db upgrade`` before start).
     """
     url = settings.db_url
-    if migrate if migrate is not None else url.startswith("sqlite"):
-        await upgrade_async(url)
-    store = open_store(url)
+    await prepare_database(url, migrate=migrate)
     clock = clock or SystemClock()
+    database = open_database(url, clock=clock)
     metrics = ProviderMetrics()
+    bus = bus or build_bus(settings)
+    sms = sms or build_sms(settings, clock, metrics)
+    push = push or build_push(settings, clock, metrics)
+    renderer = build_renderer(settings)
     runtime = Runtime(
         settings=settings,
         clock=clock,
-        bus=bus or build_bus(settings),
-        store=store,
+        bus=bus,
+        database=database,
         email=email or build_email(settings),
-        api_keys=SqlApiKeys(store.engine),
-        event_ids=SqlEventIds(store.engine, clock=clock),
-        sms=sms or build_sms(settings, clock, metrics),
-        push=push or build_push(settings, clock, metrics),
-        provider_metrics=metrics,
-        renderer=build_renderer(settings),
+        sms=sms,
+        push=push,
+        provider_registry=metrics.registry,
+        renderer=renderer,
+        backlog=database.backlog(bus, settings),
+        closing=(renderer.aclose, sms.aclose, push.aclose, bus.close, database.close),
         sending_policy=sending_policy(settings),
     )
     if create_topics:
@@ -285,43 +511,45 @@ async def bootstrap(
     return runtime
 
 
-@dataclass(frozen=True)
-class ConsoleAccounts:
-    """The console's users and their sessions, on one engine: what a login, a logout
-    and a disabled user change together (see :mod:`services.console.security`)."""
-
-    users: SqlUsers
-    sessions: SqlSessions
-
-    async def close(self) -> None:
-        """Dispose of the engine both share (only when this built it for a command)."""
-        await self.users.close()
+def system_clock() -> Clock:
+    """The system's clock: what a process without one of its own is given."""
+    return SystemClock()
 
 
-def console_accounts(
-    engine: AsyncEngine, clock: Clock | None = None, *, hasher: PasswordHasher | None = None
-) -> ConsoleAccounts:
-    """The console's users and sessions on ``engine``, for the console app and for
-    ``nudge users`` alike."""
-    return ConsoleAccounts(
-        SqlUsers(engine, clock=clock, hasher=hasher), SqlSessions(engine, clock=clock)
-    )
+def simulated_clock(start: datetime) -> SimulatedTime:
+    """A clock standing at ``start`` until it is moved: for the demo and an embedded replay."""
+    return SimulatedClock(start)
 
 
-def open_event_ids(settings: Settings, *, clock: Clock | None = None) -> SqlEventIds:
-    """The index of accepted event ids of the configured database, for a process that
-    publishes events without running a store (a production ``nudge replay``); dispose
-    of its engine when done.
+def memory_event_ids() -> EventIds:
+    """An index of accepted event ids in memory, for one process that never restarts
+    (tests, the schema of the API); a deployment claims them in the database's."""
+    return MemoryEventIds()
 
-    Raises :class:`ValueError` when no database is configured (``NUDGE_DATABASE_URL``):
-    an index this process kept for itself would claim nothing ingest sees.
+
+def open_dead_letter_bus(settings: Settings) -> Bus:
+    """The bus whose dead letters: Kafka, or the embedded bus in the SQLite database
+    (beside a running ``nudge serve --embedded`` too: its consumers see a replay within
+    a moment), migrated first.
+
+    Raises :class:`ValueError`, saying what to set, when the embedded bus has no SQLite
+    file to live in, or when that file does not exist (opening it would make an empty
+    one, holding no dead letter).
     """
-    if settings.database_url is None:
-        raise ValueError(
-            "a production replay claims its event ids in the database ingest uses: set "
-            "NUDGE_DATABASE_URL; nothing was published"
-        )
-    return SqlEventIds(create_engine(settings.database_url), clock=clock)
+    if settings.bus != "kafka":
+        if not _is_sqlite(settings.db_url):
+            raise ValueError(
+                "The embedded bus lives in the embedded SQLite database, and "
+                "NUDGE_DATABASE_URL is not SQLite: set NUDGE_BUS=kafka for the production bus."
+            )
+        database = sqlite_path(settings.db_url)
+        if not database.is_file():
+            raise ValueError(
+                f"There is no database at {database}: check NUDGE_DATA_DIR (or "
+                "NUDGE_DATABASE_URL), it must name the data dir of `nudge serve --embedded`."
+            )
+        prepare_database_now(settings.db_url)
+    return build_bus(settings)
 
 
 def token_hmac_key(settings: Settings) -> bytes:

@@ -1,4 +1,4 @@
-"""The whole console on one database engine: pages, users and its JSON API.
+"""The whole console on one database: pages, users and its JSON API.
 
 ``nudge console`` serves it alone; ``nudge serve`` mounts it beside ingest. Both
 build it here, so the two never differ in which routes they have.
@@ -7,30 +7,29 @@ build it here, so the two never differ in which routes they have.
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.bootstrap import build_renderer, console_accounts
+from services.bootstrap import Database, build_renderer
 from services.console.api import campaigns, customers, kpis, segments, templates
 from services.console.app import create_console_app
 from services.console.pages import campaigns as campaign_pages
 from services.console.pages import page_routers
 from services.console.security import require_scope
 from services.console.settings import from_settings
-from shared.adapters.store.console_queries import SqlConsoleQueries
-from shared.adapters.store.definitions import SqlDefinitions
-from shared.adapters.store.reports import SqlCampaignResults
-from shared.domain.campaigns import parse_campaign
-from shared.ports.api_keys import ApiKeys
 from shared.ports.clock import Clock
+from shared.ports.console import ConsoleQueries, SegmentSizeHistory
+from shared.ports.definitions import Definitions
 from shared.ports.rendering import Renderer
+from shared.ports.reports import CampaignResultsStore
 from shared.settings import Settings
 
 __all__ = ["build_console", "console_routers"]
 
 
 def console_routers(
-    definitions: SqlDefinitions,
-    queries: SqlConsoleQueries,
+    definitions: Definitions,
+    queries: ConsoleQueries,
+    sizes: SegmentSizeHistory,
+    results: CampaignResultsStore,
     clock: Clock,
     *,
     default_region: str | None = None,
@@ -38,12 +37,11 @@ def console_routers(
 ) -> list[APIRouter]:
     """The console's pages beyond the login, and its JSON API (each route of which admits
     a logged-in user or an API key with the scope); templates render in ``renderer``."""
-    results = SqlCampaignResults(definitions.engine)  # the caller's engine: never closed here
     return [
         *page_routers(
             definitions,
             queries,
-            queries,
+            sizes,
             clock=clock,
             default_region=default_region,
             renderer=renderer,
@@ -61,34 +59,30 @@ def console_routers(
 
 def build_console(
     settings: Settings,
-    engine: AsyncEngine,
-    clock: Clock,
-    api_keys: ApiKeys,
+    database: Database,
     *,
     renderer: Renderer | None = None,
 ) -> FastAPI:
-    """The console app on ``engine`` (not disposed here: it belongs to the caller); its
+    """The console app on ``database`` (not closed here: it belongs to the caller); its
     templates render in ``renderer`` (default: worker processes of its own, per the
     settings, so that a flood of hostile previews never holds up the sends)."""
-    definitions = SqlDefinitions(
-        engine, clock=clock, validate_campaign=lambda key, doc: parse_campaign(doc, key=key)
-    )
-    queries = SqlConsoleQueries(engine)
     secret, hours = from_settings(settings)
-    accounts = console_accounts(engine, clock)
+    accounts = database.accounts
     return create_console_app(
         settings,
         accounts.users,
-        queries,
+        database.queries,
         sessions=accounts.sessions,
         session_secret=secret,
         session_hours=hours,
         routers=console_routers(
-            definitions,
-            queries,
-            clock,
+            database.definitions,
+            database.queries,
+            database.sizes,
+            database.results,
+            database.clock,
             default_region=settings.default_region,
             renderer=renderer if renderer is not None else build_renderer(settings),
         ),
-        api_keys=api_keys,
+        api_keys=database.api_keys,
     )

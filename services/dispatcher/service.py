@@ -17,7 +17,6 @@ from prometheus_client import CollectorRegistry
 from services.bootstrap import Runtime, unsubscribe_key
 from services.dispatcher.handlers import Dispatcher
 from services.running.loops import repeat
-from shared.adapters.store.definitions import SqlDefinitions
 from shared.consuming import ConsumerLoop
 from shared.ports.bus import Publisher
 
@@ -44,7 +43,7 @@ class DispatcherService:
             policy=runtime.sending_policy,
             sms_max_segments=settings.sms_max_segments,
             renderer=runtime.renderer,
-            definitions=SqlDefinitions(runtime.store.engine, clock=runtime.clock),
+            definitions=runtime.definitions,
         )
         self.due_batch = due_batch
         self.stopping = asyncio.Event()
@@ -55,7 +54,7 @@ class DispatcherService:
     @property
     def metrics_registries(self) -> tuple[CollectorRegistry, ...]:
         """What this service measures: its messages and due table, its providers."""
-        return (self.dispatcher.metrics.registry, self.runtime.provider_metrics.registry)
+        return (self.dispatcher.metrics.registry, self.runtime.provider_registry)
 
     async def start(self) -> None:
         settings = self.runtime.settings

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from services.bootstrap import token_hmac_key, unsubscribe_key
+from services.bootstrap import memory_event_ids, system_clock, token_hmac_key, unsubscribe_key
 from services.http.auth import EventsWriter, Guard, refuse_other_stores
 from services.http.bodies import MAX_BODY_BYTES, parse_json, read_body, require_json
 from services.http.problems import (
@@ -37,8 +37,6 @@ from services.ingest.intake import (
 )
 from services.ingest.unsubscribe import unsubscribe_router
 from services.ingest.webhooks import webhook_router
-from shared.adapters.clock import SystemClock
-from shared.adapters.event_ids import MemoryEventIds
 from shared.domain.event_content import digest_version
 from shared.domain.events import (
     EVENT_TYPES,
@@ -190,10 +188,10 @@ def create_app(
         publisher,
         settings.topic("events"),
         metrics,
-        event_ids or MemoryEventIds(),
+        event_ids or memory_event_ids(),
         digest_version(default_region=settings.default_region, token_key=token_key),
     )
-    clock = clock or SystemClock()
+    clock = clock or system_clock()
     app.state.metrics = metrics
     app.state.guard = Guard(
         api_keys,

@@ -15,10 +15,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.bootstrap import build_bus
+from services.bootstrap import build_bus, open_database
 from services.ingest.app import create_app
-from shared.adapters.store.api_keys import open_api_keys
-from shared.adapters.store.event_ids import SqlEventIds
 from shared.logging import configure_logging
 from shared.settings import Settings
 
@@ -29,11 +27,10 @@ def app_from_environment() -> FastAPI:
     """The ingest app, its adapters closed when the worker shuts down."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    api_keys = open_api_keys(settings.db_url)
+    database = open_database(settings.db_url)  # one pool for the keys and the event ids
     bus = build_bus(settings)
     publisher = bus.publisher()
-    event_ids = SqlEventIds(api_keys.engine)  # one pool to the database, closed with the keys
-    app = create_app(settings, publisher, api_keys, event_ids=event_ids)
+    app = create_app(settings, publisher, database.api_keys, event_ids=database.event_ids)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +39,7 @@ def app_from_environment() -> FastAPI:
         finally:
             await publisher.close()
             await bus.close()
-            await api_keys.close()
+            await database.close()
 
     app.router.lifespan_context = lifespan
     return app

@@ -28,10 +28,6 @@ from services.segmenter.scoring import (
     scoring_due,
 )
 from services.segmenter.snapshots import snapshot_daily
-from shared.adapters.store.console_queries import SqlConsoleQueries
-from shared.adapters.store.definitions import SqlDefinitions
-from shared.adapters.store.reports import SqlCampaignResults
-from shared.adapters.store.scoring import SqlScoringBase
 from shared.consuming import ConsumerLoop
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
@@ -56,23 +52,23 @@ class SegmenterService:
         definitions_interval: float = 2.0,
         recompute_batch: int = RECOMPUTE_BATCH,
     ) -> None:
-        """``definitions`` default to the store's database; ``definitions_interval`` is
+        """``definitions`` default to the runtime's; ``definitions_interval`` is
         how often (seconds) ``run`` looks for edited segments."""
         self.runtime = runtime
         settings = runtime.settings
-        definitions = definitions or SqlDefinitions(runtime.store.engine, clock=runtime.clock)
+        definitions = definitions or runtime.definitions
         self.segmenter = Segmenter(
             store=runtime.store,
             clock=runtime.clock,
             segments=runtime.segments,
             changes_topic=settings.topic("segment-changes"),
             definitions=definitions,
-            attribution=Attribution(SqlCampaignResults(runtime.store.engine), definitions),
+            attribution=Attribution(runtime.results, definitions),
             recompute_size=recompute_batch,
             default_timezone=settings.default_timezone,
         )
         self.definitions_interval = definitions_interval
-        self.scoring_base = SqlScoringBase(runtime.store.engine)
+        self.scoring_base = runtime.scoring_base
         self.timer_batch = timer_batch
         self.stopping = asyncio.Event()
         self._publisher: Publisher | None = None
@@ -164,7 +160,7 @@ class SegmenterService:
         try:
             await asyncio.gather(
                 self._loop.run(),
-                snapshot_daily(SqlConsoleQueries(self.runtime.store.engine), clock, self.stopping),
+                snapshot_daily(self.runtime.database.sizes, clock, self.stopping),
                 repeat(
                     "scoring",
                     scoring,

@@ -18,19 +18,14 @@ from itertools import groupby
 from pathlib import Path
 
 from rich.progress import Progress
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.bootstrap import bootstrap
+from services.bootstrap import bootstrap, build_email, simulated_clock
 from services.segmenter.snapshots import record_segment_sizes
 from services.tools.embedded import Pipeline
-from shared.adapters.clock import SimulatedClock
-from shared.adapters.providers.email import EmlFolderProvider
-from shared.adapters.store.console_queries import SqlConsoleQueries
-from shared.adapters.store.definitions import SqlDefinitions
-from shared.adapters.store.users import SqlUsers
 from shared.codec import decode_change
 from shared.domain.campaigns import BUILTIN_CAMPAIGNS
 from shared.domain.segments import MembershipChange
+from shared.ports.definitions import Definitions
 from shared.settings import Settings
 from shared.synthetic import synthetic_events
 
@@ -86,8 +81,8 @@ async def run_demo(
     await asyncio.to_thread(_fresh_folder, out)
     # The database nudge serve --embedded opens with NUDGE_DATA_DIR=<out>.
     settings = Settings(data_dir=out, database_url=f"sqlite+aiosqlite:///{out / 'nudge.db'}")
-    clock = SimulatedClock(start)
-    email = EmlFolderProvider(out / "email", settings.smtp_sender)
+    clock = simulated_clock(start)
+    email = build_email(settings, folder=out / "email")
     # The embedded bus, durable in nudge.db, as `nudge serve --embedded` has it.
     runtime = await bootstrap(settings, clock=clock, email=email)
     summary = DemoSummary(customers=customers, days=days, out=out)
@@ -99,8 +94,8 @@ async def run_demo(
         )
     }
     try:
-        await _switch_on(runtime.store.engine, DEMO_CAMPAIGNS)
-        sizes = SqlConsoleQueries(runtime.store.engine)
+        await _switch_on(runtime.definitions, DEMO_CAMPAIGNS)
+        sizes = runtime.database.sizes
         async with Pipeline(runtime) as pipeline:
             with Progress(disable=not progress, transient=True) as bar:
                 task = bar.add_task("simulating days", total=days)
@@ -121,7 +116,7 @@ async def run_demo(
             await pipeline.settle()
         summary.console_user = "marketer"
         summary.console_password = secrets.token_urlsafe(12)
-        await SqlUsers(runtime.store.engine, clock=clock).create(
+        await runtime.accounts.users.create(
             summary.console_user, summary.console_password, "marketer"
         )
         changes = [
@@ -139,9 +134,8 @@ async def run_demo(
     return summary
 
 
-async def _switch_on(engine: AsyncEngine, keys: Sequence[str]) -> None:
+async def _switch_on(definitions: Definitions, keys: Sequence[str]) -> None:
     """Store the ready-made campaigns ``keys`` as active, as a marketer would."""
-    definitions = SqlDefinitions(engine)
     for campaign in BUILTIN_CAMPAIGNS:
         if campaign.key in keys:
             await definitions.campaigns.put(

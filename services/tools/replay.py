@@ -30,15 +30,15 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import groupby
 from pathlib import Path
 
-from services.bootstrap import TOPICS, bootstrap, build_bus, open_event_ids
+from services.bootstrap import TOPICS, bootstrap, build_bus, open_ingest_database, simulated_clock
 from services.http.problems import Problem
 from services.ingest.intake import EventPublisher, IngestMetrics
 from services.tools.embedded import Pipeline
-from shared.adapters.clock import SimulatedClock
 from shared.domain.event_content import digest_version
 from shared.domain.events import PurchaseEvent
 from shared.domain.transactions import BadRow, Transactions, read_transactions
 from shared.errors import BusUnavailable
+from shared.ports.clock import SimulatedTime
 from shared.settings import Settings
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "ReplayRefused",
     "ReplaySummary",
     "read_file",
+    "replay",
     "replay_embedded",
     "replay_production",
 ]
@@ -82,6 +83,30 @@ class ReplaySummary:
     """Embedded: where the simulated clock stopped (due timers fired up to there)."""
     seconds: float = 0.0
     ignored_columns: tuple[str, ...] = field(default=())
+
+    def report(self, *, embedded: bool) -> list[tuple[str, object]]:
+        """What the closing summary shows, line by line: what, and how much."""
+        span = (
+            f"{self.first_at:%Y-%m-%d %H:%M} .. {self.last_at:%Y-%m-%d %H:%M} UTC"
+            if self.first_at and self.last_at
+            else "none"
+        )
+        lines: list[tuple[str, object]] = [
+            ("rows read", self.rows),
+            ("orders", self.orders),
+            ("buyers", self.buyers),
+            ("events published", self.published),
+            ("rows repeating an earlier row of their order (kept)", self.repeated_rows),
+            ("bad rows (skipped)", len(self.bad_rows)),
+            ("orders skipped for a bad row", self.skipped_orders),
+            ("time span", span),
+        ]
+        if embedded and self.ran_until is not None:
+            lines.append(("timers run up to", f"{self.ran_until:%Y-%m-%d %H:%M} UTC"))
+        if self.ignored_columns:
+            lines.append(("columns ignored", ", ".join(self.ignored_columns)))
+        lines.append(("seconds", f"{self.seconds:.1f}"))
+        return lines
 
 
 def read_file(
@@ -146,13 +171,28 @@ def _digest_version(settings: Settings) -> bytes:
     return digest_version(default_region=settings.default_region, token_key=None)
 
 
+async def replay(
+    settings: Settings,
+    found: Transactions,
+    summary: ReplaySummary,
+    progress: Progress,
+    *,
+    embedded: bool,
+    as_of: datetime | None = None,
+) -> ReplaySummary:
+    """:func:`replay_embedded` (up to ``as_of``), or :func:`replay_production`."""
+    if embedded:
+        return await replay_embedded(settings, found, summary, progress, as_of=as_of)
+    return await replay_production(settings, found, summary, progress)
+
+
 async def replay_production(
     settings: Settings, found: Transactions, summary: ReplaySummary, progress: Progress
 ) -> ReplaySummary:
     """Publish the purchases to the events topic; the running segmenter applies them."""
     started = time.perf_counter()
     try:
-        event_ids = open_event_ids(settings)
+        database = open_ingest_database(settings)
     except ValueError as exc:
         raise ReplayRefused(str(exc)) from None
     bus = build_bus(settings)
@@ -163,7 +203,7 @@ async def replay_production(
             publisher,
             settings.topic("events"),
             IngestMetrics(),
-            event_ids,
+            database.event_ids,
             _digest_version(settings),
         )
         summary.published = await _publish(events_out, found.events, progress)
@@ -172,7 +212,7 @@ async def replay_production(
     finally:
         await publisher.close()
         await bus.close()
-        await event_ids.engine.dispose()
+        await database.close()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -193,7 +233,7 @@ async def replay_embedded(
             f"({summary.last_at.isoformat()})"
         )
     first_day = _day(summary.first_at or as_of or datetime.now(UTC))
-    clock = SimulatedClock(first_day)
+    clock = simulated_clock(first_day)
     runtime = await bootstrap(settings, clock=clock)
     try:
         async with Pipeline(runtime) as pipeline:
@@ -224,7 +264,7 @@ async def replay_embedded(
     return summary
 
 
-async def _run_days(pipeline: Pipeline, clock: SimulatedClock, *, until: datetime) -> None:
+async def _run_days(pipeline: Pipeline, clock: SimulatedTime, *, until: datetime) -> None:
     """Move the clock a day at a time up to ``until``, every loop run until idle each day:
     timers fire on the day they fall due, not all at once at the end."""
     while clock.now() + timedelta(days=1) <= until:

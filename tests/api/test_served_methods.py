@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
+from services.bootstrap import Database
 from services.console.app import mount_console
 from services.console.wiring import build_console
 from services.http.problems import install_problem_handlers
@@ -46,7 +47,7 @@ async def served(
     )
     engine = create_engine(sqlite_url)
     app = create_app(settings, bus.publisher(), api_keys, clock=clock)
-    mount_console(app, build_console(settings, engine, clock, api_keys))
+    mount_console(app, build_console(settings, Database(engine, clock)))
     yield app
     await engine.dispose()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.bootstrap import Database
 from services.console.app import mount_console
 from services.console.wiring import build_console
 from services.ingest.app import create_app
@@ -49,7 +50,7 @@ async def served(
     settings = Settings(data_dir=tmp_path, database_url=sqlite_url)
     engine = create_engine(sqlite_url)
     http = create_app(settings, MemoryBus().publisher(), api_keys, clock=clock)
-    mount_console(http, build_console(settings, engine, clock, api_keys, renderer=renderer))
+    mount_console(http, build_console(settings, Database(engine, clock), renderer=renderer))
     try:
         async with serving(http) as url:
             yield url

@@ -1,0 +1,110 @@
+"""What the ``nudge`` commands share: the settings, the ``--db`` option, how a command
+runs its coroutine and waits for a stop signal, and how it refuses what it cannot do.
+
+A user error is one line on standard error saying what to do (:func:`fail`), and the
+command exits with its code; the output a command promises goes to standard output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from shared.logging import configure_logging
+from shared.settings import Settings
+
+__all__ = [
+    "DbOption",
+    "Server",
+    "console",
+    "errors",
+    "fail",
+    "refuse_memory_bus",
+    "run",
+    "settings",
+    "until_signalled",
+]
+
+console = Console()
+errors = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL; default from NUDGE_DATABASE_URL, else SQLite under NUDGE_DATA_DIR.",
+    ),
+]
+"""The one ``--db`` option: every command that opens the database takes it this way."""
+
+
+def settings(**overrides: Any) -> Settings:
+    """The ``NUDGE_*`` settings, options given on the command line winning; logging set."""
+    found = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(found.log_level, found.log_format)
+    return found
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` on one line of standard error, in red, and exit with ``code``."""
+    errors.print(message, style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(code) from None
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up where it installs
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(main())
+
+
+async def until_signalled(*stoppers: Callable[[], None]) -> asyncio.Event:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        for stop in stoppers:
+            stop()
+        stopped.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, on_signal)
+    return stopped
+
+
+def refuse_memory_bus(found: Settings) -> None:
+    """A lone service on the in-process bus would talk to nobody: say so and stop."""
+    if found.bus == "memory":
+        console.print(
+            "[red]A single service needs the shared bus: set NUDGE_BUS=kafka "
+            "(or run every service in one process with `nudge serve --embedded`).[/red]"
+        )
+        raise typer.Exit(2)
+
+
+class Server:
+    """uvicorn's server, with shut-down left to our own signal handlers."""
+
+    def __init__(self, config: Any) -> None:
+        import uvicorn  # noqa: PLC0415
+
+        class Quiet(uvicorn.Server):
+            def capture_signals(self) -> Any:
+                return contextlib.nullcontext()
+
+        self._server = Quiet(config)
+
+    async def serve(self) -> None:
+        await self._server.serve()
+
+    def stop(self) -> None:
+        self._server.should_exit = True

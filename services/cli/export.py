@@ -1,0 +1,46 @@
+"""``nudge export``: what nudge knows, as files (:mod:`services.tools.export`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.cli.common import DbOption, errors, settings
+
+__all__ = ["app"]
+
+app = typer.Typer(help="What nudge knows, as files.", no_args_is_help=True)
+
+
+@app.command("profiles")
+def export_profiles(
+    *,
+    db: DbOption = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of standard output.")
+    ] = None,
+) -> None:
+    """Every buyer as one JSON line (identifiers masked), in id order."""
+    from services.bootstrap import open_database, prepare_database_now  # noqa: PLC0415
+    from services.tools.export import export_profiles as export  # noqa: PLC0415
+
+    url = settings(database_url=db).db_url
+    prepare_database_now(url)
+    database = open_database(url)
+
+    async def main(write: Callable[[bytes], object]) -> int:
+        try:
+            return await export(database.exports, write)
+        finally:
+            await database.close()
+
+    if out is None:
+        count = asyncio.run(main(lambda lines: typer.echo(lines, nl=False)))
+    else:
+        with out.open("wb") as file:
+            count = asyncio.run(main(file.write))
+    errors.print(f"{count} buyers exported" + (f" to {out}" if out else ""), markup=False)

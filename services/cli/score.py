@@ -1,0 +1,66 @@
+"""``nudge score``: the whole base scored now, with a progress bar per stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from services.cli.common import DbOption, console, run, settings
+from shared.settings import Settings
+
+__all__ = ["score"]
+
+
+def score(
+    *,
+    db: DbOption = None,
+) -> None:
+    """Score the whole base now: RFM, BG/NBD and Gamma-Gamma predictions, CLV.
+
+    The segmenter does it on its own every NUDGE_SCORING_INTERVAL_HOURS; the segment
+    changes this writes are published by the running segmenter's outbox relay.
+    """
+    found = settings(database_url=db)
+    run(lambda: _score(found))
+
+
+async def _score(found: Settings) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+
+    from services.bootstrap import bootstrap  # noqa: PLC0415
+    from services.segmenter.service import SegmenterService  # noqa: PLC0415
+
+    runtime = await bootstrap(found, create_topics=False)
+    try:
+        service = SegmenterService(runtime)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console) as progress:
+            tasks: dict[str, Any] = {}
+
+            def advance(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(f"{stage:>5} buyers", total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            scored = await service.score(advance)
+    finally:
+        await runtime.close()
+    if scored is None:
+        console.print("[yellow]another segmenter is scoring the base now; nothing done[/yellow]")
+        raise typer.Exit(1)
+    table = Table(title="base scored", box=box.SIMPLE)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("buyers", f"{scored.buyers:,}")
+    table.add_row("with orders (scored)", f"{scored.scored:,}")
+    table.add_row("scores changed", f"{scored.changed:,}")
+    table.add_row("customer equity", f"{scored.customer_equity:,.2f}")
+    table.add_row("models fitted", "yes" if scored.models is not None else "no")
+    table.add_row("seconds", f"{scored.seconds:.1f}")
+    console.print(table)
+    for note in scored.notes:
+        console.print(f"note: {escape(note)}")

@@ -31,18 +31,6 @@ HostOption = Annotated[str | None, typer.Option(help="Address to listen on.")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on.")]
 
 
-def _uvicorn_config(app: Any, found: Settings) -> Any:
-    import uvicorn  # noqa: PLC0415
-
-    return uvicorn.Config(
-        app,
-        host=found.http_host,
-        port=found.http_port,
-        log_level="warning",
-        proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
-    )
-
-
 def serve(
     *,
     embedded: Annotated[
@@ -60,6 +48,8 @@ def serve(
 
 
 async def _serve_all(found: Settings) -> None:
+    import uvicorn  # noqa: PLC0415
+
     from services.bootstrap import ConsumedElsewhere, bootstrap  # noqa: PLC0415
     from services.console.app import mount_console  # noqa: PLC0415
     from services.console.wiring import build_console  # noqa: PLC0415
@@ -87,7 +77,15 @@ async def _serve_all(found: Settings) -> None:
     )
     mount_console(http, build_console(found, runtime.database))
     gate = Gate(http)
-    server = Server(_uvicorn_config(gate, found))
+    server = Server(
+        uvicorn.Config(
+            gate,
+            host=found.http_host,
+            port=found.http_port,
+            log_level="warning",
+            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
+        )
+    )
     stopping = _stop_in_order(gate, server, runtime, segmenter.stop, dispatcher.stop)
     console.print(
         f"nudge on http://{found.http_host}:{found.http_port}: the console at /, "
@@ -184,16 +182,22 @@ async def _ready_bus(found: Settings) -> Bus:
 
 
 async def _serve_ingest(found: Settings) -> None:
+    import uvicorn  # noqa: PLC0415
+
     from services.bootstrap import open_database  # noqa: PLC0415
     from services.ingest.app import create_app  # noqa: PLC0415
 
     bus = await _ready_bus(found)
     database = open_database(found.db_url)  # one pool for the keys and the event ids
     publisher = bus.publisher()
+    app = create_app(found, publisher, database.api_keys, event_ids=database.event_ids)
     server = Server(
-        _uvicorn_config(
-            create_app(found, publisher, database.api_keys, event_ids=database.event_ids),
-            found,
+        uvicorn.Config(
+            app,
+            host=found.http_host,
+            port=found.http_port,
+            log_level="warning",
+            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
         )
     )
     await until_signalled(server.stop)
@@ -257,7 +261,15 @@ async def _serve_console(found: Settings) -> None:
 
     await prepare_database(found.db_url)
     database = open_database(found.db_url)
-    server = uvicorn.Server(_uvicorn_config(build_console(found, database), found))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_console(found, database),
+            host=found.http_host,
+            port=found.http_port,
+            log_level="warning",
+            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
+        )
+    )
     console.print(f"nudge console on http://{found.http_host}:{found.http_port}")
     try:
         await server.serve()

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.console.api.problems import CONSOLE_PROBLEM_KINDS
 from services.console.logins import DeviceCookies, LoginLimiter
 from services.console.security import (
     CSRF_FIELD,
@@ -219,7 +220,7 @@ def mount_console(ingest: FastAPI, console: FastAPI) -> None:
 
 
 def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
-    install_problem_handlers(app)
+    install_problem_handlers(app, CONSOLE_PROBLEM_KINDS)
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)

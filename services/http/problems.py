@@ -1,14 +1,19 @@
-"""RFC 9457 problem details: every refusal the HTTP API makes, in one place.
+"""RFC 9457 problem details: how every HTTP app of nudge refuses a request.
 
 Each kind of problem has a stable ``type`` URI (``/problems/<kind>``, described at
 that path), a ``title`` that never changes for the kind, and a ``detail`` that
 says what was wrong with this request. A batch refusal lists one entry per bad
 event, with its index and a JSON pointer into the request body.
+
+The kinds are registered explicitly: the HTTP pieces' own (:data:`HTTP_PROBLEM_KINDS`:
+the body, the routing, the API key) always, and each app's as it is built (ingest's in
+:mod:`services.ingest.problems`, the console's in :mod:`services.console.api.problems`,
+the stopping process's in :mod:`services.running.lifecycle`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,62 +25,29 @@ from starlette.responses import Response
 from starlette.routing import Match, Mount
 
 __all__ = [
+    "HTTP_PROBLEM_KINDS",
     "PROBLEM_KINDS",
     "Problem",
+    "ProblemKind",
+    "ProblemKinds",
     "allowed_methods",
     "install_problem_handlers",
     "json_pointer",
     "problem_response",
+    "register_problem_kinds",
 ]
 
-PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
+ProblemKind = tuple[int, str, str]
+"""A kind's HTTP status, its title (never changes for the kind) and what it means."""
+
+HTTP_PROBLEM_KINDS: dict[str, ProblemKind] = {
     "malformed-json": (400, "Malformed JSON", "The request body is not valid JSON."),
-    "invalid-events": (
-        422,
-        "Invalid events",
-        "One or more events do not match the event contract; nothing of the request was "
-        "accepted. Each entry of `errors` names the event's index and a JSON pointer.",
-    ),
-    "card-number": (
-        422,
-        "Card number",
-        "An event carries what looks like a payment card number (13 to 19 digits under a "
-        "card network's issuer prefix, Luhn-valid, contiguous or grouped as cards are "
-        "written), in a value, a number or a key; nudge never accepts one, and nothing of "
-        "the request was accepted. Each entry of `errors` names the event's index and the "
-        "JSON pointer of the field (of its object, for a key), never the digits. Send a bank "
-        "card token in `customer.bank_card_token` instead.",
-    ),
-    "too-many-events": (422, "Too many events", "A batch holds at most 1000 events."),
     "unsupported-media-type": (
         415,
         "Unsupported media type",
         "Send the body as application/json.",
     ),
     "body-too-large": (413, "Body too large", "The request body is over the size limit."),
-    "broker-unavailable": (
-        503,
-        "Broker unavailable",
-        "The event broker did not acknowledge in time; nothing is promised about this "
-        "request. Retry after the number of seconds in Retry-After: a retried event is "
-        "deduplicated by its event_id.",
-    ),
-    "event-id-conflict": (
-        409,
-        "Event id conflict",
-        "An event id names one event: the request reuses one with other content, either "
-        "within the request or against an event accepted before, and nothing of the "
-        "request was accepted. Each entry of `errors` names the event's index and the JSON "
-        "pointer of its id. The same id with the same content is a duplicate, not a "
-        "conflict (see docs/api.md for what counts as the same content): give a new event "
-        "a new id.",
-    ),
-    "database-unavailable": (
-        503,
-        "Database unavailable",
-        "The database that keeps the accepted event ids did not answer; nothing of the "
-        "request was accepted. Retry after the number of seconds in Retry-After.",
-    ),
     "not-found": (404, "Not found", "No such resource."),
     "method-not-allowed": (405, "Method not allowed", "This resource does not take that method."),
     "invalid-request": (422, "Invalid request", "The request does not match the API."),
@@ -104,26 +76,37 @@ PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
         "The API key could not be checked because the database did not answer; retry after "
         "the number of seconds in Retry-After.",
     ),
-    "not-ready": (
-        503,
-        "Not ready",
-        "The event broker or the key database does not answer; requests would be refused.",
-    ),
-    "bad-signature": (
-        401,
-        "Bad signature",
-        "A delivery webhook must carry `X-Nudge-Timestamp` (Unix seconds, within 5 minutes "
-        "of nudge's clock) and `X-Nudge-Signature: v1=<hex HMAC-SHA256 of "
-        '"<timestamp>.<raw body>" under the provider\'s secret>`; they were missing, '
-        "malformed, too old or too far ahead, or did not match.",
-    ),
-    "bad-token": (
-        400,
-        "Bad unsubscribe link",
-        "The unsubscribe link is not one nudge made: it was cut short, altered, or signed "
-        "with another key. Use the link from the email as it came.",
-    ),
 }
+"""The kinds every HTTP app of nudge may answer: the body, the routing, the API key."""
+
+
+class ProblemKinds:
+    """The problem kinds this process answers with, kind by kind: the HTTP pieces' own,
+    and those each app registers when it is built (:func:`register_problem_kinds`)."""
+
+    def __init__(self, kinds: Mapping[str, ProblemKind]) -> None:
+        self._kinds = dict(kinds)
+
+    def register(self, kinds: Mapping[str, ProblemKind]) -> None:
+        """Answer with ``kinds`` too; a kind registered again must mean the same."""
+        for kind, described in kinds.items():
+            if self._kinds.setdefault(kind, described) != described:
+                raise ValueError(f"problem kind {kind!r} is registered with another meaning")
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._kinds
+
+    def __getitem__(self, kind: str) -> ProblemKind:
+        return self._kinds[kind]
+
+
+PROBLEM_KINDS = ProblemKinds(HTTP_PROBLEM_KINDS)
+
+
+def register_problem_kinds(*kinds: Mapping[str, ProblemKind]) -> None:
+    """Register the kinds an app answers with, as the app is built."""
+    for each in kinds:
+        PROBLEM_KINDS.register(each)
 
 
 def json_pointer(loc: Sequence[int | str]) -> str:
@@ -188,7 +171,11 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
-def install_problem_handlers(app: Any) -> None:
+def install_problem_handlers(app: Any, *kinds: Mapping[str, ProblemKind]) -> None:
+    """Answer ``app``'s refusals as problems; register the ``kinds`` it answers with
+    beyond the HTTP pieces' own."""
+    register_problem_kinds(*kinds)
+
     async def on_problem(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
         return problem_response(exc)

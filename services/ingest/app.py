@@ -35,6 +35,7 @@ from services.ingest.intake import (
     Prepared,
     refuse_card_numbers,
 )
+from services.ingest.problems import INGEST_PROBLEM_KINDS
 from services.ingest.unsubscribe import unsubscribe_router
 from services.ingest.webhooks import webhook_router
 from shared.domain.event_content import digest_version
@@ -181,7 +182,7 @@ def create_app(
         version="1",
         summary="Trigger communications for retail CRM marketing",
     )
-    install_problem_handlers(app)
+    install_problem_handlers(app, INGEST_PROBLEM_KINDS)
     metrics = IngestMetrics()
     token_key = token_hmac_key(settings)
     events_out = EventPublisher(

@@ -25,29 +25,44 @@ from types import FrameType
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.http.problems import PROBLEM_KINDS, Problem, problem_response
+from services.http.problems import (
+    Problem,
+    ProblemKind,
+    problem_response,
+    register_problem_kinds,
+)
 from shared.logging import get_logger
 
-__all__ = ["RETRY_AFTER", "Gate", "drain", "on_stop_signal", "settle_and_drain"]
+__all__ = [
+    "RETRY_AFTER",
+    "STOPPING_PROBLEM_KINDS",
+    "Gate",
+    "drain",
+    "on_stop_signal",
+    "settle_and_drain",
+]
 
 log = get_logger(__name__)
 
 RETRY_AFTER = 5
 """Seconds a client refused while the process stops is told to wait."""
 
-PROBLEM_KINDS["shutting-down"] = (
-    503,
-    "Shutting down",
-    "This process is stopping and accepts no new request; nothing of this request was "
-    "applied. Retry after the number of seconds in Retry-After (another replica, or this "
-    "one once restarted, answers): a retried event is deduplicated by its event_id.",
-)
+STOPPING_PROBLEM_KINDS: dict[str, ProblemKind] = {
+    "shutting-down": (
+        503,
+        "Shutting down",
+        "This process is stopping and accepts no new request; nothing of this request was "
+        "applied. Retry after the number of seconds in Retry-After (another replica, or this "
+        "one once restarted, answers): a retried event is deduplicated by its event_id.",
+    ),
+}
 
 
 class Gate:
     """ASGI middleware that refuses every request once closed, and counts those in flight."""
 
     def __init__(self, app: ASGIApp, *, always_open: Sequence[str] = ("/healthz",)) -> None:
+        register_problem_kinds(STOPPING_PROBLEM_KINDS)
         self.app = app
         self.always_open = frozenset(always_open)
         self.closed = False

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.console.api import segments, templates
+from services.console.api.problems import CONSOLE_PROBLEM_KINDS
 from services.http.auth import Guard
 from services.http.problems import install_problem_handlers
 from services.http.rate_limit import RateLimiter
@@ -54,7 +55,7 @@ def definitions_app(
     renderer: ProcessRenderer,
 ) -> FastAPI:
     app = FastAPI()
-    install_problem_handlers(app)
+    install_problem_handlers(app, CONSOLE_PROBLEM_KINDS)
     app.state.guard = Guard(api_keys, RateLimiter(1000.0, 1000))
     app.include_router(segments.router(definitions, clock=clock))
     app.include_router(templates.router(definitions, renderer=renderer))

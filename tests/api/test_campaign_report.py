@@ -17,6 +17,7 @@ from scipy import stats  # type: ignore[import-untyped]
 from sqlalchemy import insert
 
 from services.console.api import campaigns
+from services.console.api.problems import CONSOLE_PROBLEM_KINDS
 from services.http.auth import Guard
 from services.http.problems import install_problem_handlers
 from services.http.rate_limit import RateLimiter
@@ -122,7 +123,7 @@ async def reader(
     clock: SimulatedClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    install_problem_handlers(app)
+    install_problem_handlers(app, CONSOLE_PROBLEM_KINDS)
     app.state.guard = Guard(api_keys, RateLimiter(1000.0, 1000))
     app.include_router(campaigns.router(definitions, results, clock=clock))
     _key, secret = await api_keys.create("analyst", ["console:read"])

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from services.console.api.segments import KEY_PATTERN
 from services.console.api.versions import etag, expected_version, saved
 from services.http.auth import require as require_key
-from services.http.problems import PROBLEM_KINDS, Problem
+from services.http.problems import Problem
 from shared.domain.attribution import CampaignResults, campaign_results
 from shared.domain.campaigns import (
     BUILTIN_CAMPAIGNS,
@@ -56,14 +56,6 @@ __all__ = [
     "report_document",
     "router",
 ]
-
-PROBLEM_KINDS["invalid-campaign"] = (
-    422,
-    "Invalid campaign",
-    "The campaign does not validate; nothing was saved. The entry of `errors` names the JSON "
-    "pointer of the bad field in the request body and what was expected there "
-    "(docs/campaigns.md).",
-)
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The campaign's key.")]
 IfMatch = Annotated[

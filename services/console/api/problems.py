@@ -1,17 +1,18 @@
-"""The console API's problem kinds, joined to the one catalogue of ``services/http/problems.py``.
+"""The console API's problem kinds, beyond the HTTP pieces' own
+(:data:`services.http.problems.HTTP_PROBLEM_KINDS`).
 
 Every kind has its stable ``type`` URI (``/problems/<kind>``) like the ingest API's;
-importing this module registers them, so ``Problem(kind, ...)`` answers with them and
-``GET /problems/<kind>`` describes them.
+:func:`services.console.app.create_console_app` registers them, so ``Problem(kind, ...)``
+answers with them and ``GET /problems/<kind>`` describes them.
 """
 
 from __future__ import annotations
 
-from services.http.problems import PROBLEM_KINDS
+from services.http.problems import ProblemKind
 
 __all__ = ["CONSOLE_PROBLEM_KINDS"]
 
-CONSOLE_PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
+CONSOLE_PROBLEM_KINDS: dict[str, ProblemKind] = {
     "stale-version": (
         412,
         "Stale version",
@@ -63,6 +64,11 @@ CONSOLE_PROBLEM_KINDS: dict[str, tuple[int, str, str]] = {
         "This definition is built into nudge and cannot be changed through the API; define "
         "your own under another key.",
     ),
+    "invalid-campaign": (
+        422,
+        "Invalid campaign",
+        "The campaign does not validate; nothing was saved. The entry of `errors` names the JSON "
+        "pointer of the bad field in the request body and what was expected there "
+        "(docs/campaigns.md).",
+    ),
 }
-
-PROBLEM_KINDS.update(CONSOLE_PROBLEM_KINDS)

@@ -16,7 +16,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from services.console.api import problems as _problems  # noqa: F401 - registers the kinds
 from services.http.problems import Problem
 from shared.ports.definitions import StaleVersion
 

@@ -1,7 +1,12 @@
-"""The composition root: settings in, adapters built, handed to the services.
+"""The composition root: settings in, adapters built, ports handed to the services.
 
-Nothing connects at import; :func:`bootstrap` is called once per process (or per
-test) and :meth:`Runtime.close` releases what it opened.
+It is the one module under ``services/`` that imports an adapter: import-linter holds
+the rest to ports (pyproject.toml lists the renderers still named where templates are
+previewed and rendered). :func:`bootstrap` builds a whole process's :class:`Runtime`; a
+command that needs the database only opens a :class:`Database` (:func:`open_database`);
+the migration policy is :func:`migrates_itself`. Nothing connects at import;
+:func:`bootstrap` is called once per process (or per test) and :meth:`Runtime.close`
+releases what it opened.
 """
 
 from __future__ import annotations

@@ -31,6 +31,12 @@ HostOption = Annotated[str | None, typer.Option(help="Address to listen on.")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on.")]
 
 
+def _listening(found: Settings) -> dict[str, Any]:
+    """Where a server listens, and how loudly. Each server is built with
+    ``proxy_headers=False``: NUDGE_TRUSTED_PROXIES is the only rule (operations.md)."""
+    return {"host": found.http_host, "port": found.http_port, "log_level": "warning"}
+
+
 def serve(
     *,
     embedded: Annotated[
@@ -77,15 +83,7 @@ async def _serve_all(found: Settings) -> None:
     )
     mount_console(http, build_console(found, runtime.database))
     gate = Gate(http)
-    server = Server(
-        uvicorn.Config(
-            gate,
-            host=found.http_host,
-            port=found.http_port,
-            log_level="warning",
-            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
-        )
-    )
+    server = Server(uvicorn.Config(gate, proxy_headers=False, **_listening(found)))
     stopping = _stop_in_order(gate, server, runtime, segmenter.stop, dispatcher.stop)
     console.print(
         f"nudge on http://{found.http_host}:{found.http_port}: the console at /, "
@@ -149,10 +147,8 @@ def ingest(
         "services.ingest.main:app_from_environment",
         factory=True,
         workers=workers,
-        host=found.http_host,
-        port=found.http_port,
-        log_level="warning",
         proxy_headers=False,
+        **_listening(found),
     )
 
 
@@ -191,15 +187,7 @@ async def _serve_ingest(found: Settings) -> None:
     database = open_database(found.db_url)  # one pool for the keys and the event ids
     publisher = bus.publisher()
     app = create_app(found, publisher, database.api_keys, event_ids=database.event_ids)
-    server = Server(
-        uvicorn.Config(
-            app,
-            host=found.http_host,
-            port=found.http_port,
-            log_level="warning",
-            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
-        )
-    )
+    server = Server(uvicorn.Config(app, proxy_headers=False, **_listening(found)))
     await until_signalled(server.stop)
     try:
         await server.serve()
@@ -262,13 +250,7 @@ async def _serve_console(found: Settings) -> None:
     await prepare_database(found.db_url)
     database = open_database(found.db_url)
     server = uvicorn.Server(
-        uvicorn.Config(
-            build_console(found, database),
-            host=found.http_host,
-            port=found.http_port,
-            log_level="warning",
-            proxy_headers=False,  # NUDGE_TRUSTED_PROXIES is the only rule (operations.md)
-        )
+        uvicorn.Config(build_console(found, database), proxy_headers=False, **_listening(found))
     )
     console.print(f"nudge console on http://{found.http_host}:{found.http_port}")
     try:

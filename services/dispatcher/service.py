@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime, unsubscribe_key
 from services.dispatcher.handlers import Dispatcher
-from services.running.loops import repeat
+from services.running.loops import consume, repeat
 from shared.consuming import ConsumerLoop
 from shared.ports.bus import Publisher
 
@@ -59,31 +59,29 @@ class DispatcherService:
     async def start(self) -> None:
         settings = self.runtime.settings
         self._publisher = self.runtime.bus.publisher()
-        consumer = await self.runtime.bus.consumer(
-            settings.group("dispatcher"), [settings.topic("segment-changes")]
-        )
-        self._loop = ConsumerLoop(
+        self._loop = await consume(
             "dispatcher.changes",
-            consumer,
-            self.dispatcher.handle_changes,
-            self._publisher,
+            self.runtime.bus,
+            group=settings.group("dispatcher"),
+            topics=[settings.topic("segment-changes")],
+            handle=self.dispatcher.handle_changes,
+            dead_letters=self._publisher,
+            settings=settings,
             max_records=min(settings.batch_size, 100),
-            poll_timeout=settings.poll_timeout,
         )
         # Events start some campaigns (an abandoned cart; a reminder planned from the
         # buyer's rhythm): read them too, in a group of the dispatcher's own, never more at
         # a time than the segmenter (which applies them first); always, since a marketer
         # may switch such a campaign on at any time.
-        events = await self.runtime.bus.consumer(
-            settings.group("dispatcher-events"), [settings.topic("events")]
-        )
-        self._events = ConsumerLoop(
+        self._events = await consume(
             "dispatcher.events",
-            events,
-            self.dispatcher.handle_events,
-            self._publisher,
+            self.runtime.bus,
+            group=settings.group("dispatcher-events"),
+            topics=[settings.topic("events")],
+            handle=self.dispatcher.handle_events,
+            dead_letters=self._publisher,
+            settings=settings,
             max_records=min(settings.batch_size, 100),
-            poll_timeout=settings.poll_timeout,
         )
 
     async def step(self) -> int:

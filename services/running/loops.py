@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+from shared.consuming import BatchHandler, ConsumerLoop
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
+from shared.ports.bus import Bus, Publisher
+from shared.settings import Settings
 
-__all__ = ["repeat", "wait_or_stop"]
+__all__ = ["consume", "repeat", "wait_or_stop"]
 
 log = get_logger(__name__)
 
@@ -44,3 +47,28 @@ async def repeat(
             continue
         if not busy:
             await wait_or_stop(idle(), stopping)
+
+
+async def consume(
+    name: str,
+    bus: Bus,
+    *,
+    group: str,
+    topics: Sequence[str],
+    handle: BatchHandler,
+    dead_letters: Publisher,
+    settings: Settings,
+    max_records: int | None = None,
+) -> ConsumerLoop:
+    """A consumer loop of ``group`` on ``topics``, ``handle`` applying each batch (of at
+    most ``max_records``, else ``NUDGE_BATCH_SIZE``), what it cannot apply sent to the
+    dead letters through ``dead_letters``."""
+    consumer = await bus.consumer(group, topics)
+    return ConsumerLoop(
+        name,
+        consumer,
+        handle,
+        dead_letters,
+        max_records=settings.batch_size if max_records is None else max_records,
+        poll_timeout=settings.poll_timeout,
+    )

@@ -17,7 +17,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime
-from services.running.loops import repeat
+from services.running.loops import consume, repeat
 from services.segmenter.attribution import Attribution
 from services.segmenter.handlers import RECOMPUTE_BATCH, Segmenter, relay_outbox
 from services.segmenter.scoring import (
@@ -82,16 +82,14 @@ class SegmenterService:
     async def start(self) -> None:
         settings = self.runtime.settings
         self._publisher = self.runtime.bus.publisher()
-        consumer = await self.runtime.bus.consumer(
-            settings.group("segmenter"), [settings.topic("events")]
-        )
-        self._loop = ConsumerLoop(
+        self._loop = await consume(
             "segmenter.events",
-            consumer,
-            self.segmenter.apply_events,
-            self._publisher,
-            max_records=settings.batch_size,
-            poll_timeout=settings.poll_timeout,
+            self.runtime.bus,
+            group=settings.group("segmenter"),
+            topics=[settings.topic("events")],
+            handle=self.segmenter.apply_events,
+            dead_letters=self._publisher,
+            settings=settings,
         )
 
     async def step(self) -> int:

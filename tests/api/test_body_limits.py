@@ -9,36 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 
 from services.bootstrap import unsubscribe_key
 from services.http.bodies import MAX_BODY_BYTES
-from services.ingest.app import create_app
 from shared.adapters.bus.memory import MemoryBus
-from shared.adapters.clock import SimulatedClock
-from shared.adapters.store.api_keys import SqlApiKeys
 from shared.domain.unsubscribe import sign
 from shared.settings import Settings
+from tests.api import test_webhooks
 from tests.conftest import T0
 from tests.support.chunked import CHUNK, Answer, post_chunked, repeated
 
-SECRET = "whsec-mailer-0123456789abcdef"
 HUGE = 200 * 1024 * 1024
-TOPIC = "nudge.events"
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, webhook_secrets={"mailer": SecretStr(SECRET)})
-
-
-@pytest.fixture
-def app(settings: Settings, bus: MemoryBus, api_keys: SqlApiKeys, clock: SimulatedClock) -> FastAPI:
-    return create_app(settings, bus.publisher(), api_keys, clock=clock)
+SECRET, TOPIC = test_webhooks.SECRET, test_webhooks.TOPIC
+settings = test_webhooks.settings  # the webhook's secret set, as there
+app = test_webhooks.app  # on the test's clock, as there
 
 
 def webhook_headers(*, signature: str) -> dict[str, str]:

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import structlog
 from typer.testing import CliRunner
 
 from services.cli import app
 from shared.adapters.store.users import open_users
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _logging_reset() -> Iterator[None]:
-    yield
-    structlog.reset_defaults()
 
 
 def test_the_demo_sends_holds_out_and_leaves_a_console_to_log_in_to(tmp_path: Path) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from services.cli import app
@@ -22,12 +20,6 @@ from shared.domain.segments import MembershipChange
 from tests.conftest import T0
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _logging_reset() -> Iterator[None]:
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture

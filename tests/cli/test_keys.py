@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from services.cli import app
@@ -16,13 +14,6 @@ from shared.adapters.store.api_keys import open_api_keys
 from shared.ports.api_keys import ApiKey
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _logging_reset() -> Iterator[None]:
-    """The commands point structlog at the runner's stderr, which is closed after them."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture

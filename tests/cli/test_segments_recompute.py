@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from services.cli.segments import app
@@ -17,12 +15,6 @@ from shared.adapters.store.migrate import upgrade
 from tests.conftest import T0
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _logging_reset() -> Iterator[None]:
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ database."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from services.cli import app
@@ -19,13 +17,6 @@ from shared.ports.users import ConsoleUser
 
 runner = CliRunner()
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture(autouse=True)
-def _logging_reset() -> Iterator[None]:
-    """The commands point structlog at the runner's stderr, which is closed after them."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture

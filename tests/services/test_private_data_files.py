@@ -6,17 +6,33 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from services.bootstrap import bootstrap, token_hmac_key, unsubscribe_key
+from services.bootstrap import Runtime, bootstrap, token_hmac_key, unsubscribe_key
 from shared.settings import Settings
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+@asynccontextmanager
+async def data_dir_in_use(data: Path) -> AsyncIterator[tuple[Settings, Runtime]]:
+    """The embedded runtime on ``data``, its key files made and an event published: every
+    data file there."""
+    settings = Settings(data_dir=data, bus="memory")
+    runtime = await bootstrap(settings)
+    try:
+        token_hmac_key(settings)
+        unsubscribe_key(settings)
+        await runtime.bus.publisher().publish(settings.topic("events"), [(b"id:a", b"{}")])
+        yield settings, runtime
+    finally:
+        await runtime.close()
 
 
 @pytest.fixture
@@ -30,12 +46,7 @@ def permissive_umask() -> Iterator[None]:
 @pytest.mark.usefixtures("permissive_umask")
 async def test_the_embedded_database_its_wal_and_keys_are_private(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    settings = Settings(data_dir=data, bus="memory")
-    runtime = await bootstrap(settings)
-    try:
-        token_hmac_key(settings)
-        unsubscribe_key(settings)
-        await runtime.bus.publisher().publish(settings.topic("events"), [(b"id:a", b"{}")])
+    async with data_dir_in_use(data) as (_settings, runtime):
         async with runtime.store.unit_of_work() as uow:
             await uow.profiles.find("id", "a")
         assert mode(data) == 0o700
@@ -47,8 +58,6 @@ async def test_the_embedded_database_its_wal_and_keys_are_private(tmp_path: Path
             "unsubscribe.key",
         ):
             assert mode(data / name) == 0o600, name
-    finally:
-        await runtime.close()
 
 
 @pytest.fixture
@@ -67,18 +76,11 @@ def no_chmod(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("permissive_umask", "no_chmod")
 async def test_the_data_files_are_born_private_not_made_private_after(tmp_path: Path) -> None:
     data = tmp_path / "fresh"
-    settings = Settings(data_dir=data, bus="memory")
-    runtime = await bootstrap(settings)
-    try:
-        token_hmac_key(settings)
-        unsubscribe_key(settings)
-        await runtime.bus.publisher().publish(settings.topic("events"), [(b"id:a", b"{}")])
+    async with data_dir_in_use(data) as (settings, runtime):
         consumer = await runtime.bus.consumer("g", [settings.topic("events")])
         await consumer.close()
         async with runtime.store.unit_of_work() as uow:
             await uow.profiles.find("id", "a")
-    finally:
-        await runtime.close()
     for path in (data, *data.iterdir()):
         assert mode(path) == (0o700 if path.is_dir() else 0o600), path.name
 

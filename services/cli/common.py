@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, NoReturn
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
 from shared.logging import configure_logging
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from services.bootstrap import Database
 
 __all__ = [
     "DbOption",
@@ -29,6 +32,7 @@ __all__ = [
     "run",
     "settings",
     "until_signalled",
+    "with_database",
 ]
 
 console = Console()
@@ -49,6 +53,27 @@ def settings(**overrides: Any) -> Settings:
     found = Settings(**{k: v for k, v in overrides.items() if v is not None})
     configure_logging(found.log_level, found.log_format)
     return found
+
+
+T = TypeVar("T")
+
+
+def with_database(db: str | None, use: Callable[[Database], Awaitable[T]]) -> T:
+    """``use`` the database ``db`` (default from settings; SQLite is migrated first), and
+    close it after."""
+    from services.bootstrap import open_database, prepare_database_now  # noqa: PLC0415
+
+    url = settings(database_url=db).db_url
+    prepare_database_now(url)
+    database = open_database(url)
+
+    async def main() -> T:
+        try:
+            return await use(database)
+        finally:
+            await database.close()
+
+    return asyncio.run(main())
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from services.cli.common import DbOption, errors, settings
+from services.cli.common import DbOption, errors, with_database
 
 __all__ = ["app"]
 
@@ -25,22 +24,14 @@ def export_profiles(
     ] = None,
 ) -> None:
     """Every buyer as one JSON line (identifiers masked), in id order."""
-    from services.bootstrap import open_database, prepare_database_now  # noqa: PLC0415
     from services.tools.export import export_profiles as export  # noqa: PLC0415
 
-    url = settings(database_url=db).db_url
-    prepare_database_now(url)
-    database = open_database(url)
-
-    async def main(write: Callable[[bytes], object]) -> int:
-        try:
-            return await export(database.exports, write)
-        finally:
-            await database.close()
+    def main(write: Callable[[bytes], object]) -> int:
+        return with_database(db, lambda database: export(database.exports, write))
 
     if out is None:
-        count = asyncio.run(main(lambda lines: typer.echo(lines, nl=False)))
+        count = main(lambda lines: typer.echo(lines, nl=False))
     else:
         with out.open("wb") as file:
-            count = asyncio.run(main(file.write))
+            count = main(file.write)
     errors.print(f"{count} buyers exported" + (f" to {out}" if out else ""), markup=False)

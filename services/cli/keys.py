@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from services.cli.common import DbOption, console, errors, fail, settings
-from shared.ports.api_keys import SCOPES, ApiKeys
+from services.cli.common import DbOption, console, errors, fail, with_database
+from shared.ports.api_keys import SCOPES
 
 if TYPE_CHECKING:
     from shared.ports.api_keys import Scope
@@ -20,25 +18,6 @@ if TYPE_CHECKING:
 __all__ = ["app"]
 
 app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
-
-T = TypeVar("T")
-
-
-def _with_keys(db: str | None, use: Callable[[ApiKeys], Awaitable[T]]) -> T:
-    """``use`` the API keys in ``db`` (default from settings; SQLite is migrated first)."""
-    from services.bootstrap import open_database, prepare_database_now  # noqa: PLC0415
-
-    url = settings(database_url=db).db_url
-    prepare_database_now(url)
-    database = open_database(url)
-
-    async def main() -> T:
-        try:
-            return await use(database.api_keys)
-        finally:
-            await database.close()
-
-    return asyncio.run(main())
 
 
 def _known_scopes(values: list[str]) -> list[str]:
@@ -64,8 +43,11 @@ def keys_create(
 ) -> None:
     """Create an API key and print it, once: only its hash is kept."""
     try:
-        key, plaintext = _with_keys(
-            db, lambda keys: keys.create(name, cast("list[Scope]", scope), store or ())
+        key, plaintext = with_database(
+            db,
+            lambda database: database.api_keys.create(
+                name, cast("list[Scope]", scope), store or ()
+            ),
         )
     except ValueError as exc:
         fail(str(exc), 2)
@@ -87,7 +69,7 @@ def keys_list(*, db: DbOption = None) -> None:
     table.add_column("stores", overflow="fold")
     table.add_column("created (UTC)", min_width=10)
     table.add_column("revoked (UTC)", min_width=10)
-    for key in _with_keys(db, lambda keys: keys.list()):
+    for key in with_database(db, lambda database: database.api_keys.list()):
         table.add_row(
             key.id,
             escape(key.name),
@@ -106,6 +88,6 @@ def keys_revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke an API key for good: requests with it are refused from now on."""
-    if not _with_keys(db, lambda keys: keys.revoke(key_id)):
+    if not with_database(db, lambda database: database.api_keys.revoke(key_id)):
         fail(f"no API key {key_id}")
     console.print(f"API key {key_id} is revoked", markup=False)

@@ -5,21 +5,18 @@ Imports stay inside the commands, so that ``nudge --help`` stays quick.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from services.cli.common import DbOption, console, fail, settings
+from services.cli.common import DbOption, console, fail, with_database
 from shared.ports.users import ROLES
 
 if TYPE_CHECKING:
-    from services.bootstrap import ConsoleAccounts
     from shared.ports.users import Role
 
 __all__ = ["app"]
@@ -27,26 +24,6 @@ __all__ = ["app"]
 app = typer.Typer(help="Console users: marketers, analysts, admins.", no_args_is_help=True)
 
 ROLE_HELP = f"{', '.join(ROLES)}: analysts read, marketers also edit, admins also manage users."
-
-T = TypeVar("T")
-
-
-def _with_accounts(db: str | None, use: Callable[[ConsoleAccounts], Awaitable[T]]) -> T:
-    """``use`` the users in ``db`` (default from settings) and their sessions, on one
-    engine, as the console wires them; SQLite is migrated first."""
-    from services.bootstrap import open_database, prepare_database_now  # noqa: PLC0415
-
-    url = settings(database_url=db).db_url
-    prepare_database_now(url)
-    database = open_database(url)
-
-    async def main() -> T:
-        try:
-            return await use(database.accounts)
-        finally:
-            await database.close()
-
-    return asyncio.run(main())
 
 
 def _known_role(value: str) -> str:
@@ -76,8 +53,9 @@ def users_create(
     """Create a console user; the password is asked twice (or read from stdin)."""
     password = _read_password(password_stdin)
     try:
-        user = _with_accounts(
-            db, lambda accounts: accounts.users.create(username, password, cast("Role", role))
+        user = with_database(
+            db,
+            lambda database: database.accounts.users.create(username, password, cast("Role", role)),
         )
     except ValueError as exc:
         fail(str(exc), 2)
@@ -92,7 +70,7 @@ def users_list(*, db: DbOption = None) -> None:
     table.add_column("role", no_wrap=True)
     table.add_column("created (UTC)", min_width=10)
     table.add_column("disabled (UTC)", min_width=10)
-    for user in _with_accounts(db, lambda accounts: accounts.users.list()):
+    for user in with_database(db, lambda database: database.accounts.users.list()):
         table.add_row(
             escape(user.username),
             user.role,
@@ -110,8 +88,8 @@ def users_set_role(
     db: DbOption = None,
 ) -> None:
     """Give a console user another role."""
-    user = _with_accounts(
-        db, lambda accounts: accounts.users.set_role(username, cast("Role", role))
+    user = with_database(
+        db, lambda database: database.accounts.users.set_role(username, cast("Role", role))
     )
     if user is None:
         fail(f"no console user {username}")
@@ -128,8 +106,11 @@ def users_disable(
     theirs ends at once, on the server."""
     from services.console.security import disable_user  # noqa: PLC0415
 
-    ended = _with_accounts(
-        db, lambda accounts: disable_user(accounts.users, accounts.sessions, username)
+    ended = with_database(
+        db,
+        lambda database: disable_user(
+            database.accounts.users, database.accounts.sessions, username
+        ),
     )
     if ended is None:
         fail(f"no console user {username}")

@@ -16,12 +16,18 @@ from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime, unsubscribe_key
 from services.dispatcher.handlers import Dispatcher
-from services.running.loops import consume, repeat
+from services.running.loops import Subscription, consume, repeat, shut
 from shared.consuming import ConsumerLoop
 from shared.ports.bus import Publisher
 
 __all__ = ["QUEUE_DEPTH_INTERVAL", "DispatcherService"]
 
+CHANGES = Subscription(
+    "dispatcher.changes", group="dispatcher", topic="segment-changes", max_records=100
+)
+EVENTS = Subscription(
+    "dispatcher.events", group="dispatcher-events", topic="events", max_records=100
+)
 QUEUE_DEPTH_INTERVAL = 15.0
 """Seconds between two counts of the scheduled-sends table (the queue-depth gauges)."""
 
@@ -57,31 +63,17 @@ class DispatcherService:
         return (self.dispatcher.metrics.registry, self.runtime.provider_registry)
 
     async def start(self) -> None:
-        settings = self.runtime.settings
-        self._publisher = self.runtime.bus.publisher()
+        bus, settings = self.runtime.bus, self.runtime.settings
+        self._publisher = publisher = bus.publisher()
         self._loop = await consume(
-            "dispatcher.changes",
-            self.runtime.bus,
-            group=settings.group("dispatcher"),
-            topics=[settings.topic("segment-changes")],
-            handle=self.dispatcher.handle_changes,
-            dead_letters=self._publisher,
-            settings=settings,
-            max_records=min(settings.batch_size, 100),
+            bus, settings, CHANGES, self.dispatcher.handle_changes, publisher
         )
         # Events start some campaigns (an abandoned cart; a reminder planned from the
         # buyer's rhythm): read them too, in a group of the dispatcher's own, never more at
         # a time than the segmenter (which applies them first); always, since a marketer
         # may switch such a campaign on at any time.
         self._events = await consume(
-            "dispatcher.events",
-            self.runtime.bus,
-            group=settings.group("dispatcher-events"),
-            topics=[settings.topic("events")],
-            handle=self.dispatcher.handle_events,
-            dead_letters=self._publisher,
-            settings=settings,
-            max_records=min(settings.batch_size, 100),
+            bus, settings, EVENTS, self.dispatcher.handle_events, publisher
         )
 
     async def step(self) -> int:
@@ -137,12 +129,6 @@ class DispatcherService:
                 loop.stop()
 
     async def close(self) -> None:
-        if self._events is not None:
-            events, self._events = self._events, None
-            await events.consumer.close()
-        if self._loop is not None:
-            loop, self._loop = self._loop, None
-            await loop.consumer.close()
-        if self._publisher is not None:
-            publisher, self._publisher = self._publisher, None
-            await publisher.close()
+        loops, self._events, self._loop = (self._events, self._loop), None, None
+        publisher, self._publisher = self._publisher, None
+        await shut(loops, publisher)

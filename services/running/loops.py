@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from shared.consuming import BatchHandler, ConsumerLoop
 from shared.errors import BusUnavailable, StoreUnavailable
@@ -12,7 +13,7 @@ from shared.logging import get_logger
 from shared.ports.bus import Bus, Publisher
 from shared.settings import Settings
 
-__all__ = ["consume", "repeat", "wait_or_stop"]
+__all__ = ["Subscription", "consume", "repeat", "shut", "wait_or_stop"]
 
 log = get_logger(__name__)
 
@@ -49,26 +50,45 @@ async def repeat(
             await wait_or_stop(idle(), stopping)
 
 
+@dataclass(frozen=True)
+class Subscription:
+    """What a consumer loop reads: ``topic`` (by its short name) in consumer group
+    ``group``, at most ``max_records`` at a time (default ``NUDGE_BATCH_SIZE``); ``name``
+    is how the logs call the loop."""
+
+    name: str
+    group: str
+    topic: str
+    max_records: int | None = None
+
+
 async def consume(
-    name: str,
     bus: Bus,
-    *,
-    group: str,
-    topics: Sequence[str],
+    settings: Settings,
+    subscription: Subscription,
     handle: BatchHandler,
     dead_letters: Publisher,
-    settings: Settings,
-    max_records: int | None = None,
 ) -> ConsumerLoop:
-    """A consumer loop of ``group`` on ``topics``, ``handle`` applying each batch (of at
-    most ``max_records``, else ``NUDGE_BATCH_SIZE``), what it cannot apply sent to the
-    dead letters through ``dead_letters``."""
-    consumer = await bus.consumer(group, topics)
+    """A consumer loop of ``subscription``, ``handle`` applying each batch, what it
+    cannot apply sent to the dead letters through ``dead_letters``."""
+    consumer = await bus.consumer(
+        settings.group(subscription.group), [settings.topic(subscription.topic)]
+    )
+    batch = subscription.max_records
     return ConsumerLoop(
-        name,
+        subscription.name,
         consumer,
         handle,
         dead_letters,
-        max_records=settings.batch_size if max_records is None else max_records,
+        max_records=settings.batch_size if batch is None else min(settings.batch_size, batch),
         poll_timeout=settings.poll_timeout,
     )
+
+
+async def shut(loops: Sequence[ConsumerLoop | None], publisher: Publisher | None) -> None:
+    """Close the consumers of ``loops``, then ``publisher`` (each one not ``None``)."""
+    for loop in loops:
+        if loop is not None:
+            await loop.consumer.close()
+    if publisher is not None:
+        await publisher.close()

@@ -17,7 +17,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime
-from services.running.loops import consume, repeat
+from services.running.loops import Subscription, consume, repeat, shut
 from services.segmenter.attribution import Attribution
 from services.segmenter.handlers import RECOMPUTE_BATCH, Segmenter, relay_outbox
 from services.segmenter.scoring import (
@@ -38,6 +38,7 @@ __all__ = ["SegmenterService"]
 
 log = get_logger(__name__)
 
+EVENTS = Subscription("segmenter.events", group="segmenter", topic="events")
 SCORING_CHECK = timedelta(minutes=10)
 """How often the scoring loop asks whether the base is due for scoring."""
 
@@ -80,17 +81,9 @@ class SegmenterService:
         return ()
 
     async def start(self) -> None:
-        settings = self.runtime.settings
-        self._publisher = self.runtime.bus.publisher()
-        self._loop = await consume(
-            "segmenter.events",
-            self.runtime.bus,
-            group=settings.group("segmenter"),
-            topics=[settings.topic("events")],
-            handle=self.segmenter.apply_events,
-            dead_letters=self._publisher,
-            settings=settings,
-        )
+        bus, settings = self.runtime.bus, self.runtime.settings
+        self._publisher = publisher = bus.publisher()
+        self._loop = await consume(bus, settings, EVENTS, self.segmenter.apply_events, publisher)
 
     async def step(self) -> int:
         """One round of every loop without waiting: for the demo and for tests."""
@@ -185,9 +178,6 @@ class SegmenterService:
             self._loop.stop()
 
     async def close(self) -> None:
-        if self._loop is not None:
-            loop, self._loop = self._loop, None
-            await loop.consumer.close()
-        if self._publisher is not None:
-            publisher, self._publisher = self._publisher, None
-            await publisher.close()
+        loop, self._loop = self._loop, None
+        publisher, self._publisher = self._publisher, None
+        await shut([loop], publisher)

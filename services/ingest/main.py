@@ -2,10 +2,10 @@
 
 One ingest process keeps one core busy; on a machine with more, uvicorn runs
 several worker processes on one listening socket, each importing
-:func:`app_from_environment` and wiring its own adapters (a Kafka producer, a
-pool to the database of API keys and accepted event ids) from the ``NUDGE_*``
-variables. The parent makes the topics and upgrades an embedded database once,
-before the workers start.
+:func:`app_from_environment` with adapters of its own (a Kafka producer, a pool
+to the database of API keys and accepted event ids), which :mod:`services.bootstrap`
+builds from the ``NUDGE_*`` variables. The parent makes the topics and upgrades an
+embedded database once, before the workers start.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The whole pipeline in one process, driven step by step: for the demo and for tests.
+"""The whole pipeline in one process, driven step by step: for the demo, an embedded
+replay and the tests.
 
 :class:`Pipeline` holds ingest (as an ASGI app), the segmenter and the dispatcher
 on one runtime. :meth:`Pipeline.settle` runs every loop's next round until none

@@ -19,11 +19,11 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
+from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.sql import _profile
@@ -233,7 +233,7 @@ class SqlDefinitions:
         validate_campaign: Callable[[str, Mapping[str, Any]], object] | None = None,
     ) -> None:
         self.engine = engine
-        self.dialect = engine.dialect.name
+        self.dialect = dialect_of(engine)
         self._clock = clock or SystemClock()
         self.segments = SqlSegmentDefinitions(self, t.segment_definitions, _segment)
         self.templates = SqlTemplateDefinitions(self, t.template_definitions, _template)
@@ -243,7 +243,7 @@ class SqlDefinitions:
         return self._clock.now()
 
     def insert(self, table: Table) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        return self.dialect.insert(table)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:

@@ -13,10 +13,10 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store import schema as t
+from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import connected
 from shared.domain.attribution import CampaignMessage, Conversion, MessageResponse
@@ -76,7 +76,7 @@ class SqlCampaignResults:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = dialect_of(engine).insert
 
     async def buyers_messages(
         self, buyers: Sequence[Mapping[str, str]], campaigns: Collection[str]

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from shared.adapters.store.dialect import AUTOINCREMENT_ID, dialect_of
+
 __all__ = [
     "identifiers",
     "memberships",
@@ -52,7 +54,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if dialect_of(dialect).naive_datetimes else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -168,9 +170,7 @@ memberships = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    Column("id", AUTOINCREMENT_ID, primary_key=True, autoincrement=True),
     Column("topic", String(200), nullable=False),
     Column("key", LargeBinary),
     Column("value", LargeBinary, nullable=False),

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.schema import profiles
 from shared.domain.scoring import BuyerFacts
@@ -65,7 +66,7 @@ class SqlScoringBase:
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[bool]:
-        if self.engine.dialect.name != "postgresql":
+        if not dialect_of(self.engine).advisory_locks:
             if _LOCAL.locked():
                 yield False
                 return

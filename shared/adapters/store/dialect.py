@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.interfaces import Dialect as SaDialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = ["AUTOINCREMENT_ID", "POSTGRESQL", "SQLITE", "Dialect", "dialect_of", "is_sqlite"]
@@ -88,12 +89,10 @@ AUTOINCREMENT_ID = BigInteger().with_variant(Integer, SQLITE.name)
 """A BIGINT id the database numbers: SQLite numbers an ``INTEGER PRIMARY KEY`` only."""
 
 
-def dialect_of(
-    source: AsyncEngine | AsyncConnection | Engine | Connection | str | Any,
-) -> Dialect:
-    """The dialect of an engine or connection (async or not), of SQLAlchemy's own
-    dialect object, or of a dialect's name; anything but PostgreSQL is SQLite."""
-    name = source if isinstance(source, str) else getattr(source, "dialect", source).name
+def dialect_of(source: AsyncEngine | AsyncConnection | Engine | Connection | SaDialect) -> Dialect:
+    """The dialect of an engine or connection (async or not), or of SQLAlchemy's own
+    dialect object; anything but PostgreSQL is SQLite."""
+    name = source.name if isinstance(source, SaDialect) else source.dialect.name
     return POSTGRESQL if name == POSTGRESQL.name else SQLITE
 
 

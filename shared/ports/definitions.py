@@ -12,7 +12,8 @@ later ``put`` brings it back). ``stamp()`` grows with every change of a kind (th
 sum of its versions), so a reader polls it cheaply to notice edits.
 
 The adapter also answers the segmenter's and the console's few reads of the base:
-segment sizes, a batch scan of profiles in id order, one profile; and keeps, per
+segment sizes, the buyers in id order a page at a time (:attr:`Definitions.buyers`),
+one profile; and keeps, per
 segment, how far the base has been evaluated against its current rule
 (:class:`Recompute`), so a recompute resumes where it stopped.
 """
@@ -25,6 +26,7 @@ from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeVar, get_args
 
 from shared.domain.profile import Profile
+from shared.ports.buyers import BuyerPages
 
 __all__ = [
     "CHANNELS",
@@ -180,9 +182,14 @@ class Definitions(Protocol):
         """Segment key to how many buyers are in it now (segments with none left out)."""
         ...
 
+    @property
+    def buyers(self) -> BuyerPages[Profile]:
+        """The base's live profiles, whole, in id order a page at a time."""
+        ...
+
     async def scan_profiles(self, *, after: str | None, limit: int) -> list[Profile]:
-        """Up to ``limit`` live profiles (not merged into another) with an id above
-        ``after``, in id order: the base, batch by batch, read-only."""
+        """``buyers.page``, under the name the console still calls (to go once it asks
+        :attr:`buyers`)."""
         ...
 
     async def count_profiles(self) -> int:

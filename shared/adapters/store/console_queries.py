@@ -11,6 +11,7 @@ from sqlalchemy import Date, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store import schema as t
+from shared.adapters.store.buyers import page_query
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import connected, database_errors
 from shared.adapters.store.sql import _from_json, _profile
@@ -58,14 +59,7 @@ class SqlConsoleQueries:
         self, *, after: str | None, limit: int, stage_segments: Mapping[str, str]
     ) -> Sequence[StagedBuyer]:
         p, m = t.profiles, t.memberships
-        stmt = (
-            select(*(p.c[name] for name in _SCANNED))
-            .where(p.c.merged_into.is_(None))
-            .order_by(p.c.id)
-            .limit(limit)
-        )
-        if after is not None:
-            stmt = stmt.where(p.c.id > after)
+        stmt = page_query(*(p.c[name] for name in _SCANNED), after=after, limit=limit)
         async with connected(self.engine) as conn:
             profiles = [_scanned_profile(row) for row in await conn.execute(stmt)]
             stages: dict[str, str] = {}

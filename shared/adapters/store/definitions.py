@@ -6,7 +6,8 @@ racing on one version cannot both win, whatever the dialect; the loser reads the
 current version for its :class:`~shared.ports.definitions.StaleVersion`.
 
 Beside the definitions, a few read-only queries of the base for the console and the
-segmenter (segment sizes, profiles batch by batch) and the ``segment_recomputes``
+segmenter (segment sizes, the buyers page by page: :attr:`SqlDefinitions.buyers`) and
+the ``segment_recomputes``
 rows that say how far the base was evaluated against each segment's rule.
 """
 
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
+from shared.adapters.store.buyers import SqlBuyerPages
 from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import database_errors
@@ -238,6 +240,7 @@ class SqlDefinitions:
         self.segments = SqlSegmentDefinitions(self, t.segment_definitions, _segment)
         self.templates = SqlTemplateDefinitions(self, t.template_definitions, _template)
         self.campaigns = SqlCampaignDefinitions(self, validate_campaign)
+        self.buyers = SqlBuyerPages(engine)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -260,12 +263,7 @@ class SqlDefinitions:
             return {segment: int(count) for segment, count in rows}
 
     async def scan_profiles(self, *, after: str | None, limit: int) -> builtins.list[Profile]:
-        p = t.profiles
-        stmt = select(p).where(p.c.merged_into.is_(None)).order_by(p.c.id).limit(limit)
-        if after is not None:
-            stmt = stmt.where(p.c.id > after)
-        async with self.connection() as conn:
-            return [_profile(row) for row in await conn.execute(stmt)]
+        return list(await self.buyers.page(after=after, limit=limit))
 
     async def count_profiles(self) -> int:
         p = t.profiles

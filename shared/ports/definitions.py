@@ -41,6 +41,7 @@ __all__ = [
     "StaleVersion",
     "TemplateDefinition",
     "TemplateDefinitions",
+    "Versioned",
 ]
 
 Channel = Literal["email", "sms", "push"]
@@ -58,41 +59,39 @@ class StaleVersion(Exception):
         self.current = current
 
 
+@dataclass(frozen=True, kw_only=True)
+class Versioned:
+    """What every kind of definition carries after its own fields (keyword-only)."""
+
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None = None
+
+
 @dataclass(frozen=True)
-class SegmentDefinition:
+class SegmentDefinition(Versioned):
     key: str
     name: str
     description: str
     rule: Mapping[str, Any]
     """The rule as JSON-shaped data (``parse_rule`` reads it)."""
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
-class TemplateDefinition:
+class TemplateDefinition(Versioned):
     key: str
     channel: Channel
     content: Mapping[str, str]
     """email: ``subject``, ``html``, ``text``; sms: ``text``; push: ``title``, ``body``,
     optional ``deep_link``."""
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
-class CampaignDefinition:
+class CampaignDefinition(Versioned):
     key: str
     definition: Mapping[str, Any]
     status: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)

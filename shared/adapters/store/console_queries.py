@@ -14,6 +14,7 @@ from shared.adapters.store import schema as t
 from shared.adapters.store.buyers import page_query
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import connected, database_errors
+from shared.adapters.store.rows import from_row
 from shared.adapters.store.sql import _from_json, _profile
 from shared.domain.profile import Profile, Purchases
 from shared.ports.console import BuyerMessage, StagedBuyer
@@ -200,18 +201,10 @@ _DECODED = frozenset({"order_moments", "stores", "traits"})
 
 def _message(row: Any) -> BuyerMessage:
     decision = row.decision if isinstance(row.decision, list) else []
-    return BuyerMessage(
-        key=row.key,
-        campaign=row.campaign,
-        channel=row.channel,
-        status=row.status,
-        reason=row.reason,
+    return from_row(
+        BuyerMessage,
+        row,
         holdout=bool(row.holdout),
-        created_at=row.created_at,
-        scheduled_for=row.scheduled_for,
-        sent_at=row.sent_at,
-        finished_at=row.finished_at,
-        error=row.error,
         decision=[step for step in decision if isinstance(step, dict)],
     )
 

@@ -17,7 +17,7 @@ import builtins
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,6 +28,7 @@ from shared.adapters.store.buyers import SqlBuyerPages
 from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import database_errors
+from shared.adapters.store.rows import from_row
 from shared.adapters.store.sql import _profile
 from shared.domain.profile import Profile
 from shared.ports.clock import Clock
@@ -126,40 +127,15 @@ class _Shelf(Generic[D]):
 
 
 def _segment(row: Any) -> SegmentDefinition:
-    return SegmentDefinition(
-        key=row.key,
-        name=row.name,
-        description=row.description,
-        rule=row.rule,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        archived_at=row.archived_at,
-    )
+    return from_row(SegmentDefinition, row)
 
 
 def _template(row: Any) -> TemplateDefinition:
-    return TemplateDefinition(
-        key=row.key,
-        channel=cast("Channel", row.channel),
-        content=row.content,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        archived_at=row.archived_at,
-    )
+    return from_row(TemplateDefinition, row)
 
 
 def _campaign(row: Any) -> CampaignDefinition:
-    return CampaignDefinition(
-        key=row.key,
-        definition=row.definition,
-        status=row.status,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        archived_at=row.archived_at,
-    )
+    return from_row(CampaignDefinition, row)
 
 
 class SqlSegmentDefinitions(_Shelf[SegmentDefinition]):
@@ -335,14 +311,7 @@ class SqlDefinitions:
 
 
 def _recompute(row: Any) -> Recompute:
-    return Recompute(
-        segment=row.segment,
-        fingerprint=row.fingerprint,
-        cursor=row.cursor,
-        evaluated=row.evaluated,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return from_row(Recompute, row)
 
 
 def open_definitions(url: str, *, clock: Clock | None = None) -> SqlDefinitions:

@@ -269,6 +269,18 @@ __all__ += ["console_sessions"]
 # What marketers define (shared/adapters/store/definitions.py): each row carries a version,
 # 1 when created and one more at each change (optimistic concurrency); nothing is deleted,
 # ``archived_at`` retires a definition. Rules, contents and campaigns are JSON.
+
+
+def _versioned() -> tuple[Column[Any], ...]:
+    """The columns every kind of definition ends with: its version and its moments."""
+    return (
+        Column("version", Integer, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("archived_at", UTCDateTime),
+    )
+
+
 segment_definitions = Table(
     "segment_definitions",
     metadata,
@@ -276,10 +288,7 @@ segment_definitions = Table(
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=False),
     Column("rule", JSON, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("archived_at", UTCDateTime),
+    *_versioned(),
 )
 template_definitions = Table(
     "template_definitions",
@@ -287,10 +296,7 @@ template_definitions = Table(
     Column("key", String(100), primary_key=True),
     Column("channel", String(10), nullable=False),
     Column("content", JSON, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("archived_at", UTCDateTime),
+    *_versioned(),
 )
 campaign_definitions = Table(
     "campaign_definitions",
@@ -298,10 +304,7 @@ campaign_definitions = Table(
     Column("key", String(100), primary_key=True),
     Column("definition", JSON, nullable=False),
     Column("status", String(20), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("archived_at", UTCDateTime),
+    *_versioned(),
 )
 # How far the base was evaluated against each segment's rule (built-in or stored):
 # ``fingerprint`` names the rule, ``cursor`` the last profile id done, in id order.

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.adapters.store import schema as t
 from shared.adapters.store.dialect import Dialect, dialect_of
 from shared.adapters.store.errors import database_errors
+from shared.adapters.store.rows import from_row
 from shared.adapters.store.schedule import SqlSchedule
 from shared.adapters.store.writer import writer_lock
 from shared.domain.decisions import Reason, SentMessage
@@ -576,21 +577,10 @@ def _decision_json(trail: Sequence[Reason]) -> list[dict[str, str]] | None:
 
 
 def _message(row: Any) -> MessageRecord:
-    return MessageRecord(
-        key=row.key,
-        campaign=row.campaign,
-        profile_id=row.profile_id,
-        channel=row.channel,
-        occurrence_id=row.occurrence_id,
-        status=row.status,
-        created_at=row.created_at,
-        provider_message_id=row.provider_message_id,
-        error=row.error,
-        reason=row.reason,
+    return from_row(
+        MessageRecord,
+        row,
         holdout=bool(row.holdout),
-        priority=row.priority,
-        scheduled_for=row.scheduled_for,
-        sent_at=row.sent_at,
         decision=tuple(Reason(**step) for step in row.decision or ()),
     )
 

@@ -15,7 +15,7 @@ from shared.adapters.store.scoring import SqlScoringBase
 from shared.adapters.store.sql import SqlStore
 from shared.ports.buyers import BuyerPages
 from tests.conftest import T0
-from tests.contract.on_store import OnStore
+from tests.contract.on_store import OnStore, merge
 
 Pages = tuple[BuyerPages[Any], Callable[[Any], str]]
 
@@ -57,12 +57,7 @@ class BuyerPagesContract(OnStore):
     ) -> None:
         source, id_of = pages
         absorbed, survivor = await self.buyers(store, 2)
-        async with store.unit_of_work() as uow:
-            await uow.profiles.merge(absorbed, survivor)
-            loaded = await uow.profiles.get_many([absorbed])
-            loaded[absorbed].merged_into = survivor
-            await uow.profiles.save(loaded.values(), T0)
-            await uow.commit()
+        await merge(store, absorbed, survivor)
         assert [id_of(b) for b in await source.page(after=None, limit=10)] == [survivor]
 
     async def test_an_empty_base_and_the_end_of_the_base_give_nothing(

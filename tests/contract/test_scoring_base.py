@@ -12,7 +12,7 @@ import pytest
 from shared.adapters.store.scoring import SqlScoringBase
 from shared.adapters.store.sql import SqlStore
 from tests.conftest import T0
-from tests.contract.on_store import OnStore
+from tests.contract.on_store import OnStore, merge
 
 
 class ScoringBaseContract(OnStore):
@@ -55,12 +55,7 @@ class ScoringBaseContract(OnStore):
         self, store: SqlStore, base: SqlScoringBase
     ) -> None:
         absorbed, survivor = (await self.buyers(store, 2))[:2]
-        async with store.unit_of_work() as uow:
-            await uow.profiles.merge(absorbed, survivor)
-            loaded = await uow.profiles.get_many([absorbed])
-            loaded[absorbed].merged_into = survivor
-            await uow.profiles.save(loaded.values(), T0)
-            await uow.commit()
+        await merge(store, absorbed, survivor)
         assert [f.buyer_id for f in await base.page(after=None, limit=10)] == [survivor]
 
     async def test_last_scored_is_the_latest_scoring_moment(

@@ -24,12 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
-from shared.adapters.store.buyers import SqlBuyerPages
+from shared.adapters.store.buyers import SqlBuyerPages, current_profile, live_count
 from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.rows import from_row
-from shared.adapters.store.sql import _profile
 from shared.domain.profile import Profile
 from shared.ports.clock import Clock
 from shared.ports.definitions import (
@@ -47,7 +46,6 @@ __all__ = ["SqlDefinitions", "open_definitions"]
 _MAX_KEY = 100
 _MAX_NAME = 200
 _MAX_STATUS = 20
-_MERGE_CHAIN = 32
 
 D = TypeVar("D")
 
@@ -242,22 +240,12 @@ class SqlDefinitions:
         return list(await self.buyers.page(after=after, limit=limit))
 
     async def count_profiles(self) -> int:
-        p = t.profiles
         async with self.connection() as conn:
-            total = await conn.scalar(
-                select(func.count()).select_from(p).where(p.c.merged_into.is_(None))
-            )
-        return int(total or 0)
+            return await live_count(conn)
 
     async def find_profile(self, profile_id: str) -> Profile | None:
-        p = t.profiles
         async with self.connection() as conn:
-            for _ in range(_MERGE_CHAIN):
-                row = (await conn.execute(select(p).where(p.c.id == profile_id))).first()
-                if row is None or row.merged_into is None:
-                    return None if row is None else _profile(row)
-                profile_id = row.merged_into
-        raise RuntimeError(f"merge chain from {profile_id} does not end")
+            return await current_profile(conn, profile_id)
 
     # --- recomputes -------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ Row locks need no question: ``SELECT … FOR UPDATE [SKIP LOCKED]`` is written f
 PostgreSQL and SQLAlchemy leaves it out on SQLite, whose one writer locks the whole
 database anyway. JSON columns are SQLAlchemy's generic ``JSON`` on both (``json`` on
 PostgreSQL, text on SQLite), and the other types are the same on both but for the
-outbox's autoincrement id (:data:`AUTOINCREMENT_ID`).
+outbox's autoincrement id (:data:`AUTOINCREMENT_ID`); both have partial indexes, each
+spelling its own ``WHERE`` (:func:`partial_index`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer
+from sqlalchemy import BigInteger, Index, Integer, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.interfaces import Dialect as SaDialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["AUTOINCREMENT_ID", "POSTGRESQL", "SQLITE", "Dialect", "dialect_of", "is_sqlite"]
+__all__ = [
+    "AUTOINCREMENT_ID",
+    "POSTGRESQL",
+    "SQLITE",
+    "Dialect",
+    "dialect_of",
+    "is_sqlite",
+    "partial_index",
+]
 
 
 @dataclass(frozen=True)
@@ -99,3 +108,8 @@ def dialect_of(source: AsyncEngine | AsyncConnection | Engine | Connection | SaD
 def is_sqlite(url: str) -> bool:
     """Whether the database URL names SQLite (``sqlite+aiosqlite:///…``)."""
     return make_url(url).get_backend_name() == SQLITE.name
+
+
+def partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index of the rows ``where`` holds (SQL), on PostgreSQL and SQLite alike."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from shared.adapters.store.dialect import AUTOINCREMENT_ID, dialect_of
+from shared.adapters.store.dialect import AUTOINCREMENT_ID, dialect_of, partial_index
 
 __all__ = [
     "identifiers",
@@ -142,12 +142,7 @@ profiles = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     # The timer loop reads only what is due: its cost follows the due buyers, not the base.
-    Index(
-        "ix_profiles_next_timer_at",
-        "next_timer_at",
-        postgresql_where=text("next_timer_at IS NOT NULL"),
-        sqlite_where=text("next_timer_at IS NOT NULL"),
-    ),
+    partial_index("ix_profiles_next_timer_at", "next_timer_at", where="next_timer_at IS NOT NULL"),
 )
 
 identifiers = Table(
@@ -176,12 +171,7 @@ outbox = Table(
     Column("value", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("published_at", UTCDateTime),
-    Index(
-        "ix_outbox_unpublished",
-        "id",
-        postgresql_where=text("published_at IS NULL"),
-        sqlite_where=text("published_at IS NULL"),
-    ),
+    partial_index("ix_outbox_unpublished", "id", where="published_at IS NULL"),
 )
 
 messages = Table(

@@ -349,7 +349,7 @@ class Segmenter:
         self, segment: Segment, state: Recompute
     ) -> tuple[int, Recompute | None]:
         assert self.definitions is not None
-        batch = await self.definitions.scan_profiles(after=state.cursor, limit=self.recompute_size)
+        batch = await self.definitions.buyers.page(after=state.cursor, limit=self.recompute_size)
         index = self.index
         segments = index if segment.key in {s.key for s in index} else [*index, segment]
         changes: list[MembershipChange] = []

@@ -2,7 +2,7 @@
 
 Run by the segmenter service every ``NUDGE_SCORING_INTERVAL_HOURS`` (one replica at
 a time) and on demand by ``nudge score``. It reads every buyer's order totals
-(``ScoringBase.facts``, paged by id), scores the whole base at once
+(``ScoringBase.page``, paged by id), scores the whole base at once
 (``shared/domain/scoring.py``: quintiles and model fits need all of it), then writes
 the scores back in batches through the segmenter (``Segmenter.apply_scores``): each
 batch one transaction that also moves the memberships of segments reading a score
@@ -81,7 +81,7 @@ async def score_the_base(
     started = time.perf_counter()
     facts: list[BuyerFacts] = []
     after: str | None = None
-    while batch := await base.facts(after=after, limit=READ_BATCH):
+    while batch := await base.page(after=after, limit=READ_BATCH):
         facts.extend(batch)
         after = batch[-1].buyer_id
         if progress:

@@ -85,7 +85,7 @@ async def export_profiles(
     written = 0
     after: str | None = None
     while True:
-        profiles = await source.batch(after, batch)
+        profiles = await source.page(after=after, limit=batch)
         if not profiles:
             return written
         write(b"".join(orjson.dumps(profile_line(p)) + b"\n" for p in profiles))

@@ -12,7 +12,8 @@ later ``put`` brings it back). ``stamp()`` grows with every change of a kind (th
 sum of its versions), so a reader polls it cheaply to notice edits.
 
 The adapter also answers the segmenter's and the console's few reads of the base:
-segment sizes, a batch scan of profiles in id order, one profile; and keeps, per
+segment sizes, the buyers in id order a page at a time (:attr:`Definitions.buyers`),
+one profile; and keeps, per
 segment, how far the base has been evaluated against its current rule
 (:class:`Recompute`), so a recompute resumes where it stopped.
 """
@@ -25,6 +26,7 @@ from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeVar, get_args
 
 from shared.domain.profile import Profile
+from shared.ports.buyers import BuyerPages
 
 __all__ = [
     "CHANNELS",
@@ -39,6 +41,7 @@ __all__ = [
     "StaleVersion",
     "TemplateDefinition",
     "TemplateDefinitions",
+    "Versioned",
 ]
 
 Channel = Literal["email", "sms", "push"]
@@ -56,41 +59,39 @@ class StaleVersion(Exception):
         self.current = current
 
 
+@dataclass(frozen=True, kw_only=True)
+class Versioned:
+    """What every kind of definition carries after its own fields (keyword-only)."""
+
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None = None
+
+
 @dataclass(frozen=True)
-class SegmentDefinition:
+class SegmentDefinition(Versioned):
     key: str
     name: str
     description: str
     rule: Mapping[str, Any]
     """The rule as JSON-shaped data (``parse_rule`` reads it)."""
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
-class TemplateDefinition:
+class TemplateDefinition(Versioned):
     key: str
     channel: Channel
     content: Mapping[str, str]
     """email: ``subject``, ``html``, ``text``; sms: ``text``; push: ``title``, ``body``,
     optional ``deep_link``."""
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
-class CampaignDefinition:
+class CampaignDefinition(Versioned):
     key: str
     definition: Mapping[str, Any]
     status: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,14 @@ class Definitions(Protocol):
         """Segment key to how many buyers are in it now (segments with none left out)."""
         ...
 
+    @property
+    def buyers(self) -> BuyerPages[Profile]:
+        """The base's live profiles, whole, in id order a page at a time."""
+        ...
+
     async def scan_profiles(self, *, after: str | None, limit: int) -> list[Profile]:
-        """Up to ``limit`` live profiles (not merged into another) with an id above
-        ``after``, in id order: the base, batch by batch, read-only."""
+        """``buyers.page``, under the name the console still calls (to go once it asks
+        :attr:`buyers`)."""
         ...
 
     async def count_profiles(self) -> int:

@@ -1,18 +1,20 @@
 """The export port: the whole base of buyers, read in id order a batch at a time.
 
 ``nudge export profiles`` streams every buyer out without holding the base in
-memory: it asks for the next batch after the last id it wrote (keyset paging),
-so its cost per batch does not grow with how far it has come. Read-only.
+memory: it asks for the next page after the last id it wrote
+(:class:`~shared.ports.buyers.BuyerPages`), so its cost per page does not grow with
+how far it has come. Read-only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from shared.domain.profile import Profile
+from shared.ports.buyers import BuyerPages
 
 __all__ = ["ExportedProfile", "ProfileExport"]
 
@@ -29,11 +31,7 @@ class ExportedProfile:
     """Segment key to when the buyer entered it."""
 
 
-class ProfileExport(Protocol):
-    async def batch(self, after_id: str | None, limit: int) -> Sequence[ExportedProfile]:
-        """Up to ``limit`` buyers whose id sorts after ``after_id`` (from the first when
-        ``None``), in id order. Profiles merged into another buyer are left out: their
-        orders and identifiers are the survivor's now."""
-        ...
+class ProfileExport(BuyerPages[ExportedProfile], Protocol):
+    """Every buyer as an export sees them (:meth:`~BuyerPages.page`)."""
 
     async def close(self) -> None: ...

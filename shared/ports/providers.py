@@ -11,7 +11,7 @@ message sent twice once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 from shared.domain.push import PushContent
 from shared.domain.rendering import RenderedEmail
@@ -45,16 +45,6 @@ class SendReceipt:
     provider_message_id: str
 
 
-class EmailProvider(Protocol):
-    async def send(self, message: EmailMessage) -> SendReceipt:
-        """Deliver ``message``.
-
-        Raises :class:`~shared.errors.ProviderUnavailable` for a failure worth retrying and
-        :class:`~shared.errors.ProviderRejected` for one that is not.
-        """
-        ...
-
-
 @dataclass(frozen=True)
 class SmsMessage:
     to: str
@@ -76,21 +66,20 @@ class PushMessage:
     can drop a notification it has already shown."""
 
 
-class SmsProvider(Protocol):
-    async def send(self, message: SmsMessage) -> SendReceipt:
-        """Deliver ``message``; ``ProviderUnavailable`` worth retrying, ``ProviderRejected``
-        not."""
-        ...
-
-
-class PushProvider(Protocol):
-    async def send(self, message: PushMessage) -> SendReceipt:
-        """Deliver ``message``; ``ProviderUnavailable`` worth retrying, ``ProviderRejected``
-        not."""
-        ...
-
-
 class Provider(Protocol[MessageT_contra]):
-    """Any of the three: what a wrapper around every provider (retries, breaker) takes."""
+    """A provider of one kind of message: :data:`EmailProvider`, :data:`SmsProvider`,
+    :data:`PushProvider` (and what a wrapper around any of them, retries and breaker,
+    takes)."""
 
-    async def send(self, message: MessageT_contra) -> SendReceipt: ...
+    async def send(self, message: MessageT_contra) -> SendReceipt:
+        """Deliver ``message``.
+
+        Raises :class:`~shared.errors.ProviderUnavailable` for a failure worth retrying and
+        :class:`~shared.errors.ProviderRejected` for one that is not.
+        """
+        ...
+
+
+EmailProvider: TypeAlias = Provider[EmailMessage]
+SmsProvider: TypeAlias = Provider[SmsMessage]
+PushProvider: TypeAlias = Provider[PushMessage]

@@ -1,6 +1,7 @@
 """What the base-wide scoring job reads: every buyer's order history, summed up.
 
 The job (``services/segmenter/scoring.py``) reads the whole base through this port,
+a page of :class:`~shared.domain.scoring.BuyerFacts` at a time (:class:`BuyerPages`),
 scores it (RFM, BG/NBD, Gamma-Gamma, CLV: ``shared/domain/scoring.py``) and writes
 the scores back through the segmenter's units of work, so segments that read them
 move like after any event.
@@ -13,14 +14,13 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.domain.scoring import BuyerFacts
+from shared.ports.buyers import BuyerPages
 
 __all__ = ["ScoringBase"]
 
 
-class ScoringBase(Protocol):
-    async def facts(self, *, after: str | None, limit: int) -> list[BuyerFacts]:
-        """Up to ``limit`` buyers (merged profiles left out) in id order after ``after``."""
-        ...
+class ScoringBase(BuyerPages[BuyerFacts], Protocol):
+    """Each buyer's order totals (:meth:`~BuyerPages.page`), and who may score now."""
 
     async def last_scored_at(self) -> datetime | None:
         """When the base was last scored (the latest ``scored_at``), or ``None``."""

@@ -24,7 +24,7 @@ from shared.adapters.store import schema
 from shared.adapters.store.engine import open_store
 from shared.adapters.store.migrate import upgrade, upgrade_async
 from shared.errors import BusUnavailable, CommitFailed
-from shared.ports.bus import Bus, Consumer, Record
+from shared.ports.bus import Bus, Consumer, Publisher, Record
 from tests.support import infra
 from tests.support.ports import free_port
 from tests.support.waiting import eventually
@@ -40,6 +40,19 @@ async def take(consumer: Consumer, count: int, timeout: float = 30.0) -> list[Re
 
     await eventually(enough, timeout=timeout, interval=0, what=f"{count} records")
     return got
+
+
+async def commit_two_of_three(bus: Bus, topic: str) -> tuple[Publisher, str]:
+    """Publish a, b, c to ``topic``; a new group takes all three and commits a and b.
+    The publisher (still open) and the group."""
+    publisher = bus.publisher()
+    await publisher.publish(topic, [(b"k", b"a"), (b"k", b"b"), (b"k", b"c")])
+    group = infra.unique("g")
+    first = await bus.consumer(group, [topic])
+    got = await take(first, 3)
+    await first.commit(got[:2])
+    await first.close()
+    return publisher, group
 
 
 def values(records: Sequence[Record]) -> list[bytes]:
@@ -93,13 +106,7 @@ class BusContract:
         await publisher.close()
 
     async def test_a_group_resumes_after_what_it_committed(self, bus: Bus, topic: str) -> None:
-        publisher = bus.publisher()
-        await publisher.publish(topic, [(b"k", b"a"), (b"k", b"b"), (b"k", b"c")])
-        group = infra.unique("g")
-        first = await bus.consumer(group, [topic])
-        got = await take(first, 3)
-        await first.commit(got[:2])
-        await first.close()
+        publisher, group = await commit_two_of_three(bus, topic)
         second = await bus.consumer(group, [topic])
         again = await take(second, 1)
         assert values(again) == [b"c"]
@@ -216,13 +223,7 @@ class DurableBusContract(BusContract):
     async def test_committed_offsets_survive_a_reopen(
         self, bus: Bus, topic: str, reopen: Callable[[], Bus]
     ) -> None:
-        publisher = bus.publisher()
-        await publisher.publish(topic, [(b"k", b"a"), (b"k", b"b"), (b"k", b"c")])
-        group = infra.unique("g")
-        first = await bus.consumer(group, [topic])
-        got = await take(first, 3)
-        await first.commit(got[:2])
-        await first.close()
+        publisher, group = await commit_two_of_three(bus, topic)
         await publisher.close()
         await bus.close()
         again = reopen()

@@ -213,9 +213,10 @@ class DefinitionsContract:
         finally:
             await store.close()
         assert await definitions.segment_sizes() == {"vip": 3, "new": 1}
-        first = await definitions.scan_profiles(after=None, limit=2)
-        rest = await definitions.scan_profiles(after=first[-1].id, limit=10)
+        first = list(await definitions.buyers.page(after=None, limit=2))
+        rest = list(await definitions.buyers.page(after=first[-1].id, limit=10))
         assert [p.id for p in first + rest] == ids[:4], "merged profiles are not scanned"
+        assert await definitions.scan_profiles(after=None, limit=2) == first
         assert await definitions.count_profiles() == 4
         found = await definitions.find_profile(ids[4])
         assert found is not None

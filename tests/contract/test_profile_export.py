@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from shared.adapters.store.engine import open_store
 from shared.adapters.store.exports import SqlProfileExport
 from shared.adapters.store.sql import SqlStore
 from shared.domain.segments import MembershipChange
 from tests.conftest import T0
+from tests.contract.on_store import OnStore
 
 
-class ProfileExportContract:
-    @pytest.fixture
-    def url(self) -> str:
-        raise NotImplementedError
-
-    @pytest.fixture
-    async def store(self, url: str) -> AsyncIterator[SqlStore]:
-        store = open_store(url)
-        yield store
-        await store.close()
-
+class ProfileExportContract(OnStore):
     @pytest.fixture
     async def export(self, store: SqlStore) -> SqlProfileExport:
         return SqlProfileExport(store.engine)
@@ -48,7 +37,7 @@ class ProfileExportContract:
         ids = await self.buyers(store, 7)
         seen: list[str] = []
         after: str | None = None
-        while batch := await export.batch(after, 3):
+        while batch := await export.page(after=after, limit=3):
             assert len(batch) <= 3
             seen.extend(p.profile.id for p in batch)
             after = batch[-1].profile.id
@@ -69,7 +58,7 @@ class ProfileExportContract:
                 [MembershipChange("entered", "no-order-30d", profile.id, T0, "occ")]
             )
             await uow.commit()
-        (exported,) = await export.batch(None, 10)
+        (exported,) = await export.page(after=None, limit=10)
         assert exported.profile.id == profile.id
         assert (exported.profile.orders_count, exported.profile.revenue_total) == (
             2,
@@ -100,16 +89,16 @@ class ProfileExportContract:
             await uow.profiles.merge(anonymous.id, known.id)
             await uow.profiles.save([absorbed], T0)
             await uow.commit()
-        (survivor,) = await export.batch(None, 10)
+        (survivor,) = await export.page(after=None, limit=10)
         assert survivor.profile.id == known.id
         assert survivor.identifiers == {"bank_card_token": ("hmac:ab",), "id": ("c1",)}
 
     async def test_an_empty_base_and_the_end_of_the_base_give_nothing(
         self, store: SqlStore, export: SqlProfileExport
     ) -> None:
-        assert await export.batch(None, 10) == []
+        assert await export.page(after=None, limit=10) == []
         ids = await self.buyers(store, 2)
-        assert await export.batch(max(ids), 10) == []
+        assert await export.page(after=max(ids), limit=10) == []
 
 
 class TestSqliteProfileExport(ProfileExportContract):

@@ -9,7 +9,7 @@ same row, and migration 0008 matches schema.py and keeps old messages countable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from shared.domain.decisions import Reason, ScheduledSend, SentMessage
 from shared.domain.events import Channel
 from shared.ports.store import MessageRecord, ScheduledRecord
 from tests.conftest import T0
+from tests.contract.on_store import OnStore
 from tests.support import infra
 
 HOUR = timedelta(hours=1)
@@ -80,17 +81,7 @@ def _message(
     )
 
 
-class ScheduleContract:
-    @pytest.fixture
-    def url(self) -> str:
-        raise NotImplementedError
-
-    @pytest.fixture
-    async def store(self, url: str) -> AsyncIterator[SqlStore]:
-        store = open_store(url)
-        yield store
-        await store.close()
-
+class ScheduleContract(OnStore):
     async def test_only_due_sends_wake_earliest_first(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
             await uow.schedule.add(

@@ -4,29 +4,18 @@ base was last scored, and one scoring run at a time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from shared.adapters.store.engine import open_store
 from shared.adapters.store.scoring import SqlScoringBase
 from shared.adapters.store.sql import SqlStore
 from tests.conftest import T0
+from tests.contract.on_store import OnStore, merge
 
 
-class ScoringBaseContract:
-    @pytest.fixture
-    def url(self) -> str:
-        raise NotImplementedError
-
-    @pytest.fixture
-    async def store(self, url: str) -> AsyncIterator[SqlStore]:
-        store = open_store(url)
-        yield store
-        await store.close()
-
+class ScoringBaseContract(OnStore):
     @pytest.fixture
     def base(self, store: SqlStore) -> SqlScoringBase:
         return SqlScoringBase(store.engine)
@@ -51,7 +40,7 @@ class ScoringBaseContract:
         ids = await self.buyers(store, 7)
         seen = []
         after: str | None = None
-        while batch := await base.facts(after=after, limit=3):
+        while batch := await base.page(after=after, limit=3):
             assert len(batch) <= 3
             seen.extend(batch)
             after = batch[-1].buyer_id
@@ -66,13 +55,8 @@ class ScoringBaseContract:
         self, store: SqlStore, base: SqlScoringBase
     ) -> None:
         absorbed, survivor = (await self.buyers(store, 2))[:2]
-        async with store.unit_of_work() as uow:
-            await uow.profiles.merge(absorbed, survivor)
-            loaded = await uow.profiles.get_many([absorbed])
-            loaded[absorbed].merged_into = survivor
-            await uow.profiles.save(loaded.values(), T0)
-            await uow.commit()
-        assert [f.buyer_id for f in await base.facts(after=None, limit=10)] == [survivor]
+        await merge(store, absorbed, survivor)
+        assert [f.buyer_id for f in await base.page(after=None, limit=10)] == [survivor]
 
     async def test_last_scored_is_the_latest_scoring_moment(
         self, store: SqlStore, base: SqlScoringBase

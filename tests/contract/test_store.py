@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from shared.adapters.store.engine import open_store
 from shared.adapters.store.sql import SqlStore
 from shared.domain.profile import Basket, Engagement, Purchases, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import MessageRecord, OutgoingRecord
 from tests.conftest import T0
+from tests.contract.on_store import OnStore
 
 
 def _message(key: str, status: str = "sending") -> MessageRecord:
@@ -29,17 +28,7 @@ def _message(key: str, status: str = "sending") -> MessageRecord:
     )
 
 
-class StoreContract:
-    @pytest.fixture
-    def url(self) -> str:
-        raise NotImplementedError
-
-    @pytest.fixture
-    async def store(self, url: str) -> AsyncIterator[SqlStore]:
-        store = open_store(url)
-        yield store
-        await store.close()
-
+class StoreContract(OnStore):
     async def test_an_event_is_claimed_only_once(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
             assert await uow.inbox.claim(["e-1", "e-1"], T0) == {"e-1"}

@@ -7,7 +7,7 @@ the settings; ``resilient()`` wraps any provider, the email one included.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypedDict, TypeVar, Unpack
 
 from shared.adapters.providers.folder import PushFolderProvider, SmsFolderProvider
 from shared.adapters.providers.metrics import ProviderMetrics
@@ -17,9 +17,20 @@ from shared.adapters.providers.sms import TwilioSmsProvider
 from shared.ports.clock import Clock
 from shared.ports.providers import Provider, PushMessage, SmsMessage
 
-__all__ = ["build_push_provider", "build_sms_provider", "resilient"]
+__all__ = ["Resilience", "build_push_provider", "build_sms_provider", "resilient"]
 
 MessageT = TypeVar("MessageT")
+
+
+class Resilience(TypedDict, total=False):
+    """What a provider's retries and breaker may be told (:func:`resilient`'s defaults
+    otherwise); the call timeout is the provider's own ``timeout``."""
+
+    attempts: int
+    total_seconds: float
+    breaker_threshold: int
+    breaker_cool_down: float
+    metrics: ProviderMetrics | None
 
 
 def resilient(
@@ -64,11 +75,7 @@ def build_sms_provider(
     folder: Path | None = None,
     timeout: float = 10.0,
     connect_timeout: float = 3.0,
-    attempts: int = 3,
-    total_seconds: float = 30.0,
-    breaker_threshold: int = 5,
-    breaker_cool_down: float = 30.0,
-    metrics: ProviderMetrics | None = None,
+    **resilience: Unpack[Resilience],
 ) -> ResilientProvider[SmsMessage]:
     """``http``: the Twilio-shaped API at ``base_url``; ``folder``: JSON files in ``folder``."""
     inner: Provider[SmsMessage]
@@ -87,17 +94,7 @@ def build_sms_provider(
             timeout=timeout,
             connect_timeout=connect_timeout,
         )
-    return resilient(
-        inner,
-        name="sms",
-        clock=clock,
-        metrics=metrics,
-        attempts=attempts,
-        call_timeout=timeout,
-        total_seconds=total_seconds,
-        breaker_threshold=breaker_threshold,
-        breaker_cool_down=breaker_cool_down,
-    )
+    return resilient(inner, name="sms", clock=clock, call_timeout=timeout, **resilience)
 
 
 def build_push_provider(
@@ -110,11 +107,7 @@ def build_push_provider(
     folder: Path | None = None,
     timeout: float = 10.0,
     connect_timeout: float = 3.0,
-    attempts: int = 3,
-    total_seconds: float = 30.0,
-    breaker_threshold: int = 5,
-    breaker_cool_down: float = 30.0,
-    metrics: ProviderMetrics | None = None,
+    **resilience: Unpack[Resilience],
 ) -> ResilientProvider[PushMessage]:
     """``http``: the FCM-shaped API at ``base_url``; ``folder``: JSON files in ``folder``."""
     inner: Provider[PushMessage]
@@ -128,14 +121,4 @@ def build_push_provider(
         inner = FcmPushProvider(
             base_url, project_id, access_token, timeout=timeout, connect_timeout=connect_timeout
         )
-    return resilient(
-        inner,
-        name="push",
-        clock=clock,
-        metrics=metrics,
-        attempts=attempts,
-        call_timeout=timeout,
-        total_seconds=total_seconds,
-        breaker_threshold=breaker_threshold,
-        breaker_cool_down=breaker_cool_down,
-    )
+    return resilient(inner, name="push", clock=clock, call_timeout=timeout, **resilience)

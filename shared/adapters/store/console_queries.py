@@ -11,16 +11,15 @@ from sqlalchemy import Date, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store import schema as t
+from shared.adapters.store.buyers import current_profile, live_count, page_query
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import connected, database_errors
-from shared.adapters.store.sql import _from_json, _profile
+from shared.adapters.store.rows import from_row
+from shared.adapters.store.sql import _from_json
 from shared.domain.profile import Profile, Purchases
 from shared.ports.console import BuyerMessage, StagedBuyer
 
 __all__ = ["SqlConsoleQueries", "open_console_queries"]
-
-_MERGE_CHAIN = 32
-"""How many merges a profile id is followed through before giving up (a cycle is a bug)."""
 
 
 class SqlConsoleQueries:
@@ -32,12 +31,7 @@ class SqlConsoleQueries:
 
     async def buyer_count(self) -> int:
         async with connected(self.engine) as conn:
-            count = await conn.scalar(
-                select(func.count())
-                .select_from(t.profiles)
-                .where(t.profiles.c.merged_into.is_(None))
-            )
-        return int(count or 0)
+            return await live_count(conn)
 
     async def segment_sizes(self, segments: Collection[str]) -> Mapping[str, int]:
         sizes = dict.fromkeys(segments, 0)
@@ -58,14 +52,7 @@ class SqlConsoleQueries:
         self, *, after: str | None, limit: int, stage_segments: Mapping[str, str]
     ) -> Sequence[StagedBuyer]:
         p, m = t.profiles, t.memberships
-        stmt = (
-            select(*(p.c[name] for name in _SCANNED))
-            .where(p.c.merged_into.is_(None))
-            .order_by(p.c.id)
-            .limit(limit)
-        )
-        if after is not None:
-            stmt = stmt.where(p.c.id > after)
+        stmt = page_query(*(p.c[name] for name in _SCANNED), after=after, limit=limit)
         async with connected(self.engine) as conn:
             profiles = [_scanned_profile(row) for row in await conn.execute(stmt)]
             stages: dict[str, str] = {}
@@ -82,14 +69,8 @@ class SqlConsoleQueries:
         return [StagedBuyer(profile, stages.get(profile.id)) for profile in profiles]
 
     async def find_buyer(self, profile_id: str) -> Profile | None:
-        p = t.profiles
         async with connected(self.engine) as conn:
-            for _ in range(_MERGE_CHAIN):
-                row = (await conn.execute(select(p).where(p.c.id == profile_id))).first()
-                if row is None or row.merged_into is None:
-                    return None if row is None else _profile(row)
-                profile_id = row.merged_into
-        raise RuntimeError(f"merge chain from {profile_id} does not end")
+            return await current_profile(conn, profile_id)
 
     async def find_buyer_by(self, kind: str, value: str) -> Profile | None:
         i = t.identifiers
@@ -206,18 +187,10 @@ _DECODED = frozenset({"order_moments", "stores", "traits"})
 
 def _message(row: Any) -> BuyerMessage:
     decision = row.decision if isinstance(row.decision, list) else []
-    return BuyerMessage(
-        key=row.key,
-        campaign=row.campaign,
-        channel=row.channel,
-        status=row.status,
-        reason=row.reason,
+    return from_row(
+        BuyerMessage,
+        row,
         holdout=bool(row.holdout),
-        created_at=row.created_at,
-        scheduled_for=row.scheduled_for,
-        sent_at=row.sent_at,
-        finished_at=row.finished_at,
-        error=row.error,
         decision=[step for step in decision if isinstance(step, dict)],
     )
 

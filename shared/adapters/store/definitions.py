@@ -6,7 +6,8 @@ racing on one version cannot both win, whatever the dialect; the loser reads the
 current version for its :class:`~shared.ports.definitions.StaleVersion`.
 
 Beside the definitions, a few read-only queries of the base for the console and the
-segmenter (segment sizes, profiles batch by batch) and the ``segment_recomputes``
+segmenter (segment sizes, the buyers page by page: :attr:`SqlDefinitions.buyers`) and
+the ``segment_recomputes``
 rows that say how far the base was evaluated against each segment's rule.
 """
 
@@ -16,17 +17,18 @@ import builtins
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
+from shared.adapters.store.buyers import SqlBuyerPages, current_profile, live_count
+from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import database_errors
-from shared.adapters.store.sql import _profile
+from shared.adapters.store.rows import from_row
 from shared.domain.profile import Profile
 from shared.ports.clock import Clock
 from shared.ports.definitions import (
@@ -44,7 +46,6 @@ __all__ = ["SqlDefinitions", "open_definitions"]
 _MAX_KEY = 100
 _MAX_NAME = 200
 _MAX_STATUS = 20
-_MERGE_CHAIN = 32
 
 D = TypeVar("D")
 
@@ -124,40 +125,15 @@ class _Shelf(Generic[D]):
 
 
 def _segment(row: Any) -> SegmentDefinition:
-    return SegmentDefinition(
-        key=row.key,
-        name=row.name,
-        description=row.description,
-        rule=row.rule,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        archived_at=row.archived_at,
-    )
+    return from_row(SegmentDefinition, row)
 
 
 def _template(row: Any) -> TemplateDefinition:
-    return TemplateDefinition(
-        key=row.key,
-        channel=cast("Channel", row.channel),
-        content=row.content,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        archived_at=row.archived_at,
-    )
+    return from_row(TemplateDefinition, row)
 
 
 def _campaign(row: Any) -> CampaignDefinition:
-    return CampaignDefinition(
-        key=row.key,
-        definition=row.definition,
-        status=row.status,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        archived_at=row.archived_at,
-    )
+    return from_row(CampaignDefinition, row)
 
 
 class SqlSegmentDefinitions(_Shelf[SegmentDefinition]):
@@ -233,17 +209,18 @@ class SqlDefinitions:
         validate_campaign: Callable[[str, Mapping[str, Any]], object] | None = None,
     ) -> None:
         self.engine = engine
-        self.dialect = engine.dialect.name
+        self.dialect = dialect_of(engine)
         self._clock = clock or SystemClock()
         self.segments = SqlSegmentDefinitions(self, t.segment_definitions, _segment)
         self.templates = SqlTemplateDefinitions(self, t.template_definitions, _template)
         self.campaigns = SqlCampaignDefinitions(self, validate_campaign)
+        self.buyers = SqlBuyerPages(engine)
 
     def now(self) -> datetime:
         return self._clock.now()
 
     def insert(self, table: Table) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        return self.dialect.insert(table)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
@@ -260,30 +237,15 @@ class SqlDefinitions:
             return {segment: int(count) for segment, count in rows}
 
     async def scan_profiles(self, *, after: str | None, limit: int) -> builtins.list[Profile]:
-        p = t.profiles
-        stmt = select(p).where(p.c.merged_into.is_(None)).order_by(p.c.id).limit(limit)
-        if after is not None:
-            stmt = stmt.where(p.c.id > after)
-        async with self.connection() as conn:
-            return [_profile(row) for row in await conn.execute(stmt)]
+        return list(await self.buyers.page(after=after, limit=limit))
 
     async def count_profiles(self) -> int:
-        p = t.profiles
         async with self.connection() as conn:
-            total = await conn.scalar(
-                select(func.count()).select_from(p).where(p.c.merged_into.is_(None))
-            )
-        return int(total or 0)
+            return await live_count(conn)
 
     async def find_profile(self, profile_id: str) -> Profile | None:
-        p = t.profiles
         async with self.connection() as conn:
-            for _ in range(_MERGE_CHAIN):
-                row = (await conn.execute(select(p).where(p.c.id == profile_id))).first()
-                if row is None or row.merged_into is None:
-                    return None if row is None else _profile(row)
-                profile_id = row.merged_into
-        raise RuntimeError(f"merge chain from {profile_id} does not end")
+            return await current_profile(conn, profile_id)
 
     # --- recomputes -------------------------------------------------------------------
 
@@ -337,14 +299,7 @@ class SqlDefinitions:
 
 
 def _recompute(row: Any) -> Recompute:
-    return Recompute(
-        segment=row.segment,
-        fingerprint=row.fingerprint,
-        cursor=row.cursor,
-        evaluated=row.evaluated,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return from_row(Recompute, row)
 
 
 def open_definitions(url: str, *, clock: Clock | None = None) -> SqlDefinitions:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.adapters.files import private_sqlite_file
+from shared.adapters.store.dialect import is_sqlite
 from shared.adapters.store.sql import SqlStore
 
 __all__ = ["create_engine", "open_store"]
@@ -17,7 +18,7 @@ __all__ = ["create_engine", "open_store"]
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    if is_sqlite(url):
         if parsed.database and parsed.database != ":memory:":
             private_sqlite_file(Path(parsed.database))  # buyers' data: 0600, its WAL too
         engine = create_async_engine(url)

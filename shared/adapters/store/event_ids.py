@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.store import schema as t
+from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.writer import writer_lock
 from shared.domain.event_content import same_content
@@ -88,9 +89,9 @@ class SqlEventIds:
     def __init__(self, engine: AsyncEngine, *, clock: Clock | None = None) -> None:
         self.engine = engine
         self._clock = clock or SystemClock()
-        self._postgresql = engine.dialect.name == "postgresql"
+        self._arrays = dialect_of(engine).arrays
         self._insert, self._known = (
-            _postgresql_statements() if self._postgresql else _sqlite_statements()
+            _postgresql_statements() if self._arrays else _sqlite_statements()
         )
         # SQLite allows one writer: claims queue with the store's units of work on the
         # engine's one lock rather than busy-wait in SQLite; other processes wait on
@@ -116,7 +117,7 @@ class SqlEventIds:
     ) -> set[EventKey]:
         """Insert the ids not there yet; the ones inserted."""
         at = self._clock.now()
-        if self._postgresql:
+        if self._arrays:
             parameters = {
                 "tenants": [tenant for tenant, _ in keys],
                 "event_ids": [event_id for _, event_id in keys],

@@ -1,6 +1,6 @@
 """The export port on SQLAlchemy Core, over the store's tables, on PostgreSQL and SQLite.
 
-Each batch is three statements (profiles after an id, then their identifiers and
+Each page is three statements (profiles after an id, then their identifiers and
 memberships), read in one transaction so that they agree.
 """
 
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store import schema as t
+from shared.adapters.store.buyers import page_query
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.sql import _profile
@@ -27,15 +28,8 @@ class SqlProfileExport:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def batch(self, after_id: str | None, limit: int) -> Sequence[ExportedProfile]:
-        query = (
-            select(t.profiles)
-            .where(t.profiles.c.merged_into.is_(None))
-            .order_by(t.profiles.c.id)
-            .limit(limit)
-        )
-        if after_id is not None:
-            query = query.where(t.profiles.c.id > after_id)
+    async def page(self, *, after: str | None, limit: int) -> Sequence[ExportedProfile]:
+        query = page_query(t.profiles, after=after, limit=limit)
         with database_errors():
             async with self.engine.connect() as conn, conn.begin():
                 profiles = [_profile(row) for row in await conn.execute(query)]

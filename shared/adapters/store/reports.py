@@ -13,40 +13,24 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store import schema as t
+from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import connected
+from shared.adapters.store.rows import from_row
 from shared.domain.attribution import CampaignMessage, Conversion, MessageResponse
 
 __all__ = ["SqlCampaignResults", "open_campaign_results"]
 
 
 def _message(row: Any) -> CampaignMessage:
-    return CampaignMessage(
-        key=row.key,
-        campaign=row.campaign,
-        profile_id=row.profile_id,
-        holdout=bool(row.holdout),
-        status=row.status,
-        reason=row.reason,
-        created_at=row.created_at,
-        sent_at=row.sent_at,
-    )
+    return from_row(CampaignMessage, row, holdout=bool(row.holdout))
 
 
 def _conversion(row: Any) -> Conversion:
-    return Conversion(
-        message_key=row.message_key,
-        campaign=row.campaign,
-        profile_id=row.profile_id,
-        holdout=bool(row.holdout),
-        order_id=row.order_id,
-        amount=row.amount,
-        converted_at=row.converted_at,
-    )
+    return from_row(Conversion, row, holdout=bool(row.holdout))
 
 
 _CHUNK = 500
@@ -76,7 +60,7 @@ class SqlCampaignResults:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = dialect_of(engine).insert
 
     async def buyers_messages(
         self, buyers: Sequence[Mapping[str, str]], campaigns: Collection[str]

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.adapters.store import schema as t
+from shared.adapters.store.dialect import Dialect
 from shared.domain.decisions import ScheduledSend
 from shared.domain.events import Channel
 from shared.ports.store import ScheduledRecord
@@ -39,16 +39,15 @@ def due_query(now: datetime, limit: int) -> Select[Any]:
 class SqlSchedule:
     """A :class:`~shared.ports.store.Schedule` in one transaction."""
 
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
         self.conn = conn
         self.dialect = dialect
 
     async def add(self, records: Sequence[ScheduledRecord], at: datetime) -> None:
         latest = {r.send.key: r for r in records}  # one key once per statement
         rows = [_row(r, at) for r in latest.values()]
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         for start in range(0, len(rows), _CHUNK):
-            stmt = insert(t.scheduled_sends).values(rows[start : start + _CHUNK])
+            stmt = self.dialect.insert(t.scheduled_sends).values(rows[start : start + _CHUNK])
             moved = {
                 name: stmt.excluded[name]
                 for name in ("channel", "priority", "due_at", "context", "triggered_at")

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from shared.adapters.store.dialect import AUTOINCREMENT_ID, dialect_of, partial_index
+
 __all__ = [
     "identifiers",
     "memberships",
@@ -52,7 +54,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if dialect_of(dialect).naive_datetimes else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -140,12 +142,7 @@ profiles = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     # The timer loop reads only what is due: its cost follows the due buyers, not the base.
-    Index(
-        "ix_profiles_next_timer_at",
-        "next_timer_at",
-        postgresql_where=text("next_timer_at IS NOT NULL"),
-        sqlite_where=text("next_timer_at IS NOT NULL"),
-    ),
+    partial_index("ix_profiles_next_timer_at", "next_timer_at", where="next_timer_at IS NOT NULL"),
 )
 
 identifiers = Table(
@@ -168,20 +165,13 @@ memberships = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    Column("id", AUTOINCREMENT_ID, primary_key=True, autoincrement=True),
     Column("topic", String(200), nullable=False),
     Column("key", LargeBinary),
     Column("value", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("published_at", UTCDateTime),
-    Index(
-        "ix_outbox_unpublished",
-        "id",
-        postgresql_where=text("published_at IS NULL"),
-        sqlite_where=text("published_at IS NULL"),
-    ),
+    partial_index("ix_outbox_unpublished", "id", where="published_at IS NULL"),
 )
 
 messages = Table(
@@ -269,6 +259,18 @@ __all__ += ["console_sessions"]
 # What marketers define (shared/adapters/store/definitions.py): each row carries a version,
 # 1 when created and one more at each change (optimistic concurrency); nothing is deleted,
 # ``archived_at`` retires a definition. Rules, contents and campaigns are JSON.
+
+
+def _versioned() -> tuple[Column[Any], ...]:
+    """The columns every kind of definition ends with: its version and its moments."""
+    return (
+        Column("version", Integer, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("archived_at", UTCDateTime),
+    )
+
+
 segment_definitions = Table(
     "segment_definitions",
     metadata,
@@ -276,10 +278,7 @@ segment_definitions = Table(
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=False),
     Column("rule", JSON, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("archived_at", UTCDateTime),
+    *_versioned(),
 )
 template_definitions = Table(
     "template_definitions",
@@ -287,10 +286,7 @@ template_definitions = Table(
     Column("key", String(100), primary_key=True),
     Column("channel", String(10), nullable=False),
     Column("content", JSON, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("archived_at", UTCDateTime),
+    *_versioned(),
 )
 campaign_definitions = Table(
     "campaign_definitions",
@@ -298,10 +294,7 @@ campaign_definitions = Table(
     Column("key", String(100), primary_key=True),
     Column("definition", JSON, nullable=False),
     Column("status", String(20), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("archived_at", UTCDateTime),
+    *_versioned(),
 )
 # How far the base was evaluated against each segment's rule (built-in or stored):
 # ``fingerprint`` names the rule, ``cursor`` the last profile id done, in id order.

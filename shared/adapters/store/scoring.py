@@ -1,7 +1,7 @@
 """The scoring job's view of the base (:class:`~shared.ports.scoring.ScoringBase`), over
-the store's engine: a keyset-paged read of the order totals, and a lock so one
-segmenter replica scores at a time (a session advisory lock on PostgreSQL; SQLite has
-one process)."""
+the store's engine: the order totals a page at a time (the keyset query of
+:mod:`~shared.adapters.store.buyers`), and a lock so one segmenter replica scores at a
+time (a session advisory lock on PostgreSQL; SQLite has one process)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from datetime import datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.adapters.store.buyers import page_query
+from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.schema import profiles
 from shared.domain.scoring import BuyerFacts
@@ -27,22 +29,17 @@ class SqlScoringBase:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def facts(self, *, after: str | None, limit: int) -> list[BuyerFacts]:
-        query = (
-            select(
-                profiles.c.id,
-                profiles.c.orders_count,
-                profiles.c.revenue_total,
-                profiles.c.refunds_total,
-                profiles.c.first_order_at,
-                profiles.c.last_order_at,
-            )
-            .where(profiles.c.merged_into.is_(None))
-            .order_by(profiles.c.id)
-            .limit(limit)
+    async def page(self, *, after: str | None, limit: int) -> list[BuyerFacts]:
+        query = page_query(
+            profiles.c.id,
+            profiles.c.orders_count,
+            profiles.c.revenue_total,
+            profiles.c.refunds_total,
+            profiles.c.first_order_at,
+            profiles.c.last_order_at,
+            after=after,
+            limit=limit,
         )
-        if after is not None:
-            query = query.where(profiles.c.id > after)
         with database_errors():
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
@@ -65,7 +62,7 @@ class SqlScoringBase:
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[bool]:
-        if self.engine.dialect.name != "postgresql":
+        if not dialect_of(self.engine).advisory_locks:
             if _LOCAL.locked():
                 yield False
                 return

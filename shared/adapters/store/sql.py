@@ -1,9 +1,10 @@
 """The store on SQLAlchemy Core: one implementation, two dialects (PostgreSQL, SQLite).
 
-The dialects differ in three places only, kept in :class:`Dialect` subclasses:
-the ``INSERT … ON CONFLICT`` construct, row locks (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL; SQLite has one writer at a time anyway) and the single outbox relay
-(a transaction-level advisory lock on PostgreSQL).
+Where the dialects differ, the repositories ask the engine's
+:class:`~shared.adapters.store.dialect.Dialect`: the ``INSERT … ON CONFLICT``
+construct, the single outbox relay (a transaction-level advisory lock on PostgreSQL)
+and SQLite's one writer (units of work queue on one lock). Row locks (``FOR UPDATE
+SKIP LOCKED``) are written once: SQLite, one writer at a time anyway, goes without.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from itertools import groupby
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, delete, func, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.store import schema as t
+from shared.adapters.store.dialect import Dialect, dialect_of
 from shared.adapters.store.errors import database_errors
+from shared.adapters.store.rows import from_row
 from shared.adapters.store.schedule import SqlSchedule
 from shared.adapters.store.writer import writer_lock
 from shared.domain.decisions import Reason, SentMessage
@@ -41,7 +43,7 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.dialect = engine.dialect.name
+        self.dialect = dialect_of(engine)
         # SQLite allows one writer: serialise units of work in this process, with every
         # other writer on the engine, rather than meet "database is locked" half-way.
         self._writer = writer_lock(engine)
@@ -72,12 +74,12 @@ class SqlStore:
 
 
 class _Repository:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
         self.conn = conn
         self.dialect = dialect
 
     def insert(self, table: Any) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        return self.dialect.insert(table)
 
 
 class SqlInbox(_Repository):
@@ -440,7 +442,7 @@ class SqlOutbox(_Repository):
             )
 
     async def claim(self, limit: int) -> list[OutboxRecord]:
-        if self.dialect == "postgresql":
+        if self.dialect.advisory_locks:
             # One relay at a time keeps each buyer's changes in order across replicas.
             got = await self.conn.scalar(select(func.pg_try_advisory_xact_lock(_OUTBOX_RELAY_LOCK)))
             if not got:
@@ -575,27 +577,16 @@ def _decision_json(trail: Sequence[Reason]) -> list[dict[str, str]] | None:
 
 
 def _message(row: Any) -> MessageRecord:
-    return MessageRecord(
-        key=row.key,
-        campaign=row.campaign,
-        profile_id=row.profile_id,
-        channel=row.channel,
-        occurrence_id=row.occurrence_id,
-        status=row.status,
-        created_at=row.created_at,
-        provider_message_id=row.provider_message_id,
-        error=row.error,
-        reason=row.reason,
+    return from_row(
+        MessageRecord,
+        row,
         holdout=bool(row.holdout),
-        priority=row.priority,
-        scheduled_for=row.scheduled_for,
-        sent_at=row.sent_at,
         decision=tuple(Reason(**step) for step in row.decision or ()),
     )
 
 
 class SqlUnitOfWork:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
         self.conn = conn
         self.inbox = SqlInbox(conn, dialect)
         self.profiles = SqlProfiles(conn, dialect)

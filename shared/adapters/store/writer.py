@@ -15,6 +15,8 @@ import weakref
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.adapters.store.dialect import dialect_of
+
 __all__ = ["writer_lock"]
 
 _LOCKS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -23,6 +25,6 @@ _LOCKS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDiction
 def writer_lock(engine: AsyncEngine) -> asyncio.Lock | None:
     """The lock every writer on ``engine`` holds for its transaction; ``None`` unless
     the engine is SQLite's. The same lock for the same engine, whoever asks."""
-    if engine.dialect.name != "sqlite":
+    if not dialect_of(engine).one_writer:
         return None
     return _LOCKS.setdefault(engine.sync_engine, asyncio.Lock())

@@ -59,7 +59,8 @@ class ConsoleQueries(Protocol):
     async def scan_buyers(
         self, *, after: str | None, limit: int, stage_segments: Mapping[str, str]
     ) -> Sequence[StagedBuyer]:
-        """Up to ``limit`` live buyers with an id above ``after``, in id order, each with
+        """A page of the base as :meth:`~shared.ports.buyers.BuyerPages.page` reads it (up
+        to ``limit`` live buyers with an id above ``after``, in id order), each buyer with
         the stage of the first of ``stage_segments`` (segment key to stage) they are in."""
         ...
 

@@ -56,43 +56,40 @@ class Dialect:
 
     name: str
     _insert: Any = field(repr=False)
-
-    @property
-    def postgresql(self) -> bool:
-        return self.name == "postgresql"
-
-    @property
-    def advisory_locks(self) -> bool:
-        """Whether locks that span processes (PostgreSQL's advisory locks) exist."""
-        return self.postgresql
-
-    @property
-    def one_writer(self) -> bool:
-        """Whether the database allows one writing transaction at a time."""
-        return not self.postgresql
-
-    @property
-    def arrays(self) -> bool:
-        """Whether a statement takes arrays as parameters."""
-        return self.postgresql
-
-    @property
-    def naive_datetimes(self) -> bool:
-        """Whether moments are stored without a time zone (as naive UTC)."""
-        return not self.postgresql
-
-    @property
-    def alters_by_copy(self) -> bool:
-        """Whether a migration alters a table by copying it (Alembic's batch mode)."""
-        return not self.postgresql
+    advisory_locks: bool
+    """Whether locks that span processes (PostgreSQL's advisory locks) exist."""
+    one_writer: bool
+    """Whether the database allows one writing transaction at a time."""
+    arrays: bool
+    """Whether a statement takes arrays as parameters."""
+    naive_datetimes: bool
+    """Whether moments are stored without a time zone (as naive UTC)."""
+    alters_by_copy: bool
+    """Whether a migration alters a table by copying it (Alembic's batch mode)."""
 
     def insert(self, table: Any) -> Any:
         """An ``INSERT`` of ``table`` that knows ``on_conflict_do_nothing`` / ``_update``."""
         return self._insert(table)
 
 
-POSTGRESQL = Dialect("postgresql", postgresql.insert)
-SQLITE = Dialect("sqlite", sqlite.insert)
+POSTGRESQL = Dialect(
+    "postgresql",
+    postgresql.insert,
+    advisory_locks=True,
+    one_writer=False,
+    arrays=True,
+    naive_datetimes=False,
+    alters_by_copy=False,
+)
+SQLITE = Dialect(
+    "sqlite",
+    sqlite.insert,
+    advisory_locks=False,
+    one_writer=True,
+    arrays=False,
+    naive_datetimes=True,
+    alters_by_copy=True,
+)
 
 AUTOINCREMENT_ID = BigInteger().with_variant(Integer, SQLITE.name)
 """A BIGINT id the database numbers: SQLite numbers an ``INTEGER PRIMARY KEY`` only."""

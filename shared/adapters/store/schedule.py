@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.adapters.store import schema as t
 from shared.adapters.store.dialect import Dialect
+from shared.adapters.store.rows import from_row
 from shared.domain.decisions import ScheduledSend
-from shared.domain.events import Channel
 from shared.ports.store import ScheduledRecord
 
 __all__ = ["SqlSchedule", "due_query"]
@@ -103,16 +103,7 @@ def _row(record: ScheduledRecord, at: datetime) -> dict[str, Any]:
 
 
 def _send(row: Any) -> ScheduledSend:
-    return ScheduledSend(
-        key=row.key,
-        campaign=row.campaign,
-        profile_id=row.profile_id,
-        occurrence_id=row.occurrence_id,
-        triggered_at=row.triggered_at,
-        due_at=row.due_at,
-        channel=cast(Channel | None, row.channel),
-        priority=row.priority,
-    )
+    return from_row(ScheduledSend, row)
 
 
 def _record(row: Any) -> ScheduledRecord:

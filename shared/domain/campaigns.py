@@ -23,13 +23,23 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal, TypeVar, get_args
 
+from shared.domain.documents import (
+    DocumentError,
+    as_decimal,
+    child,
+    duration,
+    format_duration,
+    number,
+    only,
+    text,
+)
 from shared.domain.events import CHANNELS, EVENT_TYPES, AnyEvent, Channel, TrackEvent
 from shared.domain.profile import Profile, Purchases
 from shared.domain.rendering import EmailTemplate, PushTemplate, SmsTemplate
-from shared.domain.rules import Condition, RuleError, parse_duration, parse_rule
+from shared.domain.rules import Condition, RuleError, parse_rule
 from shared.domain.segments import MembershipChange
 
 __all__ = [
@@ -90,13 +100,8 @@ _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _NAME_MAX = 200
 
 
-class CampaignError(ValueError):
+class CampaignError(DocumentError):
     """A campaign that does not validate: ``pointer`` names the bad field (RFC 6901)."""
-
-    def __init__(self, pointer: str, message: str) -> None:
-        super().__init__(f"{pointer or '/'}: {message}")
-        self.pointer = pointer or "/"
-        self.message = message
 
 
 # --- triggers ------------------------------------------------------------------------
@@ -125,12 +130,10 @@ class PropertyFilter:
             return False
         if self.values:
             return any(_same_value(value, wanted) for wanted in self.values)
-        number = _as_decimal(value)
-        if number is None:
+        found = as_decimal(value)
+        if found is None:
             return False
-        return (self.low is None or number >= self.low) and (
-            self.high is None or number <= self.high
-        )
+        return (self.low is None or found >= self.low) and (self.high is None or found <= self.high)
 
 
 @dataclass(frozen=True)
@@ -464,7 +467,7 @@ def parse_campaign(
         raise CampaignError("", "expected an object")
     _only(document, _FIELDS, "")
     key = _parse_key(document, key)
-    name = _text(document, "name", "/name")
+    name = _name(document)
     status = _choice(document.get("status", "draft"), _STATUSES, "/status")
     trigger = _parse_trigger(_required(document, "trigger", ""), "/trigger", segments)
     delay = _duration(document.get("delay", "0m"), "/delay")
@@ -503,30 +506,20 @@ def parse_campaign(
     )
 
 
-def _child(pointer: str, key: str | int) -> str:
-    return f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
-
-
-def _only(node: Mapping[str, Any], allowed: Iterable[str], pointer: str) -> None:
-    extra = sorted(str(k) for k in set(node) - set(allowed))
-    if extra:
-        raise CampaignError(
-            _child(pointer, extra[0]), f"unexpected field; allowed here: {sorted(allowed)}"
-        )
+def _only(node: Mapping[str, Any], allowed: Collection[str], pointer: str) -> None:
+    only(node, allowed, pointer, CampaignError, noun="field")
 
 
 def _required(node: Mapping[str, Any], name: str, pointer: str) -> Any:
     if node.get(name) is None:
-        raise CampaignError(_child(pointer, name), "required")
+        raise CampaignError(child(pointer, name), "required")
     return node[name]
 
 
-def _text(node: Mapping[str, Any], name: str, pointer: str) -> str:
-    value = node.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise CampaignError(pointer, "expected a non-empty text")
+def _name(document: Mapping[str, Any]) -> str:
+    value = text(document, "name", "", CampaignError, "a non-empty text")
     if len(value) > _NAME_MAX:
-        raise CampaignError(pointer, f"expected at most {_NAME_MAX} characters")
+        raise CampaignError("/name", f"expected at most {_NAME_MAX} characters")
     return value.strip()
 
 
@@ -541,10 +534,7 @@ def _choice(value: Any, allowed: tuple[_Word, ...], pointer: str) -> _Word:
 def _duration(value: Any, pointer: str) -> timedelta:
     if not isinstance(value, str):
         raise CampaignError(pointer, "expected a duration such as '2h', '14d' or '2w'")
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise CampaignError(pointer, str(exc)) from None
+    return duration(value, pointer, CampaignError)
 
 
 def _moment(value: Any, pointer: str) -> datetime:
@@ -580,10 +570,10 @@ def _parse_trigger(
         _only(node, ("segment", "on"), pointer)
         segment = node["segment"]
         if not isinstance(segment, str) or not segment:
-            raise CampaignError(_child(pointer, "segment"), "expected a segment key")
+            raise CampaignError(child(pointer, "segment"), "expected a segment key")
         if segments is not None and segment not in segments:
-            raise CampaignError(_child(pointer, "segment"), f"no segment {segment!r}")
-        on = _choice(node.get("on", "entered"), _ON, _child(pointer, "on"))
+            raise CampaignError(child(pointer, "segment"), f"no segment {segment!r}")
+        on = _choice(node.get("on", "entered"), _ON, child(pointer, "on"))
         return SegmentTrigger(segment, on)
     if "event" in node:
         _only(node, ("event", "name", "where"), pointer)
@@ -593,15 +583,15 @@ def _parse_trigger(
         moment = node["moment"]
         if moment not in PROFILE_MOMENTS:
             raise CampaignError(
-                _child(pointer, "moment"), f"expected one of {list(PROFILE_MOMENTS)}"
+                child(pointer, "moment"), f"expected one of {list(PROFILE_MOMENTS)}"
             )
         if "before" in node and "after" in node:
             raise CampaignError(pointer, "takes one of: before, after")
         offset = timedelta(0)
         if "before" in node:
-            offset = -_duration(node["before"], _child(pointer, "before"))
+            offset = -_duration(node["before"], child(pointer, "before"))
         elif "after" in node:
-            offset = _duration(node["after"], _child(pointer, "after"))
+            offset = _duration(node["after"], child(pointer, "after"))
         return MomentTrigger(moment, offset)
     raise CampaignError(pointer, "expected one of: segment, event, moment")
 
@@ -609,18 +599,18 @@ def _parse_trigger(
 def _parse_event_trigger(node: Mapping[str, Any], pointer: str) -> EventTrigger:
     event = node["event"]
     if event not in EVENT_TYPES:
-        raise CampaignError(_child(pointer, "event"), f"expected one of {list(EVENT_TYPES)}")
+        raise CampaignError(child(pointer, "event"), f"expected one of {list(EVENT_TYPES)}")
     name = node.get("name")
     if name is not None and (event != "track" or not isinstance(name, str) or not name):
         raise CampaignError(
-            _child(pointer, "name"), "a name (of a custom event) goes with event 'track' only"
+            child(pointer, "name"), "a name (of a custom event) goes with event 'track' only"
         )
     where = node.get("where", {})
-    where_pointer = _child(pointer, "where")
+    where_pointer = child(pointer, "where")
     if not isinstance(where, Mapping):
         raise CampaignError(where_pointer, "expected an object: property to value")
     filters = tuple(
-        _parse_filter(str(k), v, _child(where_pointer, str(k))) for k, v in where.items()
+        _parse_filter(str(k), v, child(where_pointer, str(k))) for k, v in where.items()
     )
     return EventTrigger(str(event), name, filters)
 
@@ -632,9 +622,9 @@ def _parse_filter(name: str, value: Any, pointer: str) -> PropertyFilter:
         return PropertyFilter(name, values=tuple(value))
     if isinstance(value, Mapping) and value and set(value) <= {"at_least", "at_most"}:
         low = (
-            _number(value["at_least"], _child(pointer, "at_least")) if "at_least" in value else None
+            _number(value["at_least"], child(pointer, "at_least")) if "at_least" in value else None
         )
-        high = _number(value["at_most"], _child(pointer, "at_most")) if "at_most" in value else None
+        high = _number(value["at_most"], child(pointer, "at_most")) if "at_most" in value else None
         if low is not None and high is not None and low > high:
             raise CampaignError(pointer, "at_least is above at_most")
         return PropertyFilter(name, low=low, high=high)
@@ -648,10 +638,7 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _number(value: Any, pointer: str) -> Decimal:
-    number = None if isinstance(value, bool) else _as_decimal(value)
-    if number is None or not number.is_finite():
-        raise CampaignError(pointer, "expected a finite number")
-    return number
+    return number(value, pointer, CampaignError, not_a_number="expected a finite number")
 
 
 def _holdout(value: Any) -> float:
@@ -682,7 +669,7 @@ def _parse_templates(
         raise CampaignError("/templates", "expected an object: channel to template key")
     chosen: dict[Channel, str] = {}
     for channel, template in value.items():
-        pointer = _child("/templates", str(channel))
+        pointer = child("/templates", str(channel))
         if channel not in CHANNELS:
             raise CampaignError(pointer, f"expected a channel, one of {list(CHANNELS)}")
         if not isinstance(template, str) or not template:
@@ -727,17 +714,6 @@ def _parse_window(node: Any) -> tuple[datetime | None, datetime | None]:
 # --- writing back ----------------------------------------------------------------------
 
 
-def format_duration(span: timedelta) -> str:
-    """``14 days`` → ``"14d"``: the largest of d, h, m that writes ``span`` exactly."""
-    minutes, rest = divmod(span, timedelta(minutes=1))
-    if rest or minutes < 0:
-        raise ValueError(f"{span} is not a whole, non-negative number of minutes")
-    for unit, size in (("d", 1440), ("h", 60)):
-        if minutes and minutes % size == 0:
-            return f"{minutes // size}{unit}"
-    return f"{minutes}m"
-
-
 def _trigger_to_dict(trigger: Trigger) -> dict[str, Any]:
     if isinstance(trigger, SegmentTrigger):
         return {"segment": trigger.segment, "on": trigger.on}
@@ -767,8 +743,8 @@ def _filter_to_value(f: PropertyFilter) -> Any:
     return bounds
 
 
-def _plain_number(number: Decimal) -> int | float:
-    return int(number) if number == number.to_integral_value() else float(number)
+def _plain_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def _goal_to_dict(goal: Goal) -> dict[str, Any]:
@@ -791,15 +767,6 @@ def _event_fields(event: AnyEvent) -> dict[str, Any]:
     fields.setdefault("store_id", event.store_id)
     fields.setdefault("channel", event.channel)
     return fields
-
-
-def _as_decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _same_value(value: Any, wanted: Any) -> bool:

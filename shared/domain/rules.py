@@ -24,14 +24,22 @@ docs/segments.md has an example of each.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal, cast
 
+from shared.domain.documents import (
+    DocumentError,
+    child,
+    duration,
+    number,
+    only,
+    parse_duration,
+    text,
+)
 from shared.domain.events import CHANNELS
 from shared.domain.lifecycle import (
     DEFAULT_POLICY,
@@ -76,7 +84,7 @@ __all__ = [
 ]
 
 
-class RuleError(ValueError):
+class RuleError(DocumentError):
     """A rule that does not parse: ``pointer`` names the bad node (RFC 6901).
 
     ``segment`` names the segment whose rule holds the bad node, when the error was
@@ -84,9 +92,7 @@ class RuleError(ValueError):
     """
 
     def __init__(self, pointer: str, message: str, segment: str | None = None) -> None:
-        super().__init__(f"{pointer or '/'}: {message}")
-        self.pointer = pointer or "/"
-        self.message = message
+        super().__init__(pointer, message)
         self.segment = segment
 
 
@@ -681,27 +687,6 @@ class Not(Condition):
 # --- parsing -------------------------------------------------------------------------
 
 
-def _child(pointer: str, key: str | int) -> str:
-    """``pointer`` extended by ``key``, escaped as RFC 6901 says."""
-    return f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
-
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"30d"`` → 30 days; units m (minutes), h, d, w."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"expected a duration such as '30d', '12h' or '2w', got {text!r}")
-    amount, unit = match.groups()
-    try:
-        return timedelta(**{_UNITS[unit]: int(amount)})
-    except OverflowError:
-        raise ValueError(f"duration {text!r} is too long") from None
-
-
 KINDS: tuple[str, ...] = (
     "all",
     "any",
@@ -738,15 +723,15 @@ def parse_rule(
         _only(node, {op}, pointer)
         children = node[op]
         if not isinstance(children, list) or not children:
-            raise RuleError(_child(pointer, op), "expected a non-empty list of conditions")
+            raise RuleError(child(pointer, op), "expected a non-empty list of conditions")
         parsed = tuple(
-            parse_rule(c, _child(_child(pointer, op), i), policy=policy)
+            parse_rule(c, child(child(pointer, op), i), policy=policy)
             for i, c in enumerate(children)
         )
         return AllOf(parsed) if op == "all" else AnyOf(parsed)
     if "not" in node:
         _only(node, {"not"}, pointer)
-        return Not(parse_rule(node["not"], _child(pointer, "not"), policy=policy))
+        return Not(parse_rule(node["not"], child(pointer, "not"), policy=policy))
     if "lifecycle" in node:
         return _parse_lifecycle(node, pointer, policy)
     for kind, parse in _PARSERS.items():
@@ -820,46 +805,30 @@ def _relink(condition: Condition, resolve: Callable[[SegmentRef], Condition]) ->
 
 
 def _only(node: Mapping[str, Any], allowed: set[str], pointer: str) -> None:
-    extra = sorted(str(k) for k in set(node) - allowed)
-    if extra:
-        raise RuleError(
-            _child(pointer, extra[0]), f"unexpected key; allowed here: {sorted(allowed)}"
-        )
+    only(node, allowed, pointer, RuleError)
 
 
 def _parse_stat(node: Mapping[str, Any], pointer: str) -> Condition:
     stat = node["stat"]
     known = sorted({*TIME_STATS, *NUMERIC_STATS})
     if not isinstance(stat, str):
-        raise RuleError(_child(pointer, "stat"), f"expected a stat name, one of {known}")
+        raise RuleError(child(pointer, "stat"), f"expected a stat name, one of {known}")
     if stat in TIME_STATS:
         ops = {"older_than", "within"} & set(node)
         if len(ops) != 1:
             raise RuleError(pointer, f"stat {stat!r} takes exactly one of: older_than, within")
         op = ops.pop()
         _only(node, {"stat", op}, pointer)
-        try:
-            age = parse_duration(str(node[op]))
-        except ValueError as exc:
-            raise RuleError(_child(pointer, op), str(exc)) from None
-        return StatTime(stat, age, older=op == "older_than")
+        return StatTime(stat, _duration_at(node, op, pointer), older=op == "older_than")
     if stat in NUMERIC_STATS:
         _only(node, {"stat", "eq", "at_least", "at_most", "between"}, pointer)
         low, high = _bounds(node, pointer)
         return StatCompare(stat, low, high)
-    raise RuleError(_child(pointer, "stat"), f"unknown stat {stat!r}; expected one of {known}")
+    raise RuleError(child(pointer, "stat"), f"unknown stat {stat!r}; expected one of {known}")
 
 
 def _number(value: Any, pointer: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise RuleError(pointer, "expected a number")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise RuleError(pointer, "expected a number") from None
-    if not number.is_finite():
-        raise RuleError(pointer, "expected a finite number")
-    return number
+    return number(value, pointer, RuleError)
 
 
 def _bounds(node: Mapping[str, Any], pointer: str) -> tuple[Decimal | None, Decimal | None]:
@@ -871,17 +840,17 @@ def _bounds(node: Mapping[str, Any], pointer: str) -> tuple[Decimal | None, Deci
     if "between" in node:
         pair = node["between"]
         if not isinstance(pair, list) or len(pair) != 2:
-            raise RuleError(_child(pointer, "between"), "expected [low, high]")
-        low = _number(pair[0], _child(_child(pointer, "between"), 0))
-        high = _number(pair[1], _child(_child(pointer, "between"), 1))
+            raise RuleError(child(pointer, "between"), "expected [low, high]")
+        low = _number(pair[0], child(child(pointer, "between"), 0))
+        high = _number(pair[1], child(child(pointer, "between"), 1))
         if low > high:
-            raise RuleError(_child(pointer, "between"), "low is above high")
+            raise RuleError(child(pointer, "between"), "low is above high")
         return low, high
     if "eq" in node:
-        value = _number(node["eq"], _child(pointer, "eq"))
+        value = _number(node["eq"], child(pointer, "eq"))
         return value, value
-    low = _number(node["at_least"], _child(pointer, "at_least")) if "at_least" in node else None
-    high = _number(node["at_most"], _child(pointer, "at_most")) if "at_most" in node else None
+    low = _number(node["at_least"], child(pointer, "at_least")) if "at_least" in node else None
+    high = _number(node["at_most"], child(pointer, "at_most")) if "at_most" in node else None
     if low is not None and high is not None and low > high:
         raise RuleError(pointer, "at_least is above at_most")
     if low is None and high is None:
@@ -893,17 +862,11 @@ def _bounds(node: Mapping[str, Any], pointer: str) -> tuple[Decimal | None, Deci
 
 
 def _text(node: Mapping[str, Any], key: str, pointer: str, what: str) -> str:
-    value = node[key]
-    if not isinstance(value, str) or not value.strip():
-        raise RuleError(_child(pointer, key), f"expected {what}")
-    return value
+    return text(node, key, pointer, RuleError, what)
 
 
 def _duration_at(node: Mapping[str, Any], key: str, pointer: str) -> timedelta:
-    try:
-        return parse_duration(str(node[key]))
-    except ValueError as exc:
-        raise RuleError(_child(pointer, key), str(exc)) from None
+    return duration(str(node[key]), child(pointer, key), RuleError)
 
 
 def _one_of(node: Mapping[str, Any], options: Iterable[str], pointer: str, what: str) -> str:
@@ -914,10 +877,10 @@ def _one_of(node: Mapping[str, Any], options: Iterable[str], pointer: str, what:
 
 
 def _share(value: Any, pointer: str) -> Decimal:
-    number = _number(value, pointer)
-    if not 0 <= number <= 1:
+    share = _number(value, pointer)
+    if not 0 <= share <= 1:
         raise RuleError(pointer, "expected a share from 0 to 1")
-    return number
+    return share
 
 
 def _scalar(value: Any, pointer: str) -> TraitValue:
@@ -934,18 +897,18 @@ def _parse_trait(node: Mapping[str, Any], pointer: str) -> Condition:
     eq = node.get("eq")
     if "eq" in node and (isinstance(eq, bool) or not isinstance(eq, int | float)):
         _only(node, {"trait", "eq"}, pointer)
-        return TraitEquals(name, (_scalar(node["eq"], _child(pointer, "eq")),))
+        return TraitEquals(name, (_scalar(node["eq"], child(pointer, "eq")),))
     if "in" in node:
         _only(node, {"trait", "in"}, pointer)
         values = node["in"]
         if not isinstance(values, list) or not values:
-            raise RuleError(_child(pointer, "in"), "expected a non-empty list of values")
-        at = _child(pointer, "in")
-        return TraitEquals(name, tuple(_scalar(v, _child(at, i)) for i, v in enumerate(values)))
+            raise RuleError(child(pointer, "in"), "expected a non-empty list of values")
+        at = child(pointer, "in")
+        return TraitEquals(name, tuple(_scalar(v, child(at, i)) for i, v in enumerate(values)))
     if "exists" in node:
         _only(node, {"trait", "exists"}, pointer)
         if not isinstance(node["exists"], bool):
-            raise RuleError(_child(pointer, "exists"), "expected true or false")
+            raise RuleError(child(pointer, "exists"), "expected true or false")
         return TraitExists(name, node["exists"])
     _only(node, {"trait", "eq", "at_least", "at_most", "between"}, pointer)
     if not {"eq", "at_least", "at_most", "between"} & set(node):
@@ -960,7 +923,7 @@ def _parse_rhythm(node: Mapping[str, Any], pointer: str) -> Condition:
     known = [*RHYTHM_MEASURES, "expected_next_order_at"]
     measure = node["rhythm"]
     if not isinstance(measure, str) or measure not in known:
-        raise RuleError(_child(pointer, "rhythm"), f"expected one of {known}")
+        raise RuleError(child(pointer, "rhythm"), f"expected one of {known}")
     if measure in RHYTHM_MEASURES:
         _only(node, {"rhythm", "eq", "at_least", "at_most", "between"}, pointer)
         low, high = _bounds(node, pointer)
@@ -973,7 +936,7 @@ def _parse_rhythm(node: Mapping[str, Any], pointer: str) -> Condition:
 
 def _parse_bought(node: Mapping[str, Any], pointer: str) -> Condition:
     what = node["bought"]
-    at = _child(pointer, "bought")
+    at = child(pointer, "bought")
     if not isinstance(what, Mapping):
         raise RuleError(at, "expected an object: {category: ...}, {sku: ...} or {store: ...}")
     kind = _one_of(what, tuple(BOUGHT_KINDS), at, "bought")
@@ -998,7 +961,7 @@ def _parse_event(node: Mapping[str, Any], pointer: str) -> Condition:
     days = window // timedelta(days=1)
     if window != timedelta(days=days) or not 1 <= days <= TRACK_HORIZON_DAYS:
         raise RuleError(
-            _child(pointer, "within"),
+            child(pointer, "within"),
             f"expected whole days from 1d to {TRACK_HORIZON_DAYS}d (counts are kept per day)",
         )
     return EventCount(name, low, high, days)
@@ -1007,35 +970,35 @@ def _parse_event(node: Mapping[str, Any], pointer: str) -> Condition:
 def _parse_opens(node: Mapping[str, Any], pointer: str) -> Condition:
     channel = node["opens"]
     if channel not in CHANNELS:
-        raise RuleError(_child(pointer, "opens"), f"expected a channel, one of {list(CHANNELS)}")
+        raise RuleError(child(pointer, "opens"), f"expected a channel, one of {list(CHANNELS)}")
     _only(node, {"opens", "local_hours", "share_at_least"}, pointer)
     for key in ("local_hours", "share_at_least"):
         if key not in node:
             raise RuleError(pointer, f"opens needs {key}")
     span = node["local_hours"]
-    at = _child(pointer, "local_hours")
+    at = child(pointer, "local_hours")
     if not isinstance(span, list) or len(span) != 2:
         raise RuleError(at, "expected [from, to]: hours 0-23, wrapping past midnight")
     for i, hour in enumerate(span):
         if isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23:
-            raise RuleError(_child(at, i), "expected an hour from 0 to 23")
+            raise RuleError(child(at, i), "expected an hour from 0 to 23")
     start, end = span
     hours = range(start, end + 1) if start <= end else [*range(start, 24), *range(end + 1)]
-    share = _share(node["share_at_least"], _child(pointer, "share_at_least"))
+    share = _share(node["share_at_least"], child(pointer, "share_at_least"))
     return OpensAtHours(channel, frozenset(hours), share)
 
 
 def _parse_segment(node: Mapping[str, Any], pointer: str) -> Condition:
     _only(node, {"segment"}, pointer)
     key = _text(node, "segment", pointer, "a segment key")
-    return SegmentRef(key, pointer=_child(pointer, "segment"))
+    return SegmentRef(key, pointer=child(pointer, "segment"))
 
 
 def _parse_lifecycle(node: Mapping[str, Any], pointer: str, policy: LifecyclePolicy) -> Condition:
     _only(node, {"lifecycle"}, pointer)
     name = node["lifecycle"]
     if name not in STAGES:
-        raise RuleError(_child(pointer, "lifecycle"), f"expected a stage, one of {list(STAGES)}")
+        raise RuleError(child(pointer, "lifecycle"), f"expected a stage, one of {list(STAGES)}")
     return LifecycleIs(cast(Stage, name), policy)
 
 
@@ -1044,7 +1007,7 @@ def _parse_rfm(node: Mapping[str, Any], pointer: str) -> Condition:
     name = node["rfm"]
     if name not in RFM_SEGMENTS:
         raise RuleError(
-            _child(pointer, "rfm"), f"expected an RFM segment, one of {list(RFM_SEGMENTS)}"
+            child(pointer, "rfm"), f"expected an RFM segment, one of {list(RFM_SEGMENTS)}"
         )
     return RfmSegment(name)
 
@@ -1052,7 +1015,7 @@ def _parse_rfm(node: Mapping[str, Any], pointer: str) -> Condition:
 def _parse_rfm_score(node: Mapping[str, Any], pointer: str) -> Condition:
     _only(node, {"rfm_score"}, pointer)
     scores = node["rfm_score"]
-    at = _child(pointer, "rfm_score")
+    at = child(pointer, "rfm_score")
     if not isinstance(scores, Mapping) or not scores:
         raise RuleError(at, "expected an object such as {r: [4, 5], f: [3, 4, 5]}")
     _only(scores, {"r", "f", "m"}, at)
@@ -1062,10 +1025,10 @@ def _parse_rfm_score(node: Mapping[str, Any], pointer: str) -> Condition:
             continue
         values = scores[letter]
         if not isinstance(values, list) or not values:
-            raise RuleError(_child(at, letter), "expected a non-empty list of scores 1-5")
+            raise RuleError(child(at, letter), "expected a non-empty list of scores 1-5")
         for i, value in enumerate(values):
             if isinstance(value, bool) or value not in (1, 2, 3, 4, 5):
-                raise RuleError(_child(_child(at, letter), i), "expected a score from 1 to 5")
+                raise RuleError(child(child(at, letter), i), "expected a score from 1 to 5")
         allowed.append((letter, frozenset(values)))
     return RfmScoreIn(tuple(allowed))
 
@@ -1073,26 +1036,26 @@ def _parse_rfm_score(node: Mapping[str, Any], pointer: str) -> Condition:
 def _parse_p_alive(node: Mapping[str, Any], pointer: str) -> Condition:
     _only(node, {"p_alive"}, pointer)
     bounds = node["p_alive"]
-    at = _child(pointer, "p_alive")
+    at = child(pointer, "p_alive")
     if not isinstance(bounds, Mapping) or not {"below", "above"} & set(bounds):
         raise RuleError(at, "expected an object with below and/or above, such as {below: 0.3}")
     _only(bounds, {"below", "above"}, at)
-    below = _share(bounds["below"], _child(at, "below")) if "below" in bounds else None
-    above = _share(bounds["above"], _child(at, "above")) if "above" in bounds else None
+    below = _share(bounds["below"], child(at, "below")) if "below" in bounds else None
+    above = _share(bounds["above"], child(at, "above")) if "above" in bounds else None
     return PAlive(below, above)
 
 
 def _parse_clv(node: Mapping[str, Any], pointer: str) -> Condition:
     _only(node, {"clv"}, pointer)
     spec = node["clv"]
-    at = _child(pointer, "clv")
+    at = child(pointer, "clv")
     if not isinstance(spec, Mapping):
         raise RuleError(at, "expected an object such as {top_share: 0.1} or {at_least: 20000}")
     if "top_share" in spec:
         _only(spec, {"top_share"}, at)
-        share = _share(spec["top_share"], _child(at, "top_share"))
+        share = _share(spec["top_share"], child(at, "top_share"))
         if share == 0:
-            raise RuleError(_child(at, "top_share"), "expected a share above 0")
+            raise RuleError(child(at, "top_share"), "expected a share above 0")
         return ClvTopShare(share)
     _only(spec, {"eq", "at_least", "at_most", "between"}, at)
     if not spec:

@@ -101,8 +101,7 @@ class Goal:
 class Campaign:
     """A trigger campaign; build it from JSON with :func:`~.parsing.parse_campaign`.
 
-    ``templates`` maps each channel to its template key; a single template key
-    stands for an email-only campaign (the form campaigns took before channels).
+    ``templates`` maps each channel to its template key.
     """
 
     key: str
@@ -121,10 +120,6 @@ class Campaign:
     active_until: datetime | None = None
     status: Status = "active"
 
-    def __post_init__(self) -> None:
-        if isinstance(self.templates, str):
-            object.__setattr__(self, "templates", {"email": self.templates})
-
     def __hash__(self) -> int:
         return hash(self.key)  # equal campaigns share their key; the templates are a dict
 
@@ -134,11 +129,6 @@ class Campaign:
         if self.channels == "best":
             return next(c for c in CHANNELS if c in self.templates)
         return self.channels[0]
-
-    @property
-    def template(self) -> str:
-        """The template of :attr:`channel`."""
-        return self.templates[self.channel]
 
     @property
     def candidate_channels(self) -> tuple[Channel, ...]:

@@ -24,6 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match, Mount
 
+from shared.domain.documents import escape
+
 __all__ = [
     "HTTP_PROBLEM_KINDS",
     "PROBLEM_KINDS",
@@ -115,9 +117,7 @@ def json_pointer(loc: Sequence[int | str]) -> str:
     A bad object key (pydantic's ``[key]`` marker) points at its member, the place in
     the request that holds it.
     """
-    return "".join(
-        "/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc if part != "[key]"
-    )
+    return "".join("/" + escape(str(part)) for part in loc if part != "[key]")
 
 
 @dataclass

@@ -49,6 +49,7 @@ from typing import Any
 import orjson
 
 from shared.domain.card_issuers import issuer_lengths
+from shared.domain.documents import child
 
 __all__ = [
     "MAX_CHECKS",
@@ -431,8 +432,8 @@ def _walk(document: Any, budget: _Budget, found: list[CardNumberField]) -> None:
             children: list[tuple[Any, str]] = [
                 (CardNumberField(pointer, in_key=True), pointer)
                 if _text_holds(str(key), budget)
-                else (child, f"{pointer}/{_escape(str(key))}")
-                for key, child in value.items()
+                else (member, child(pointer, key))
+                for key, member in value.items()
             ]
             stack.extend(reversed(children))
         elif isinstance(value, list):
@@ -447,8 +448,3 @@ def _scalar_holds(value: Any, budget: _Budget) -> bool:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _number_holds_card_number(value)
     return False
-
-
-def _escape(token: str) -> str:
-    """A JSON pointer reference token (RFC 6901): ``~`` is ``~0``, ``/`` is ``~1``."""
-    return token.replace("~", "~0").replace("/", "~1")

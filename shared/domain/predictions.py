@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -253,10 +253,28 @@ def _dropout_odds(params: BgNbdParams, x: FloatArray, t_x: FloatArray, T: FloatA
 
 
 @dataclass(frozen=True, slots=True)
-class _BgNbdData:
+class _ByCount:
+    """Buyers grouped by a whole count of orders, so that the terms that depend on the
+    count alone are computed once per count."""
+
+    counts: FloatArray
+    """The distinct counts, ascending."""
+    index: npt.NDArray[np.intp]
+    """``counts[index]`` is each buyer's count."""
+    per_count: FloatArray
+    """How many buyers have each count."""
+
+
+def _by_count(values: FloatArray) -> dict[str, Any]:
+    """The :class:`_ByCount` fields of ``values``, to build a subclass with."""
+    counts, index, per_count = np.unique(values, return_inverse=True, return_counts=True)
+    return {"counts": counts, "index": index, "per_count": per_count.astype(np.float64)}
+
+
+@dataclass(frozen=True, slots=True)
+class _BgNbdData(_ByCount):
     """Buyers' (x, t_x, T), split: the ages of one-order buyers, and the repeat buyers
-    with their distinct repeat counts (terms that depend on the count alone are
-    computed once per count)."""
+    grouped by their repeat count ``x``."""
 
     once: npt.NDArray[np.bool_]
     """Which buyers, in the input's order, have no repeat order."""
@@ -264,12 +282,6 @@ class _BgNbdData:
     x: FloatArray
     t_x: FloatArray
     T: FloatArray
-    counts: FloatArray
-    """The distinct values of the repeat buyers' ``x``, ascending."""
-    index: npt.NDArray[np.intp]
-    """``counts[index] == x``."""
-    per_count: FloatArray
-    """How many repeat buyers have each count."""
 
     @property
     def size(self) -> int:
@@ -286,16 +298,13 @@ class _BgNbdData:
             raise ValueError("need 0 <= t_x <= T for every buyer")
         once = xs == 0
         repeat = ~once
-        counts, index, per_count = np.unique(xs[repeat], return_inverse=True, return_counts=True)
         return cls(
             once=once,
             T_once=Ts[once],
             x=xs[repeat],
             t_x=t_xs[repeat],
             T=Ts[repeat],
-            counts=counts,
-            index=index,
-            per_count=per_count.astype(np.float64),
+            **_by_count(xs[repeat]),
         )
 
 
@@ -434,15 +443,11 @@ def expected_average_spend(
 
 
 @dataclass(frozen=True, slots=True)
-class _SpendData:
+class _SpendData(_ByCount):
+    """Buyers' order counts ``n`` and mean order values, grouped by ``n``."""
+
     n: FloatArray
     mean_value: FloatArray
-    counts: FloatArray
-    """The distinct values of ``n``, ascending."""
-    index: npt.NDArray[np.intp]
-    """``counts[index] == n``."""
-    per_count: FloatArray
-    """How many buyers have each count."""
 
     @property
     def size(self) -> int:
@@ -458,8 +463,7 @@ class _SpendData:
             raise ValueError("n counts orders: whole numbers from 1")
         if np.any(~(ms > 0)):
             raise ValueError("Gamma-Gamma needs a positive mean order value for every buyer")
-        counts, index, per_count = np.unique(ns, return_inverse=True, return_counts=True)
-        return cls(ns, ms, counts, index, per_count.astype(np.float64))
+        return cls(n=ns, mean_value=ms, **_by_count(ns))
 
 
 def _gamma_gamma_terms(

@@ -77,6 +77,8 @@ __all__ = [
     "apply_event",
     "apply_scores",
     "local_hour",
+    "local_zone",
+    "time_zone",
 ]
 
 CENT = Decimal("0.01")
@@ -534,13 +536,20 @@ def _apply_message(profile: Profile, event: MessageEvent, default_timezone: str)
 
 def local_hour(profile: Profile, at: datetime, default_timezone: str = DEFAULT_TIMEZONE) -> int:
     """The hour (0-23) of ``at`` on the buyer's clock: the ``timezone`` trait, else the default."""
+    return at.astimezone(local_zone(profile, default_timezone)).hour
+
+
+def local_zone(profile: Profile, default_timezone: str = DEFAULT_TIMEZONE) -> ZoneInfo:
+    """The buyer's time zone: the ``timezone`` trait if it names one, else
+    ``default_timezone`` if it names one, else UTC."""
     name = profile.traits.get("timezone")
-    zone = _zone(name) if isinstance(name, str) else None
-    return at.astimezone(zone or _zone(default_timezone) or UTC).hour
+    zone = time_zone(name) if isinstance(name, str) else None
+    return zone or time_zone(default_timezone) or ZoneInfo("UTC")
 
 
 @lru_cache(maxsize=512)
-def _zone(name: str) -> ZoneInfo | None:
+def time_zone(name: str) -> ZoneInfo | None:
+    """The IANA time zone ``name`` names, or ``None`` if it names none."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

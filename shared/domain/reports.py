@@ -69,10 +69,6 @@ class Estimate:
     low: float
     high: float
 
-    @property
-    def excludes_zero(self) -> bool:
-        return self.low > 0 or self.high < 0
-
 
 def wilson_interval(successes: int, trials: int, *, confidence: float = 0.95) -> Estimate | None:
     """The rate ``successes / trials`` with Wilson's score interval; ``None`` with no trial."""

@@ -16,7 +16,6 @@ from shared.domain.campaigns import (
     BUILTIN_PUSH_TEMPLATES,
     BUILTIN_SMS_TEMPLATES,
     BUILTIN_TEMPLATES,
-    Campaign,
     CampaignError,
     EventTrigger,
     Goal,
@@ -94,7 +93,6 @@ def test_a_campaign_written_in_full_is_read_field_by_field() -> None:
     assert campaign.priority == 90
     assert campaign.active_from == datetime(2024, 4, 30, 21, tzinfo=UTC)
     assert campaign.channel == "push"
-    assert campaign.template == "abandoned-cart-push"
 
 
 def test_a_campaign_round_trips_through_its_dict() -> None:
@@ -152,14 +150,6 @@ def test_durations_are_written_in_the_largest_exact_unit() -> None:
     assert format_duration(timedelta(0)) == "0m"
     with pytest.raises(ValueError, match="whole"):
         format_duration(timedelta(seconds=30))
-
-
-def test_the_legacy_form_with_one_template_is_an_email_campaign() -> None:
-    campaign = Campaign("survey", "Why did you go?", SegmentTrigger("no-order-30d"), "t")
-
-    assert campaign.templates == {"email": "t"}
-    assert campaign.channel == "email"
-    assert campaign.template == "t"
 
 
 # --- refusals ------------------------------------------------------------------------------

@@ -106,9 +106,12 @@ def test_change_in_another_segment_triggers_nothing() -> None:
 
 def test_every_campaign_on_the_segment_and_kind_is_triggered_in_order() -> None:
     welcome_back = Campaign(
-        "welcome-back", "Thanks for coming back", SegmentTrigger("no-order-30d", "exited"), "t"
+        "welcome-back",
+        "Thanks for coming back",
+        SegmentTrigger("no-order-30d", "exited"),
+        {"email": "t"},
     )
-    survey = Campaign("survey", "Why did you go?", SegmentTrigger("no-order-30d"), "t")
+    survey = Campaign("survey", "Why did you go?", SegmentTrigger("no-order-30d"), {"email": "t"})
     campaigns = [*BUILTIN_CAMPAIGNS, welcome_back, survey]
 
     assert campaigns_triggered_by(campaigns, change("entered")) == [WIN_BACK, survey]
@@ -121,7 +124,7 @@ def test_segment_trigger_fires_on_entry_unless_told_otherwise() -> None:
 
 def test_builtin_win_back_campaign_has_its_template() -> None:
     assert WIN_BACK.trigger == SegmentTrigger("no-order-30d", "entered")
-    assert WIN_BACK.template in BUILTIN_TEMPLATES
+    assert WIN_BACK.templates["email"] in BUILTIN_TEMPLATES
     assert WIN_BACK.channel == "email"
 
 
@@ -133,7 +136,8 @@ def test_win_back_email_names_the_day_of_the_last_order() -> None:
     apply_event(profile, purchase("1499.90", T0))
 
     email = render_email(
-        BUILTIN_TEMPLATES[WIN_BACK.template], message_context(profile, unsubscribe_url=LINK)
+        BUILTIN_TEMPLATES[WIN_BACK.templates["email"]],
+        message_context(profile, unsubscribe_url=LINK),
     )
 
     assert email.subject == "We miss you: 10% off your next order"
@@ -144,7 +148,7 @@ def test_win_back_email_names_the_day_of_the_last_order() -> None:
 
 def test_win_back_email_carries_the_unsubscribe_link_in_both_parts() -> None:
     email = render_email(
-        BUILTIN_TEMPLATES[WIN_BACK.template],
+        BUILTIN_TEMPLATES[WIN_BACK.templates["email"]],
         message_context(Profile(id="p-1"), unsubscribe_url=LINK),
     )
     assert f'<a href="{LINK}">Unsubscribe</a>' in email.html
@@ -153,7 +157,7 @@ def test_win_back_email_carries_the_unsubscribe_link_in_both_parts() -> None:
 
 def test_win_back_email_renders_for_a_buyer_without_orders() -> None:
     email = render_email(
-        BUILTIN_TEMPLATES[WIN_BACK.template],
+        BUILTIN_TEMPLATES[WIN_BACK.templates["email"]],
         message_context(Profile(id="p-1"), unsubscribe_url=LINK),
     )
     assert "since your last order. Here is 10% off" in email.text

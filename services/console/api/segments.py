@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.console.api.versions import etag, expected_version, saved
 from services.http.auth import require as require_key
 from services.http.problems import Problem
+from shared.domain.documents import child as pointer_child
 from shared.domain.masking import mask_email, mask_phone
 from shared.domain.profile import Profile
 from shared.domain.rules import Condition, RuleError, link_rules, parse_rule
@@ -78,9 +79,7 @@ def _too_deep(node: Any, pointer: str, depth: int = 0) -> str | None:
         else ()
     )
     for key, child in children:
-        found = _too_deep(
-            child, f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}", depth + 1
-        )
+        found = _too_deep(child, pointer_child(pointer, key), depth + 1)
         if found is not None:
             return found
     return None

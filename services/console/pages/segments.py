@@ -40,6 +40,8 @@ from services.console.api.versions import etag, expected_version, saved
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
 from services.http.problems import Problem
+from shared.domain.documents import child as child_pointer
+from shared.domain.documents import unescape
 from shared.domain.masking import mask_email, mask_phone
 from shared.domain.rules import Condition
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
@@ -61,13 +63,9 @@ Name = Annotated[str, Form(min_length=1, max_length=200)]
 Description = Annotated[str, Form(max_length=2000)]
 
 
-def _child_pointer(pointer: str, key: object) -> str:
-    return f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
-
-
 def _existing(rule: Any, pointer: str) -> str:
     """``pointer`` if it names a node of ``rule``, else its nearest existing ancestor."""
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    parts = [unescape(p) for p in pointer.split("/")[1:]]
     node, found = rule, ""
     for part in parts:
         if isinstance(node, dict) and part in node:
@@ -76,7 +74,7 @@ def _existing(rule: Any, pointer: str) -> str:
             node = node[int(part)]
         else:
             break
-        found = _child_pointer(found, part)
+        found = child_pointer(found, part)
     return found
 
 
@@ -90,13 +88,13 @@ def rule_tree(rule: Any, bad: str | None = None) -> Markup:
         if isinstance(node, dict) and node:
             items = [
                 f"{inner}{escape(json.dumps(k, ensure_ascii=False))}: "
-                f"{draw(v, _child_pointer(pointer, k), depth + 1)}"
+                f"{draw(v, child_pointer(pointer, k), depth + 1)}"
                 for k, v in node.items()
             ]
             text = "{\n" + ",\n".join(items) + f"\n{pad}}}"
         elif isinstance(node, list) and node:
             items = [
-                f"{inner}{draw(v, _child_pointer(pointer, i), depth + 1)}"
+                f"{inner}{draw(v, child_pointer(pointer, i), depth + 1)}"
                 for i, v in enumerate(node)
             ]
             text = "[\n" + ",\n".join(items) + f"\n{pad}]"

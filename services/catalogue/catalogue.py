@@ -79,7 +79,7 @@ class Catalogue:
         self._builtin_segments = tuple(segments)
         self._builtin_campaigns = tuple(campaigns)
         self._builtin_templates = templates or Templates()
-        self._segments: tuple[Segment, ...] = link_segments(self._builtin_segments)
+        self._segments: tuple[Segment, ...] = self._builtin_segments
         self._archived: tuple[str, ...] = ()
         self._campaigns = self._builtin_campaigns
         self._attributable = {c.key: c for c in self._builtin_campaigns}
@@ -93,7 +93,8 @@ class Catalogue:
 
     @property
     def segments(self) -> tuple[Segment, ...]:
-        """The built-in and stored segments, linked (``{segment: key}`` resolved)."""
+        """The built-in segments, and once loaded the stored ones with them, linked
+        (``{segment: key}`` resolved)."""
         return self._segments
 
     @property
@@ -116,6 +117,13 @@ class Catalogue:
         return self._templates
 
     # --- loading -----------------------------------------------------------------------
+
+    async def refresh(self) -> bool:
+        """Load whatever stored definitions changed since the last look (segments,
+        templates and campaigns); return whether anything in force changed."""
+        segments = await self.refresh_segments()
+        campaigns = await self.refresh_campaigns()
+        return segments or campaigns
 
     async def refresh_segments(self) -> bool:
         """Load the stored segments if they changed since the last look; return whether

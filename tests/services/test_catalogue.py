@@ -52,6 +52,7 @@ async def _template(definitions: SqlDefinitions, content: dict[str, str] = TEMPL
 
 async def test_without_stored_definitions_the_ready_made_ones_are_in_force() -> None:
     catalogue = Catalogue(None)
+    assert not await catalogue.refresh()
     assert not await catalogue.refresh_campaigns()
     assert not await catalogue.refresh_segments()
     assert catalogue.campaigns == BUILTIN_CAMPAIGNS
@@ -143,3 +144,18 @@ async def test_a_stored_segment_may_not_shadow_a_built_in(definitions: SqlDefini
     await catalogue.refresh_segments()
     (kept,) = [s for s in catalogue.segments if s.key == builtin.key]
     assert kept.name == builtin.name
+
+
+async def test_one_refresh_loads_segments_templates_and_campaigns_once(
+    definitions: SqlDefinitions,
+) -> None:
+    catalogue = Catalogue(definitions)
+    await _template(definitions)
+    assert await catalogue.refresh(), "the first look loads"
+    assert not await catalogue.refresh(), "nothing moved: nothing loaded"
+    await definitions.segments.put(
+        "repeat-buyers", name="Repeat buyers", description="", rule=RULE, expected_version=None
+    )
+    assert await catalogue.refresh()
+    assert "repeat-buyers" in {s.key for s in catalogue.segments}
+    assert "first-order-thanks" in catalogue.templates.email

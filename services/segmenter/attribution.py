@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from services.catalogue import Catalogue
 from shared.domain.attribution import MessageResponse, Purchase, attribute
-from shared.domain.campaigns import BUILTIN_CAMPAIGNS, Campaign, campaigns_over
+from shared.domain.campaigns import BUILTIN_CAMPAIGNS, Campaign
 from shared.domain.events import (
     AnyEvent,
     MessageClickedEvent,
@@ -31,23 +32,9 @@ from shared.logging import get_logger
 from shared.ports.definitions import Definitions
 from shared.ports.reports import CampaignResultsStore
 
-__all__ = ["Attribution", "campaigns_in_force"]
+__all__ = ["Attribution"]
 
 log = get_logger(__name__)
-
-
-async def campaigns_in_force(
-    definitions: Definitions | None, builtins: Sequence[Campaign] = BUILTIN_CAMPAIGNS
-) -> dict[str, Campaign]:
-    """Campaign key to campaign: the built-ins, and the stored ones (archived too: their
-    messages still convert) over them; a stored campaign that no longer parses is skipped."""
-    if definitions is None:
-        return {c.key: c for c in builtins}
-    stored = await definitions.campaigns.list(archived=True)
-    found, refused = campaigns_over(builtins, ((d.key, d.definition, d.status) for d in stored))
-    for key, error in refused.items():
-        log.error("stored campaign does not parse; ignored", campaign=key, error=str(error))
-    return found
 
 
 @dataclass
@@ -55,8 +42,14 @@ class Attribution:
     results: CampaignResultsStore
     definitions: Definitions | None = None
     builtins: Sequence[Campaign] = BUILTIN_CAMPAIGNS
-    _stamp: int | None = field(default=None, init=False)
+    catalogue: Catalogue | None = None
+    """Where the campaigns whose messages may convert come from (shared with the
+    segmenter in a service); by default one over ``builtins`` and ``definitions``."""
+    _campaigns: Mapping[str, Campaign] | None = field(default=None, init=False)
     _goals: Mapping[str, Campaign] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._in_force = self.catalogue or Catalogue(self.definitions, campaigns=self.builtins)
 
     async def record(self, events: Sequence[AnyEvent]) -> int:
         """Attribute the purchases and keep the delivery reports among ``events``; return
@@ -89,9 +82,8 @@ class Attribution:
         return await self.results.record(conversions)
 
     async def _purchase_goals(self) -> Mapping[str, Campaign]:
-        stamp = await self.definitions.campaigns.stamp() if self.definitions is not None else 0
-        if stamp != self._stamp:
-            campaigns = await campaigns_in_force(self.definitions, self.builtins)
+        campaigns = await self._in_force.attributable()
+        if campaigns is not self._campaigns:
             self._goals = {k: c for k, c in campaigns.items() if c.goal.event == "purchase"}
-            self._stamp = stamp
+            self._campaigns = campaigns
         return self._goals

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from services.catalogue import Catalogue
 from services.segmenter.attribution import Attribution
 from shared.codec import encode_change, encode_merge
 from shared.domain.events import AnyEvent, read_published_event
@@ -33,12 +34,11 @@ from shared.domain.profile import (
     apply_event,
     apply_scores,
 )
-from shared.domain.rules import Condition, RuleError
+from shared.domain.rules import Condition
 from shared.domain.segments import (
     MembershipChange,
     Segment,
     SegmentIndex,
-    link_segments,
     merge_stays,
     reevaluate,
     rule_fingerprint,
@@ -94,12 +94,15 @@ class Segmenter:
     attribution: Attribution | None = None
     """With it, each batch's purchases are attributed to the campaign messages they convert
     and its delivery reports kept per message: what campaign reports count."""
+    catalogue: Catalogue | None = None
+    """Where the segments in force come from (shared with attribution in a service); by
+    default one over ``segments`` and ``definitions``."""
     index: SegmentIndex = field(init=False)
     """The segments in force, by the fields they read."""
 
     def __post_init__(self) -> None:
-        self.index = SegmentIndex(self.segments)
-        self._stamp: int | None = None
+        self._in_force = self.catalogue or Catalogue(self.definitions, segments=self.segments)
+        self.index = SegmentIndex(self._in_force.segments)
         self._archived: tuple[str, ...] = ()
         self._targets: dict[str, tuple[str, Segment]] | None = None
         self._logged_at: dict[str, float] = {}
@@ -245,53 +248,17 @@ class Segmenter:
 
     async def _load_segments_once(self) -> None:
         """No event or timer is evaluated before the stored segments are known."""
-        if self.definitions is not None and self._stamp is None:
+        if not self._in_force.segments_loaded:
             await self.refresh_segments()
 
     async def refresh_segments(self) -> bool:
-        """Load the stored segments if any changed since the last look (one cheap query
-        when none did); return whether the segments in force changed."""
-        if self.definitions is None:
+        """Take the segments in force from the catalogue if the stored ones changed since
+        the last look (one cheap query when none did); return whether they changed."""
+        if not await self._in_force.refresh_segments():
             return False
-        stamp = await self.definitions.segments.stamp()
-        if stamp == self._stamp:
-            return False
-        builtin = {s.key for s in self.segments}
-        stored: list[Segment] = []
-        archived: list[str] = []
-        for definition in await self.definitions.segments.list(archived=True):
-            if definition.key in builtin:
-                log.warning("stored segment shadows a built-in; ignored", segment=definition.key)
-            elif definition.archived_at is not None:
-                archived.append(definition.key)
-            else:
-                try:
-                    stored.append(
-                        Segment.from_definition(definition.key, definition.name, definition.rule)
-                    )
-                except (RuleError, RecursionError) as exc:
-                    log.error(
-                        "stored segment does not parse; ignored",
-                        segment=definition.key,
-                        error=str(exc),
-                    )
-        unlinked: dict[str, RuleError] = {}
-        self.index = SegmentIndex(link_segments([*self.segments, *stored], unlinked))
-        for key, error in unlinked.items():
-            log.error(
-                "stored segment refers to a segment it cannot use; ignored",
-                segment=key,
-                error=str(error),
-            )
-        self._archived = tuple(archived)
+        self.index = SegmentIndex(self._in_force.segments)
+        self._archived = self._in_force.archived_segments
         self._targets = None
-        self._stamp = stamp
-        log.info(
-            "segments loaded",
-            builtin=len(self.segments),
-            stored=len(stored),
-            archived=len(archived),
-        )
         return True
 
     def _wanted(self) -> dict[str, tuple[str, Segment]]:

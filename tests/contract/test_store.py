@@ -13,7 +13,7 @@ from shared.adapters.store.engine import open_store
 from shared.adapters.store.sql import SqlStore
 from shared.domain.profile import Basket, Engagement, Purchases, Tally
 from shared.domain.segments import MembershipChange
-from shared.ports.store import MessageRecord, OutgoingRecord
+from shared.ports.store import MessageOutcome, MessageRecord, OutgoingRecord
 from tests.conftest import T0
 
 
@@ -357,7 +357,9 @@ class StoreContract:
             await uow.commit()
         async with store.unit_of_work() as uow:
             assert not await uow.messages.begin(_message("m-1"))
-            await uow.messages.finish("m-1", "sent", T0, provider_message_id="<m-1@shop>")
+            await uow.messages.finish(
+                "m-1", MessageOutcome("sent", T0, provider_message_id="<m-1@shop>")
+            )
             await uow.commit()
         async with store.unit_of_work() as uow:
             record = await uow.messages.get("m-1")

@@ -99,7 +99,13 @@ from shared.ports.providers import (
     SmsProvider,
 )
 from shared.ports.rendering import Renderer
-from shared.ports.store import MessageRecord, ScheduledRecord, Store, UnitOfWork
+from shared.ports.store import (
+    MessageOutcome,
+    MessageRecord,
+    ScheduledRecord,
+    Store,
+    UnitOfWork,
+)
 
 __all__ = ["Dispatcher"]
 
@@ -509,10 +515,12 @@ class Dispatcher:
         if channel is None:
             await uow.messages.finish(
                 message.key,
-                "sending",
-                now,
-                reason="outcome_unknown",
-                error="the dispatcher stopped during the send: not sent again",
+                MessageOutcome(
+                    "sending",
+                    now,
+                    reason="outcome_unknown",
+                    error="the dispatcher stopped during the send: not sent again",
+                ),
             )
             return None
         try:
@@ -600,12 +608,14 @@ class Dispatcher:
         channel, outbound = composed
         await uow.messages.finish(
             draft.send.key,
-            "sending",
-            now,
-            reason=decision.reason.code,
-            channel=channel,
-            sent_at=now,
-            decision=decision.trail,
+            MessageOutcome(
+                "sending",
+                now,
+                reason=decision.reason.code,
+                channel=channel,
+                sent_at=now,
+                decision=decision.trail,
+            ),
         )
         await self._guard(uow, draft, now)
         rest = channels[channels.index(channel) + 1 :]
@@ -638,12 +648,14 @@ class Dispatcher:
         """Record that nothing goes out, and why: the status is the reason's code."""
         await uow.messages.finish(
             send.key,
-            reason.code,
-            now,
-            error=reason.detail,
-            reason=reason.code,
-            holdout=reason.code == "holdout",
-            decision=trail,
+            MessageOutcome(
+                reason.code,
+                now,
+                error=reason.detail,
+                reason=reason.code,
+                holdout=reason.code == "holdout",
+                decision=trail,
+            ),
         )
         self.metrics.outcome(send.campaign, "", reason.code)
         return reason.code
@@ -656,12 +668,14 @@ class Dispatcher:
         reason = next(r for r in reversed(trail) if r.step != "channel").code
         await uow.messages.finish(
             send.key,
-            "scheduled",
-            now,
-            reason=reason,
-            scheduled_for=send.due_at,
-            decision=trail,
-            channel=send.channel,
+            MessageOutcome(
+                "scheduled",
+                now,
+                reason=reason,
+                scheduled_for=send.due_at,
+                decision=trail,
+                channel=send.channel,
+            ),
         )
         await uow.schedule.add([ScheduledRecord(send, dict(draft.context))], now)
         self.metrics.scheduled.labels(send.campaign, reason).inc()
@@ -802,9 +816,10 @@ class Dispatcher:
             rest = rest[rest.index(channel) + 1 :]
             async with self.store.unit_of_work() as uow:
                 # Committed before the next call: a crash now is recovered on this channel.
-                await uow.messages.finish(
-                    key, "sending", self.clock.now(), error="; ".join(rejections), channel=channel
+                moved = MessageOutcome(
+                    "sending", self.clock.now(), error="; ".join(rejections), channel=channel
                 )
+                await uow.messages.finish(key, moved)
                 await uow.commit()
         notes = "; ".join([*rejections, *([error] if error else [])]) or None
         now = self.clock.now()
@@ -817,13 +832,15 @@ class Dispatcher:
         async with self.store.unit_of_work() as uow:
             await uow.messages.finish(
                 key,
-                outcome,
-                now,
-                provider_id,
-                notes,
-                channel=channel,
-                reason="provider_unavailable" if retrying else None,
-                scheduled_for=retry_at if retrying else None,
+                MessageOutcome(
+                    outcome,
+                    now,
+                    provider_id,
+                    notes,
+                    channel=channel,
+                    reason="provider_unavailable" if retrying else None,
+                    scheduled_for=retry_at if retrying else None,
+                ),
             )
             if retrying:  # tried again once the provider may be back (its breaker closed)
                 again = draft.send.deferred_to(retry_at, channel)

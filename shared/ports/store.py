@@ -20,6 +20,7 @@ from shared.domain.segments import MembershipChange
 __all__ = [
     "Inbox",
     "Memberships",
+    "MessageOutcome",
     "MessageRecord",
     "Messages",
     "Outbox",
@@ -33,6 +34,24 @@ __all__ = [
     "Timers",
     "UnitOfWork",
 ]
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    """What happened to a message: its new ``status`` as of ``at``. The provider's id and
+    the error are always written (``None`` clears them); each other field changes only
+    when given (not ``None``)."""
+
+    status: str
+    at: datetime
+    provider_message_id: str | None = None
+    error: str | None = None
+    reason: str | None = None
+    holdout: bool | None = None
+    channel: str | None = None
+    scheduled_for: datetime | None = None
+    sent_at: datetime | None = None
+    decision: Sequence[Reason] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,23 +199,9 @@ class Messages(Protocol):
         """Insert the message row before its send; ``False`` when the key exists already."""
         ...
 
-    async def finish(
-        self,
-        key: str,
-        status: str,
-        at: datetime,
-        provider_message_id: str | None = None,
-        error: str | None = None,
-        *,
-        reason: str | None = None,
-        holdout: bool | None = None,
-        channel: str | None = None,
-        scheduled_for: datetime | None = None,
-        sent_at: datetime | None = None,
-        decision: Sequence[Reason] | None = None,
-    ) -> None:
-        """Give the message its new ``status`` (as of ``at``); the keyword fields change
-        only when given."""
+    async def finish(self, key: str, outcome: MessageOutcome) -> None:
+        """Give the message ``outcome``: its new status as of ``outcome.at``, its provider
+        id and error; the other fields change only when given."""
         ...
 
     async def get(self, key: str) -> MessageRecord | None: ...

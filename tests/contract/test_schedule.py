@@ -28,7 +28,7 @@ from shared.adapters.store.schedule import due_query
 from shared.adapters.store.sql import SqlStore
 from shared.domain.decisions import Reason, ScheduledSend, SentMessage
 from shared.domain.events import Channel
-from shared.ports.store import MessageRecord, ScheduledRecord
+from shared.ports.store import MessageOutcome, MessageRecord, ScheduledRecord
 from tests.conftest import T0
 from tests.contract.on_store import OnStore
 from tests.support import infra
@@ -248,13 +248,17 @@ class ScheduleContract(OnStore):
             assert await uow.messages.get("m-wait") == waiting
             # Woken: the channel is chosen again; what is not given is kept.
             await uow.messages.finish(
-                "m-wait", "sending", T0 + 3 * HOUR, channel="sms", sent_at=T0 + 3 * HOUR
+                "m-wait",
+                MessageOutcome("sending", T0 + 3 * HOUR, channel="sms", sent_at=T0 + 3 * HOUR),
             )
             await uow.commit()
         async with store.unit_of_work() as uow:
             sending = await uow.messages.get("m-wait")
             await uow.messages.finish(
-                "m-wait", "dropped", T0 + 4 * HOUR, reason="converted", error="ordered at 10:00"
+                "m-wait",
+                MessageOutcome(
+                    "dropped", T0 + 4 * HOUR, reason="converted", error="ordered at 10:00"
+                ),
             )
             await uow.commit()
         async with store.unit_of_work() as uow:

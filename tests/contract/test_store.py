@@ -11,7 +11,7 @@ import pytest
 from shared.adapters.store.sql import SqlStore
 from shared.domain.profile import Basket, Engagement, Purchases, Tally
 from shared.domain.segments import MembershipChange
-from shared.ports.store import MessageRecord, OutgoingRecord
+from shared.ports.store import MessageOutcome, MessageRecord, OutgoingRecord
 from tests.conftest import T0
 from tests.contract.on_store import OnStore
 
@@ -346,7 +346,9 @@ class StoreContract(OnStore):
             await uow.commit()
         async with store.unit_of_work() as uow:
             assert not await uow.messages.begin(_message("m-1"))
-            await uow.messages.finish("m-1", "sent", T0, provider_message_id="<m-1@shop>")
+            await uow.messages.finish(
+                "m-1", MessageOutcome("sent", T0, provider_message_id="<m-1@shop>")
+            )
             await uow.commit()
         async with store.unit_of_work() as uow:
             record = await uow.messages.get("m-1")

@@ -30,7 +30,13 @@ from shared.domain.decisions import Reason, SentMessage
 from shared.domain.events import Channel
 from shared.domain.profile import SCORE_FIELDS, Basket, Engagement, Profile, Purchases, Tally
 from shared.domain.segments import MembershipChange
-from shared.ports.store import MessageRecord, OutboxRecord, OutgoingRecord, Resolution
+from shared.ports.store import (
+    MessageOutcome,
+    MessageRecord,
+    OutboxRecord,
+    OutgoingRecord,
+    Resolution,
+)
 
 __all__ = ["SqlStore", "SqlUnitOfWork"]
 
@@ -487,37 +493,23 @@ class SqlMessages(_Repository):
         )
         return bool((await self.conn.execute(stmt)).rowcount)
 
-    async def finish(
-        self,
-        key: str,
-        status: str,
-        at: datetime,
-        provider_message_id: str | None = None,
-        error: str | None = None,
-        *,
-        reason: str | None = None,
-        holdout: bool | None = None,
-        channel: str | None = None,
-        scheduled_for: datetime | None = None,
-        sent_at: datetime | None = None,
-        decision: Sequence[Reason] | None = None,
-    ) -> None:
+    async def finish(self, key: str, outcome: MessageOutcome) -> None:
         given = {
-            "reason": reason,
-            "holdout": holdout,
-            "channel": channel,
-            "scheduled_for": scheduled_for,
-            "sent_at": sent_at,
-            "decision": None if decision is None else _decision_json(decision),
+            "reason": outcome.reason,
+            "holdout": outcome.holdout,
+            "channel": outcome.channel,
+            "scheduled_for": outcome.scheduled_for,
+            "sent_at": outcome.sent_at,
+            "decision": None if outcome.decision is None else _decision_json(outcome.decision),
         }
         await self.conn.execute(
             update(t.messages)
             .where(t.messages.c.key == key)
             .values(
-                status=status,
-                finished_at=at,
-                provider_message_id=provider_message_id,
-                error=error,
+                status=outcome.status,
+                finished_at=outcome.at,
+                provider_message_id=outcome.provider_message_id,
+                error=outcome.error,
                 **{name: value for name, value in given.items() if value is not None},
             )
         )

@@ -15,21 +15,9 @@ from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import create_engine
 from shared.domain.campaigns import BUILTIN_CAMPAIGNS
 from shared.domain.segments import BUILTIN_SEGMENTS
+from tests.services.test_stored_campaigns import TEMPLATE
+from tests.services.test_stored_campaigns import WELCOME_BACK as CAMPAIGN
 
-CAMPAIGN = {
-    "name": "Thanks for the first order",
-    "trigger": {"segment": "lifecycle-new", "on": "entered"},
-    "channels": ["email"],
-    "templates": {"email": "first-order-thanks"},
-    "holdout": 0,
-    "priority": 50,
-    "goal": {"event": "purchase", "within": "14d"},
-}
-TEMPLATE = {
-    "subject": "Thank you for your first order",
-    "html": "<p>Thank you! <a href='{{ unsubscribe_url }}'>Unsubscribe</a></p>",
-    "text": "Thank you! Unsubscribe: {{ unsubscribe_url }}",
-}
 RULE = {"stat": "orders_count", "at_least": 2}
 
 

@@ -119,6 +119,7 @@ Trigger = SegmentTrigger | EventTrigger | MomentTrigger
 
 
 def trigger_document(trigger: Trigger) -> dict[str, Any]:
+    """``trigger`` as the JSON a campaign's ``trigger`` field holds."""
     if isinstance(trigger, SegmentTrigger):
         return {"segment": trigger.segment, "on": trigger.on}
     if isinstance(trigger, EventTrigger):

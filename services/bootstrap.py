@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TypedDict
 
 from argon2 import PasswordHasher
 from prometheus_client import CollectorRegistry
@@ -34,7 +33,12 @@ from shared.adapters.clock import SimulatedClock, SystemClock
 from shared.adapters.event_ids import MemoryEventIds
 from shared.adapters.files import private_dir
 from shared.adapters.providers.email import EmlFolderProvider, SmtpProvider
-from shared.adapters.providers.factories import build_push_provider, build_sms_provider
+from shared.adapters.providers.factories import (
+    Resilience,
+    build_push_provider,
+    build_sms_provider,
+    resilient,
+)
 from shared.adapters.providers.metrics import ProviderMetrics
 from shared.adapters.providers.resilience import ResilientProvider
 from shared.adapters.rendering import ProcessRenderer
@@ -70,7 +74,14 @@ from shared.ports.console import ConsoleQueries, SegmentSizeHistory
 from shared.ports.definitions import Definitions
 from shared.ports.event_ids import EventIds
 from shared.ports.exports import ProfileExport
-from shared.ports.providers import EmailProvider, PushMessage, PushProvider, SmsMessage, SmsProvider
+from shared.ports.providers import (
+    EmailMessage,
+    EmailProvider,
+    PushMessage,
+    PushProvider,
+    SmsMessage,
+    SmsProvider,
+)
 from shared.ports.rendering import Renderer
 from shared.ports.reports import CampaignResultsStore
 from shared.ports.scoring import ScoringBase
@@ -375,7 +386,9 @@ def build_sms(
         auth_token=token.get_secret_value() if token else "",
         folder=settings.data_dir / "sms",
         timeout=settings.sms_timeout,
-        **_resilience(settings, clock, metrics),
+        clock=clock,
+        connect_timeout=settings.provider_connect_timeout,
+        **_resilience(settings, metrics),
     )
 
 
@@ -390,25 +403,15 @@ def build_push(
         access_token=token.get_secret_value() if token else "",
         folder=settings.data_dir / "push",
         timeout=settings.push_timeout,
-        **_resilience(settings, clock, metrics),
+        clock=clock,
+        connect_timeout=settings.provider_connect_timeout,
+        **_resilience(settings, metrics),
     )
 
 
-class _Resilience(TypedDict):
-    clock: Clock
-    connect_timeout: float
-    attempts: int
-    total_seconds: float
-    breaker_threshold: int
-    breaker_cool_down: float
-    metrics: ProviderMetrics
-
-
-def _resilience(settings: Settings, clock: Clock, metrics: ProviderMetrics) -> _Resilience:
-    """What every HTTP provider shares: its clock, retries, breaker and metrics."""
-    return _Resilience(
-        clock=clock,
-        connect_timeout=settings.provider_connect_timeout,
+def _resilience(settings: Settings, metrics: ProviderMetrics) -> Resilience:
+    """What every provider shares: its retries, breaker and metrics."""
+    return Resilience(
         attempts=settings.provider_attempts,
         total_seconds=settings.provider_retry_total,
         breaker_threshold=settings.breaker_threshold,
@@ -457,18 +460,37 @@ def build_renderer(settings: Settings) -> ProcessRenderer:
     )
 
 
-def build_email(settings: Settings, *, folder: Path | None = None) -> EmailProvider:
+def build_email(
+    settings: Settings,
+    clock: Clock,
+    metrics: ProviderMetrics,
+    *,
+    folder: Path | None = None,
+) -> ResilientProvider[EmailMessage]:
     """SMTP, or ``.eml`` files in ``folder`` (default ``<data_dir>/mail``) when the
-    settings say ``NUDGE_EMAIL=folder`` or a folder is given."""
+    settings say ``NUDGE_EMAIL=folder`` or a folder is given; behind the same retries,
+    call timeout and breaker as the SMS and push providers."""
+    inner: EmailProvider
     if settings.email == "folder" or folder is not None:
-        return EmlFolderProvider(folder or settings.data_dir / "mail", settings.smtp_sender)
-    return SmtpProvider(
-        settings.smtp_host,
-        settings.smtp_port,
-        settings.smtp_sender,
-        username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        start_tls=settings.smtp_start_tls,
+        inner = EmlFolderProvider(folder or settings.data_dir / "mail", settings.smtp_sender)
+    else:
+        inner = SmtpProvider(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_sender,
+            username=settings.smtp_username,
+            password=(
+                settings.smtp_password.get_secret_value() if settings.smtp_password else None
+            ),
+            start_tls=settings.smtp_start_tls,
+            timeout=settings.smtp_timeout,
+        )
+    return resilient(
+        inner,
+        name="email",
+        clock=clock,
+        call_timeout=settings.smtp_timeout,
+        **_resilience(settings, metrics),
     )
 
 
@@ -480,10 +502,12 @@ async def bootstrap(
     email: EmailProvider | None = None,
     sms: ResilientProvider[SmsMessage] | None = None,
     push: ResilientProvider[PushMessage] | None = None,
+    mail_folder: Path | None = None,
     migrate: bool | None = None,
     create_topics: bool = True,
 ) -> Runtime:
-    """Build the runtime for ``settings``; adapters given explicitly win over settings.
+    """Build the runtime for ``settings``; adapters given explicitly win over settings
+    (``mail_folder``: the emails go to ``.eml`` files there, as the demo's do).
 
     ``migrate`` defaults to :func:`migrates_itself` (the embedded SQLite migrates itself;
     PostgreSQL's schema moves with ``nudge db upgrade`` before start).
@@ -502,7 +526,7 @@ async def bootstrap(
         clock=clock,
         bus=bus,
         database=database,
-        email=email or build_email(settings),
+        email=email or build_email(settings, clock, metrics, folder=mail_folder),
         sms=sms,
         push=push,
         provider_registry=metrics.registry,

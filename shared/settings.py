@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_start_tls: bool | None = None
+    smtp_timeout: float = Field(default=10.0, gt=0)
 
     sms: Literal["http", "folder"] = Field(
         default="folder",

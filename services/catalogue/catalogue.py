@@ -35,7 +35,7 @@ from shared.domain.campaigns import (
 )
 from shared.domain.events import Channel
 from shared.domain.message_templates import TemplateContentError, checked_template
-from shared.domain.rendering import EmailTemplate, PushTemplate, SmsTemplate
+from shared.domain.rendering import AnyTemplate, EmailTemplate, PushTemplate, SmsTemplate
 from shared.domain.rules import RuleError
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment, link_segments
 from shared.logging import get_logger
@@ -57,6 +57,15 @@ class Templates:
     def keys(self) -> dict[str, set[str]]:
         """Channel to the template keys there are: what a campaign may name."""
         return {"email": set(self.email), "sms": set(self.sms), "push": set(self.push)}
+
+    def on(self, channel: Channel) -> Mapping[str, AnyTemplate]:
+        """The templates on ``channel``, by key."""
+        by_channel: dict[Channel, Mapping[str, AnyTemplate]] = {
+            "email": self.email,
+            "sms": self.sms,
+            "push": self.push,
+        }
+        return by_channel[channel]
 
 
 class Catalogue:
@@ -111,6 +120,10 @@ class Catalogue:
     def campaigns(self) -> tuple[Campaign, ...]:
         """The campaigns that may send (each with its status: draft, active, paused)."""
         return self._campaigns
+
+    def campaign(self, key: str) -> Campaign | None:
+        """The campaign of ``key`` that may send, if there is one."""
+        return next((c for c in self._campaigns if c.key == key), None)
 
     @property
     def templates(self) -> Templates:

@@ -1,8 +1,16 @@
 """The dispatcher service: segment changes and events in, campaign messages out.
 
+Its parts, one job each, built here from the runtime's ports: :mod:`.triggers`
+(segment changes and events become messages), :mod:`.scheduled` (waiting sends
+woken when due, lost sends recovered), :mod:`.deciding` (the campaign's decision
+recorded), :mod:`.composing` (the message written for a channel) and
+:mod:`.delivery` (provider calls in the background, their outcomes recorded), over
+the campaigns and templates in force (:class:`~services.catalogue.Catalogue`).
+
 Its loops: the segment-changes consumer; the events consumer (in a group of its
-own, only when an active campaign is started by an event or by a moment of the
-buyer's rhythm); the due-sends loop, which wakes the scheduled sends whose moment
+own, for the campaigns started by an event or by a moment of the buyer's rhythm;
+always running, since a marketer may switch such a campaign on at any time); the
+due-sends loop, which wakes the scheduled sends whose moment
 came (on the service's clock, every ``timer_interval`` seconds when nothing is
 due); and the count of the scheduled-sends table for the queue-depth gauges
 (``dispatcher.metrics``).
@@ -15,7 +23,14 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime, unsubscribe_key
-from services.dispatcher.handlers import Dispatcher
+from services.catalogue import Catalogue, Templates
+from services.dispatcher.composing import Composer
+from services.dispatcher.deciding import Decider
+from services.dispatcher.delivery import Delivery
+from services.dispatcher.metrics import DispatcherMetrics
+from services.dispatcher.outgoing import Providers, Timing
+from services.dispatcher.scheduled import ScheduledSends
+from services.dispatcher.triggers import Triggers
 from services.running.loops import Subscription, consume, repeat, shut
 from shared.consuming import ConsumerLoop
 from shared.ports.bus import Publisher
@@ -35,21 +50,41 @@ QUEUE_DEPTH_INTERVAL = 15.0
 class DispatcherService:
     def __init__(self, runtime: Runtime, *, due_batch: int = 100) -> None:
         self.runtime = runtime
-        settings = runtime.settings
-        self.dispatcher = Dispatcher(
-            store=runtime.store,
-            clock=runtime.clock,
-            email=runtime.email,
+        settings, store, clock = runtime.settings, runtime.store, runtime.clock
+        self.catalogue = Catalogue(
+            runtime.definitions,
             campaigns=runtime.campaigns,
-            templates=runtime.templates,
+            templates=Templates(email=dict(runtime.templates)),
+        )
+        self.providers = Providers(runtime.email, runtime.sms, runtime.push)
+        self.metrics = DispatcherMetrics()
+        self.timing = Timing()
+        self.composer = Composer(
+            self.catalogue,
+            self.providers,
+            runtime.renderer,
             unsubscribe_key=unsubscribe_key(settings),
             public_url=settings.public_url,
-            sms=runtime.sms,
-            push=runtime.push,
-            policy=runtime.sending_policy,
             sms_max_segments=settings.sms_max_segments,
-            renderer=runtime.renderer,
-            definitions=runtime.definitions,
+        )
+        self.decider = Decider(
+            self.composer, self.metrics, self.timing, policy=runtime.sending_policy
+        )
+        self.delivery = Delivery(
+            store, clock, self.providers, self.composer, self.metrics, self.timing
+        )
+        self.triggers = Triggers(
+            store, clock, self.catalogue, self.composer, self.decider, self.delivery
+        )
+        self.scheduled = ScheduledSends(
+            store,
+            clock,
+            self.catalogue,
+            self.composer,
+            self.decider,
+            self.delivery,
+            self.metrics,
+            self.timing,
         )
         self.due_batch = due_batch
         self.stopping = asyncio.Event()
@@ -60,21 +95,17 @@ class DispatcherService:
     @property
     def metrics_registries(self) -> tuple[CollectorRegistry, ...]:
         """What this service measures: its messages and due table, its providers."""
-        return (self.dispatcher.metrics.registry, self.runtime.provider_registry)
+        return (self.metrics.registry, self.runtime.provider_registry)
 
     async def start(self) -> None:
         bus, settings = self.runtime.bus, self.runtime.settings
         self._publisher = publisher = bus.publisher()
-        self._loop = await consume(
-            bus, settings, CHANGES, self.dispatcher.handle_changes, publisher
-        )
+        self._loop = await consume(bus, settings, CHANGES, self.triggers.handle_changes, publisher)
         # Events start some campaigns (an abandoned cart; a reminder planned from the
         # buyer's rhythm): read them too, in a group of the dispatcher's own, never more at
         # a time than the segmenter (which applies them first); always, since a marketer
         # may switch such a campaign on at any time.
-        self._events = await consume(
-            bus, settings, EVENTS, self.dispatcher.handle_events, publisher
-        )
+        self._events = await consume(bus, settings, EVENTS, self.triggers.handle_events, publisher)
 
     async def step(self) -> int:
         """One round of both loops without waiting: for the demo and for tests."""
@@ -82,8 +113,8 @@ class DispatcherService:
         done = await self._loop.step(0)
         if self._events is not None:
             done += await self._events.step(0)
-        done += await self.dispatcher.wake_due(self.due_batch)
-        return done + await self.dispatcher.drain()
+        done += await self.scheduled.wake_due(self.due_batch)
+        return done + await self.delivery.drain()
 
     async def run(self) -> None:
         """Run until :meth:`stop`; the batch in hand is finished and committed first."""
@@ -94,14 +125,14 @@ class DispatcherService:
         async def due_sends() -> bool:
             nonlocal checked
             checked = clock.now()
-            return await self.dispatcher.wake_due(self.due_batch) >= self.due_batch
+            return await self.scheduled.wake_due(self.due_batch) >= self.due_batch
 
         async def until_next_tick() -> None:
             # As the segmenter's timers: time spent in the last round is not waited again.
             await clock.sleep(interval - (clock.now() - checked).total_seconds())
 
         async def queue_depth() -> bool:
-            await self.dispatcher.measure_queue()
+            await self.scheduled.measure_queue()
             return False
 
         loops = [self._loop.run()]
@@ -119,7 +150,7 @@ class DispatcherService:
                 ),
             )
         finally:
-            await self.dispatcher.drain()  # the sends in flight finish before the close
+            await self.delivery.drain()  # the sends in flight finish before the close
             await self.close()
 
     def stop(self) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from services.bootstrap import bootstrap, build_email, simulated_clock
+from services.bootstrap import bootstrap, simulated_clock
 from services.segmenter.snapshots import record_segment_sizes
 from services.tools.embedded import Pipeline
 from shared.codec import decode_change
@@ -82,9 +82,8 @@ async def run_demo(
     # The database nudge serve --embedded opens with NUDGE_DATA_DIR=<out>.
     settings = Settings(data_dir=out, database_url=f"sqlite+aiosqlite:///{out / 'nudge.db'}")
     clock = simulated_clock(start)
-    email = build_email(settings, folder=out / "email")
     # The embedded bus, durable in nudge.db, as `nudge serve --embedded` has it.
-    runtime = await bootstrap(settings, clock=clock, email=email)
+    runtime = await bootstrap(settings, clock=clock, mail_folder=out / "email")
     summary = DemoSummary(customers=customers, days=days, out=out)
     events = list(synthetic_events(customers, days, seed, start))
     by_day = {

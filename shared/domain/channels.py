@@ -21,13 +21,23 @@ its mean, so a channel that looks slightly worse is still tried now and then and
 its estimate keeps improving. The channel with the highest score is chosen; the
 other reachable channels, by their score at the posterior mean, are the
 fallbacks for when the chosen one fails for good (a rejected address).
+
+When the message is written, a channel the buyer cannot receive it on (no
+address there, or no provider for the channel) is passed over for the next one
+(:func:`receiving_address`). When a provider rejects the message, it goes out
+on the next of the fallbacks it can be written for (:func:`falls_back`,
+:func:`fallbacks_after`). A provider that is down is tried again later only on
+the channels whose providers deliver one message per idempotency key (SMS and
+push: :func:`can_send_again`), within the time allowed (:func:`tried_again_later`);
+an email never is, since it may have gone before the failure.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from shared.domain.events import CHANNELS, Channel
@@ -36,14 +46,23 @@ from shared.domain.profile import Profile
 __all__ = [
     "DEFAULT_COSTS",
     "DEFAULT_PRIORS",
+    "RESENDABLE",
     "BetaPrior",
     "ChannelChoice",
     "ChannelEconomics",
     "ChannelEvidence",
+    "can_send_again",
     "choose_channel",
     "evidence_from",
+    "fallbacks_after",
+    "falls_back",
     "reachable_channels",
+    "receiving_address",
+    "tried_again_later",
 ]
+
+RESENDABLE: tuple[Channel, ...] = ("sms", "push")
+"""Channels whose providers deliver one message per idempotency key: safe to send again."""
 
 
 @dataclass(frozen=True)
@@ -117,11 +136,7 @@ def reachable_channels(
     reachable only with ``push_address`` (an app install or device token the
     dispatcher knows for the buyer).
     """
-    addresses: dict[Channel, str | None] = {
-        "email": profile.email,
-        "sms": profile.phone,
-        "push": push_address,
-    }
+    addresses = _addresses(profile, push_address)
     reachable: list[Channel] = []
     barred: dict[Channel, str] = {}
     for channel in candidates:
@@ -131,6 +146,50 @@ def reachable_channels(
         else:
             barred[channel] = why
     return reachable, barred
+
+
+def receiving_address(
+    channel: Channel,
+    profile: Profile,
+    *,
+    push_address: str | None,
+    providers: Collection[Channel],
+) -> str | None:
+    """Where a message on ``channel`` reaches the buyer, or ``None`` when it cannot be
+    sent there: no provider for the channel among ``providers``, or no address of the
+    buyer's on it (for push, no ``push_address``)."""
+    if channel not in providers:
+        return None
+    return _addresses(profile, push_address)[channel]
+
+
+def falls_back(outcome: str, fallbacks: Sequence[Channel]) -> bool:
+    """Whether a provider's ``outcome`` moves the message on to a fallback channel: only a
+    rejection does (that address is refused for good), and only if a fallback is left."""
+    return outcome == "rejected" and bool(fallbacks)
+
+
+def fallbacks_after(channels: Sequence[Channel], channel: Channel) -> tuple[Channel, ...]:
+    """What is left to fall back to once the message goes out on ``channel``."""
+    return tuple(channels[channels.index(channel) + 1 :])
+
+
+def can_send_again(channel: str | None) -> Channel | None:
+    """``channel`` if its provider delivers one message per idempotency key (SMS, push), so
+    a send whose outcome was lost may go again with the same key; else ``None`` (email:
+    SMTP has no such key, so an email goes at most once)."""
+    return next((c for c in RESENDABLE if c == channel), None)
+
+
+def tried_again_later(outcome: str, channel: Channel, *, at: datetime, until: datetime) -> bool:
+    """Whether a message whose provider was down (``outcome`` is ``failed``) is tried again
+    ``at`` a later moment: only on a channel that may send again, and only if ``at`` is no
+    later than ``until``."""
+    return outcome == "failed" and can_send_again(channel) is not None and at <= until
+
+
+def _addresses(profile: Profile, push_address: str | None) -> dict[Channel, str | None]:
+    return {"email": profile.email, "sms": profile.phone, "push": push_address}
 
 
 def evidence_from(profile: Profile) -> dict[Channel, ChannelEvidence]:

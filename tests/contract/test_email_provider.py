@@ -78,6 +78,22 @@ class TestSmtpProvider(EmailProviderContract):
         with pytest.raises(ProviderRejected):
             await provider.send(MESSAGE)
 
+    async def test_a_deferred_recipient_is_worth_retrying_and_its_address_is_not_told(
+        self, provider: EmailProvider, smtp: SmtpServer
+    ) -> None:
+        # Seen: a 421 at RCPT (a busy or greylisting server) was a permanent rejection,
+        # and the error, kept on the message row, held the buyer's address.
+        smtp.mailbox.busy = 1
+        with pytest.raises(ProviderUnavailable) as deferred:
+            await provider.send(MESSAGE)
+        assert "421" in str(deferred.value)
+        assert "anna@shop.ru" not in str(deferred.value)
+        smtp.mailbox.refuse.add("anna@shop.ru")
+        with pytest.raises(ProviderRejected) as refused:
+            await provider.send(MESSAGE)
+        assert "550" in str(refused.value)
+        assert "anna@shop.ru" not in str(refused.value)
+
     async def test_a_server_that_is_not_there_is_worth_retrying(self) -> None:
         provider = SmtpProvider("127.0.0.1", free_port(), "shop@nudge.local", timeout=2)
         with pytest.raises(ProviderUnavailable):

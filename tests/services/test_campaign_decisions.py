@@ -95,7 +95,7 @@ async def test_a_held_out_buyer_gets_nothing_and_is_recorded_as_held_out(
             ],
         )
         messages = await _messages(pipeline)
-        registry = pipeline.dispatcher.dispatcher.metrics.registry
+        registry = pipeline.dispatcher.metrics.registry
 
     held = messages[f"win-back-test/{control}"]
     assert (held.status, held.reason, held.holdout, held.sent_at) == (
@@ -158,7 +158,7 @@ async def test_a_send_in_quiet_hours_waits_for_the_buyer_s_morning(
             "quiet_hours",
             morning,
         )
-        assert await pipeline.dispatcher.dispatcher.measure_queue() == 1
+        assert await pipeline.dispatcher.scheduled.measure_queue() == 1
 
         clock.set(morning - timedelta(minutes=1))
         await pipeline.settle()

@@ -82,8 +82,8 @@ async def pipeline(
 ) -> AsyncIterator[Pipeline]:
     campaigns = [parse_campaign(campaign)]
     async for pipeline in pipeline_with(embedded_settings, clock, tmp_path / "mail", campaigns):
-        pipeline.dispatcher.dispatcher.sms = sms
-        pipeline.dispatcher.dispatcher.email = email
+        pipeline.dispatcher.providers.sms = sms
+        pipeline.dispatcher.providers.email = email
         yield pipeline
 
 

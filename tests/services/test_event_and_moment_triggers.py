@@ -154,9 +154,9 @@ async def test_an_event_the_segmenter_has_not_applied_in_time_is_skipped_not_a_c
     async for pipeline in pipeline_with(
         embedded_settings, clock, tmp_path / "mail", [parse_campaign(ABANDONED_CART)]
     ):
-        dispatcher = pipeline.dispatcher.dispatcher
-        dispatcher.applied_timeout = 0.05
+        triggers = pipeline.dispatcher.triggers
+        triggers.applied_timeout = 0.05
         cart = _cart("cart-unapplied", clock.now(), ANNA, 4999)
         published = Record("nudge.events", 0, 0, b"id:shop-anna", orjson.dumps(cart))
-        await dispatcher.handle_events([published])
+        await triggers.handle_events([published])
         assert await _messages(pipeline) == []

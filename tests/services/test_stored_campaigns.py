@@ -169,9 +169,9 @@ async def test_a_send_with_no_render_worker_is_tried_again_later_and_goes_out(
     await definitions.campaigns.put(
         WELCOME, definition=WELCOME_BACK, status="active", expected_version=None
     )
-    dispatcher = pipeline.dispatcher.dispatcher
-    down = _DownRenderer(dispatcher.renderer)
-    dispatcher.renderer = down
+    composer = pipeline.dispatcher.composer
+    down = _DownRenderer(composer.renderer)
+    composer.renderer = down
     buyer = {"id": "no-worker", "email": "later@shop.ru"}
     await pipeline.post_events([purchase("w1", T0 - timedelta(hours=1), customer=buyer)])
     await pipeline.settle()
@@ -181,7 +181,7 @@ async def test_a_send_with_no_render_worker_is_tried_again_later_and_goes_out(
     assert not _subjects(tmp_path)
 
     down.down = False
-    clock.advance(dispatcher.retry_after)
+    clock.advance(pipeline.dispatcher.timing.retry_after)
     await pipeline.settle()
     async with pipeline.runtime.store.unit_of_work() as uow:
         (sent,) = [m for m in await uow.messages.all() if m.campaign == WELCOME]

@@ -66,11 +66,11 @@ async def test_a_due_send_is_committed_before_the_next_one_renders(
     ):
         await pipeline.post_events([_cart(n, clock.now()) for n in range(3)])
         await pipeline.settle()
-        dispatcher = pipeline.dispatcher.dispatcher
-        dispatcher.renderer = _CrashingSecond(dispatcher.renderer)
+        composer = pipeline.dispatcher.composer
+        composer.renderer = _CrashingSecond(composer.renderer)
         clock.advance(timedelta(hours=2))
         with pytest.raises(RuntimeError, match="stops here"):
-            await dispatcher.wake_due()
+            await pipeline.dispatcher.scheduled.wake_due()
         async with pipeline.runtime.store.unit_of_work() as uow:
             statuses = sorted(m.status for m in await uow.messages.all())
     # Seen: one transaction for the batch, so every render held the database; the first

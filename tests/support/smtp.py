@@ -14,16 +14,22 @@ from tests.support.ports import free_port
 
 
 class Mailbox:
-    """aiosmtpd handler: keeps every message; refuses recipients listed in ``refuse``."""
+    """aiosmtpd handler: keeps every message; refuses recipients listed in ``refuse``, and
+    answers the next ``busy`` recipients "try again later" (421)."""
 
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.refuse: set[str] = set()
+        self.busy = 0
         self._lock = threading.Lock()
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
+        with self._lock:
+            busy, self.busy = self.busy > 0, max(0, self.busy - 1)
+        if busy:
+            return "421 4.3.2 service busy, try again later"
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
         envelope.rcpt_tos.append(address)

@@ -91,7 +91,13 @@ class SmtpProvider:
                 timeout=self.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise ProviderRejected(f"recipient refused: {exc}") from exc
+            codes = [refused.code for refused in exc.recipients]
+            if codes and all(500 <= code < 600 for code in codes):
+                raise ProviderRejected(f"recipient refused: SMTP {codes[0]}") from exc
+            # 4xx: the server defers the recipient (greylisting, busy): worth trying again.
+            raise ProviderUnavailable(
+                f"recipient deferred: SMTP {codes[0] if codes else '?'}"
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             if 500 <= exc.code < 600:
                 raise ProviderRejected(f"SMTP {exc.code}: {exc.message}") from exc

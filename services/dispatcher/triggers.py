@@ -1,0 +1,220 @@
+"""Triggers: segment changes and events becoming, at most once, campaign messages.
+
+Triggers are segment changes (:meth:`Triggers.handle_changes`) and events
+(:meth:`Triggers.handle_events`): an event an event trigger matches (an abandoned
+cart), and a purchase, which moves the buyer's moments (a reminder three days before
+the order the buyer's rhythm expects is planned then). Each trigger's message is
+keyed by campaign, buyer and trigger occurrence and decided
+(:mod:`services.dispatcher.deciding`) unless its row exists: a change delivered
+again finds the row and sends nothing. What is committed ``sending`` is handed to
+:mod:`services.dispatcher.delivery` at once, so a slow provider never holds up the
+next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.catalogue import Catalogue
+from services.dispatcher.composing import Composer
+from services.dispatcher.deciding import Decided, Decider
+from services.dispatcher.delivery import Delivery
+from services.dispatcher.outgoing import Draft, first_record
+from shared.codec import decode_change
+from shared.domain.campaigns import (
+    Campaign,
+    MomentTrigger,
+    campaigns_triggered_by,
+    campaigns_triggered_by_event,
+)
+from shared.domain.decisions import Reason, ScheduledSend, schedule
+from shared.domain.events import AnyEvent, PurchaseEvent, TrackEvent, read_published_event
+from shared.domain.profile import Profile, ProfileMerged
+from shared.domain.segments import MembershipChange, occurrence_id
+from shared.errors import PoisonRecord
+from shared.logging import get_logger
+from shared.ports.bus import Record
+from shared.ports.clock import Clock
+from shared.ports.store import Store, UnitOfWork
+
+__all__ = ["Triggers"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Triggers:
+    store: Store
+    clock: Clock
+    catalogue: Catalogue
+    composer: Composer
+    decider: Decider
+    delivery: Delivery
+    applied_timeout: float = 5.0
+    """Seconds (real time) an event waits for the segmenter to apply it before its
+    triggers are skipped."""
+
+    async def handle_changes(self, records: Sequence[Record]) -> None:
+        """Decide every message the batch's changes trigger, each committed before it is
+        handed over for delivery."""
+        await self.catalogue.refresh_campaigns()
+        for record in records:
+            try:
+                change = decode_change(record.value)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise PoisonRecord(f"not a segment change: {exc}") from exc
+            if isinstance(change, ProfileMerged):
+                # The segmenter already moved the message history to the survivor.
+                log.info("profiles merged", absorbed=change.absorbed, survivor=change.survivor)
+                continue
+            for campaign in campaigns_triggered_by(self.catalogue.campaigns, change):
+                _status, sending = await self._begin(campaign, change)
+                if sending is not None:  # committed: handed over now, whatever comes next
+                    await self.delivery.hand_over([sending])
+
+    async def _begin(self, campaign: Campaign, change: MembershipChange) -> Decided:
+        """Decide and record ``campaign``'s message for ``change`` unless it exists.
+
+        The message belongs to the buyer as they are now (following merges) and, for an
+        entry, to the buyer's current stay in the segment: two profiles merged into one
+        buyer share one stay, so a change announced for each sends one message. A buyer
+        who left the segment before the send gets nothing, and the row says why.
+        """
+        async with self.store.unit_of_work() as uow:
+            now = self.clock.now()
+            profile = await uow.profiles.current(change.profile_id)
+            if profile is not None:
+                # Locked: caps are counted by one transaction at a time for this buyer.
+                profile = (await uow.profiles.get_many([profile.id], lock=True))[profile.id]
+            buyer = profile.id if profile is not None else change.profile_id
+            occurrence = change.occurrence_id
+            left = False
+            if profile is not None and change.kind == "entered":
+                entered_at = (await uow.memberships.of([buyer]))[buyer].get(change.segment)
+                if entered_at is None:
+                    left = True
+                else:
+                    occurrence = occurrence_id(change.segment, buyer, entered_at)
+            planned = schedule(campaign, buyer, occurrence, change.at)
+            context = {"segment": change.segment, "on": change.kind}
+            if profile is not None and not left:
+                push = await self.composer.push_address(uow, profile)
+                draft = Draft(campaign, profile, planned, context, push_address=push)
+                decided = await self.decider.trigger(uow, draft, now)
+            elif (existing := await uow.messages.get(planned.key)) is not None:
+                return existing.status, None
+            else:
+                reason = (
+                    Reason("wake", "left_segment", "the buyer left the segment before the send")
+                    if left
+                    else Reason("consent", "no_address", "the buyer is not known")
+                )
+                await uow.messages.begin(first_record(campaign, planned, reason.code, now, reason))
+                decided = await self.decider.skip(uow, planned, reason, (reason,), now), None
+            await uow.commit()
+        return decided
+
+    async def handle_events(self, records: Sequence[Record]) -> None:
+        """Start the event-triggered campaigns (an abandoned cart) and plan the moment-
+        triggered ones (a reminder before the expected next order) for each buyer's events.
+
+        The events are those the segmenter applies too: each is acted on once the segmenter
+        has applied it (its ``event_id`` is processed), so the buyer's profile is known and
+        current; one the segmenter has not applied within ``applied_timeout`` is skipped
+        (logged). An event that does not parse is left to the segmenter's dead-letter topic.
+        """
+        await self.catalogue.refresh_campaigns()
+        in_force = self.catalogue.campaigns
+        triggering: list[tuple[AnyEvent, list[Campaign]]] = []
+        for record in records:
+            try:
+                event = read_published_event(record.value)
+            except ValidationError:
+                continue
+            campaigns = campaigns_triggered_by_event(in_force, event)
+            if isinstance(event, PurchaseEvent):
+                campaigns += [
+                    c
+                    for c in in_force
+                    if isinstance(c.trigger, MomentTrigger) and c.status == "active"
+                ]
+            if campaigns:
+                triggering.append((event, campaigns))
+        if not triggering:
+            return
+        applied = await self._applied({event.dedupe_id for event, _ in triggering})
+        for event, campaigns in triggering:
+            if event.dedupe_id in applied:
+                decided = await self._begin_event(event, campaigns)
+                await self.delivery.hand_over([o for _, o in decided if o is not None])
+            else:
+                log.warning(
+                    "event not applied in time: its triggers are skipped",
+                    event_id=event.event_id,
+                )
+
+    async def _begin_event(self, event: AnyEvent, campaigns: Sequence[Campaign]) -> list[Decided]:
+        """Decide and record the messages ``event`` triggers."""
+        decided: list[Decided] = []
+        async with self.store.unit_of_work() as uow:
+            now = self.clock.now()
+            profile = await self._buyer(uow, event)
+            if profile is None:
+                return []
+            push = await self.composer.push_address(uow, profile)
+            for campaign in campaigns:
+                planned = _planned(campaign, profile, event)
+                if planned is not None:
+                    context = {"event": event.type, "trigger": _trigger_data(event)}
+                    draft = Draft(campaign, profile, planned, context, push_address=push)
+                    decided.append(await self.decider.trigger(uow, draft, now))
+            await uow.commit()
+        return decided
+
+    async def _buyer(self, uow: UnitOfWork, event: AnyEvent) -> Profile | None:
+        """The profile the event's strongest known identifier names, now, locked."""
+        for kind, value in event.customer.identifiers().items():
+            found = await uow.profiles.find(kind, value)
+            if found is not None:
+                current = await uow.profiles.current(found.id)
+                if current is not None:
+                    return (await uow.profiles.get_many([current.id], lock=True))[current.id]
+        return None
+
+    async def _applied(self, event_ids: set[str]) -> set[str]:
+        """Those of ``event_ids`` the segmenter applied, waiting up to ``applied_timeout``."""
+        deadline = asyncio.get_running_loop().time() + self.applied_timeout
+        pause = 0.01
+        while True:
+            async with self.store.unit_of_work() as uow:
+                applied = await uow.inbox.seen(event_ids)
+            if applied == event_ids or asyncio.get_running_loop().time() >= deadline:
+                return applied
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
+def _planned(campaign: Campaign, profile: Profile, event: AnyEvent) -> ScheduledSend | None:
+    """The send ``event`` starts: the event is the occurrence of an event trigger; for a
+    moment trigger, the buyer's moment as it is now (a purchase moves it)."""
+    trigger = campaign.trigger
+    if isinstance(trigger, MomentTrigger):
+        fires_at = trigger.fires_at(profile)
+        occurrence = trigger.occurrence_id(profile)
+        if fires_at is None or occurrence is None or not campaign.is_live(fires_at):
+            return None
+        return schedule(campaign, profile.id, occurrence, fires_at)
+    return schedule(campaign, profile.id, event.dedupe_id, event.occurred_at)
+
+
+def _trigger_data(event: AnyEvent) -> dict[str, Any]:
+    """What a template sees as ``trigger``: a custom event's properties, or the event's data."""
+    data: dict[str, Any] = event.data.model_dump(mode="json")
+    if isinstance(event, TrackEvent):
+        return dict(data.get("properties") or {})
+    return data

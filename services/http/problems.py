@@ -6,9 +6,11 @@ says what was wrong with this request. A batch refusal lists one entry per bad
 event, with its index and a JSON pointer into the request body.
 
 The kinds are registered explicitly: the HTTP pieces' own (:data:`HTTP_PROBLEM_KINDS`:
-the body, the routing, the API key) always, and each app's as it is built (ingest's in
-:mod:`services.ingest.problems`, the console's in :mod:`services.console.api.problems`,
-the stopping process's in :mod:`services.running.lifecycle`).
+the body, the routing, the API key, a dependency not ready) always, and each app's as
+it is built (ingest's in :mod:`services.ingest.problems`, the console's in
+:mod:`services.console.api.problems`, the stopping process's in
+:mod:`services.running.lifecycle`). A kind raised must be registered in every process
+that can raise it: an unregistered one would answer 500.
 """
 
 from __future__ import annotations
@@ -78,8 +80,14 @@ HTTP_PROBLEM_KINDS: dict[str, ProblemKind] = {
         "The API key could not be checked because the database did not answer; retry after "
         "the number of seconds in Retry-After.",
     ),
+    "not-ready": (
+        503,
+        "Not ready",
+        "The event broker or the key database does not answer; requests would be refused.",
+    ),
 }
-"""The kinds every HTTP app of nudge may answer: the body, the routing, the API key."""
+"""The kinds every HTTP app of nudge may answer: the body, the routing, the API key, and
+``not-ready`` (ingest's ``/readyz``; the console when its database does not answer)."""
 
 
 class ProblemKinds:

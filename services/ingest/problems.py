@@ -49,11 +49,6 @@ INGEST_PROBLEM_KINDS: dict[str, ProblemKind] = {
         "The database that keeps the accepted event ids did not answer; nothing of the "
         "request was accepted. Retry after the number of seconds in Retry-After.",
     ),
-    "not-ready": (
-        503,
-        "Not ready",
-        "The event broker or the key database does not answer; requests would be refused.",
-    ),
     "bad-signature": (
         401,
         "Bad signature",

@@ -17,6 +17,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from services.bootstrap import Runtime
+from services.catalogue import Catalogue
 from services.running.loops import Subscription, consume, repeat, shut
 from services.segmenter.attribution import Attribution
 from services.segmenter.handlers import RECOMPUTE_BATCH, Segmenter, relay_outbox
@@ -58,13 +59,17 @@ class SegmenterService:
         self.runtime = runtime
         settings = runtime.settings
         definitions = definitions or runtime.definitions
+        # One catalogue: the segments in force and the campaigns whose messages convert
+        # are loaded in one place for both.
+        in_force = Catalogue(definitions, segments=runtime.segments)
         self.segmenter = Segmenter(
             store=runtime.store,
             clock=runtime.clock,
             segments=runtime.segments,
             changes_topic=settings.topic("segment-changes"),
             definitions=definitions,
-            attribution=Attribution(runtime.results, definitions),
+            attribution=Attribution(runtime.results, definitions, catalogue=in_force),
+            catalogue=in_force,
             recompute_size=recompute_batch,
             default_timezone=settings.default_timezone,
         )

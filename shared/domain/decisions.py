@@ -45,9 +45,8 @@ import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
-from functools import lru_cache
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from shared.domain.campaigns import Campaign, MomentTrigger, SegmentTrigger, message_key
 from shared.domain.channels import (
@@ -58,7 +57,7 @@ from shared.domain.channels import (
     reachable_channels,
 )
 from shared.domain.events import Channel
-from shared.domain.profile import Profile
+from shared.domain.profile import Profile, local_zone
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -469,18 +468,9 @@ def _sunset(
 
 
 def buyer_zone(profile: Profile, policy: SendingPolicy = DEFAULT_POLICY) -> ZoneInfo:
-    """The buyer's time zone: the ``timezone`` trait if it names one, else the shop's."""
-    name = profile.traits.get("timezone")
-    zone = _zone(name) if isinstance(name, str) else None
-    return zone or _zone(policy.default_timezone) or ZoneInfo("UTC")
-
-
-@lru_cache(maxsize=512)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+    """The buyer's time zone: the ``timezone`` trait if it names one, else the shop's
+    (``policy.default_timezone``), else UTC."""
+    return local_zone(profile, policy.default_timezone)
 
 
 def best_hour(

@@ -55,6 +55,7 @@ from shared.ports.definitions import (
     Definitions,
     SegmentDefinition,
     TemplateDefinition,
+    Versioned,
 )
 from shared.ports.rendering import Renderer
 
@@ -80,6 +81,7 @@ __all__ = [
     "TemplatePreview",
     "builtin_document",
     "stored_document",
+    "version_fields",
 ]
 
 Against = Callable[[int | None], int | None]
@@ -104,13 +106,21 @@ class EditingError(Exception):
     """A definition refused: nothing was saved."""
 
 
-class ReadOnly(EditingError):
-    """``key`` is a built-in ``kind`` (segment): it cannot be changed."""
+class _KeyRefused(EditingError):
+    """A refusal of the ``kind`` (segment, template) ``key``, said as ``_says``."""
+
+    _says = ""
 
     def __init__(self, kind: str, key: str) -> None:
-        super().__init__(f"{key} is a built-in {kind}")
+        super().__init__(self._says.format(kind=kind, key=key))
         self.kind = kind
         self.key = key
+
+
+class ReadOnly(_KeyRefused):
+    """``key`` is a built-in ``kind``: it cannot be changed."""
+
+    _says = "{key} is a built-in {kind}"
 
 
 class NotFound(EditingError):
@@ -121,13 +131,10 @@ class NotFound(EditingError):
         self.message = message
 
 
-class Exists(EditingError):
+class Exists(_KeyRefused):
     """A new ``kind`` was to be made under ``key``, and one exists."""
 
-    def __init__(self, kind: str, key: str) -> None:
-        super().__init__(f"a {kind} {key} exists already")
-        self.kind = kind
-        self.key = key
+    _says = "a {kind} {key} exists already"
 
 
 class ChannelRequired(EditingError):
@@ -553,16 +560,20 @@ class CampaignEditor:
 
 def stored_document(d: CampaignDefinition) -> dict[str, Any]:
     """A stored campaign as listed: its definition with its key, status and version."""
-    return {
-        **d.definition,
-        "key": d.key,
-        "status": d.status,
-        "version": d.version,
-        "builtin": False,
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-        "archived_at": d.archived_at.isoformat() if d.archived_at else None,
-    }
+    return {**d.definition, "key": d.key, "status": d.status, **version_fields(d)}
+
+
+def version_fields(d: Versioned, *, builtin: bool | None = False) -> dict[str, Any]:
+    """A stored definition's version and times, as listed (``builtin`` ``None``: left out)."""
+    fields: dict[str, Any] = {"version": d.version}
+    if builtin is not None:
+        fields["builtin"] = builtin
+    fields.update(
+        created_at=d.created_at.isoformat(),
+        updated_at=d.updated_at.isoformat(),
+        archived_at=d.archived_at.isoformat() if d.archived_at else None,
+    )
+    return fields
 
 
 def builtin_document(c: Campaign) -> dict[str, Any]:

@@ -6,7 +6,6 @@ catalogue has in force, as the dispatcher sends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,12 +23,11 @@ from services.catalogue.editing import (
     SegmentEditor,
     TemplateEditor,
 )
-from shared.adapters.clock import SimulatedClock
 from shared.adapters.rendering import InlineRenderer
 from shared.adapters.store.definitions import SqlDefinitions
-from shared.adapters.store.engine import create_engine
 from shared.domain.segments import BUILTIN_SEGMENTS
 from shared.ports.definitions import StaleVersion
+from tests.api.definitions_app import *  # noqa: F403 - the fixtures (definitions)
 from tests.api.test_segments_api import seed_buyers
 from tests.conftest import T0
 from tests.services.test_stored_campaigns import TEMPLATE
@@ -57,13 +55,6 @@ def at(version: int) -> editing.Against:
 
 def never(current: int | None) -> int | None:
     raise AssertionError("the version was asked of a definition that did not validate")
-
-
-@pytest.fixture
-async def definitions(sqlite_url: str, clock: SimulatedClock) -> AsyncIterator[SqlDefinitions]:
-    found = SqlDefinitions(create_engine(sqlite_url), clock=clock)
-    yield found
-    await found.close()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.catalogue.editing import PREVIEW_KEY, SegmentEditor
+from services.catalogue.editing import PREVIEW_KEY, SegmentEditor, version_fields
 from services.console.api import versions
 from services.console.api.refusals import as_problems
 from services.console.api.versions import etag
@@ -66,11 +66,7 @@ def _definition(d: SegmentDefinition) -> dict[str, Any]:
         "name": d.name,
         "description": d.description,
         "rule": d.rule,
-        "version": d.version,
-        "builtin": False,
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-        "archived_at": d.archived_at.isoformat() if d.archived_at else None,
+        **version_fields(d),
     }
 
 

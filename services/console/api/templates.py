@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.catalogue.editing import TemplateEditor
+from services.catalogue.editing import TemplateEditor, version_fields
 from services.console.api import versions
 from services.console.api.refusals import as_problems
 from services.console.api.segments import KEY_PATTERN
@@ -73,10 +73,7 @@ def _definition(d: TemplateDefinition) -> dict[str, Any]:
         "key": d.key,
         "channel": d.channel,
         "content": d.content,
-        "version": d.version,
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-        "archived_at": d.archived_at.isoformat() if d.archived_at else None,
+        **version_fields(d, builtin=None),
     }
 
 
@@ -147,13 +144,7 @@ def router(
     )
     async def preview(key: Key, body: PreviewBody) -> dict[str, Any]:
         with as_problems():
-            found = await editor.preview(
-                key,
-                channel=body.channel,
-                content=body.content,
-                profile_id=body.profile_id,
-                trigger=body.trigger,
-            )
+            found = await editor.preview(key, **body.model_dump())
         return asdict(found)
 
     return api

@@ -13,9 +13,10 @@ validates is left out and logged, and the others stay in force.
   replaces the built-in of its key and channel if it passes the template checks; a
   stored campaign replaces the ready-made one of its key, its stored status the one
   that counts, if it parses and names templates that exist (``campaigns``, what may
-  send). Attribution asks for ``attributable``: every campaign that parses, archived
-  ones and those whose template has gone too, since the messages they sent still
-  convert.
+  send). The console checks a campaign against what it may name (``nameable``): the
+  segments and templates in force. Attribution asks for ``attributable``: every
+  campaign that parses, archived ones and those whose template has gone too, since
+  the messages they sent still convert.
 """
 
 from __future__ import annotations
@@ -128,6 +129,18 @@ class Catalogue:
     @property
     def templates(self) -> Templates:
         return self._templates
+
+    @property
+    def ready_made(self) -> Mapping[str, Campaign]:
+        """The ready-made campaigns it starts from, by key (stored ones replace them)."""
+        return {c.key: c for c in self._builtin_campaigns}
+
+    async def nameable(self) -> tuple[set[str], dict[str, set[str]]]:
+        """The segment keys, and the template keys per channel, a campaign may name now:
+        those in force, loaded again first if the stored ones changed. The console checks
+        a campaign against them as the dispatcher does before it sends."""
+        await self.refresh()
+        return {s.key for s in self._segments}, self._templates.keys()
 
     # --- loading -----------------------------------------------------------------------
 

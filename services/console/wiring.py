@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from services.bootstrap import Database, build_renderer
+from services.catalogue import Catalogue
 from services.console.api import campaigns, customers, kpis, segments, templates
 from services.console.app import create_console_app
 from services.console.pages import campaigns as campaign_pages
@@ -36,7 +37,9 @@ def console_routers(
     renderer: Renderer | None = None,
 ) -> list[APIRouter]:
     """The console's pages beyond the login, and its JSON API (each route of which admits
-    a logged-in user or an API key with the scope); templates render in ``renderer``."""
+    a logged-in user or an API key with the scope); templates render in ``renderer``.
+    The campaign pages and API check campaigns against one catalogue of what is in force."""
+    catalogue = Catalogue(definitions)
     return [
         *page_routers(
             definitions,
@@ -46,10 +49,12 @@ def console_routers(
             default_region=default_region,
             renderer=renderer,
         ),
-        campaign_pages.router(definitions, results, clock=clock),
+        campaign_pages.router(definitions, results, clock=clock, catalogue=catalogue),
         segments.router(definitions, clock=clock, require=require_scope),
         templates.router(definitions, require=require_scope, renderer=renderer),
-        campaigns.router(definitions, results, clock=clock, require=require_scope),
+        campaigns.router(
+            definitions, results, clock=clock, require=require_scope, catalogue=catalogue
+        ),
         customers.router(
             queries, clock=clock, default_region=default_region, require=require_scope
         ),

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.console.api import segments as segments_api
+from services.catalogue import editing
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries
@@ -373,8 +373,8 @@ async def test_a_template_preview_cannot_reach_pythons_internals(
 async def test_a_large_base_gets_an_estimate_while_the_marketer_types(
     analyst: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(segments_api, "PREVIEW_BATCH", 5)
-    monkeypatch.setattr(segments_api, "PREVIEW_SCAN", 5)
+    monkeypatch.setattr(editing, "PREVIEW_BATCH", 5)
+    monkeypatch.setattr(editing, "PREVIEW_SCAN", 5)
     answer = await analyst.post(
         "/segments/_preview", data={"rule": json.dumps(REPEAT_RULE)}, headers=HTMX
     )

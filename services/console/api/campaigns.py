@@ -22,40 +22,30 @@ Reads need the ``console:read`` scope, changes ``console:write``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path
 from fastapi.responses import JSONResponse
 
+from services.catalogue import Catalogue
+from services.catalogue.editing import CampaignEditor, builtin_document, stored_document
+from services.console.api import versions
+from services.console.api.refusals import as_problems
 from services.console.api.segments import KEY_PATTERN
-from services.console.api.versions import etag, expected_version, saved
+from services.console.api.versions import etag
 from services.http.auth import require as require_key
 from services.http.problems import Problem
 from shared.domain.attribution import CampaignResults, campaign_results
-from shared.domain.campaigns import (
-    BUILTIN_CAMPAIGNS,
-    BUILTIN_PUSH_TEMPLATES,
-    BUILTIN_SMS_TEMPLATES,
-    BUILTIN_TEMPLATES,
-    Campaign,
-    CampaignError,
-    parse_campaign,
-)
+from shared.domain.campaigns import Campaign
 from shared.domain.reports import CampaignReport, Estimate
-from shared.domain.segments import BUILTIN_SEGMENTS, Segment
 from shared.ports.api_keys import Scope
 from shared.ports.clock import Clock
-from shared.ports.definitions import CampaignDefinition, Definitions
+from shared.ports.definitions import Definitions
 from shared.ports.reports import CampaignResultsStore
 
-__all__ = [
-    "CampaignCatalogue",
-    "campaign_problem",
-    "report_document",
-    "router",
-]
+__all__ = ["build_report", "report_document", "router"]
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The campaign's key.")]
 IfMatch = Annotated[
@@ -65,131 +55,6 @@ Requirement = Callable[[Scope], Callable[..., Any]]
 CampaignBody = Annotated[
     dict[str, Any], Body(description="The campaign, as docs/campaigns.md shows it.")
 ]
-
-
-def campaign_problem(exc: CampaignError) -> Problem:
-    """``422 invalid-campaign`` pointing at the bad field."""
-    return Problem(
-        "invalid-campaign",
-        f"the campaign does not validate at {exc.pointer}: {exc.message}",
-        [{"pointer": exc.pointer, "detail": exc.message}],
-    )
-
-
-class CampaignCatalogue:
-    """The campaigns as the console sees them: stored ones over the ready-made ones, and
-    the segments and templates a campaign may name."""
-
-    def __init__(
-        self,
-        definitions: Definitions,
-        *,
-        builtins: Sequence[Campaign] = BUILTIN_CAMPAIGNS,
-        segments: Sequence[Segment] = BUILTIN_SEGMENTS,
-        templates: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
-        self.definitions = definitions
-        self.builtins = {c.key: c for c in builtins}
-        self._segments = tuple(s.key for s in segments)
-        self._templates = templates or {
-            "email": tuple(BUILTIN_TEMPLATES),
-            "sms": tuple(BUILTIN_SMS_TEMPLATES),
-            "push": tuple(BUILTIN_PUSH_TEMPLATES),
-        }
-
-    async def known(self) -> tuple[set[str], dict[str, set[str]]]:
-        """The segment keys, and the template keys per channel, a campaign may name now."""
-        segments = {*self._segments, *(d.key for d in await self.definitions.segments.list())}
-        templates = {channel: set(keys) for channel, keys in self._templates.items()}
-        for stored in await self.definitions.templates.list():
-            templates.setdefault(stored.channel, set()).add(stored.key)
-        return segments, templates
-
-    async def parse(self, document: Mapping[str, Any], key: str) -> Campaign:
-        """``document`` validated against what exists, or ``422 invalid-campaign``."""
-        segments, templates = await self.known()
-        try:
-            return parse_campaign(document, key=key, segments=segments, templates=templates)
-        except CampaignError as exc:
-            raise campaign_problem(exc) from None
-        except RecursionError:
-            raise campaign_problem(
-                CampaignError("/audience", "the rule nests too deeply")
-            ) from None
-
-    async def find(self, key: str) -> tuple[Campaign | None, CampaignDefinition | None]:
-        """The campaign ``key`` (stored, else ready-made) and its stored definition, if any."""
-        stored = await self.definitions.campaigns.get(key)
-        if stored is not None:
-            try:
-                return parse_campaign(stored.definition, key=key), stored
-            except CampaignError:
-                return None, stored
-        return self.builtins.get(key), None
-
-    @staticmethod
-    def document(
-        key: str, campaign: Campaign | None, stored: CampaignDefinition | None
-    ) -> Mapping[str, Any]:
-        """What :meth:`find` found, as JSON: the stored definition, else the ready-made one;
-        ``404 not-found`` for neither."""
-        if stored is not None:
-            return stored.definition
-        if campaign is not None:
-            return campaign.to_dict()
-        raise Problem("not-found", f"no campaign {key}")
-
-    async def listed(self) -> list[dict[str, Any]]:
-        """Every campaign: stored ones (not archived), and ready-made ones not stored."""
-        stored = {d.key: d for d in await self.definitions.campaigns.list()}
-        found = [stored_document(d) for d in stored.values()]
-        found += [builtin_document(c) for k, c in self.builtins.items() if k not in stored]
-        return sorted(found, key=lambda c: (-int(c.get("priority") or 0), c["key"]))
-
-    async def save(
-        self, key: str, campaign: Campaign, status: str, expected: int | None
-    ) -> CampaignDefinition:
-        document = {**campaign.to_dict(), "status": status}
-        try:
-            return await saved(
-                key,
-                lambda: self.definitions.campaigns.put(
-                    key, definition=document, status=status, expected_version=expected
-                ),
-            )
-        except CampaignError as exc:
-            raise campaign_problem(exc) from None
-        except ValueError as exc:
-            raise Problem(
-                "invalid-campaign", str(exc), [{"pointer": "/", "detail": str(exc)}]
-            ) from None
-
-    async def set_status(self, key: str, status: str, if_match: str | None) -> CampaignDefinition:
-        """Activate or pause ``key`` (``If-Match`` as for a change). Activation validates
-        again, against what exists now; a ready-made campaign not stored yet is stored."""
-        campaign, current = await self.find(key)
-        document = self.document(key, campaign, current)
-        expected = expected_version(key, if_match, current.version if current else None)
-        if status == "active" or campaign is None:
-            campaign = await self.parse(document, key)
-        return await self.save(key, campaign, status, expected)
-
-
-def stored_document(d: CampaignDefinition) -> dict[str, Any]:
-    return {
-        **d.definition,
-        "key": d.key,
-        "status": d.status,
-        "version": d.version,
-        "builtin": False,
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-        "archived_at": d.archived_at.isoformat() if d.archived_at else None,
-    }
-
-
-def builtin_document(c: Campaign) -> dict[str, Any]:
-    return {**c.to_dict(), "version": None, "builtin": True}
 
 
 def _estimate(e: Estimate | None) -> dict[str, float] | None:
@@ -262,18 +127,19 @@ def router(
     *,
     clock: Clock,
     require: Requirement = require_key,
-    catalogue: CampaignCatalogue | None = None,
+    catalogue: Catalogue | None = None,
 ) -> APIRouter:
     """The campaigns routes on ``definitions`` and ``results``; ``require(scope)`` is the
-    dependency that admits a caller for a scope (API keys by default)."""
+    dependency that admits a caller for a scope (API keys by default); campaigns are
+    checked against what ``catalogue`` says they may name (default: one of its own)."""
     api = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
-    shelf = catalogue or CampaignCatalogue(definitions)
+    editor = CampaignEditor(definitions, catalogue)
 
     @api.get("", summary="Every campaign, with its status and priority", dependencies=readers)
     async def list_campaigns() -> dict[str, Any]:
-        return {"campaigns": await shelf.listed()}
+        return {"campaigns": await editor.listed()}
 
     @api.get(
         "/ready-made",
@@ -281,7 +147,7 @@ def router(
         dependencies=readers,
     )
     async def ready_made() -> dict[str, Any]:
-        return {"campaigns": [c.to_dict() for c in shelf.builtins.values()]}
+        return {"campaigns": [c.to_dict() for c in editor.ready_made.values()]}
 
     @api.get(
         "/{key}",
@@ -293,8 +159,8 @@ def router(
         stored = await definitions.campaigns.get(key)
         if stored is not None:
             return JSONResponse(stored_document(stored), headers={"ETag": etag(stored.version)})
-        if key in shelf.builtins:
-            return JSONResponse(builtin_document(shelf.builtins[key]))
+        if key in editor.ready_made:
+            return JSONResponse(builtin_document(editor.ready_made[key]))
         raise Problem("not-found", f"no campaign {key}")
 
     @api.put(
@@ -309,19 +175,18 @@ def router(
         },
     )
     async def put_campaign(key: Key, body: CampaignBody, if_match: IfMatch = None) -> JSONResponse:
-        campaign = await shelf.parse(body, key)
-        current = await definitions.campaigns.get(key)
-        expected = expected_version(key, if_match, current.version if current else None)
-        status = campaign.status if "status" in body or current is None else current.status
-        stored = await shelf.save(key, campaign, status, expected)
+        with as_problems():
+            saved = await editor.save(key, body, versions.if_match(key, if_match))
+        stored = saved.definition
         return JSONResponse(
             stored_document(stored),
-            status_code=201 if expected is None else 200,
+            status_code=201 if saved.created else 200,
             headers={"ETag": etag(stored.version)},
         )
 
     async def change_status(key: str, status: str, if_match: str | None) -> JSONResponse:
-        stored = await shelf.set_status(key, status, if_match)
+        with as_problems():
+            stored = await editor.set_status(key, status, versions.if_match(key, if_match))
         return JSONResponse(
             stored_document(stored),
             status_code=201 if stored.version == 1 else 200,
@@ -353,7 +218,7 @@ def router(
         responses={404: {"description": "no such campaign"}},
     )
     async def report(key: Key) -> dict[str, Any]:
-        campaign, _stored = await shelf.find(key)
+        campaign, _stored = await editor.find(key)
         if campaign is None:
             raise Problem("not-found", f"no campaign {key}")
         return await build_report(campaign, results, clock.now())

@@ -15,23 +15,21 @@ See :mod:`services.console.api.versions` for ``ETag`` and ``If-Match``.
 
 from __future__ import annotations
 
-import contextlib
-import math
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.console.api.versions import etag, expected_version, saved
+from services.catalogue.editing import PREVIEW_KEY, SegmentEditor, version_fields
+from services.console.api import versions
+from services.console.api.refusals import as_problems
+from services.console.api.versions import etag
 from services.http.auth import require as require_key
 from services.http.problems import Problem
-from shared.domain.documents import child as pointer_child
 from shared.domain.masking import mask_email, mask_phone
 from shared.domain.profile import Profile
-from shared.domain.rules import Condition, RuleError, link_rules, parse_rule
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
 from shared.ports.api_keys import Scope
 from shared.ports.clock import Clock
@@ -42,7 +40,6 @@ __all__ = ["KEY_PATTERN", "router"]
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 """A definition's key: lower-case letters, digits, ``.``, ``_`` and ``-``, up to 100."""
 SAMPLE_SIZE = 20
-PREVIEW_BATCH = 1000
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The segment's key.")]
 IfMatch = Annotated[
@@ -63,135 +60,13 @@ class PreviewBody(BaseModel):
     rule: Any = Field(description="The rule tree to try on the base; nothing is saved.")
 
 
-MAX_DEPTH = 32
-"""How deeply a rule's JSON may nest: far beyond any marketer's rule, far below recursion."""
-
-
-def _too_deep(node: Any, pointer: str, depth: int = 0) -> str | None:
-    """The pointer of the first node nested deeper than :data:`MAX_DEPTH`, if any."""
-    if depth > MAX_DEPTH:
-        return pointer
-    children = (
-        node.items()
-        if isinstance(node, dict)
-        else enumerate(node)
-        if isinstance(node, list)
-        else ()
-    )
-    for key, child in children:
-        found = _too_deep(child, pointer_child(pointer, key), depth + 1)
-        if found is not None:
-            return found
-    return None
-
-
-def parsed_rule(rule: Any) -> Condition:
-    """``rule`` parsed, or ``422 invalid-rule`` pointing at the bad node (under ``/rule``)."""
-    deep = _too_deep(rule, "/rule")
-    if deep is not None:
-        detail = f"a rule nests at most {MAX_DEPTH} levels"
-        raise Problem("invalid-rule", f"{deep}: {detail}", [{"pointer": deep, "detail": detail}])
-    try:
-        return parse_rule(rule)
-    except RuleError as exc:
-        pointer = "/rule" + ("" if exc.pointer == "/" else exc.pointer)
-        raise Problem(
-            "invalid-rule",
-            f"the rule does not parse at {pointer}: {exc.message}",
-            [{"pointer": pointer, "detail": exc.message}],
-        ) from None
-
-
-PREVIEW_KEY = "\x00preview"
-"""The key an unsaved rule is linked under: no stored segment can have it."""
-
-
-async def linked_rule(
-    key: str, rule: Condition, definitions: Definitions, builtins: Sequence[Segment]
-) -> Condition:
-    """``rule`` with its ``{segment: ...}`` references linked to the segments in force, or
-    ``422 invalid-rule`` at the reference to an unknown segment or one closing a cycle."""
-    in_force: dict[str, Condition] = {s.key: s.rule for s in builtins}
-    for d in await definitions.segments.list():
-        if d.key != key:
-            with contextlib.suppress(RuleError, RecursionError):
-                in_force[d.key] = parse_rule(d.rule)
-    errors: dict[str, RuleError] = {}
-    linked = link_rules({**in_force, key: rule}, errors)
-    if key in errors:
-        error = errors[key]
-        pointer = "/rule" + ("" if error.pointer == "/" else error.pointer)
-        raise Problem(
-            "invalid-rule",
-            f"the rule cannot be used at {pointer}: {error.message}",
-            [{"pointer": pointer, "detail": error.message}],
-        )
-    return linked[key]
-
-
-PREVIEW_SCAN = 5000
-"""Buyers a preview reads at most: exact up to this base, estimated beyond it."""
-
-
-async def preview_of(
-    definitions: Definitions,
-    condition: Condition,
-    now: datetime,
-    *,
-    sample_size: int,
-    shape: Callable[[Profile], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """How many buyers ``condition`` holds for at ``now``, and a masked sample of them.
-
-    Exact on a base of up to :data:`PREVIEW_SCAN` buyers; on a larger one, estimated from
-    its first :data:`PREVIEW_SCAN` in id order (a random sample, since ids are random
-    UUIDs) with a 95% margin, so a preview answers as fast as a marketer types and
-    costs the same on any base. ``shape`` turns a buyer into a sample entry.
-    """
-    shaped = shape or _buyer
-    size, scanned = 0, 0
-    sample: list[dict[str, Any]] = []
-    after: str | None = None
-    while scanned < PREVIEW_SCAN:
-        batch = await definitions.scan_profiles(after=after, limit=PREVIEW_BATCH)
-        scanned += len(batch)
-        for profile in batch:
-            if condition.holds(profile, now):
-                size += 1
-                if len(sample) < sample_size:
-                    sample.append(shaped(profile))
-        if len(batch) < PREVIEW_BATCH:
-            break
-        after = batch[-1].id
-    found: dict[str, Any] = {"size": size, "base": scanned, "sample": sample, "as_of": now}
-    if scanned < PREVIEW_SCAN:
-        return found
-    base = await definitions.count_profiles()
-    if base <= scanned:
-        return found
-    share = size / scanned
-    margin = 1.96 * math.sqrt(share * (1 - share) / scanned) * base
-    found.update(
-        estimated=True,
-        scanned=scanned,
-        base=base,
-        size=round(share * base),
-        margin=max(1, round(margin)),
-    )
-    return found
-
-
 def _definition(d: SegmentDefinition) -> dict[str, Any]:
     return {
         "key": d.key,
         "name": d.name,
         "description": d.description,
         "rule": d.rule,
-        "version": d.version,
-        "builtin": False,
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-        "archived_at": d.archived_at.isoformat() if d.archived_at else None,
+        **version_fields(d),
     }
 
 
@@ -219,7 +94,7 @@ def router(
     api = APIRouter(prefix="/v1/segments", tags=["segments"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
-    builtin = {s.key: s for s in builtins}
+    editor = SegmentEditor(definitions, builtins)
 
     @api.get("", summary="Every segment, with how many buyers are in it now", dependencies=readers)
     async def list_segments() -> dict[str, Any]:
@@ -238,9 +113,10 @@ def router(
         dependencies=readers,
     )
     async def preview(body: PreviewBody) -> dict[str, Any]:
-        rule = await linked_rule(PREVIEW_KEY, parsed_rule(body.rule), definitions, builtins)
-        found = await preview_of(definitions, rule, clock.now(), sample_size=SAMPLE_SIZE)
-        return {**found, "as_of": found["as_of"].isoformat()}
+        with as_problems():
+            rule = await editor.checked(PREVIEW_KEY, body.rule)
+        found = await editor.preview(rule, clock.now(), sample_size=SAMPLE_SIZE)
+        return {**found.fields(_buyer), "as_of": found.as_of.isoformat()}
 
     @api.get(
         "/{key}",
@@ -267,25 +143,18 @@ def router(
         },
     )
     async def put_segment(key: Key, body: SegmentBody, if_match: IfMatch = None) -> JSONResponse:
-        if key in builtin:
-            raise Problem("read-only", f"{key} is a built-in segment")
-        rule = body.rule
-        await linked_rule(key, parsed_rule(rule), definitions, builtins)
-        current = await definitions.segments.get(key)
-        expected = expected_version(key, if_match, current.version if current else None)
-        stored = await saved(
-            key,
-            lambda: definitions.segments.put(
+        with as_problems():
+            saved = await editor.save(
                 key,
                 name=body.name,
                 description=body.description,
-                rule=rule,
-                expected_version=expected,
-            ),
-        )
+                rule=body.rule,
+                against=versions.if_match(key, if_match),
+            )
+        stored = saved.definition
         return JSONResponse(
             _definition(stored),
-            status_code=201 if expected is None else 200,
+            status_code=201 if saved.created else 200,
             headers={"ETag": etag(stored.version)},
         )
 
@@ -296,14 +165,8 @@ def router(
         responses={404: {"description": "no such segment"}},
     )
     async def archive_segment(key: Key, if_match: IfMatch = None) -> JSONResponse:
-        if key in builtin:
-            raise Problem("read-only", f"{key} is a built-in segment")
-        current = await definitions.segments.get(key)
-        if current is None:
-            raise Problem("not-found", f"no segment {key}")
-        expected = expected_version(key, if_match, current.version)
-        assert expected is not None
-        archived = await saved(key, lambda: definitions.segments.archive(key, expected))
+        with as_problems():
+            archived = await editor.archive(key, versions.if_match(key, if_match))
         return JSONResponse(_definition(archived), headers={"ETag": etag(archived.version)})
 
     return api

@@ -20,41 +20,34 @@ Reads and previews need the ``console:read`` scope, changes ``console:write``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.catalogue.editing import TemplateEditor, version_fields
+from services.console.api import versions
+from services.console.api.refusals import as_problems
 from services.console.api.segments import KEY_PATTERN
-from services.console.api.versions import etag, expected_version, saved
+from services.console.api.versions import etag
 from services.http.auth import require as require_key
 from services.http.problems import Problem
 from shared.adapters.rendering import ProcessRenderer
-from shared.domain.campaigns import message_context
 from shared.domain.events import Scalar
-from shared.domain.message_templates import TemplateContentError, sample_trigger
-from shared.domain.profile import Profile
-from shared.domain.rendering import RenderError, RenderTooCostly
-from shared.domain.sample_buyer import SAMPLE_PROFILE
-from shared.errors import RendererUnavailable
-from shared.logging import get_logger
 from shared.ports.api_keys import Scope
 from shared.ports.definitions import Channel, Definitions, TemplateDefinition
 from shared.ports.rendering import Renderer
 
 __all__ = ["router"]
 
-log = get_logger(__name__)
-
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The template's key.")]
 IfMatch = Annotated[
     str | None, Header(description='The version the change is made against: "<version>"')
 ]
 Requirement = Callable[[Scope], Callable[..., Any]]
-PREVIEW_UNSUBSCRIBE_URL = "https://unsubscribe.example/preview"
-"""What ``unsubscribe_url`` reads as in a preview: no real buyer's link is made for it."""
 
 
 class TemplateBody(BaseModel):
@@ -75,60 +68,12 @@ class PreviewBody(BaseModel):
     content: dict[str, Any] | None = None
 
 
-_WHOLE = ("push", "template")
-"""Parts a render error may name that are the whole template, not one of its parts."""
-
-
-def _refused(exc: TemplateContentError | RenderError) -> Problem:
-    """The problem a template that does not render, or is over a render limit, answers."""
-    if isinstance(exc, TemplateContentError):
-        pointer, line, message = exc.pointer, exc.line, exc.message
-    else:
-        part = exc.part.split(".")[0]
-        pointer = "/content" if part in _WHOLE else f"/content/{part}"
-        line, message = exc.line, exc.message
-    entry: dict[str, Any] = {"pointer": pointer, "detail": message}
-    if line:
-        entry["line"] = line
-    where = f" (line {line})" if line else ""
-    if isinstance(exc, RenderTooCostly):
-        entry["limit"] = exc.limit
-        return Problem("template-too-costly", f"{pointer}{where}: {message}", [entry])
-    return Problem("invalid-template", f"{pointer}{where}: {message}", [entry])
-
-
-async def _rendered(
-    renderer: Renderer, channel: str, content: Mapping[str, Any], context: Mapping[str, Any]
-) -> dict[str, Any]:
-    """``content`` checked and rendered off the event loop, or the problem it answers."""
-    try:
-        return await renderer.parts(channel, content, context)
-    except (TemplateContentError, RenderError) as exc:
-        raise _refused(exc) from None
-    except RendererUnavailable as exc:
-        log.warning("template not rendered: no render worker", error=str(exc))
-        raise Problem(
-            "renderer-unavailable",
-            f"the template could not be rendered now ({exc}); nothing was saved",
-            headers={"Retry-After": "5"},
-        ) from None
-
-
-def _context(profile: Profile, trigger: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    context = dict(message_context(profile, unsubscribe_url=PREVIEW_UNSUBSCRIBE_URL))
-    context["trigger"] = trigger if trigger is not None else sample_trigger()
-    return context
-
-
 def _definition(d: TemplateDefinition) -> dict[str, Any]:
     return {
         "key": d.key,
         "channel": d.channel,
         "content": d.content,
-        "version": d.version,
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-        "archived_at": d.archived_at.isoformat() if d.archived_at else None,
+        **version_fields(d, builtin=None),
     }
 
 
@@ -141,7 +86,7 @@ def router(
     """The templates routes on ``definitions``; ``require(scope)`` is the dependency that
     admits a caller for a scope (API keys by default); templates render in ``renderer``
     (default: a pool of worker processes with the default limits)."""
-    renderer = renderer if renderer is not None else ProcessRenderer()
+    editor = TemplateEditor(definitions, renderer if renderer is not None else ProcessRenderer())
     api = APIRouter(prefix="/v1/templates", tags=["templates"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
@@ -174,18 +119,17 @@ def router(
         },
     )
     async def put_template(key: Key, body: TemplateBody, if_match: IfMatch = None) -> JSONResponse:
-        await _rendered(renderer, body.channel, body.content, _context(SAMPLE_PROFILE, None))
-        current = await definitions.templates.get(key)
-        expected = expected_version(key, if_match, current.version if current else None)
-        stored = await saved(
-            key,
-            lambda: definitions.templates.put(
-                key, channel=body.channel, content=body.content, expected_version=expected
-            ),
-        )
+        with as_problems():
+            saved = await editor.save(
+                key,
+                channel=body.channel,
+                content=body.content,
+                against=versions.if_match(key, if_match),
+            )
+        stored = saved.definition
         return JSONResponse(
             _definition(stored),
-            status_code=201 if expected is None else 200,
+            status_code=201 if saved.created else 200,
             headers={"ETag": etag(stored.version)},
         )
 
@@ -199,35 +143,8 @@ def router(
         },
     )
     async def preview(key: Key, body: PreviewBody) -> dict[str, Any]:
-        content: Mapping[str, Any]
-        if body.content is not None:
-            stored = await definitions.templates.get(key)
-            channel = body.channel or (stored.channel if stored else None)
-            if channel is None:
-                raise Problem(
-                    "invalid-request",
-                    "an unsaved template needs its channel",
-                    [{"pointer": "/channel", "detail": "email, sms or push"}],
-                )
-            content, version = body.content, None
-        else:
-            found = await definitions.templates.get(key)
-            if found is None:
-                raise Problem("not-found", f"no template {key}")
-            channel, content, version = found.channel, found.content, found.version
-        profile = SAMPLE_PROFILE
-        if body.profile_id is not None:
-            buyer = await definitions.find_profile(body.profile_id)
-            if buyer is None:
-                raise Problem("not-found", f"no buyer {body.profile_id}")
-            profile = buyer
-        rendered = await _rendered(renderer, channel, content, _context(profile, body.trigger))
-        return {
-            "key": key,
-            "version": version,
-            "channel": channel,
-            "profile_id": None if profile is SAMPLE_PROFILE else profile.id,
-            "rendered": rendered,
-        }
+        with as_problems():
+            found = await editor.preview(key, **body.model_dump())
+        return asdict(found)
 
     return api

@@ -8,21 +8,23 @@ names the version it was made against in ``If-Match`` (RFC 9110, section 13.1.1)
   could overwrite someone else's. ``If-Match: *`` matches whatever version is there.
 - An ``If-Match`` that is not the current version (or a weak or malformed one, since
   the comparison is strong) is ``412 stale-version``, with the current ``ETag``.
+
+The editors (:mod:`services.catalogue.editing`) take these rules as their ``against``:
+:func:`if_match` for the API, :func:`read_at` for the pages, which send the version
+they were read at as the save's ``If-Match``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
+from services.catalogue.editing import Against, Exists
 from services.http.problems import Problem
 from shared.ports.definitions import StaleVersion
 
-__all__ = ["etag", "expected_version", "saved"]
+__all__ = ["etag", "expected_version", "if_match", "read_at", "stale_problem"]
 
 _STRONG = re.compile(r'^"(\d{1,9})"$')
-T = TypeVar("T")
 
 
 def etag(version: int) -> str:
@@ -59,13 +61,27 @@ def expected_version(key: str, if_match: str | None, current: int | None) -> int
     return wanted
 
 
-async def saved(key: str, write: Callable[[], Awaitable[T]]) -> T:
-    """``write()``, with a change that lost a race answered as ``412 stale-version``."""
-    try:
-        return await write()
-    except StaleVersion as stale:
-        raise _stale(
-            key,
-            stale.current,
-            f"{key} changed meanwhile (version {stale.current}); read it again and reapply",
-        ) from None
+def if_match(key: str, header: str | None) -> Against:
+    """The version rule of a change to ``key`` sent with the ``If-Match`` ``header``."""
+    return lambda current: expected_version(key, header, current)
+
+
+def read_at(kind: str, key: str, version: int | None, *, new: bool = False) -> Against:
+    """The version rule of a page's save of the ``kind`` ``key``: the ``version`` the page
+    was read at, as its ``If-Match``; a ``new`` one's key may not be taken (:class:`Exists`)."""
+
+    def against(current: int | None) -> int | None:
+        if new and current is not None:
+            raise Exists(kind, key)
+        return expected_version(key, etag(version) if version is not None else None, current)
+
+    return against
+
+
+def stale_problem(stale: StaleVersion) -> Problem:
+    """A change that lost a race, as ``412 stale-version``."""
+    return _stale(
+        stale.key,
+        stale.current,
+        f"{stale.key} changed meanwhile (version {stale.current}); read it again and reapply",
+    )

@@ -17,19 +17,16 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
-from services.console.api.campaigns import CampaignCatalogue, build_report
+from services.catalogue import Catalogue
+from services.catalogue.editing import CampaignEditor, InvalidCampaign
+from services.console.api.campaigns import build_report
+from services.console.api.refusals import as_problems
 from services.console.api.segments import KEY_PATTERN
-from services.console.api.versions import expected_version
+from services.console.api.versions import read_at
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
 from services.http.problems import Problem
-from shared.domain.campaigns import (
-    BUILTIN_PUSH_TEMPLATES,
-    BUILTIN_SMS_TEMPLATES,
-    BUILTIN_TEMPLATES,
-    GOAL_EVENTS,
-    PROFILE_MOMENTS,
-)
+from shared.domain.campaigns import GOAL_EVENTS, PROFILE_MOMENTS
 from shared.domain.events import EVENT_TYPES
 from shared.ports.clock import Clock
 from shared.ports.definitions import CHANNELS, Definitions
@@ -37,11 +34,6 @@ from shared.ports.reports import CampaignResultsStore
 
 __all__ = ["field_of", "form_document", "form_values", "router", "uplift_chart"]
 
-_BUILTIN_CHANNELS = {
-    **dict.fromkeys(BUILTIN_TEMPLATES, "email"),
-    **dict.fromkeys(BUILTIN_SMS_TEMPLATES, "sms"),
-    **dict.fromkeys(BUILTIN_PUSH_TEMPLATES, "push"),
-}
 _TRIGGER_FIELDS = {
     "segment": "trigger_segment",
     "on": "trigger_on",
@@ -267,22 +259,17 @@ def _funnel_bars(funnel: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 class _FormPage:
-    """The campaign form, with the choices it offers (segments, templates per channel)."""
+    """The campaign form, with the choices it offers (segments, templates per channel):
+    what a campaign may name now."""
 
-    def __init__(self, shelf: CampaignCatalogue, definitions: Definitions) -> None:
-        self.shelf = shelf
-        self.definitions = definitions
+    def __init__(self, editor: CampaignEditor) -> None:
+        self.editor = editor
 
     async def choices(self) -> dict[str, Any]:
-        segments, _templates = await self.shelf.known()
-        by_channel: dict[str, list[str]] = {c: [] for c in CHANNELS}
-        for key, channel in _BUILTIN_CHANNELS.items():
-            by_channel[channel].append(key)
-        for t in await self.definitions.templates.list():
-            by_channel[t.channel].append(t.key)
+        segments, templates = await self.editor.nameable()
         return {
             "segments": sorted(segments),
-            "templates": {c: sorted(set(keys)) for c, keys in by_channel.items()},
+            "templates": {c: sorted(templates.get(c, ())) for c in CHANNELS},
             "event_types": EVENT_TYPES,
             "moments": PROFILE_MOMENTS,
             "goal_events": GOAL_EVENTS,
@@ -315,29 +302,25 @@ class _FormPage:
 
 
 async def _save(
-    shelf: CampaignCatalogue, key: str, document: dict[str, Any], version: int | None
+    editor: CampaignEditor, key: str, document: dict[str, Any], version: int | None
 ) -> tuple[dict[str, str], int] | None:
     """Save the form's campaign (a new one as a draft, a changed one keeping its status);
     ``None`` when saved, else the errors by form field and the status code."""
-    current = await shelf.definitions.campaigns.get(key) if key else None
+    current = await editor.definitions.campaigns.get(key) if key else None
     if current is not None and current.definition.get("active"):
         document["active"] = current.definition["active"]  # the form does not edit it
     try:
-        campaign = await shelf.parse(document, key)
-        if_match = None if version is None else f'"{version}"'
-        expected = expected_version(key, if_match, current.version if current else None)
-        await shelf.save(key, campaign, current.status if current else "draft", expected)
+        with as_problems():
+            try:
+                await editor.save(key, document, read_at("campaign", key, version))
+            except InvalidCampaign as refused:
+                return {field_of(refused.pointer): refused.message}, 422
     except Problem as problem:
-        if problem.kind in ("stale-version", "precondition-required"):
-            message = (
-                f"{key} was changed meanwhile, or exists already: reload it and apply your "
-                "change again."
-            )
-            return {"": message}, problem.status
-        errors = {
-            field_of(str(e.get("pointer", ""))): str(e.get("detail", "")) for e in problem.errors
-        }
-        return errors or {"": problem.detail}, problem.status
+        message = (
+            f"{key} was changed meanwhile, or exists already: reload it and apply your "
+            "change again."
+        )
+        return {"": message}, problem.status
     return None
 
 
@@ -346,13 +329,13 @@ def router(
     results: CampaignResultsStore,
     *,
     clock: Clock,
-    catalogue: CampaignCatalogue | None = None,
+    catalogue: Catalogue | None = None,
 ) -> APIRouter:
-    """The campaign pages on ``definitions`` and ``results``."""
+    """The campaign pages on ``definitions`` and ``results``; campaigns are checked against
+    what ``catalogue`` says they may name (default: one of its own)."""
     pages = APIRouter(include_in_schema=False)
-    shelf = catalogue or CampaignCatalogue(definitions)
-
-    form_page = _FormPage(shelf, definitions)
+    editor = CampaignEditor(definitions, catalogue)
+    form_page = _FormPage(editor)
 
     @pages.get("/campaigns", response_class=HTMLResponse)
     async def campaign_list(request: Request, user: Analyst) -> Response:
@@ -360,8 +343,8 @@ def router(
             request,
             "campaigns.html",
             user=user,
-            campaigns=await shelf.listed(),
-            ready_made=list(shelf.builtins.values()),
+            campaigns=await editor.listed(),
+            ready_made=list(editor.ready_made.values()),
         )
 
     @pages.get("/campaigns/new", response_class=HTMLResponse)
@@ -372,7 +355,7 @@ def router(
     ) -> Response:
         values = form_values({"channels": ["email"], "trigger": {"segment": ""}})
         if start is not None:
-            ready = shelf.builtins.get(start)
+            ready = editor.ready_made.get(start)
             if ready is None:
                 raise Problem("not-found", f"no ready-made campaign {start}")
             values = form_values(ready.to_dict())
@@ -382,8 +365,10 @@ def router(
 
     @pages.get("/campaigns/{key}/edit", response_class=HTMLResponse)
     async def edit_campaign(request: Request, key: str, user: Analyst) -> Response:
-        campaign, stored = await shelf.find(key)
-        values = form_values({**shelf.document(key, campaign, stored), "key": key})
+        campaign, stored = await editor.find(key)
+        with as_problems():
+            document = editor.document(key, campaign, stored)
+        values = form_values({**document, "key": key})
         return await form_page(request, user, values, version=stored.version if stored else None)
 
     @pages.post("/campaigns/save")
@@ -405,7 +390,7 @@ def router(
                 errors={exc.field: exc.message},
                 status_code=422,
             )
-        refused = await _save(shelf, key, document, version)
+        refused = await _save(editor, key, document, version)
         if refused is not None:
             errors, status_code = refused
             return await form_page(
@@ -414,7 +399,9 @@ def router(
         return RedirectResponse(f"/campaigns?saved={key}", status_code=303)
 
     async def change_status(key: str, status: str, version: str) -> Response:
-        await shelf.set_status(key, status, f'"{version}"' if version.isdigit() else None)
+        read = int(version) if version.isdigit() else None
+        with as_problems():
+            await editor.set_status(key, status, read_at("campaign", key, read))
         return RedirectResponse(f"/campaigns?{status}={key}", status_code=303)
 
     @pages.post("/campaigns/{key}/activate")
@@ -431,7 +418,7 @@ def router(
 
     @pages.get("/campaigns/{key}/report", response_class=HTMLResponse)
     async def report_page(request: Request, key: str, user: Analyst) -> Response:
-        campaign, stored = await shelf.find(key)
+        campaign, stored = await editor.find(key)
         if campaign is None:
             raise Problem("not-found", f"no campaign {key}")
         report = await build_report(campaign, results, clock.now())

@@ -29,14 +29,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 from starlette.responses import Response
 
-from services.console.api.segments import (
-    KEY_PATTERN,
-    PREVIEW_KEY,
-    linked_rule,
-    parsed_rule,
-    preview_of,
-)
-from services.console.api.versions import etag, expected_version, saved
+from services.catalogue.editing import PREVIEW_KEY, Exists, InvalidRule, SegmentEditor
+from services.console.api.refusals import as_problems
+from services.console.api.segments import KEY_PATTERN
+from services.console.api.versions import read_at
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
 from services.http.problems import Problem
@@ -146,13 +142,14 @@ def _read_rule(text: str) -> tuple[Any, dict[str, Any] | None]:
         return None, {"message": exc.msg, "line": exc.lineno, "column": exc.colno}
 
 
-def _problem_pointer(problem: Problem) -> str | None:
-    """The rule's own pointer of an ``invalid-rule`` problem (without ``/rule``)."""
-    for entry in problem.errors:
-        pointer = entry.get("pointer")
-        if isinstance(pointer, str) and pointer.startswith("/rule"):
-            return pointer.removeprefix("/rule")
-    return None
+def _refused(rule: Any, error: InvalidRule) -> dict[str, Any]:
+    """The editor's view of a rule refused: its tree with the bad node marked."""
+    return {
+        "rule": rule,
+        "tree": rule_tree(rule, error.pointer),
+        "error": {"pointer": error.pointer or "/", "detail": error.message},
+        "condition": None,
+    }
 
 
 def checked(text: str) -> dict[str, Any]:
@@ -162,16 +159,9 @@ def checked(text: str) -> dict[str, Any]:
     if typo is not None:
         return {"typo": typo, "rule": None, "condition": None}
     try:
-        condition = parsed_rule(rule)
-    except Problem as problem:
-        pointer = _problem_pointer(problem)
-        detail = problem.errors[0]["detail"] if problem.errors else problem.detail
-        return {
-            "rule": rule,
-            "tree": rule_tree(rule, pointer if pointer is not None else ""),
-            "error": {"pointer": pointer or "/", "detail": detail},
-            "condition": None,
-        }
+        condition = SegmentEditor.parsed(rule)
+    except InvalidRule as error:
+        return _refused(rule, error)
     return {"rule": rule, "tree": rule_tree(rule), "condition": condition}
 
 
@@ -188,15 +178,16 @@ class _SegmentPages:
         self.definitions = definitions
         self.history = history
         self.clock = clock
-        self.builtins = builtins
-        self.builtin = {s.key: s for s in builtins}
+        self.edits = SegmentEditor(definitions, builtins)
+        self.builtins = self.edits.builtins
+        self.builtin = self.edits.builtin
 
     async def size_of(self, condition: Condition) -> dict[str, Any]:
         """How many buyers ``condition`` holds for now, and a sample of them (exact on a
-        small base, estimated with its margin on a large one: see ``preview_of``)."""
-        return await preview_of(
-            self.definitions, condition, self.clock.now(), sample_size=SAMPLE_SIZE, shape=_buyer
-        )
+        small base, estimated with its margin on a large one: see
+        :meth:`SegmentEditor.preview`)."""
+        found = await self.edits.preview(condition, self.clock.now(), sample_size=SAMPLE_SIZE)
+        return found.fields(_buyer)
 
     async def linked(self, view: dict[str, Any], key: str) -> dict[str, Any]:
         """``view`` with its condition's ``{segment: ...}`` linked to the segments in force,
@@ -204,16 +195,9 @@ class _SegmentPages:
         if view["condition"] is None:
             return view
         try:
-            condition = await linked_rule(key, view["condition"], self.definitions, self.builtins)
-        except Problem as problem:
-            pointer = _problem_pointer(problem)
-            detail = problem.errors[0]["detail"] if problem.errors else problem.detail
-            return {
-                **view,
-                "tree": rule_tree(view["rule"], pointer if pointer is not None else ""),
-                "error": {"pointer": pointer or "/", "detail": detail},
-                "condition": None,
-            }
+            condition = await self.edits.linked(key, view["condition"])
+        except InvalidRule as error:
+            return {**view, **_refused(view["rule"], error)}
         return {**view, "condition": condition}
 
     async def history_of(self, keys: Sequence[str]) -> Mapping[str, Sequence[tuple[date, int]]]:
@@ -341,27 +325,22 @@ def router(
                 else f"{view['error']['pointer']}: {view['error']['detail']}"
             )
             return await refused(422, f"The rule does not parse at {why}")
-        current = await definitions.segments.get(key)
-        if new and current is not None:
-            return await refused(409, f"a segment {key} exists already: open it to change it")
         try:
-            expected = expected_version(
-                key,
-                etag(version) if version is not None else None,
-                current.version if current else None,
-            )
-            stored = await saved(
-                key,
-                lambda: definitions.segments.put(
-                    key,
-                    name=name,
-                    description=description,
-                    rule=view["rule"],
-                    expected_version=expected,
-                ),
-            )
+            with as_problems():
+                try:
+                    saved = await shared.edits.save(
+                        key,
+                        name=name,
+                        description=description,
+                        rule=view["rule"],
+                        against=read_at("segment", key, version, new=new),
+                    )
+                except Exists:
+                    why = f"a segment {key} exists already: open it to change it"
+                    return await refused(409, why)
         except Problem as problem:
             return await refused(problem.status, problem.detail)
+        stored = saved.definition
         return RedirectResponse(f"/segments/{stored.key}?saved={stored.version}", status_code=303)
 
     @pages.post("/segments/_new")

@@ -25,16 +25,16 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
+from services.catalogue.editing import Exists, InvalidTemplate, TemplateEditor
+from services.console.api.refusals import as_problems
 from services.console.api.segments import KEY_PATTERN
-from services.console.api.templates import PREVIEW_UNSUBSCRIBE_URL
-from services.console.api.versions import etag, expected_version, saved
+from services.console.api.versions import read_at
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
 from services.http.problems import Problem
 from shared.adapters.rendering import ProcessRenderer
-from shared.domain.campaigns import message_context
 from shared.domain.identifiers import normalise_email, normalise_phone, normalise_profile_id
-from shared.domain.message_templates import PARTS, TemplateContentError, sample_trigger
+from shared.domain.message_templates import PARTS, TemplateContentError
 from shared.domain.profile import Profile
 from shared.domain.rendering import RenderError, RenderTooCostly
 from shared.domain.sample_buyer import SAMPLE_PROFILE
@@ -115,16 +115,14 @@ def _errors(exc: TemplateContentError | RenderError) -> list[dict[str, Any]]:
 
 
 async def rendered_draft(
-    renderer: Renderer, channel: str, content: Mapping[str, str], profile: Profile
+    edits: TemplateEditor, channel: str, content: Mapping[str, str], profile: Profile
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The draft rendered for ``profile`` in ``renderer``, or why it does not render or is
+    """The draft rendered for ``profile`` by ``edits``, or why it does not render or is
     over a render limit (part, line, error)."""
-    context = dict(message_context(profile, unsubscribe_url=PREVIEW_UNSUBSCRIBE_URL))
-    context["trigger"] = sample_trigger()
     try:
-        rendered = await renderer.parts(channel, content, context)
-    except (TemplateContentError, RenderError) as exc:
-        return None, _errors(exc)
+        rendered = await edits.render(channel, content, profile)
+    except InvalidTemplate as refused:
+        return None, _errors(refused.cause)
     except RendererUnavailable as exc:  # no fault of the template's: try again
         why = f"cannot be rendered right now ({exc}); try again in a moment"
         return None, [{"part": "template", "line": None, "message": why, "unavailable": True}]
@@ -170,7 +168,7 @@ def router(
 ) -> APIRouter:
     """The templates pages on ``definitions``; buyers to preview for are read in ``queries``;
     drafts render in ``renderer`` (default: worker processes with the default limits)."""
-    renderer = renderer if renderer is not None else ProcessRenderer()
+    edits = TemplateEditor(definitions, renderer if renderer is not None else ProcessRenderer())
     pages = APIRouter(include_in_schema=False)
 
     def editor(request: Request, user: Any, *, status_code: int = 200, **form: Any) -> Response:
@@ -233,9 +231,7 @@ def router(
                 rendered=None,
                 errors=[{"part": "buyer", "line": None, "message": f"no buyer {buyer.strip()}"}],
             )
-        rendered, errors = await rendered_draft(
-            renderer, channel, _content(channel, parts), profile
-        )
+        rendered, errors = await rendered_draft(edits, channel, _content(channel, parts), profile)
         return render(
             request,
             "_template_preview.html",
@@ -262,33 +258,27 @@ def router(
         form["key"] = None if new else key
         if new:
             form["new_key"] = key
-        _rendered, errors = await rendered_draft(renderer, channel, content, SAMPLE_PROFILE)
+        _rendered, errors = await rendered_draft(edits, channel, content, SAMPLE_PROFILE)
         if errors:
             unavailable = any(e.get("unavailable") for e in errors)
             return editor(
                 request, user, status_code=503 if unavailable else 422, errors=errors, **form
             )
-        current = await definitions.templates.get(key)
-        if new and current is not None:
-            why = f"a template {key} exists already: open it to change it"
-            return editor(request, user, status_code=409, problem=why, **form)
         try:
-            expected = expected_version(
-                key,
-                etag(version) if version is not None else None,
-                current.version if current else None,
-            )
-            stored = await saved(
-                key,
-                lambda: definitions.templates.put(
-                    key,
-                    channel=channel,
-                    content=content,
-                    expected_version=expected,
-                ),
-            )
+            with as_problems():
+                try:
+                    saved = await edits.store(
+                        key,
+                        channel=channel,
+                        content=content,
+                        against=read_at("template", key, version, new=new),
+                    )
+                except Exists:
+                    why = f"a template {key} exists already: open it to change it"
+                    return editor(request, user, status_code=409, problem=why, **form)
         except Problem as problem:
             return editor(request, user, status_code=problem.status, problem=problem.detail, **form)
+        stored = saved.definition
         return RedirectResponse(f"/templates/{stored.key}?saved={stored.version}", status_code=303)
 
     @pages.post("/templates/_new")

@@ -45,6 +45,7 @@ from shared.adapters.rendering import ProcessRenderer
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries
 from shared.adapters.store.definitions import SqlDefinitions
+from shared.adapters.store.dialect import is_sqlite
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.event_ids import SqlEventIds
 from shared.adapters.store.exports import SqlProfileExport
@@ -132,11 +133,7 @@ def migrates_itself(url: str) -> bool:
     """Whether the database at ``url`` brings its schema up to date when a process opens
     it: the embedded SQLite does; PostgreSQL's schema moves with ``nudge db upgrade``,
     before the processes start (docs/operations.md)."""
-    return _is_sqlite(url)
-
-
-def _is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
+    return is_sqlite(url)
 
 
 async def prepare_database(url: str, *, migrate: bool | None = None) -> None:
@@ -566,7 +563,7 @@ def open_dead_letter_bus(settings: Settings) -> Bus:
     one, holding no dead letter).
     """
     if settings.bus != "kafka":
-        if not _is_sqlite(settings.db_url):
+        if not is_sqlite(settings.db_url):
             raise ValueError(
                 "The embedded bus lives in the embedded SQLite database, and "
                 "NUDGE_DATABASE_URL is not SQLite: set NUDGE_BUS=kafka for the production bus."

@@ -33,8 +33,8 @@ def console_routers(
     results: CampaignResultsStore,
     clock: Clock,
     *,
+    renderer: Renderer,
     default_region: str | None = None,
-    renderer: Renderer | None = None,
 ) -> list[APIRouter]:
     """The console's pages beyond the login, and its JSON API (each route of which admits
     a logged-in user or an API key with the scope); templates render in ``renderer``.
@@ -51,7 +51,7 @@ def console_routers(
         ),
         campaign_pages.router(definitions, results, clock=clock, catalogue=catalogue),
         segments.router(definitions, clock=clock, require=require_scope),
-        templates.router(definitions, require=require_scope, renderer=renderer),
+        templates.router(definitions, renderer=renderer, require=require_scope),
         campaigns.router(
             definitions, results, clock=clock, require=require_scope, catalogue=catalogue
         ),

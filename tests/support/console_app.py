@@ -26,6 +26,7 @@ from services.console.app import create_console_app
 from services.console.pages import page_routers
 from services.console.security import require_scope
 from shared.adapters.clock import SimulatedClock
+from shared.adapters.rendering import ProcessRenderer
 from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries, open_console_queries
@@ -175,7 +176,9 @@ def marketer_console(
     clock: SimulatedClock,
     api_keys: SqlApiKeys | None = None,
 ) -> FastAPI:
-    """The console with every page and JSON router, sessions and (with ``api_keys``) keys."""
+    """The console with every page and JSON router, sessions and (with ``api_keys``) keys;
+    templates render in worker processes with the default limits, as in a deployment."""
+    renderer = ProcessRenderer()
     return create_console_app(
         Settings(data_dir=data_dir),
         users,
@@ -183,9 +186,16 @@ def marketer_console(
         sessions=SqlSessions(users.engine),
         api_keys=api_keys,
         routers=[
-            *page_routers(definitions, queries, queries, clock=clock, default_region="RU"),
+            *page_routers(
+                definitions,
+                queries,
+                queries,
+                clock=clock,
+                renderer=renderer,
+                default_region="RU",
+            ),
             segments.router(definitions, clock=clock, require=require_scope),
-            templates.router(definitions, require=require_scope),
+            templates.router(definitions, renderer=renderer, require=require_scope),
             customers.router(queries, clock=clock, default_region="RU", require=require_scope),
             kpis.router(queries, clock=clock, require=require_scope),
         ],

@@ -35,7 +35,6 @@ from services.console.api.segments import KEY_PATTERN
 from services.console.api.versions import etag
 from services.http.auth import require as require_key
 from services.http.problems import Problem
-from shared.adapters.rendering import ProcessRenderer
 from shared.domain.events import Scalar
 from shared.ports.api_keys import Scope
 from shared.ports.definitions import Channel, Definitions, TemplateDefinition
@@ -80,13 +79,13 @@ def _definition(d: TemplateDefinition) -> dict[str, Any]:
 def router(
     definitions: Definitions,
     *,
+    renderer: Renderer,
     require: Requirement = require_key,
-    renderer: Renderer | None = None,
 ) -> APIRouter:
     """The templates routes on ``definitions``; ``require(scope)`` is the dependency that
     admits a caller for a scope (API keys by default); templates render in ``renderer``
-    (default: a pool of worker processes with the default limits)."""
-    editor = TemplateEditor(definitions, renderer if renderer is not None else ProcessRenderer())
+    (the composition root's: worker processes with the settings' limits)."""
+    editor = TemplateEditor(definitions, renderer)
     api = APIRouter(prefix="/v1/templates", tags=["templates"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]

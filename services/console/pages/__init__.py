@@ -41,8 +41,8 @@ def page_routers(
     history: SegmentSizeHistory,
     *,
     clock: Clock,
+    renderer: Renderer,
     default_region: str | None = None,
-    renderer: Renderer | None = None,
 ) -> list[APIRouter]:
     """The dashboard's KPIs, segments, templates and customer pages, for
     ``create_console_app(..., routers=[*page_routers(...), ...])``."""
@@ -51,6 +51,6 @@ def page_routers(
     return [
         dashboard.router(queries, clock=clock),
         segments.router(definitions, history, clock=clock),
-        templates.router(definitions, queries, default_region=default_region, renderer=renderer),
+        templates.router(definitions, queries, renderer=renderer, default_region=default_region),
         customers.router(queries, clock=clock, default_region=default_region),
     ]

@@ -32,7 +32,6 @@ from services.console.api.versions import read_at
 from services.console.pages import render
 from services.console.security import Analyst, Marketer
 from services.http.problems import Problem
-from shared.adapters.rendering import ProcessRenderer
 from shared.domain.identifiers import normalise_email, normalise_phone, normalise_profile_id
 from shared.domain.message_templates import PARTS, TemplateContentError
 from shared.domain.profile import Profile
@@ -163,12 +162,12 @@ def router(
     definitions: Definitions,
     queries: ConsoleQueries,
     *,
+    renderer: Renderer,
     default_region: str | None = None,
-    renderer: Renderer | None = None,
 ) -> APIRouter:
     """The templates pages on ``definitions``; buyers to preview for are read in ``queries``;
-    drafts render in ``renderer`` (default: worker processes with the default limits)."""
-    edits = TemplateEditor(definitions, renderer if renderer is not None else ProcessRenderer())
+    drafts render in ``renderer`` (the composition root's worker processes)."""
+    edits = TemplateEditor(definitions, renderer)
     pages = APIRouter(include_in_schema=False)
 
     def editor(request: Request, user: Any, *, status_code: int = 200, **form: Any) -> Response:

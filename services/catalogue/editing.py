@@ -303,7 +303,7 @@ class SegmentEditor:
         sample: list[Profile] = []
         after: str | None = None
         while scanned < PREVIEW_SCAN:
-            batch = await self.definitions.scan_profiles(after=after, limit=PREVIEW_BATCH)
+            batch = await self.definitions.buyers.page(after=after, limit=PREVIEW_BATCH)
             scanned += len(batch)
             for profile in batch:
                 if condition.holds(profile, now):

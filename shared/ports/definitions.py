@@ -186,11 +186,6 @@ class Definitions(Protocol):
         """The base's live profiles, whole, in id order a page at a time."""
         ...
 
-    async def scan_profiles(self, *, after: str | None, limit: int) -> list[Profile]:
-        """``buyers.page``, under the name the console still calls (to go once it asks
-        :attr:`buyers`)."""
-        ...
-
     async def count_profiles(self) -> int:
         """How many live profiles there are."""
         ...

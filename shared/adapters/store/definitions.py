@@ -13,7 +13,6 @@ rows that say how far the base was evaluated against each segment's rule.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -235,9 +234,6 @@ class SqlDefinitions:
         async with self.connection() as conn:
             rows = await conn.execute(select(m.c.segment, func.count()).group_by(m.c.segment))
             return {segment: int(count) for segment, count in rows}
-
-    async def scan_profiles(self, *, after: str | None, limit: int) -> builtins.list[Profile]:
-        return list(await self.buyers.page(after=after, limit=limit))
 
     async def count_profiles(self) -> int:
         async with self.connection() as conn:

@@ -40,7 +40,10 @@ def recompute(
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Buyers per transaction.")] = 1000,
 ) -> None:
     """Evaluate the whole base against one segment's rule again, from the start."""
-    from services.tools.recompute import recompute_segment  # noqa: PLC0415 - keeps --help fast
+    from services.tools.recompute import (  # noqa: PLC0415 - keeps --help fast
+        RecomputeRestarted,
+        recompute_segment,
+    )
 
     settings = Settings() if db is None else Settings(database_url=db)
     configure_logging("WARNING", settings.log_format)
@@ -62,4 +65,6 @@ def recompute(
             done = asyncio.run(recompute_segment(settings, key, batch=batch, progress=advance))
         except KeyError:
             fail(f"no segment {key}")
+        except RecomputeRestarted as exc:
+            fail(str(exc))
     console.print(f"{key}: {done} buyers evaluated", markup=False)

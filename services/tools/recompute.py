@@ -16,7 +16,13 @@ from shared.domain.segments import BUILTIN_SEGMENTS
 from shared.ports.definitions import Recompute
 from shared.settings import Settings
 
-__all__ = ["recompute_segment"]
+__all__ = ["RecomputeRestarted", "recompute_segment"]
+
+
+class RecomputeRestarted(RuntimeError):
+    """The segment's rule changed while recomputing: the base is being evaluated again
+    for the new rule (by the running segmenter); this run stopped."""
+
 
 Progress = Callable[[int, int], None]
 """Told how many buyers were evaluated so far, of how many."""
@@ -27,7 +33,8 @@ async def recompute_segment(
 ) -> int:
     """Evaluate every buyer against segment ``key`` from the start; return how many were.
 
-    Raises :class:`KeyError` for a segment that is neither built in, stored nor archived.
+    Raises :class:`KeyError` for a segment that is neither built in, stored nor archived,
+    :class:`RecomputeRestarted` when the recompute is started again elsewhere meanwhile.
     """
     await prepare_database(settings.db_url)
     database = open_database(settings.db_url)
@@ -49,7 +56,7 @@ async def recompute_segment(
             if progress is not None and state is not None:
                 progress(state.evaluated, max(total, state.evaluated))
         if state is None:
-            raise RuntimeError(f"{key}: the rule changed while recomputing; run it again")
+            raise RecomputeRestarted(f"{key}: the rule changed while recomputing; run it again")
         return state.evaluated
     finally:
         await database.close()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
+from rich.progress import Progress, TaskID
 from typer.testing import CliRunner
 
+from services.cli import segments as cli
 from services.cli.segments import app
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import open_store
@@ -70,3 +73,37 @@ def test_recompute_of_an_unknown_segment_fails(db: str) -> None:
     result = runner.invoke(app, ["recompute", "nobody", "--db", db])
     assert result.exit_code == 1
     assert "no segment nobody" in result.output
+
+
+def test_a_recompute_started_again_elsewhere_stops_with_one_line_saying_to_run_it_again(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The segment's rule changes while the recompute runs: the running segmenter starts
+    the base over for the new rule, and this run says so in one line, not a traceback."""
+
+    def elsewhere() -> None:
+        async def restart() -> None:
+            store = open_store(db)
+            try:
+                await SqlDefinitions(store.engine).start_recompute("repeat-buyers", "new", T0)
+            finally:
+                await store.close()
+
+        # Another process's write, between two of this run's batches.
+        thread = threading.Thread(target=lambda: asyncio.run(restart()))
+        thread.start()
+        thread.join()
+
+    progress = cli.Progress.update
+
+    def update(self: Progress, task: TaskID, **fields: object) -> None:
+        progress(self, task, **fields)  # type: ignore[arg-type]
+        if fields.get("completed") == 2:
+            elsewhere()
+
+    monkeypatch.setattr(cli.Progress, "update", update)
+    result = runner.invoke(app, ["recompute", "repeat-buyers", "--db", db, "--batch", "2"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # said, not raised
+    assert "repeat-buyers: the rule changed while recomputing; run it again" in result.output
+    assert "Traceback" not in result.output

@@ -234,10 +234,16 @@ class Settings(BaseSettings):
     def _async_driver(cls, url: str | None) -> str | None:
         if url is None:
             return None
+        # The forms most tools write name no driver: nudge's are asyncpg and aiosqlite.
         if url.startswith(("postgresql://", "postgres://")):
             return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if url.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + url.split("://", 1)[1]
         if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-            raise ValueError("expected a postgresql+asyncpg:// or sqlite+aiosqlite:/// URL")
+            raise ValueError(
+                "expected a PostgreSQL or SQLite URL: postgresql://user:password@host/db "
+                "or sqlite:///path/to/nudge.db"
+            )
         return url
 
     @field_validator("trusted_proxies", mode="before")

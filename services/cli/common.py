@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from shared.logging import configure_logging
@@ -48,9 +49,23 @@ DbOption = Annotated[
 """The one ``--db`` option: every command that opens the database takes it this way."""
 
 
+_OPTIONS = {"database_url": "--db"}
+"""The settings a command line option gives too, by the option's name."""
+
+
 def settings(**overrides: Any) -> Settings:
-    """The ``NUDGE_*`` settings, options given on the command line winning; logging set."""
-    found = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """The ``NUDGE_*`` settings, options given on the command line winning; logging set.
+
+    A setting nudge cannot take is one line naming the option or variable and what to
+    write, and exit code 2, as for any other bad option."""
+    try:
+        found = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        where = " / ".join(filter(None, (_OPTIONS.get(name), f"NUDGE_{name.upper()}")))
+        message = str(first["msg"]).removeprefix("Value error, ")
+        fail(f"{where}: {message}", code=2)
     configure_logging(found.log_level, found.log_format)
     return found
 

@@ -16,9 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from services.cli.common import DbOption, console, fail
+from services.cli.common import DbOption, console, fail, settings
 from shared.logging import configure_logging
-from shared.settings import Settings
 
 __all__ = ["app"]
 
@@ -45,8 +44,8 @@ def recompute(
         recompute_segment,
     )
 
-    settings = Settings() if db is None else Settings(database_url=db)
-    configure_logging("WARNING", settings.log_format)
+    found = settings(database_url=db)
+    configure_logging("WARNING", found.log_format)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -62,7 +61,7 @@ def recompute(
             bar.update(tasks[0], completed=evaluated, total=total)
 
         try:
-            done = asyncio.run(recompute_segment(settings, key, batch=batch, progress=advance))
+            done = asyncio.run(recompute_segment(found, key, batch=batch, progress=advance))
         except KeyError:
             fail(f"no segment {key}")
         except RecomputeRestarted as exc:

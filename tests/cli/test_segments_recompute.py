@@ -107,3 +107,19 @@ def test_a_recompute_started_again_elsewhere_stops_with_one_line_saying_to_run_i
     assert isinstance(result.exception, SystemExit)  # said, not raised
     assert "repeat-buyers: the rule changed while recomputing; run it again" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_database_url_nudge_cannot_open_is_one_line_saying_what_to_write() -> None:
+    result = runner.invoke(app, ["recompute", "repeat-buyers", "--db", "mysql://db/shop"])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    [line] = result.output.strip().splitlines()
+    assert "--db / NUDGE_DATABASE_URL" in line
+    assert "postgresql://" in line
+
+
+def test_the_sqlite_url_most_tools_write_is_taken(db: str) -> None:
+    plain = db.replace("sqlite+aiosqlite:", "sqlite:")
+    result = runner.invoke(app, ["recompute", "repeat-buyers", "--db", plain])
+    assert result.exit_code == 0, result.output
+    assert sizes(db)["repeat-buyers"] == 2

@@ -37,54 +37,23 @@ def main() -> None:
         metavar="NAME",
         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)",
     )
-    parser.add_argument(
-        "--events",
-        type=int,
-        default=20_000,
-        help="events to push (ingest, segmenter, replicas, bus)",
-    )
-    parser.add_argument(
-        "--replay-events",
-        type=int,
-        default=100_000,
-        help="replay: purchases in the transactions file (replay.100k at the default)",
-    )
-    parser.add_argument(
-        "--buyers",
-        type=int,
-        default=dispatcher.BUYERS,
-        help="dispatcher: buyers, one message each per run",
-    )
+    sizes: list[tuple[str, type, object, str]] = [
+        ("--events", int, 20_000, "events to push (ingest, segmenter, replicas, bus)"),
+        ("--replay-events", int, 100_000, "replay: purchases in the file (replay.100k at this)"),
+        ("--buyers", int, dispatcher.BUYERS, "dispatcher: buyers, one message each per run"),
+        ("--seconds", float, pipeline.SECONDS, "pipeline: seconds each rate is offered for"),
+        ("--timers-base", int, timers.BASES[1], "timers: buyers in the large base"),
+        ("--connections", int, 8, "ingest: concurrent HTTP connections of the load generator"),
+        ("--workers", int, 1, "ingest: worker processes of `nudge ingest` (one per core)"),
+    ]
+    for flag, kind, default, what in sizes:
+        parser.add_argument(flag, type=kind, default=default, help=f"{what} (default {default})")
     parser.add_argument(
         "--rates",
         type=int,
         nargs="+",
         default=list(pipeline.RATES),
         help="pipeline: offered rates, purchases per second",
-    )
-    parser.add_argument(
-        "--seconds",
-        type=float,
-        default=pipeline.SECONDS,
-        help="pipeline: seconds each rate is offered for",
-    )
-    parser.add_argument(
-        "--timers-base",
-        type=int,
-        default=timers.BASES[1],
-        help="timers: buyers in the large base (10,000 in the small one)",
-    )
-    parser.add_argument(
-        "--connections",
-        type=int,
-        default=8,
-        help="ingest: concurrent HTTP connections of the load generator",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="ingest: worker processes of `nudge ingest` (one per core in production)",
     )
     parser.add_argument(
         "--json",

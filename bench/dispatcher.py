@@ -71,6 +71,7 @@ from bench.stack import (
     delete_topics,
     drop_database,
     end_offsets,
+    kafka_settings,
     lag,
     until,
 )
@@ -294,13 +295,10 @@ async def _dispatcher(
     data_dir = Path(tempfile.mkdtemp(prefix="nudge-bench-"))
     try:
         await upgrade_async(url)
-        settings = Settings(
-            data_dir=data_dir,
-            bus="kafka",
-            kafka_bootstrap=KAFKA,
-            database_url=url,
-            topic_prefix=prefix,
-            group_prefix=prefix,
+        settings = kafka_settings(
+            url,
+            prefix,
+            data_dir,
             email="smtp",
             smtp_host=HOST,
             smtp_port=smtp.port,

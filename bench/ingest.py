@@ -42,21 +42,27 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
-from bench.common import DATABASE_URL, KAFKA, Figure, console, record, report, timed, unique
-from bench.stack import NUDGE, cpu_seconds, delete_topics, end_offsets, peak_rss_mb, run_command
+from bench.common import KAFKA, Figure, console, record, report, timed, unique
+from bench.stack import (
+    NUDGE,
+    cpu_seconds,
+    database,
+    delete_topics,
+    end_offsets,
+    peak_rss_mb,
+    run_command,
+)
 from services.bootstrap import TOPICS
 from services.http.bodies import MAX_BODY_BYTES
 from services.http.problems import Problem
@@ -239,25 +245,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _admin_sql(statement: str) -> None:
-    dsn = make_url(DATABASE_URL).set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def _database() -> AsyncIterator[str]:
-    name = unique("bench_ingest_")
-    await _admin_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 async def _stop(process: asyncio.subprocess.Process, timeout: float = 15) -> None:
     if process.returncode is not None:
         return
@@ -295,7 +282,7 @@ async def nudge_ingest(
     prefix = unique("benchingest")
     port = _free_port()
     url = f"http://{HOST}:{port}"
-    async with _database() as database_url:
+    async with database("bench_ingest_") as database_url:
         env = {
             **os.environ,
             "NUDGE_BUS": "kafka",
@@ -415,15 +402,15 @@ async def main(count: int, connections: int = 8, workers: int = 1) -> None:
         [(Figure(nudge.name, nudge.events, nudge.seconds, "ingest.http"), raw.figure)],
     )
     _latencies([(nudge, raw)])
-    record(
-        "ingest.http_p50_ms",
-        nudge.percentile(50) * 1000,
-        "ms",
-        baseline=raw.percentile(50) * 1000,
-        baseline_name=raw.name,
-    )
-    record("ingest.http_p99_ms", nudge.percentile(99) * 1000, "ms",
-           baseline=raw.percentile(99) * 1000, baseline_name=raw.name)  # fmt: skip
+    for p in (50, 99):
+        record(
+            f"ingest.http_p{p}_ms",
+            nudge.percentile(p) * 1000,
+            "ms",
+            baseline=raw.percentile(p) * 1000,
+            baseline_name=raw.name,
+            n=len(nudge.latencies),
+        )
     if nudge.peak_rss_mb is not None:
         record("ingest.peak_rss_mb", nudge.peak_rss_mb, "MB", n=workers)
     if nudge.cpu_seconds is not None:

@@ -23,23 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bench.common import KAFKA, console, record, unique
 from bench.dispatcher import HOST, WIN_BACK, SmtpServer
 from bench.segmenter import records
-from bench.stack import Service, database, delete_topics, members, service_env, until
-from services.bootstrap import TOPICS, bootstrap
+from bench.stack import (
+    stack,
+    until,
+)
 from shared.adapters.store.definitions import SqlDefinitions
-from shared.adapters.store.migrate import upgrade_async
 from shared.logging import configure_logging
-from shared.settings import Settings
 
 RATES = (200, 1_000)
 SECONDS = 10.0
@@ -90,79 +87,50 @@ def percentile(values: list[float], p: int) -> float:
 async def rate_run(rate: int, seconds: float, smtp: SmtpServer) -> dict[str, Any]:
     """Offer ``rate`` purchases a second for ``seconds``; each one's latency to its email."""
     smtp.received.clear()
-    prefix = unique("benchpipeline")
-    work = Path(tempfile.mkdtemp(prefix="nudge-bench-pipeline-"))
     events = purchases(rate, max(1, round(rate * seconds)))
     keyed = records(events)
     email_of = {e["customer"]["email"]: n for n, e in enumerate(events)}
     offered = [0.0] * len(events)
-    async with database("bench_pipeline_") as url:
+    async with stack("pipeline") as run:
+        definitions = SqlDefinitions(run.runtime.store.engine, clock=run.runtime.clock)
+        await definitions.campaigns.put(
+            FIRST_ORDER["key"], definition=FIRST_ORDER, status="active", expected_version=None
+        )
+        await definitions.campaigns.put(
+            WIN_BACK.key, definition=WIN_BACK.to_dict(), status="paused", expected_version=None
+        )
+        await run.start("segmenter", scoring_interval_hours=0)
+        await run.start(
+            "dispatcher", email="smtp", smtp_host=HOST, smtp_port=smtp.port,
+            default_timezone=midday_zone(datetime.now(UTC)),
+        )  # fmt: skip
+        await run.joined("segmenter", 1, JOIN_TIMEOUT)
+        await run.joined("dispatcher", 1, JOIN_TIMEOUT)
+        publisher = run.runtime.bus.publisher()
+        topic = run.settings.topic("events")
         try:
-            await upgrade_async(url)
-            settings = Settings(
-                data_dir=work, bus="kafka", kafka_bootstrap=KAFKA, database_url=url,
-                topic_prefix=prefix, group_prefix=prefix,
-            )  # fmt: skip
-            runtime = await bootstrap(settings)  # makes the topics, as a deployment's would
-            definitions = SqlDefinitions(runtime.store.engine, clock=runtime.clock)
-            await definitions.campaigns.put(
-                FIRST_ORDER["key"], definition=FIRST_ORDER, status="active", expected_version=None
-            )
-            await definitions.campaigns.put(
-                WIN_BACK.key, definition=WIN_BACK.to_dict(), status="paused", expected_version=None
-            )
-            env = service_env(
-                url, prefix, work, scoring_interval_hours=0, email="smtp", smtp_host=HOST,
-                smtp_port=smtp.port, default_timezone=midday_zone(datetime.now(UTC)),
-            )  # fmt: skip
-            services = [
-                Service("segmenter", env, work / "segmenter.log"),
-                Service("dispatcher", env, work / "dispatcher.log"),
-            ]
-            try:
-                for service in services:
-                    await service.start()
-
-                async def joined() -> bool:
-                    for service in services:
-                        service.alive()
-                    groups = (settings.group("segmenter"), settings.group("dispatcher"))
-                    return all([await members(group) == 1 for group in groups])
-
-                await until(joined, JOIN_TIMEOUT, "the segmenter and the dispatcher", 0.2)
-                publisher = runtime.bus.publisher()
-                topic = settings.topic("events")
-                try:
-                    started = time.perf_counter()
-                    sent = 0
-                    while sent < len(keyed):
-                        due = min(len(keyed), int((time.perf_counter() - started) * rate) + 1)
-                        now = time.perf_counter()
-                        for n in range(sent, due):
-                            offered[n] = now
-                        await publisher.publish(topic, keyed[sent:due])
-                        sent = due
-                        pause = started + sent / rate - time.perf_counter()
-                        await asyncio.sleep(max(0.0, min(TICK, pause)))
-                    offer_seconds = time.perf_counter() - started
-                finally:
-                    await publisher.close()
-
-                async def delivered() -> bool:
-                    for service in services:
-                        service.alive()
-                    return smtp.received.count() >= len(events)
-
-                with contextlib.suppress(TimeoutError):  # the missing count at the deadline
-                    await until(delivered, DRAIN_TIMEOUT, "every message", 0.05)
-                deadline = time.perf_counter()
-            finally:
-                for service in services:
-                    await service.stop()
-                await runtime.close()
-                await delete_topics([f"{prefix}.{topic}" for topic in TOPICS])
+            started = time.perf_counter()
+            sent = 0
+            while sent < len(keyed):
+                due = min(len(keyed), int((time.perf_counter() - started) * rate) + 1)
+                now = time.perf_counter()
+                for n in range(sent, due):
+                    offered[n] = now
+                await publisher.publish(topic, keyed[sent:due])
+                sent = due
+                pause = started + sent / rate - time.perf_counter()
+                await asyncio.sleep(max(0.0, min(TICK, pause)))
+            offer_seconds = time.perf_counter() - started
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            await publisher.close()
+
+        async def delivered() -> bool:
+            run.alive()
+            return smtp.received.count() >= len(events)
+
+        with contextlib.suppress(TimeoutError):  # the missing count at the deadline
+            await until(delivered, DRAIN_TIMEOUT, "every message", 0.05)
+        deadline = time.perf_counter()
     arrived = [deadline] * len(events)
     with smtp.received.lock:
         for moment, (_sender, recipients, _content) in zip(
@@ -180,7 +148,7 @@ async def rate_run(rate: int, seconds: float, smtp: SmtpServer) -> dict[str, Any
         "received": received,
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
-        "rss": {s.command: s.peak_rss_mb for s in services},
+        "rss": {s.command: s.peak_rss_mb for s in run.services},
     }
 
 

@@ -17,30 +17,21 @@ purchases. Every wait has a deadline; the database, topics and file are gone aft
 from __future__ import annotations
 
 import csv
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import KAFKA, Figure, console, report, timed, unique
+from bench.common import KAFKA, Figure, console, report, timed
 from bench.ingest import realistic_events
 from bench.segmenter import BATCH, raw_upsert
 from bench.stack import (
     NUDGE,
-    Service,
-    database,
-    delete_topics,
     end_offsets,
     lag,
-    members,
     run_command,
-    service_env,
+    stack,
     until,
 )
-from services.bootstrap import TOPICS
-from shared.adapters.store.migrate import upgrade_async
 from shared.logging import configure_logging
-from shared.settings import Settings
 
 JOIN_TIMEOUT = 90.0
 RUN_TIMEOUT = 900.0
@@ -67,45 +58,25 @@ def write_transactions(events: list[dict[str, Any]], path: Path) -> None:
 async def replay_run(events: list[dict[str, Any]]) -> tuple[Figure, float]:
     """``nudge replay`` of ``events`` with a segmenter applying them; the figure, and the
     seconds the replay command itself took (read and publish)."""
-    prefix = unique("benchreplay")
-    work = Path(tempfile.mkdtemp(prefix="nudge-bench-replay-"))
-    async with database("bench_replay_") as url:
-        try:
-            await upgrade_async(url)
-            env = service_env(url, prefix, work, batch_size=BATCH, scoring_interval_hours=0)
-            settings = Settings(topic_prefix=prefix, group_prefix=prefix, data_dir=work)
-            path = work / "transactions.csv"
-            write_transactions(events, path)
-            segmenter = Service("segmenter", env, work / "segmenter.log")
-            try:
-                await segmenter.start()
-                group = settings.group("segmenter")
+    async with stack("replay") as run:
+        path = run.work / "transactions.csv"
+        write_transactions(events, path)
+        await run.start("segmenter", batch_size=BATCH, scoring_interval_hours=0)
+        await run.joined("segmenter", 1, JOIN_TIMEOUT)
+        group = run.settings.group("segmenter")
+        with timed() as whole:
+            with timed() as publishing:
+                await run_command(str(NUDGE), "replay", str(path), env=run.services[0].env,
+                                  timeout=RUN_TIMEOUT)  # fmt: skip
+            ends = await end_offsets(run.settings.topic("events"))
+            if sum(ends.values()) != len(events):
+                raise RuntimeError(f"{sum(ends.values())} events on the topic, not {len(events)}")
 
-                async def joined() -> bool:
-                    segmenter.alive()
-                    return await members(group) == 1
+            async def done() -> bool:
+                run.alive()
+                return await lag(group, ends) == 0
 
-                await until(joined, JOIN_TIMEOUT, "the segmenter in its group", 0.2)
-                with timed() as whole:
-                    with timed() as publishing:
-                        await run_command(str(NUDGE), "replay", str(path), env=env,
-                                          timeout=RUN_TIMEOUT)  # fmt: skip
-                    ends = await end_offsets(settings.topic("events"))
-                    if sum(ends.values()) != len(events):
-                        raise RuntimeError(
-                            f"{sum(ends.values())} events on the topic, not {len(events)}"
-                        )
-
-                    async def done() -> bool:
-                        segmenter.alive()
-                        return await lag(group, ends) == 0
-
-                    await until(done, RUN_TIMEOUT, f"{len(events)} purchases applied", 0.05)
-            finally:
-                await segmenter.stop()
-                await delete_topics([f"{prefix}.{topic}" for topic in TOPICS])
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            await until(done, RUN_TIMEOUT, f"{len(events)} purchases applied", 0.05)
     figure = Figure("nudge replay, read + published + applied", len(events), whole.seconds,
                     "replay.100k")  # fmt: skip
     return figure, publishing.seconds

@@ -18,28 +18,18 @@ over the one's: 2.0 would be perfect scaling, on a machine with the cores for it
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.common import KAFKA, console, record, timed, unique
+from bench.common import KAFKA, console, record, timed
 from bench.segmenter import BATCH, bench_events, records
 from bench.stack import (
-    Service,
-    database,
-    delete_topics,
     end_offsets,
     lag,
-    members,
     partitions_of,
-    service_env,
+    stack,
     until,
 )
-from services.bootstrap import TOPICS, bootstrap
-from shared.adapters.store.migrate import upgrade_async
 from shared.logging import configure_logging
-from shared.settings import Settings
 
 JOIN_TIMEOUT = 90.0
 RUN_TIMEOUT = 600.0
@@ -65,73 +55,38 @@ class ReplicasRun:
 
 async def replicas_run(keyed: list[tuple[bytes, bytes]], replicas: int) -> ReplicasRun:
     """``replicas`` segmenter processes applying ``keyed`` (see the module's docstring)."""
-    prefix = unique("benchreplicas")
-    data_dir = Path(tempfile.mkdtemp(prefix="nudge-bench-"))
-    async with database("bench_replicas_") as url:
+    async with stack("replicas") as run:
+        for _ in range(replicas):
+            await run.start("segmenter", batch_size=BATCH, scoring_interval_hours=0)
+        await run.joined("segmenter", replicas, JOIN_TIMEOUT)
+        events_topic = run.settings.topic("events")
+        publisher = run.runtime.bus.publisher()
         try:
-            await upgrade_async(url)
-            settings = Settings(
-                data_dir=data_dir,
-                bus="kafka",
-                kafka_bootstrap=KAFKA,
-                database_url=url,
-                topic_prefix=prefix,
-                group_prefix=prefix,
-            )
-            runtime = await bootstrap(settings)  # makes the topics, as a deployment's would
-            env = service_env(url, prefix, data_dir, batch_size=BATCH, scoring_interval_hours=0)
-            services = [
-                Service("segmenter", env, data_dir / f"segmenter-{n}.log") for n in range(replicas)
-            ]
-            try:
-                for service in services:
-                    await service.start()
-                group = settings.group("segmenter")
-
-                async def joined() -> bool:
-                    for service in services:
-                        service.alive()
-                    return await members(group) == replicas
-
-                await until(
-                    joined, JOIN_TIMEOUT, f"{replicas} segmenter replicas in the group", 0.2
-                )
-                events_topic = settings.topic("events")
-                publisher = runtime.bus.publisher()
-                try:
-                    for start in range(0, len(keyed), BATCH):
-                        await publisher.publish(events_topic, keyed[start : start + BATCH])
-                finally:
-                    await publisher.close()
-                ends = await end_offsets(events_topic)
-                first = len(keyed)
-
-                async def started() -> bool:
-                    nonlocal first
-                    for service in services:
-                        service.alive()
-                    first = await lag(group, ends)
-                    return first < len(keyed)
-
-                async def done() -> bool:
-                    for service in services:
-                        service.alive()
-                    return await lag(group, ends) == 0
-
-                await until(started, JOIN_TIMEOUT, "the replicas' first batch", 0.01)
-                cpu_before = sum(s.cpu_seconds() for s in services)
-                with timed() as applying:
-                    await until(done, RUN_TIMEOUT, f"{len(keyed)} events applied", 0.05)
-                cpu = sum(s.cpu_seconds() for s in services) - cpu_before
-                partitions = len(await partitions_of(events_topic))
-            finally:
-                for service in services:
-                    await service.stop()
-                await runtime.close()
-                await delete_topics([f"{prefix}.{topic}" for topic in TOPICS])
+            for start in range(0, len(keyed), BATCH):
+                await publisher.publish(events_topic, keyed[start : start + BATCH])
         finally:
-            shutil.rmtree(data_dir, ignore_errors=True)
-    peaks = [s.peak_rss_mb for s in services if s.peak_rss_mb is not None]
+            await publisher.close()
+        ends = await end_offsets(events_topic)
+        group = run.settings.group("segmenter")
+        first = len(keyed)
+
+        async def started() -> bool:
+            nonlocal first
+            run.alive()
+            first = await lag(group, ends)
+            return first < len(keyed)
+
+        async def done() -> bool:
+            run.alive()
+            return await lag(group, ends) == 0
+
+        await until(started, JOIN_TIMEOUT, "the replicas' first batch", 0.01)
+        cpu_before = sum(s.cpu_seconds() for s in run.services)
+        with timed() as applying:
+            await until(done, RUN_TIMEOUT, f"{len(keyed)} events applied", 0.05)
+        cpu = sum(s.cpu_seconds() for s in run.services) - cpu_before
+        partitions = len(await partitions_of(events_topic))
+    peaks = [s.peak_rss_mb for s in run.services if s.peak_rss_mb is not None]
     return ReplicasRun(
         replicas, first, applying.seconds, cpu, max(peaks) if peaks else None, partitions
     )

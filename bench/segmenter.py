@@ -56,6 +56,7 @@ from bench.stack import (
     delete_topics,
     drop_database,
     end_offsets,
+    kafka_settings,
     until,
 )
 from services.bootstrap import TOPICS, bootstrap
@@ -67,7 +68,6 @@ from shared.adapters.store.migrate import upgrade_async
 from shared.domain.events import validate_event
 from shared.domain.segments import BUILTIN_SEGMENTS
 from shared.logging import configure_logging
-from shared.settings import Settings
 from shared.synthetic import synthetic_events
 
 BATCH = 500
@@ -241,13 +241,10 @@ async def segmenter_run(keyed: list[tuple[bytes, bytes]], *, rules: bool) -> Seg
     data_dir = Path(tempfile.mkdtemp(prefix="nudge-bench-"))
     try:
         await upgrade_async(url)
-        settings = Settings(
-            data_dir=data_dir,
-            bus="kafka",
-            kafka_bootstrap=KAFKA,
-            database_url=url,
-            topic_prefix=prefix,
-            group_prefix=prefix,
+        settings = kafka_settings(
+            url,
+            prefix,
+            data_dir,
             batch_size=BATCH,
             scoring_interval_hours=0,  # the nightly scoring of the base is not measured here
         )

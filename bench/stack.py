@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,6 +23,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.engine import make_url
 
 from bench.common import DATABASE_URL, KAFKA, unique
+from services.bootstrap import TOPICS, Runtime, bootstrap
+from shared.adapters.store.migrate import upgrade_async
+from shared.settings import Settings
 
 NUDGE = Path(sys.executable).with_name("nudge")
 
@@ -241,6 +248,20 @@ class Service:
             await self.process.wait()
 
 
+def kafka_settings(url: str, prefix: str, data_dir: Path, **more: Any) -> Settings:
+    """Settings of a run in the benchmark's own process: Kafka, the run's database, its
+    topics and groups (``prefix``), and ``more``."""
+    return Settings(
+        data_dir=data_dir,
+        bus="kafka",
+        kafka_bootstrap=KAFKA,
+        database_url=url,
+        topic_prefix=prefix,
+        group_prefix=prefix,
+        **more,
+    )
+
+
 def service_env(
     url: str, prefix: str, data_dir: Path, **settings: str | int | float
 ) -> dict[str, str]:
@@ -260,3 +281,60 @@ def service_env(
         "NUDGE_UNSUBSCRIBE_KEY": "k" * 32,
         **{f"NUDGE_{name.upper()}": str(value) for name, value in settings.items()},
     }
+
+
+@dataclass
+class Stack:
+    """A run's database (migrated), topics, data folder and the benchmark's own runtime
+    on them; and the services started on it (:meth:`start`)."""
+
+    url: str
+    prefix: str
+    work: Path
+    settings: Settings
+    runtime: Runtime
+    services: list[Service] = field(default_factory=list)
+
+    async def start(self, command: str, **settings: str | int | float) -> Service:
+        """``nudge <command>`` on the run's stack, ``NUDGE_<NAME>`` for each of ``settings``."""
+        env = service_env(self.url, self.prefix, self.work, **settings)
+        service = Service(command, env, self.work / f"{command}-{len(self.services)}.log")
+        self.services.append(service)
+        await service.start()
+        return service
+
+    def alive(self) -> None:
+        for service in self.services:
+            service.alive()
+
+    async def joined(self, group: str, count: int, timeout: float) -> None:
+        """Wait until ``count`` services are members of the stable consumer ``group``."""
+
+        async def stable() -> bool:
+            self.alive()
+            return await members(self.settings.group(group)) == count
+
+        await until(stable, timeout, f"{count} members in the {group} group", 0.2)
+
+
+@contextlib.asynccontextmanager
+async def stack(name: str) -> AsyncIterator[Stack]:
+    """A :class:`Stack` for the run ``name``; every part of it gone afterwards, its
+    services stopped first (their peak memory read then)."""
+    prefix = unique(f"bench{name}")
+    work = Path(tempfile.mkdtemp(prefix=f"nudge-bench-{name}-"))
+    try:
+        async with database(f"bench_{name}_") as url:
+            await upgrade_async(url)
+            settings = kafka_settings(url, prefix, work)
+            runtime = await bootstrap(settings)  # makes the topics, as a deployment's would
+            running = Stack(url, prefix, work, settings, runtime)
+            try:
+                yield running
+            finally:
+                for service in running.services:
+                    await service.stop()
+                await runtime.close()
+                await delete_topics([settings.topic(topic) for topic in TOPICS])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -22,14 +22,13 @@ from pathlib import Path
 import asyncpg
 from rich.progress import Progress
 
-from bench.common import DATABASE_URL, KAFKA, console, record, timed, unique
-from bench.stack import create_database, drop_database
+from bench.common import DATABASE_URL, console, record, timed, unique
+from bench.stack import create_database, drop_database, kafka_settings
 from services.bootstrap import bootstrap
 from services.segmenter.service import SegmenterService
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.migrate import upgrade_async
 from shared.logging import configure_logging
-from shared.settings import Settings
 
 DUE = 1_000
 BASES = (10_000, 1_000_000)
@@ -91,12 +90,9 @@ async def tick_seconds(size: int, progress: Progress) -> list[float]:
     try:
         await upgrade_async(url)
         await _fill(dsn, size, progress)
-        settings = Settings(
-            data_dir=Path(tempfile.mkdtemp(prefix="nudge-bench-")),
-            database_url=url,
-            bus="kafka",  # not used by a tick, but PostgreSQL goes with Kafka
-            kafka_bootstrap=KAFKA,
-            topic_prefix=unique("bench"),
+        # The bus is not used by a tick, but PostgreSQL goes with Kafka.
+        settings = kafka_settings(
+            url, unique("bench"), Path(tempfile.mkdtemp(prefix="nudge-bench-"))
         )
         runtime = await bootstrap(settings, clock=SimulatedClock(NOW))
         service = SegmenterService(runtime)

@@ -1,7 +1,9 @@
 """``python -m bench [NAME ...]`` (``make bench``): the benchmarks, printing figures and ratios.
 
-With no name, every benchmark runs (pipeline, then ingest); ``python -m bench ingest``
-runs one. Each needs the real Kafka and PostgreSQL (``make bench`` starts them).
+With no name, every benchmark runs, in the order below; ``python -m bench ingest`` runs
+one. Each needs the real Kafka and PostgreSQL (``make bench`` starts them), but ``bus``.
+At the end, one table of every figure the run measured (name, value, unit, baseline,
+ratio, issue 13's aim); ``--json FILE`` writes the same figures.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bench import bus, dispatcher, ingest, pipeline, segmenter, timers
-from bench.common import write_json
+from bench import bus, dispatcher, ingest, pipeline, replay, replicas, segmenter, timers
+from bench.common import console, summary, write_json
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
-    "pipeline": lambda args: pipeline.main(args.events),
+    "pipeline": lambda args: pipeline.main(args.rates, args.seconds),
     "ingest": lambda args: ingest.main(args.events, args.connections, args.workers),
-    "timers": lambda _args: timers.main(),
+    "timers": lambda args: timers.main(args.timers_base),
     "segmenter": lambda args: segmenter.main(args.events),
-    "dispatcher": lambda _args: dispatcher.main(),
+    "replicas": lambda args: replicas.main(args.events),
+    "replay": lambda args: replay.main(args.replay_events),
+    "dispatcher": lambda args: dispatcher.main(args.buyers),
     "bus": lambda args: bus.main(args.events),
 }
 
@@ -33,18 +37,23 @@ def main() -> None:
         metavar="NAME",
         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)",
     )
-    parser.add_argument("--events", type=int, default=20_000, help="purchase events to push")
+    sizes: list[tuple[str, type, object, str]] = [
+        ("--events", int, 20_000, "events to push (ingest, segmenter, replicas, bus)"),
+        ("--replay-events", int, 100_000, "replay: purchases in the file (replay.100k at this)"),
+        ("--buyers", int, dispatcher.BUYERS, "dispatcher: buyers, one message each per run"),
+        ("--seconds", float, pipeline.SECONDS, "pipeline: seconds each rate is offered for"),
+        ("--timers-base", int, timers.BASES[1], "timers: buyers in the large base"),
+        ("--connections", int, 8, "ingest: concurrent HTTP connections of the load generator"),
+        ("--workers", int, 1, "ingest: worker processes of `nudge ingest` (one per core)"),
+    ]
+    for flag, kind, default, what in sizes:
+        parser.add_argument(flag, type=kind, default=default, help=f"{what} (default {default})")
     parser.add_argument(
-        "--connections",
+        "--rates",
         type=int,
-        default=8,
-        help="ingest: concurrent HTTP connections of the load generator",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="ingest: worker processes of `nudge ingest` (one per core in production)",
+        nargs="+",
+        default=list(pipeline.RATES),
+        help="pipeline: offered rates, purchases per second",
     )
     parser.add_argument(
         "--json",
@@ -58,6 +67,7 @@ def main() -> None:
         parser.error(f"unknown benchmark {', '.join(unknown)}; one of {', '.join(BENCHMARKS)}")
     for name in args.names or list(BENCHMARKS):
         asyncio.run(BENCHMARKS[name](args))
+    console.print(summary())
     if args.json:
         write_json(args.json)
         print(f"figures written to {args.json}")

@@ -56,8 +56,10 @@ async def _embedded(path: Path, records: list[tuple[bytes | None, bytes]]) -> tu
     finally:
         await bus.close()
     return (
-        Figure("embedded bus publish (100 a call)", len(records), publishing.seconds),
-        Figure("embedded bus consume + commit (500 a poll)", got, consuming.seconds),
+        Figure(
+            "embedded bus publish (100 a call)", len(records), publishing.seconds, "bus.publish"
+        ),
+        Figure("embedded bus consume + commit (500 a poll)", got, consuming.seconds, "bus.consume"),
     )
 
 

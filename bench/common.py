@@ -1,8 +1,16 @@
-"""What the benchmarks share: where the real services are, timing, and printing."""
+"""What the benchmarks share: where the real services are, timing, and the figures.
+
+Every figure a run measures is kept by its stable name (:func:`record`), with its raw
+baseline and the ratio where it has one; ``python -m bench`` prints them all in one
+table at the end (:func:`summary`) and ``--json FILE`` writes the same (:func:`write_json`).
+The names are :data:`NAMES`' (docs/operations.md "Benchmarks" lists the same), and no
+benchmark records any other: a test holds the two together.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,25 +49,145 @@ def timed() -> Iterator[Timing]:
         timing.seconds = time.perf_counter() - started
 
 
-FIGURES: dict[str, dict[str, Any]] = {}
-"""Every figure this run measured, by its stable name, for ``python -m bench --json FILE``."""
+# --- the figures' names ------------------------------------------------------------------
+
+NAMES: dict[str, str] = {
+    # name (``<x>`` stands for a part the run's flags choose): issue 13's aim, or ""
+    "ingest.http": "≥ 0.5 of raw produce",
+    "ingest.http_p50_ms": "",
+    "ingest.http_p99_ms": "",
+    "ingest.card_scan.<body>": "",
+    "ingest.peak_rss_mb": "",
+    "segmenter.builtin": "≥ 0.2 of the raw upsert, and ≥ ingest.http",
+    "segmenter.builtin_vs_rows": "",
+    "segmenter.rules20": "≥ 0.2 of the raw upsert",
+    "segmenter.rules20_over_builtin": "",
+    "segmenter.builtin_cpu_us": "",
+    "segmenter.rules20_cpu_us": "",
+    "segmenter.peak_rss_mb": "≤ 500 MB, cache at its default size",
+    "dispatcher.email": "≥ 0.5 of the raw concurrent loop",
+    "dispatcher.sms": "≥ 0.5 of the raw concurrent loop",
+    "dispatcher.email_cpu_ms": "",
+    "dispatcher.sms_cpu_ms": "",
+    "dispatcher.decide_only": "≥ 2,000 decisions/s",
+    "dispatcher.peak_rss_mb": "",
+    "timers.tick_1m_over_10k": "ratio ≤ 1.5",
+    "pipeline.e2e_p50_ms@<rate>": "",
+    "pipeline.e2e_p99_ms@<rate>": "≤ 1,000 ms at 1,000 events/s",
+    "replay.100k": "≥ 10,000 events/s",
+    "replicas.1": "",
+    "replicas.2": "",
+    "replicas.1_cpu_us": "",
+    "replicas.2_cpu_us": "",
+    "replicas.2_over_1": "",
+    "bus.publish": "",
+    "bus.consume": "",
+}
+"""Every name a figure may have, with the aim issue 13 set for it (``""``: none)."""
+
+
+def documented(name: str) -> bool:
+    """Whether ``name`` is one of :data:`NAMES` (``<x>`` matching one part without a dot)."""
+    return any(_pattern(known).fullmatch(name) for known in NAMES)
+
+
+def _pattern(known: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"<[^>]+>", "[^.]+", re.escape(known)))
+
+
+def aim_of(name: str) -> str:
+    return next((aim for known, aim in NAMES.items() if _pattern(known).fullmatch(name)), "")
+
+
+# --- the figures of this run -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One figure as written to the JSON file and the summary table."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_name: str | None = None
+    n: int | None = None
+    """How many events, messages or requests the figure was measured on."""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "unit": self.unit,
+            "baseline": self.baseline,
+            "baseline_name": self.baseline_name,
+            "ratio": self.ratio,
+            "n": self.n,
+            "aim": aim_of(self.name) or None,
+        }
+
+
+FIGURES: dict[str, Recorded] = {}
+"""Every figure this run measured, by its stable name."""
 
 
 def record(
-    key: str, value: float, unit: str, *, baseline: float | None = None, baseline_name: str = ""
+    name: str,
+    value: float,
+    unit: str,
+    *,
+    baseline: float | None = None,
+    baseline_name: str = "",
+    n: int | None = None,
 ) -> None:
-    """Keep one figure (and its raw baseline, when it has one) for the JSON file."""
-    FIGURES[key] = {
-        "value": value,
-        "unit": unit,
-        "baseline": baseline,
-        "baseline_name": baseline_name or None,
-        "ratio": value / baseline if baseline else None,
-    }
+    """Keep one figure (and its raw baseline, when it has one) for the summary and JSON."""
+    if not documented(name):
+        raise ValueError(f"figure {name!r} is not one of bench.common.NAMES")
+    FIGURES[name] = Recorded(name, value, unit, baseline, baseline_name or None, n)
 
 
-def write_json(path: Path) -> None:
-    path.write_bytes(orjson.dumps(FIGURES, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+def as_json(figures: dict[str, Recorded]) -> bytes:
+    return orjson.dumps(
+        {name: figure.to_json() for name, figure in figures.items()},
+        option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
+    )
+
+
+def write_json(path: Path, figures: dict[str, Recorded] | None = None) -> None:
+    path.write_bytes(as_json(FIGURES if figures is None else figures))
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def summary(figures: dict[str, Recorded] | None = None) -> Table:
+    """One table of every figure: name, value, unit, baseline, ratio, the aim."""
+    table = Table(title="every figure of this run (the same as --json writes)")
+    for column in ("figure", "value", "unit", "n", "baseline", "raw baseline", "ratio", "aim"):
+        table.add_column(
+            column, justify="right" if column in ("value", "n", "baseline") else "left"
+        )
+    for name, figure in sorted((FIGURES if figures is None else figures).items()):
+        table.add_row(
+            name,
+            _number(figure.value),
+            figure.unit,
+            f"{figure.n:,}" if figure.n is not None else "",
+            _number(figure.baseline),
+            figure.baseline_name or "",
+            f"{figure.ratio:.2f}" if figure.ratio is not None else "",
+            aim_of(name),
+        )
+    return table
+
+
+# --- one benchmark's own table -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -68,7 +196,8 @@ class Figure:
     count: int
     seconds: float
     key: str | None = None
-    """Its stable name in the JSON file (``ingest.http``); unnamed figures are only printed."""
+    """Its stable name (``ingest.http``, one of :data:`NAMES`); unnamed figures are
+    baselines, kept with the figure they are the baseline of."""
 
     @property
     def rate(self) -> float:
@@ -76,7 +205,8 @@ class Figure:
 
 
 def report(title: str, rows: list[tuple[Figure, Figure | None]]) -> None:
-    """Print each figure with its rate and, beside it, the raw baseline's and the ratio."""
+    """Print each figure with its rate and, beside it, the raw baseline's and the ratio;
+    record the named ones."""
     table = Table(title=title)
     for column in ("measure", "n", "seconds", "per second", "raw baseline", "raw /s", "ratio"):
         table.add_column(
@@ -90,6 +220,7 @@ def report(title: str, rows: list[tuple[Figure, Figure | None]]) -> None:
                 "per second",
                 baseline=baseline.rate if baseline else None,
                 baseline_name=baseline.name if baseline else "",
+                n=figure.count,
             )
         table.add_row(
             figure.name,

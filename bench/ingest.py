@@ -42,21 +42,27 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
-from bench.common import DATABASE_URL, KAFKA, Figure, console, record, report, timed, unique
+from bench.common import KAFKA, Figure, console, record, report, timed, unique
+from bench.stack import (
+    NUDGE,
+    cpu_seconds,
+    database,
+    delete_topics,
+    end_offsets,
+    peak_rss_mb,
+    run_command,
+)
 from services.bootstrap import TOPICS
 from services.http.bodies import MAX_BODY_BYTES
 from services.http.problems import Problem
@@ -66,7 +72,6 @@ from shared.synthetic import synthetic_events
 
 BATCH = 100
 HOST = "127.0.0.1"
-NUDGE = Path(sys.executable).with_name("nudge")
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 300.0
 REPEATS = 3
@@ -104,6 +109,8 @@ class Run:
     latencies: list[float]
     cpu_seconds: float | None = None
     """CPU time the measured process spent during the run, where the OS tells it."""
+    peak_rss_mb: float | None = None
+    """The measured process's peak resident memory (its workers' peaks added)."""
 
     @property
     def figure(self) -> Figure:
@@ -238,41 +245,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _admin_sql(statement: str) -> None:
-    dsn = make_url(DATABASE_URL).set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def _database() -> AsyncIterator[str]:
-    name = unique("bench_ingest_")
-    await _admin_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _run(*args: str, env: dict[str, str], timeout: float = 60) -> str:
-    """Run a command to completion; its stdout, or an error with its output."""
-    process = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise RuntimeError(f"{args[0]} {args[1]} took over {timeout}s") from None
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{err.decode()}{out.decode()}")
-    return out.decode()
-
-
 async def _stop(process: asyncio.subprocess.Process, timeout: float = 15) -> None:
     if process.returncode is not None:
         return
@@ -296,60 +268,6 @@ async def _answers(url: str) -> None:
             await asyncio.sleep(0.1)
 
 
-async def _delete_topics(topics: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        doomed = [t for t in topics if t in existing]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
-
-
-async def _records_on(topic: str) -> int:
-    """How many records ``topic`` holds, from its partitions' offsets."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        starts = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    return sum(ends[tp] - starts[tp] for tp in partitions)
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User and system CPU seconds so far of process ``pid`` and its live children (its
-    worker processes), from Linux ``/proc``; ``None`` elsewhere."""
-    try:
-        own = _stat(pid)
-    except OSError:
-        return None
-    total = int(own[11]) + int(own[12])  # utime and stime: fields 14 and 15 of proc(5)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            fields = _stat(int(entry.name))
-            if int(fields[1]) == pid:  # field 4 of proc(5): the parent's pid
-                total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str]:
-    """The fields of ``/proc/<pid>/stat`` after the command name."""
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-
-
 async def _warm(url: str, key: str, event: dict[str, Any]) -> None:
     """One request first: ingest's producer connects to the broker on the first one."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -364,7 +282,7 @@ async def nudge_ingest(
     prefix = unique("benchingest")
     port = _free_port()
     url = f"http://{HOST}:{port}"
-    async with _database() as database_url:
+    async with database("bench_ingest_") as database_url:
         env = {
             **os.environ,
             "NUDGE_BUS": "kafka",
@@ -379,9 +297,9 @@ async def nudge_ingest(
             "NUDGE_RATE_LIMIT_BURST": "1000000",
             "NUDGE_LOG_LEVEL": "WARNING",
         }
-        await _run(str(NUDGE), "db", "upgrade", env=env)
+        await run_command(str(NUDGE), "db", "upgrade", env=env)
         create = ("keys", "create", "--name", "bench", "--scope", "events:write")
-        key = (await _run(str(NUDGE), *create, env=env)).strip()
+        key = (await run_command(str(NUDGE), *create, env=env)).strip()
         payload = work / "batches.jsonl"
         payload.write_bytes(b"\n".join(bodies(events)))
         load = (sys.executable, "-m", "bench.ingest", "load", url, str(payload), str(connections))
@@ -394,20 +312,21 @@ async def nudge_ingest(
             try:
                 await _answers(url)
                 await _warm(url, key, events[0])
-                cpu_before = _cpu_seconds(ingest.pid)
-                output = await _run(
+                cpu_before = cpu_seconds(ingest.pid)
+                output = await run_command(
                     *load, env={**env, "BENCH_INGEST_KEY": key}, timeout=RUN_TIMEOUT
                 )
-                cpu_after = _cpu_seconds(ingest.pid)
+                cpu_after = cpu_seconds(ingest.pid)
+                peak = peak_rss_mb(ingest.pid)
             except BaseException:
                 console.print(log_path.read_text(errors="replace")[-4000:], markup=False)
                 raise
             finally:
                 await _stop(ingest)
         try:
-            landed = await _records_on(f"{prefix}.events")
+            landed = sum((await end_offsets(f"{prefix}.events")).values())  # a new topic
         finally:
-            await _delete_topics([f"{prefix}.{topic}" for topic in TOPICS])
+            await delete_topics([f"{prefix}.{topic}" for topic in TOPICS])
     result = orjson.loads(output)
     if result["refusals"]:
         raise RuntimeError(f"{len(result['refusals'])} batches refused: {result['refusals'][:3]}")
@@ -420,6 +339,7 @@ async def nudge_ingest(
         result["seconds"],
         result["latencies"],
         cpu_seconds=cpu,
+        peak_rss_mb=peak,
     )
 
 
@@ -446,7 +366,7 @@ async def raw_produce(events: list[dict[str, Any]], connections: int) -> Run:
             await asyncio.gather(*(sender() for _ in range(connections)))
     finally:
         await producer.stop()
-        await _delete_topics([topic])
+        await delete_topics([topic])
     return Run("raw aiokafka produce (acks=all)", len(events), elapsed.seconds, latencies)
 
 
@@ -482,15 +402,17 @@ async def main(count: int, connections: int = 8, workers: int = 1) -> None:
         [(Figure(nudge.name, nudge.events, nudge.seconds, "ingest.http"), raw.figure)],
     )
     _latencies([(nudge, raw)])
-    record(
-        "ingest.http_p50_ms",
-        nudge.percentile(50) * 1000,
-        "ms",
-        baseline=raw.percentile(50) * 1000,
-        baseline_name=raw.name,
-    )
-    record("ingest.http_p99_ms", nudge.percentile(99) * 1000, "ms",
-           baseline=raw.percentile(99) * 1000, baseline_name=raw.name)  # fmt: skip
+    for p in (50, 99):
+        record(
+            f"ingest.http_p{p}_ms",
+            nudge.percentile(p) * 1000,
+            "ms",
+            baseline=raw.percentile(p) * 1000,
+            baseline_name=raw.name,
+            n=len(nudge.latencies),
+        )
+    if nudge.peak_rss_mb is not None:
+        record("ingest.peak_rss_mb", nudge.peak_rss_mb, "MB", n=workers)
     if nudge.cpu_seconds is not None:
         console.print(
             f"nudge ingest used {nudge.cpu_seconds:.2f} CPU seconds in {nudge.seconds:.2f} s "

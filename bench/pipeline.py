@@ -1,236 +1,180 @@
-"""Purchases through ingest and the segmenter on real Kafka and PostgreSQL, beside raw baselines.
+"""Purchase to message at a fixed offered rate: the segmenter and the dispatcher as deployed.
 
-- nudge ingest: batches of 500 events posted to the ingest app (in process, through its
-  ASGI interface) with an API key (one key lookup in PostgreSQL per request), validated
-  and published with the idempotent producer, 202 after acks;
-- nudge segmenter: the same events consumed and applied (dedupe, profile, segments,
-  timers, outbox), one transaction per polled batch;
-- raw baselines, same process, same payloads: aiokafka produce (acks=all, idempotent) and
-  consume, and an asyncpg upsert of the same profile rows in batches of 500.
+For each rate of ``--rates`` (200 and 1,000 purchases a second by default), for
+``--seconds`` (10 by default): first purchases of new buyers (an email address each),
+published straight to the run's events topic as ingest publishes them (key
+``id:<customer>``, the event's JSON; ingest's HTTP side is the ``ingest`` benchmark's),
+at the rate, in a send every 10 ms of the purchases due by then. ``nudge segmenter``
+and ``nudge dispatcher`` run in processes of their own (their system clock; the
+buyers' time zone one where it is midday now, so no quiet hours), on a PostgreSQL
+database and topics of the run's own, with one campaign stored active as the console
+stores it: an email on entering ``lifecycle-new`` (a first order), no delay, no
+holdout, through ``SmtpProvider`` to an aiosmtpd server the benchmark runs on
+127.0.0.1. Each purchase's latency: from the moment it was offered (just before its
+send to Kafka) to the moment the server received its buyer's message; p50 and p99 of
+them (``pipeline.e2e_p50_ms@<rate>``, ``pipeline.e2e_p99_ms@<rate>``). Messages not
+received within the drain deadline count at that deadline (the figure is then a lower
+bound, and the run says how many). The services' peak resident memory is read before
+they stop (``dispatcher.peak_rss_mb``: the highest rate's run, its render workers'
+added). The databases, topics, processes and server are gone afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
+import contextlib
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
 
-import asyncpg
-import httpx
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import func, select
+from bench.common import KAFKA, console, record, unique
+from bench.dispatcher import HOST, WIN_BACK, SmtpServer
+from bench.segmenter import records
+from bench.stack import (
+    stack,
+    until,
+)
+from shared.adapters.store.definitions import SqlDefinitions
+from shared.logging import configure_logging
 
-from bench.common import DATABASE_URL, KAFKA, Figure, console, report, timed, unique
-from services.bootstrap import bootstrap
-from services.ingest.app import create_app
-from services.segmenter.service import SegmenterService
-from shared.adapters.bus.kafka import KafkaBus
-from shared.adapters.store import schema
-from shared.adapters.store.migrate import upgrade_async
-from shared.settings import Settings
-from shared.synthetic import synthetic_events
+RATES = (200, 1_000)
+SECONDS = 10.0
+TICK = 0.01
+JOIN_TIMEOUT = 90.0
+DRAIN_TIMEOUT = 120.0
+"""Seconds after the last purchase offered before the missing messages stop being waited for."""
 
-BATCH = 500
-
-
-async def _admin(statement: str) -> None:
-    admin = await asyncpg.connect(
-        DATABASE_URL.replace("+asyncpg", "").rsplit("/", 1)[0] + "/postgres"
-    )
-    try:
-        await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
-async def _create_database(name: str) -> str:
-    await _admin(f'CREATE DATABASE "{name}"')
-    return DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
+FIRST_ORDER = {
+    **WIN_BACK.to_dict(),
+    "key": "bench-first-order",
+    "name": "Thank you for a first order",
+    "trigger": {"segment": "lifecycle-new", "on": "entered"},
+    "reentry": "once_per_buyer",
+}
+"""The campaign a purchase sets off at once: an email on the first order."""
 
 
-async def _drop_database(name: str) -> None:
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def midday_zone(now: datetime) -> str:
+    """A fixed-offset zone where ``now`` is about midday: no buyer in their quiet hours."""
+    offset = (12 - now.astimezone(UTC).hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    return f"Etc/GMT{-offset:+d}"  # the Etc zones' sign is the other way round
 
 
-def _events(count: int) -> list[dict[str, object]]:
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    events = list(synthetic_events(max(1, count // 3), 90, 7, start))
-    while len(events) < count:  # top up with one-order buyers
-        n = len(events)
-        events.append(
-            {
-                "event_id": f"extra-{n}",
-                "type": "purchase",
-                "occurred_at": (start + timedelta(minutes=n)).isoformat(),
-                "customer": {"id": f"extra-{n}", "email": f"extra{n}@example.com"},
-                "data": {"order_id": f"x-{n}", "total": "990.00", "currency": "RUB", "items": []},
-            }
+def purchases(rate: int, count: int) -> list[dict[str, Any]]:
+    """``count`` first purchases of new buyers, occurring now."""
+    at = datetime.now(UTC).isoformat()
+    tag = unique("p")
+    return [
+        {
+            "event_id": f"{tag}-{n}",
+            "type": "purchase",
+            "occurred_at": at,
+            "customer": {"id": f"{tag}-{n}", "email": f"{tag}-{n}@example.com"},
+            "data": {"order_id": f"{tag}-{n}", "total": "1990.00", "currency": "RUB"},
+        }
+        for n in range(count)
+    ]
+
+
+def percentile(values: list[float], p: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+async def rate_run(rate: int, seconds: float, smtp: SmtpServer) -> dict[str, Any]:
+    """Offer ``rate`` purchases a second for ``seconds``; each one's latency to its email."""
+    smtp.received.clear()
+    events = purchases(rate, max(1, round(rate * seconds)))
+    keyed = records(events)
+    email_of = {e["customer"]["email"]: n for n, e in enumerate(events)}
+    offered = [0.0] * len(events)
+    async with stack("pipeline") as run:
+        definitions = SqlDefinitions(run.runtime.store.engine, clock=run.runtime.clock)
+        await definitions.campaigns.put(
+            FIRST_ORDER["key"], definition=FIRST_ORDER, status="active", expected_version=None
         )
-    return events[:count]
-
-
-async def nudge_pipeline(events: list[dict[str, object]]) -> tuple[Figure, Figure]:
-    name = unique("bench_")
-    url = await _create_database(name)
-    settings = Settings(
-        data_dir=Path(tempfile.mkdtemp(prefix="nudge-bench-")),
-        bus="kafka",
-        kafka_bootstrap=KAFKA,
-        database_url=url,
-        topic_prefix=unique("bench"),
-        group_prefix=unique("bench"),
-        batch_size=BATCH,
-        rate_limit_per_second=10_000.0,  # one client pushing as fast as it can: not throttled
-    )
-    try:
-        await upgrade_async(url)
-        runtime = await bootstrap(settings)
-        publisher = runtime.bus.publisher()
-        app = create_app(settings, publisher, runtime.api_keys, event_ids=runtime.event_ids)
-        _key, secret = await runtime.api_keys.create("bench", ["events:write"])
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://ingest",
-            headers={"Authorization": f"Bearer {secret}"},
-        ) as client:
-            await client.post("/v1/events", json={"events": events[:1]})  # warm the producer
-            with timed() as ingest_time:
-                for start in range(1, len(events), BATCH):
-                    response = await client.post(
-                        "/v1/events", json={"events": events[start : start + BATCH]}
-                    )
-                    response.raise_for_status()
-        segmenter = SegmenterService(runtime)
-        await segmenter.start()
-        task = asyncio.create_task(segmenter.run())
-
-        async def processed() -> int:
-            async with runtime.store.engine.connect() as conn:
-                count = await conn.scalar(select(func.count()).select_from(schema.processed_events))
-                return int(count or 0)
-
-        # Time from the first committed batch, so the consumer group's join is not counted.
-        while (first := await processed()) == 0:
-            await asyncio.sleep(0.01)
-        with timed() as apply_time:
-            while await processed() < len(events):
-                await asyncio.sleep(0.02)
-        segmenter.stop()
-        await task
-        await publisher.close()
-        await runtime.close()
-    finally:
-        await _drop_database(name)
-    return (
-        Figure(
-            "nudge ingest (validate, publish, 202)",
-            len(events) - 1,
-            ingest_time.seconds,
-            "pipeline.ingest",
-        ),
-        Figure(
-            "nudge segmenter (apply, one tx per batch)",
-            len(events) - first,
-            apply_time.seconds,
-            "pipeline.segmenter",
-        ),
-    )
-
-
-async def raw_kafka(events: list[dict[str, object]]) -> tuple[Figure, Figure]:
-    topic = unique("bench.raw.")
-    await KafkaBus(KAFKA).ensure_topics([topic])
-    payloads = [(str(e["customer"]).encode(), orjson.dumps(e)) for e in events]  # type: ignore[index]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=KAFKA, enable_idempotence=True, acks="all", linger_ms=2
-    )
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, b"warm", key=b"warm")
-        with timed() as produce_time:
-            for start in range(0, len(payloads), BATCH):
-                acks = [
-                    await producer.send(topic, value, key=key)
-                    for key, value in payloads[start : start + BATCH]
-                ]
-                await asyncio.gather(*acks)
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=KAFKA,
-        group_id=unique("raw"),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        seen = 0
-        with timed() as consume_time:
-            while seen < len(payloads) + 1:
-                batches = await consumer.getmany(timeout_ms=500, max_records=BATCH)
-                seen += sum(len(b) for b in batches.values())
-                if batches:
-                    await consumer.commit()
-    finally:
-        await consumer.stop()
-    return (
-        Figure("raw aiokafka produce", len(payloads), produce_time.seconds),
-        Figure("raw aiokafka consume + commit", len(payloads), consume_time.seconds),
-    )
-
-
-async def raw_upsert(events: list[dict[str, object]]) -> Figure:
-    name = unique("bench_raw_")
-    url = await _create_database(name)
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        await conn.execute(
-            "CREATE TABLE profiles (id text PRIMARY KEY, orders_count int NOT NULL, "
-            "revenue_total bigint NOT NULL, last_order_at timestamptz)"
+        await definitions.campaigns.put(
+            WIN_BACK.key, definition=WIN_BACK.to_dict(), status="paused", expected_version=None
         )
-        rows = [
-            (
-                e["customer"]["id"],
-                1,
-                int(Decimal(e["data"]["total"]) * 100),  # type: ignore[index]
-                datetime.fromisoformat(e["occurred_at"]),
-            )  # type: ignore[arg-type]
-            for e in events
-        ]
-        with timed() as upsert_time:
-            for start in range(0, len(rows), BATCH):
-                async with conn.transaction():
-                    await conn.executemany(
-                        "INSERT INTO profiles VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE "
-                        "SET orders_count = profiles.orders_count + 1, "
-                        "revenue_total = profiles.revenue_total + excluded.revenue_total, "
-                        "last_order_at = greatest(profiles.last_order_at, excluded.last_order_at)",
-                        rows[start : start + BATCH],
-                    )
-    finally:
-        await conn.close()
-        await _drop_database(name)
-    return Figure("raw asyncpg upsert (tx per 500)", len(rows), upsert_time.seconds)
+        await run.start("segmenter", scoring_interval_hours=0)
+        await run.start(
+            "dispatcher", email="smtp", smtp_host=HOST, smtp_port=smtp.port,
+            default_timezone=midday_zone(datetime.now(UTC)),
+        )  # fmt: skip
+        await run.joined("segmenter", 1, JOIN_TIMEOUT)
+        await run.joined("dispatcher", 1, JOIN_TIMEOUT)
+        publisher = run.runtime.bus.publisher()
+        topic = run.settings.topic("events")
+        try:
+            started = time.perf_counter()
+            sent = 0
+            while sent < len(keyed):
+                due = min(len(keyed), int((time.perf_counter() - started) * rate) + 1)
+                now = time.perf_counter()
+                for n in range(sent, due):
+                    offered[n] = now
+                await publisher.publish(topic, keyed[sent:due])
+                sent = due
+                pause = started + sent / rate - time.perf_counter()
+                await asyncio.sleep(max(0.0, min(TICK, pause)))
+            offer_seconds = time.perf_counter() - started
+        finally:
+            await publisher.close()
+
+        async def delivered() -> bool:
+            run.alive()
+            return smtp.received.count() >= len(events)
+
+        with contextlib.suppress(TimeoutError):  # the missing count at the deadline
+            await until(delivered, DRAIN_TIMEOUT, "every message", 0.05)
+        deadline = time.perf_counter()
+    arrived = [deadline] * len(events)
+    with smtp.received.lock:
+        for moment, (_sender, recipients, _content) in zip(
+            smtp.received.moments, smtp.received.payloads, strict=True
+        ):
+            for address in recipients:
+                if address in email_of:
+                    arrived[email_of[address]] = min(arrived[email_of[address]], moment)
+    received = sum(1 for moment in arrived if moment < deadline)
+    latencies = [(a - o) * 1000 for a, o in zip(arrived, offered, strict=True)]
+    return {
+        "rate": rate,
+        "offered": len(events),
+        "offer_rate": len(events) / offer_seconds,
+        "received": received,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "rss": {s.command: s.peak_rss_mb for s in run.services},
+    }
 
 
-async def main(count: int) -> None:
-    events = _events(count)
-    console.print(f"pipeline benchmark: {len(events)} purchase events, Kafka {KAFKA}")
-    ingest, apply = await nudge_pipeline(events)
-    produce, consume = await raw_kafka(events)
-    upsert = await raw_upsert(events)
-    report(
-        "purchases through ingest and the segmenter (real Kafka, PostgreSQL)",
-        [
-            (ingest, produce),
-            (apply, consume),
-            (apply, upsert),
-            (produce, None),
-            (consume, None),
-            (upsert, None),
-        ],
+async def main(rates: list[int] | tuple[int, ...] = RATES, seconds: float = SECONDS) -> None:
+    configure_logging("WARNING")
+    console.print(
+        f"pipeline benchmark: first purchases offered at {', '.join(map(str, rates))}/s for "
+        f"{seconds:.0f} s each, straight to the events topic (as ingest publishes), through "
+        f"`nudge segmenter` and `nudge dispatcher` to an SMTP server on {HOST}; Kafka {KAFKA}"
     )
+    runs = []
+    with SmtpServer() as smtp:
+        for rate in rates:
+            runs.append(await rate_run(rate, seconds, smtp))
+    for run in runs:
+        late = run["offered"] - run["received"]
+        for p in ("p50", "p99"):
+            record(f"pipeline.e2e_{p}_ms@{run['rate']}", run[p], "ms", n=run["offered"])
+        console.print(
+            f"{run['rate']:,}/s offered ({run['offer_rate']:,.0f}/s reached), "
+            f"{run['received']:,} of {run['offered']:,} messages: purchase to message p50 "
+            f"{run['p50']:,.0f} ms, p99 {run['p99']:,.0f} ms"
+            + (f" (lower bounds: {late:,} not received in {DRAIN_TIMEOUT:.0f} s)" if late else "")
+            + "; peak RSS "
+            + ", ".join(f"{name} {mb or 0:,.0f} MB" for name, mb in run["rss"].items())
+        )
+    top = max(runs, key=lambda run: run["rate"])
+    if top["rss"].get("dispatcher") is not None:
+        record("dispatcher.peak_rss_mb", top["rss"]["dispatcher"], "MB", n=top["offered"])

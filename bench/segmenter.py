@@ -38,7 +38,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -48,9 +48,17 @@ import asyncpg
 import orjson
 from sqlalchemy import func, select
 
-from bench.common import KAFKA, Figure, console, report, timed, unique
-from bench.ingest import _delete_topics
-from bench.pipeline import _create_database, _drop_database
+from bench.common import KAFKA, Figure, console, record, report, timed, unique
+from bench.stack import (
+    asyncpg_dsn,
+    create_database,
+    database,
+    delete_topics,
+    drop_database,
+    end_offsets,
+    kafka_settings,
+    until,
+)
 from services.bootstrap import TOPICS, bootstrap
 from services.segmenter.service import SegmenterService
 from shared.adapters.clock import SimulatedClock
@@ -60,7 +68,6 @@ from shared.adapters.store.migrate import upgrade_async
 from shared.domain.events import validate_event
 from shared.domain.segments import BUILTIN_SEGMENTS
 from shared.logging import configure_logging
-from shared.settings import Settings
 from shared.synthetic import synthetic_events
 
 BATCH = 500
@@ -200,33 +207,44 @@ def records(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     return [(e.key.encode(), e.model_dump_json(exclude_none=True).encode()) for e in validated]
 
 
-async def until(
-    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, pause: float = 0.02
-) -> None:
-    """Wait for ``condition``; :class:`TimeoutError` naming ``what`` after ``timeout`` s."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() >= deadline:
-            raise TimeoutError(f"{what} not within {timeout:.0f} s")
-        await asyncio.sleep(pause)
+@dataclass(frozen=True)
+class SegmenterRun:
+    figure: Figure
+    cpu_seconds: float
+    """This process's CPU during the timed run."""
+    changes: int
+    """Segment changes the run published (its outbox rows, its membership changes)."""
 
 
-async def segmenter_run(keyed: list[tuple[bytes, bytes]], *, rules: bool) -> tuple[Figure, float]:
+async def published(topic: str, settle: float = 0.5, timeout: float = 30.0) -> int:
+    """Records on ``topic`` once the count has not grown for ``settle`` s (the outbox
+    relay is done)."""
+    seen, steady_since = -1, 0.0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        now = sum((await end_offsets(topic)).values())
+        if now != seen:
+            seen, steady_since = now, loop.time()
+        elif loop.time() - steady_since >= settle:
+            break
+        await asyncio.sleep(0.1)
+    return seen
+
+
+async def segmenter_run(keyed: list[tuple[bytes, bytes]], *, rules: bool) -> SegmenterRun:
     """The segmenter applying ``keyed`` on Kafka and PostgreSQL, with or without the rules;
-    with the CPU seconds this process spent meanwhile."""
+    with the CPU seconds this process spent meanwhile and the changes it published."""
     name = unique("bench_segmenter_")
     prefix = unique("bench")
-    url = await _create_database(name)
+    url = await create_database(name)
     data_dir = Path(tempfile.mkdtemp(prefix="nudge-bench-"))
     try:
         await upgrade_async(url)
-        settings = Settings(
-            data_dir=data_dir,
-            bus="kafka",
-            kafka_bootstrap=KAFKA,
-            database_url=url,
-            topic_prefix=prefix,
-            group_prefix=prefix,
+        settings = kafka_settings(
+            url,
+            prefix,
+            data_dir,
             batch_size=BATCH,
             scoring_interval_hours=0,  # the nightly scoring of the base is not measured here
         )
@@ -278,15 +296,16 @@ async def segmenter_run(keyed: list[tuple[bytes, bytes]], *, rules: bool) -> tup
             finally:
                 service.stop()
                 await asyncio.wait_for(task, 30)
+            changes = await published(settings.topic("segment-changes"))
         finally:
             await runtime.close()
-            await _delete_topics([f"{prefix}.{topic}" for topic in TOPICS])
+            await delete_topics([f"{prefix}.{topic}" for topic in TOPICS])
     finally:
-        await _drop_database(name)
+        await drop_database(name)
         shutil.rmtree(data_dir, ignore_errors=True)
     label = f"segmenter, {len(RULES)} rules + built-ins" if rules else "segmenter, built-ins only"
     key = f"segmenter.rules{len(RULES)}" if rules else "segmenter.builtin"
-    return Figure(label, len(keyed) - first, apply_time.seconds, key), cpu
+    return SegmenterRun(Figure(label, len(keyed) - first, apply_time.seconds, key), cpu, changes)
 
 
 def _profile_rows(events: list[dict[str, Any]]) -> list[tuple[object, ...]]:
@@ -308,10 +327,8 @@ def _profile_rows(events: list[dict[str, Any]]) -> list[tuple[object, ...]]:
 
 async def raw_upsert(events: list[dict[str, Any]]) -> Figure:
     """asyncpg upserting one profile row per event, 500 a transaction."""
-    name = unique("bench_raw_")
-    url = await _create_database(name)
-    try:
-        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    async with database("bench_raw_") as url:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             await conn.execute(
                 "CREATE TABLE profiles (id text PRIMARY KEY, orders_count int NOT NULL, "
@@ -332,9 +349,94 @@ async def raw_upsert(events: list[dict[str, Any]]) -> Figure:
                         )
         finally:
             await conn.close()
-    finally:
-        await _drop_database(name)
     return Figure(f"raw asyncpg upsert (tx per {BATCH})", len(rows), upsert_time.seconds)
+
+
+_ROWS_SCHEMA = (
+    "CREATE TABLE processed (event_id text PRIMARY KEY)",
+    "CREATE TABLE profiles (id text PRIMARY KEY, orders_count int NOT NULL, "
+    "revenue_total bigint NOT NULL, last_order_at timestamptz, behaviour jsonb NOT NULL)",
+    "CREATE TABLE memberships (profile_id text, segment text, PRIMARY KEY (profile_id, segment))",
+    "CREATE TABLE outbox (id bigserial PRIMARY KEY, key text NOT NULL, payload jsonb NOT NULL)",
+)
+
+
+async def raw_segmenter_rows(events: list[dict[str, Any]], changes: int) -> Figure:
+    """asyncpg writing the rows a segmenter must write for ``events``, 500 a transaction:
+    a dedupe row per event, each buyer of the batch's profile once (its whole value, the
+    events' counts and traits kept in memory as a cache would), and ``changes``
+    membership rows with an outbox row each, spread evenly over the batches; one
+    ``executemany`` per table per batch."""
+    async with database("bench_rows_") as url:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            for statement in _ROWS_SCHEMA:
+                await conn.execute(statement)
+            batches = max(1, -(-len(events) // BATCH))
+            profiles: dict[str, dict[str, Any]] = {}
+            with timed() as rows_time:
+                for n, start in enumerate(range(0, len(events), BATCH)):
+                    batch = events[start : start + BATCH]
+                    touched: dict[str, dict[str, Any]] = {}
+                    for e in batch:
+                        profile = profiles.setdefault(
+                            e["customer"]["id"],
+                            {"orders": 0, "revenue": 0, "last": None, "traits": {}, "events": {}},
+                        )
+                        if e["type"] == "purchase":
+                            profile["orders"] += 1
+                            profile["revenue"] += int(Decimal(e["data"]["total"]) * 100)
+                            profile["last"] = e["occurred_at"]
+                        elif e["type"] == "identify":
+                            profile["traits"].update(e["data"]["traits"])
+                        counts = profile["events"]
+                        counts[e["type"]] = counts.get(e["type"], 0) + 1
+                        touched[e["customer"]["id"]] = profile
+                    ids = list(touched)
+                    moved = changes * (n + 1) // batches - changes * n // batches
+                    members = [
+                        (ids[k % len(ids)], f"segment-{k // len(ids)}") for k in range(moved)
+                    ]
+                    async with conn.transaction():
+                        await conn.executemany(
+                            "INSERT INTO processed VALUES ($1)", [(e["event_id"],) for e in batch]
+                        )
+                        await conn.executemany(
+                            "INSERT INTO profiles VALUES ($1, $2, $3, $4, $5::jsonb) "
+                            "ON CONFLICT (id) DO UPDATE SET orders_count = excluded.orders_count, "
+                            "revenue_total = excluded.revenue_total, "
+                            "last_order_at = excluded.last_order_at, "
+                            "behaviour = excluded.behaviour",
+                            [
+                                (
+                                    buyer,
+                                    p["orders"],
+                                    p["revenue"],
+                                    datetime.fromisoformat(p["last"]) if p["last"] else None,
+                                    orjson.dumps(p).decode(),
+                                )
+                                for buyer, p in touched.items()
+                            ],
+                        )
+                        await conn.executemany(
+                            "INSERT INTO memberships VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                            members,
+                        )
+                        await conn.executemany(
+                            "INSERT INTO outbox (key, payload) VALUES ($1, $2::jsonb)",
+                            [
+                                (
+                                    buyer,
+                                    orjson.dumps({"segment": seg, "change": "entered"}).decode(),
+                                )
+                                for buyer, seg in members
+                            ],
+                        )
+        finally:
+            await conn.close()
+    return Figure(
+        f"raw asyncpg, the segmenter's rows ({changes:,} changes)", len(events), rows_time.seconds
+    )
 
 
 async def main(count: int) -> None:
@@ -349,17 +451,33 @@ async def main(count: int) -> None:
         f"({', '.join(f'{n:,} {kind}' for kind, n in sorted(kinds.items()))}), Kafka {KAFKA}"
     )
     keyed = records(events)
-    builtins, builtins_cpu = await segmenter_run(keyed, rules=False)
-    with_rules, with_rules_cpu = await segmenter_run(keyed, rules=True)
+    builtins = await segmenter_run(keyed, rules=False)
+    with_rules = await segmenter_run(keyed, rules=True)
     upsert = await raw_upsert(events)
+    rows = await raw_segmenter_rows(events, builtins.changes)
     report(
         "events applied by the segmenter (real Kafka, PostgreSQL), one tx per batch of 500",
-        [(builtins, upsert), (with_rules, upsert), (with_rules, builtins), (upsert, None)],
-    )
-    per_event = [
-        cpu / figure.count * 1e6
-        for figure, cpu in ((builtins, builtins_cpu), (with_rules, with_rules_cpu))
-    ]
+        [
+            (builtins.figure, upsert),
+            (replace(builtins.figure, key="segmenter.builtin_vs_rows"), rows),
+            (with_rules.figure, upsert),
+            (replace(with_rules.figure, key="segmenter.rules20_over_builtin"), builtins.figure),
+            (upsert, None),
+            (rows, None),
+        ],
+    )  # fmt: skip
+    per_event = [run.cpu_seconds / run.figure.count * 1e6 for run in (builtins, with_rules)]
+    for run, key, cpu in zip(
+        (builtins, with_rules), ("builtin", "rules20"), per_event, strict=True
+    ):
+        record(
+            f"segmenter.{key}_cpu_us",
+            cpu,
+            "µs CPU per event",
+            baseline=per_event[0] if key != "builtin" else None,
+            baseline_name="built-ins only" if key != "builtin" else "",
+            n=run.figure.count,
+        )
     console.print(
         f"CPU of the segmenter's process per event (PostgreSQL's and Kafka's not counted; "
         f"steadier than the rate on a busy machine): built-ins only {per_event[0]:,.0f} µs, "

@@ -22,13 +22,13 @@ from pathlib import Path
 import asyncpg
 from rich.progress import Progress
 
-from bench.common import DATABASE_URL, console, timed, unique
-from bench.pipeline import _create_database, _drop_database
+from bench.common import DATABASE_URL, console, record, timed, unique
+from bench.stack import create_database, drop_database, kafka_settings
 from services.bootstrap import bootstrap
 from services.segmenter.service import SegmenterService
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.migrate import upgrade_async
-from shared.settings import Settings
+from shared.logging import configure_logging
 
 DUE = 1_000
 BASES = (10_000, 1_000_000)
@@ -85,15 +85,14 @@ async def _put_back_due(dsn: str) -> None:
 
 async def tick_seconds(size: int, progress: Progress) -> list[float]:
     name = unique("bench_timers_")
-    url = await _create_database(name)
+    url = await create_database(name)
     dsn = url.replace("+asyncpg", "")
     try:
         await upgrade_async(url)
         await _fill(dsn, size, progress)
-        settings = Settings(
-            data_dir=Path(tempfile.mkdtemp(prefix="nudge-bench-")),
-            database_url=url,
-            topic_prefix=unique("bench"),
+        # The bus is not used by a tick, but PostgreSQL goes with Kafka.
+        settings = kafka_settings(
+            url, unique("bench"), Path(tempfile.mkdtemp(prefix="nudge-bench-"))
         )
         runtime = await bootstrap(settings, clock=SimulatedClock(NOW))
         service = SegmenterService(runtime)
@@ -109,25 +108,35 @@ async def tick_seconds(size: int, progress: Progress) -> list[float]:
         finally:
             await runtime.close()
     finally:
-        await _drop_database(name)
+        await drop_database(name)
     return seconds
 
 
-async def main() -> None:
+async def main(large_base: int = BASES[1]) -> None:
+    configure_logging("WARNING")
+    bases = (BASES[0], large_base)
     console.print(
         f"timers benchmark: one tick with {DUE:,} due buyers, in bases of "
-        f"{', '.join(f'{b:,}' for b in BASES)} (PostgreSQL at {DATABASE_URL.rsplit('@', 1)[-1]})"
+        f"{', '.join(f'{b:,}' for b in bases)} (PostgreSQL at {DATABASE_URL.rsplit('@', 1)[-1]})"
     )
     medians: dict[int, float] = {}
     with Progress(console=console, transient=True) as progress:
-        for size in BASES:
+        for size in bases:
             ticks = await tick_seconds(size, progress)
             medians[size] = statistics.median(ticks)
             console.print(
                 f"base {size:>9,}: median tick {medians[size] * 1000:7.1f} ms over {TICKS} ticks "
                 f"(min {min(ticks) * 1000:.1f}, max {max(ticks) * 1000:.1f})"
             )
-    small, large = BASES
+    small, large = bases
+    record(
+        "timers.tick_1m_over_10k",
+        medians[large] * 1000,
+        "ms a tick",
+        baseline=medians[small] * 1000,
+        baseline_name=f"the tick in a base of {small:,} (the value's: {large:,})",
+        n=DUE,
+    )
     console.print(
         f"tick cost, base of {large:,} over base of {small:,}: "
         f"{medians[large] / medians[small]:.2f} (1.00: the cost follows what is due)"

@@ -301,6 +301,35 @@ class StoreContract(OnStore):
                 "nobody": {},
             }
 
+    async def test_memberships_changes_in_one_apply_leave_the_last_stay(
+        self, store: SqlStore
+    ) -> None:
+        """Changes applied together are netted per buyer and segment, in order: an exit
+        and a re-entry leave the new stay; an entry and an exit, none."""
+        later, latest = T0 + timedelta(days=1), T0 + timedelta(days=2)
+        async with store.unit_of_work() as uow:
+            one, two = (await uow.profiles.resolve([{"id": "c1"}, {"id": "c2"}], T0)).profiles
+            await uow.memberships.apply([MembershipChange("entered", "vip", one.id, T0, "o1")])
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            await uow.memberships.apply(
+                [
+                    MembershipChange("exited", "vip", one.id, later, "o1"),
+                    MembershipChange("entered", "lapsed", two.id, later, "o3"),
+                    MembershipChange("entered", "vip", one.id, latest, "o4"),
+                    MembershipChange("entered", "new", one.id, later, "o5"),
+                    MembershipChange("exited", "lapsed", two.id, latest, "o3"),
+                    MembershipChange("exited", "new", one.id, latest, "o5"),
+                    MembershipChange("entered", "new", two.id, latest, "o6"),
+                ]
+            )
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            assert await uow.memberships.of([one.id, two.id]) == {
+                one.id: {"vip": latest},
+                two.id: {"new": latest},
+            }
+
     async def test_only_due_timers_wake_earliest_first(self, store: SqlStore) -> None:
         timers = [T0 + timedelta(days=2), T0 + timedelta(days=1), T0 + timedelta(days=30), None]
         async with store.unit_of_work() as uow:

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, fields
 from datetime import UTC, date, datetime
-from itertools import groupby
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import bindparam, delete, func, select, tuple_, update
@@ -403,25 +402,27 @@ class SqlMemberships(_Repository):
         return found
 
     async def apply(self, changes: Sequence[MembershipChange]) -> None:
-        # In order, a run of one kind at a time: an exit and a later re-entry both count.
-        for kind, run in groupby(changes, key=lambda c: c.kind):
-            rows = list(run)
-            if kind == "entered":
-                await self.conn.execute(
-                    t.memberships.insert(),
-                    [
-                        {"profile_id": c.profile_id, "segment": c.segment, "entered_at": c.at}
-                        for c in rows
-                    ],
+        """Write the stays ``changes`` leave, netted per buyer and segment: one delete and
+        one insert a chunk, whatever the mix of entries and exits (an exit and a later
+        re-entry leave the new stay; an entry and a later exit, none)."""
+        last = {(c.profile_id, c.segment): c for c in changes}
+        if not last:
+            return
+        m = t.memberships
+        touched = sorted(last)
+        for start in range(0, len(touched), _CHUNK):
+            await self.conn.execute(
+                delete(m).where(
+                    tuple_(m.c.profile_id, m.c.segment).in_(touched[start : start + _CHUNK])
                 )
-            else:
-                await self.conn.execute(
-                    delete(t.memberships).where(
-                        t.memberships.c.profile_id == bindparam("p"),
-                        t.memberships.c.segment == bindparam("s"),
-                    ),
-                    [{"p": c.profile_id, "s": c.segment} for c in rows],
-                )
+            )
+        stays = [
+            {"profile_id": c.profile_id, "segment": c.segment, "entered_at": c.at}
+            for key in touched
+            if (c := last[key]).kind == "entered"
+        ]
+        for start in range(0, len(stays), _CHUNK):
+            await self.conn.execute(m.insert(), stays[start : start + _CHUNK])
 
 
 class SqlTimers(_Repository):

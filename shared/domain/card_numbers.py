@@ -114,6 +114,15 @@ _EPOCH_LAST = 4_102_444_800
 MAX_CHECKS = 50_000
 
 
+_POINT = r"(?![\w.])"
+_DECIMAL_SHAPE = (
+    rf"(?=[\d.]{{{MIN_DIGITS},{MAX_DIGITS}}}{_POINT})"
+    rf"\d{{0,{MAX_DIGITS - 2}}}\.\d{{1,{MAX_DIGITS - 1}}}{_POINT}"
+)
+_DECIMAL = re.compile(_DECIMAL_SHAPE)
+"""A decimal number of 13-19 digits (its whole part and its fraction read as one)."""
+
+
 def _window_pattern(with_fractions: bool) -> re.Pattern[str]:
     """Where a card number may start: a digit with no letter or digit right before it,
     then (looking ahead, capturing the rest of each shape that fits from there):
@@ -127,11 +136,7 @@ def _window_pattern(with_fractions: bool) -> re.Pattern[str]:
     ]
     start = r"(?=\d{3})"
     if with_fractions:
-        point = r"(?![\w.])"
-        shapes.append(
-            rf"(?=(?P<d>(?=[\d.]{{{MIN_DIGITS},{MAX_DIGITS}}}{point})"
-            rf"\d{{0,{MAX_DIGITS - 2}}}\.\d{{1,{MAX_DIGITS - 1}}}{point}))"
-        )
+        shapes.append(rf"(?=(?P<d>{_DECIMAL_SHAPE}))")
         start = r"(?=\d{3}|\d{0,2}\.\d{10})"
     return re.compile(rf"\d(?<![^\W_]\d){start}(?:{'|'.join(shapes)})")
 
@@ -244,6 +249,12 @@ def _read(pattern: re.Pattern[str], text: str, budget: _Budget) -> bool:
             if end > 0:
                 budget.spend()
                 if _window_is_card(kind, text[start:end]):
+                    return True
+        if "d" in kinds and found["d"] is None and found["c"] is not None:
+            # A decimal's whole part matched as digits: its digits with the fraction too.
+            if decimal := _DECIMAL.match(text, start):
+                budget.spend()
+                if _window_is_card("d", decimal[0]):
                     return True
     return False
 

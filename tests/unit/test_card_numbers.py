@@ -472,3 +472,10 @@ def test_a_document_of_ordinary_values_has_no_card_number_field() -> None:
     }
     assert card_number_fields(document) == []
     assert scan_for_card_numbers(document).clear
+
+
+def test_a_decimal_whose_digits_with_the_fraction_are_a_card_number_is_never_cleared() -> None:
+    """Its whole part alone matches as digits (15, no card): the fraction is read too."""
+    assert card_number_fields(355000178945873.0)
+    assert may_hold_card_number(355000178945873.0)
+    assert may_hold_card_number({"total": 355000178945873.0})

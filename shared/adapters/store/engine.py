@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -18,13 +19,22 @@ __all__ = ["create_engine", "open_store"]
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     parsed = make_url(url)
+    # Profiles carry a dozen JSON columns: orjson reads and writes them several times
+    # faster than the standard library (the same JSON, without spaces).
+    codec: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
     if is_sqlite(url):
         if parsed.database and parsed.database != ":memory:":
             private_sqlite_file(Path(parsed.database))  # buyers' data: 0600, its WAL too
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, **codec)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **codec
+    )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
@@ -201,16 +201,23 @@ def _profile_row(p: Profile) -> dict[str, Any]:
 _Fact = TypeVar("_Fact", Tally, Engagement, Purchases)
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind)) for kind in (Tally, Engagement, Purchases)
+}
+"""Each profile fact's fields (flat: counts and moments), read once."""
+
+
 def _to_json(fact: Tally | Engagement | Purchases) -> dict[str, Any]:
     """A profile fact as a JSON object: moments (the ``*_at`` fields) as UTC ISO 8601."""
-    return {
-        name: value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
-        for name, value in asdict(fact).items()
-    }
+    found: dict[str, Any] = {}
+    for name in _FIELDS[type(fact)]:
+        value = getattr(fact, name)
+        found[name] = value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+    return found
 
 
 def _from_json(kind: type[_Fact], raw: dict[str, Any]) -> _Fact:
-    known = {f.name for f in fields(kind)}
+    known = _FIELDS[kind]
     values: dict[str, Any] = {
         name: datetime.fromisoformat(value) if name.endswith("_at") and value else value
         for name, value in raw.items()

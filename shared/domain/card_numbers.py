@@ -250,12 +250,16 @@ def _read(pattern: re.Pattern[str], text: str, budget: _Budget) -> bool:
                 budget.spend()
                 if _window_is_card(kind, text[start:end]):
                     return True
-        if "d" in kinds and found["d"] is None and found["c"] is not None:
-            # A decimal's whole part matched as digits: its digits with the fraction too.
-            if decimal := _DECIMAL.match(text, start):
-                budget.spend()
-                if _window_is_card("d", decimal[0]):
-                    return True
+        # A decimal's whole part matched as digits: its digits with the fraction too.
+        if (
+            "d" in kinds
+            and found["d"] is None
+            and found["c"] is not None
+            and (decimal := _DECIMAL.match(text, start))
+        ):
+            budget.spend()
+            if _window_is_card("d", decimal[0]):
+                return True
     return False
 
 

@@ -120,6 +120,16 @@ class Settings(BaseSettings):
     push_access_token: SecretStr | None = None
     push_timeout: float = Field(default=10.0, gt=0)
     provider_connect_timeout: float = Field(default=3.0, gt=0)
+    provider_connections: int = Field(
+        default=16,
+        ge=1,
+        description="connections each provider keeps open to its server (the SMTP pool, "
+        "the SMS and push HTTP keep-alive pools): the dispatcher's 16 sends in flight "
+        "per channel",
+    )
+    provider_idle_timeout: float = Field(
+        default=30.0, gt=0, description="seconds an unused provider connection stays open"
+    )
     provider_attempts: int = Field(default=3, ge=1, description="tries per provider call")
     provider_retry_total: float = Field(
         default=30.0, gt=0, description="seconds a provider call may take, retries included"

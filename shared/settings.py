@@ -36,7 +36,12 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_partitions: int = Field(default=3, ge=1)
+    kafka_partitions: int = Field(
+        default=12,
+        ge=1,
+        description="partitions of the topics nudge creates: 12 divides among 1, 2, 3, 4, 6 "
+        "or 12 replicas of a service; a topic that exists keeps its count",
+    )
     topic_prefix: str = Field(default="nudge", pattern=r"^[A-Za-z0-9._-]+$")
     group_prefix: str = Field(default="nudge", pattern=r"^[A-Za-z0-9._-]+$")
     publish_timeout: float = Field(default=5.0, gt=0, description="seconds ingest waits for acks")

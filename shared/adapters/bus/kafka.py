@@ -36,7 +36,7 @@ class KafkaBus:
         bootstrap_servers: str,
         *,
         client_id: str = "nudge",
-        partitions: int = 3,
+        partitions: int = 12,
         publish_timeout: float = 5.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers

@@ -385,6 +385,8 @@ def build_sms(
         timeout=settings.sms_timeout,
         clock=clock,
         connect_timeout=settings.provider_connect_timeout,
+        connections=settings.provider_connections,
+        idle_timeout=settings.provider_idle_timeout,
         **_resilience(settings, metrics),
     )
 
@@ -402,6 +404,8 @@ def build_push(
         timeout=settings.push_timeout,
         clock=clock,
         connect_timeout=settings.provider_connect_timeout,
+        connections=settings.provider_connections,
+        idle_timeout=settings.provider_idle_timeout,
         **_resilience(settings, metrics),
     )
 
@@ -481,6 +485,8 @@ def build_email(
             ),
             start_tls=settings.smtp_start_tls,
             timeout=settings.smtp_timeout,
+            connections=settings.provider_connections,
+            idle_timeout=settings.provider_idle_timeout,
         )
     return resilient(
         inner,
@@ -518,18 +524,28 @@ async def bootstrap(
     sms = sms or build_sms(settings, clock, metrics)
     push = push or build_push(settings, clock, metrics)
     renderer = build_renderer(settings)
+    email = email or build_email(settings, clock, metrics, folder=mail_folder)
+    # The SMTP provider keeps its connections open: closed with the runtime, as SMS and push.
+    close_email = getattr(email, "aclose", None)
     runtime = Runtime(
         settings=settings,
         clock=clock,
         bus=bus,
         database=database,
-        email=email or build_email(settings, clock, metrics, folder=mail_folder),
+        email=email,
         sms=sms,
         push=push,
         provider_registry=metrics.registry,
         renderer=renderer,
         backlog=database.backlog(bus, settings),
-        closing=(renderer.aclose, sms.aclose, push.aclose, bus.close, database.close),
+        closing=(
+            renderer.aclose,
+            *([close_email] if close_email else []),
+            sms.aclose,
+            push.aclose,
+            bus.close,
+            database.close,
+        ),
         sending_policy=sending_policy(settings),
     )
     if create_topics:

@@ -36,7 +36,12 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_partitions: int = Field(default=3, ge=1)
+    kafka_partitions: int = Field(
+        default=12,
+        ge=1,
+        description="partitions of the topics nudge creates: 12 divides among 1, 2, 3, 4, 6 "
+        "or 12 replicas of a service; a topic that exists keeps its count",
+    )
     topic_prefix: str = Field(default="nudge", pattern=r"^[A-Za-z0-9._-]+$")
     group_prefix: str = Field(default="nudge", pattern=r"^[A-Za-z0-9._-]+$")
     publish_timeout: float = Field(default=5.0, gt=0, description="seconds ingest waits for acks")
@@ -120,6 +125,16 @@ class Settings(BaseSettings):
     push_access_token: SecretStr | None = None
     push_timeout: float = Field(default=10.0, gt=0)
     provider_connect_timeout: float = Field(default=3.0, gt=0)
+    provider_connections: int = Field(
+        default=16,
+        ge=1,
+        description="connections each provider keeps open to its server (the SMTP pool, "
+        "the SMS and push HTTP keep-alive pools): the dispatcher's 16 sends in flight "
+        "per channel",
+    )
+    provider_idle_timeout: float = Field(
+        default=30.0, gt=0, description="seconds an unused provider connection stays open"
+    )
     provider_attempts: int = Field(default=3, ge=1, description="tries per provider call")
     provider_retry_total: float = Field(
         default=30.0, gt=0, description="seconds a provider call may take, retries included"

@@ -378,18 +378,22 @@ def _parse(record: Record) -> AnyEvent:
         raise PoisonRecord(f"not a valid event: {exc.error_count()} errors") from exc
 
 
-async def relay_outbox(store: Store, publisher: Publisher, clock: Clock, limit: int = 500) -> int:
-    """Publish the oldest unpublished outbox rows, in order; return how many."""
+async def relay_outbox(store: Store, publisher: Publisher, clock: Clock, limit: int = 2000) -> int:
+    """Publish the oldest unpublished outbox rows, in order; return how many.
+
+    One publish for the whole claim (runs of one topic, in order): every record is on
+    its way before any acknowledgement is awaited. Marked published only once all are
+    acknowledged; a crash in between publishes them again, and consumers dedupe."""
     async with store.unit_of_work() as uow:
         rows = await uow.outbox.claim(limit)
         if not rows:
             return 0
-        start = 0
-        for end in range(1, len(rows) + 1):
-            if end == len(rows) or rows[end].topic != rows[start].topic:
-                batch = rows[start:end]
-                await publisher.publish(batch[0].topic, [(r.key, r.value) for r in batch])
-                start = end
+        runs: list[tuple[str, list[tuple[bytes | None, bytes]]]] = []
+        for row in rows:
+            if not runs or runs[-1][0] != row.topic:
+                runs.append((row.topic, []))
+            runs[-1][1].append((row.key, row.value))
+        await publisher.publish_many(runs)
         await uow.outbox.mark_published([r.id for r in rows], clock.now())
         await uow.commit()
     return len(rows)

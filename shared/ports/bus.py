@@ -43,6 +43,18 @@ class Publisher(Protocol):
         """
         ...
 
+    async def publish_many(
+        self,
+        batches: Sequence[tuple[str, Sequence[tuple[bytes | None, bytes]]]],
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Publish ``(topic, records)`` batches as :meth:`publish` does each, in order, as one:
+        every record is handed to the bus before any acknowledgement is awaited, and the
+        call returns once all of them are acknowledged. Records with one key in one topic
+        keep their order. On :class:`~shared.errors.BusUnavailable` some may still arrive.
+        """
+        ...
+
     async def ping(self) -> None:
         """Return once the bus answers; raise :class:`~shared.errors.BusUnavailable` if it
         does not within the publish timeout. Publishes nothing (``/readyz`` asks it)."""

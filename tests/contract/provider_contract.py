@@ -40,7 +40,9 @@ class HttpProviderContract(Generic[M]):
     def new_fake(self) -> FakeProvider:
         raise NotImplementedError
 
-    def adapter(self, fake: FakeProvider, *, timeout: float, url: str | None = None) -> Any:
+    def adapter(
+        self, fake: FakeProvider, *, timeout: float, url: str | None = None, connections: int = 16
+    ) -> Any:
         raise NotImplementedError
 
     def message(self, key: str) -> M:
@@ -70,9 +72,10 @@ class HttpProviderContract(Generic[M]):
             threshold: int = 5,
             cool_down: float = 30.0,
             url: str | None = None,
+            connections: int = 16,
             **backoff: float,
         ) -> ResilientProvider[Any]:
-            inner = self.adapter(fake, timeout=timeout, url=url)
+            inner = self.adapter(fake, timeout=timeout, url=url, connections=connections)
             provider: ResilientProvider[Any] = ResilientProvider(
                 inner,
                 name=self.name,
@@ -100,6 +103,17 @@ class HttpProviderContract(Generic[M]):
         assert fake.keys_seen() == ["win-back-1"]
         assert list(fake.delivered) == ["win-back-1"]
         assert receipt.provider_message_id
+
+    async def test_sends_share_a_few_kept_alive_connections(
+        self, fake: FakeProvider, build: Build
+    ) -> None:
+        provider = build(connections=3)
+        for n in range(4):
+            await provider.send(self.message(f"one-after-another-{n}"))
+        assert len({seen.peer for seen in fake.requests}) == 1
+        await asyncio.gather(*(provider.send(self.message(f"at-once-{n}")) for n in range(12)))
+        assert len(fake.delivered) == 16
+        assert len({seen.peer for seen in fake.requests}) <= 3
 
     async def test_the_same_message_sent_again_is_delivered_once(
         self, fake: FakeProvider, build: Build

@@ -105,6 +105,27 @@ class BusContract:
         await consumer.close()
         await publisher.close()
 
+    async def test_batches_published_as_one_arrive_each_key_in_order(
+        self, bus: Bus, topic: str
+    ) -> None:
+        other = infra.unique("contract.")
+        await bus.ensure_topics([other])
+        publisher = bus.publisher()
+        first = [(f"buyer-{n % 5}".encode(), f"a{n}".encode()) for n in range(50)]
+        between = [(b"buyer-1", b"elsewhere")]
+        then = [(f"buyer-{n % 5}".encode(), f"b{n}".encode()) for n in range(50)]
+        await publisher.publish_many([(topic, first), (other, between), (topic, then)])
+        consumer = await bus.consumer(infra.unique("g"), [topic, other])
+        got = await take(consumer, 101)
+        for n in range(5):
+            key = f"buyer-{n}".encode()
+            mine = [r for r in got if r.key == key and r.topic == topic]
+            assert values(mine) == [v for k, v in first + then if k == key]
+            assert len({r.partition for r in mine}) == 1
+        assert [r.value for r in got if r.topic == other] == [b"elsewhere"]
+        await consumer.close()
+        await publisher.close()
+
     async def test_a_group_resumes_after_what_it_committed(self, bus: Bus, topic: str) -> None:
         publisher, group = await commit_two_of_three(bus, topic)
         second = await bus.consumer(group, [topic])

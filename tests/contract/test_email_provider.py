@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email
 import email.message
 import email.policy
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from shared.errors import ProviderRejected, ProviderUnavailable
 from shared.ports.providers import EmailMessage, EmailProvider
 from tests.support.ports import free_port
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import eventually
 
 MESSAGE = EmailMessage(
     to="anna@shop.ru",
@@ -62,11 +65,93 @@ class EmailProviderContract:
         assert raw["List-Unsubscribe"] == f"<{link}>"
 
 
+def numbered(count: int) -> list[EmailMessage]:
+    return [dataclasses.replace(MESSAGE, idempotency_key=f"win-back-{n}") for n in range(count)]
+
+
+async def no_connection_open(server: SmtpServer) -> None:
+    async def closed() -> bool:
+        return server.connections_open == 0
+
+    await eventually(closed, what="every connection closed at the server")
+
+
+def keys(server: SmtpServer) -> list[str]:
+    return sorted(str(mime["Message-ID"]) for mime in server.mailbox.messages)
+
+
 class TestSmtpProvider(EmailProviderContract):
     @pytest.fixture
-    def provider(self, smtp: SmtpServer) -> EmailProvider:
+    async def provider(self, smtp: SmtpServer) -> AsyncIterator[SmtpProvider]:
         self.server = smtp
-        return SmtpProvider(smtp.host, smtp.port, "shop@nudge.local", timeout=5)
+        provider = SmtpProvider(smtp.host, smtp.port, "shop@nudge.local", timeout=5)
+        yield provider
+        await provider.aclose()
+
+    @pytest.fixture
+    async def pool_of_three(self, smtp: SmtpServer) -> AsyncIterator[SmtpProvider]:
+        provider = SmtpProvider(smtp.host, smtp.port, "shop@nudge.local", connections=3)
+        yield provider
+        await provider.aclose()
+
+    async def test_messages_sent_at_once_share_a_few_reused_connections(
+        self, pool_of_three: SmtpProvider, smtp: SmtpServer
+    ) -> None:
+        before = smtp.connections_opened
+        await asyncio.gather(*(pool_of_three.send(m) for m in numbered(12)))
+        await asyncio.gather(*(pool_of_three.send(m) for m in numbered(24)[12:]))
+        assert smtp.mailbox.count() == 24
+        assert len(set(keys(smtp))) == 24
+        assert smtp.connections_opened - before <= 3
+
+    async def test_messages_sent_one_after_another_use_one_connection(
+        self, pool_of_three: SmtpProvider, smtp: SmtpServer
+    ) -> None:
+        before = smtp.connections_opened
+        for message in numbered(5):
+            await pool_of_three.send(message)
+        assert smtp.mailbox.count() == 5
+        assert smtp.connections_opened - before == 1
+
+    async def test_a_connection_the_server_dropped_is_replaced_and_no_message_lost_or_doubled(
+        self, pool_of_three: SmtpProvider, smtp: SmtpServer
+    ) -> None:
+        first, second, third = numbered(3)
+        await pool_of_three.send(first)
+        smtp.drop_connections()  # the pooled connection, idle, closed by the server
+        await pool_of_three.send(second)
+        smtp.drop_connections()
+        await no_connection_open(smtp)
+        await pool_of_three.send(third)
+        assert keys(smtp) == sorted(f"<win-back-{n}@nudge.local>" for n in range(3))
+
+    async def test_a_refusal_keeps_the_connection_for_the_next_message(
+        self, pool_of_three: SmtpProvider, smtp: SmtpServer
+    ) -> None:
+        before = smtp.connections_opened
+        smtp.mailbox.refuse.add("anna@shop.ru")
+        with pytest.raises(ProviderRejected):
+            await pool_of_three.send(MESSAGE)
+        smtp.mailbox.refuse.clear()
+        await pool_of_three.send(MESSAGE)
+        assert smtp.mailbox.count() == 1
+        assert smtp.connections_opened - before == 1
+
+    async def test_an_idle_connection_is_closed_after_its_timeout(self, smtp: SmtpServer) -> None:
+        provider = SmtpProvider(smtp.host, smtp.port, "shop@nudge.local", idle_timeout=0.05)
+        await provider.send(MESSAGE)
+        await no_connection_open(smtp)
+        await provider.send(MESSAGE)  # and a new one opened for the next message
+        assert smtp.mailbox.count() == 2
+        await provider.aclose()
+
+    async def test_closing_the_provider_closes_its_connections(
+        self, pool_of_three: SmtpProvider, smtp: SmtpServer
+    ) -> None:
+        await asyncio.gather(*(pool_of_three.send(m) for m in numbered(3)))
+        assert smtp.connections_open > 0
+        await pool_of_three.aclose()
+        await no_connection_open(smtp)
 
     def delivered(self) -> list[email.message.EmailMessage]:
         return self.server.mailbox.messages

@@ -39,8 +39,12 @@ class TestFcmPushProvider(HttpProviderContract[PushMessage]):
     def new_fake(self) -> FakeProvider:
         return FakeFcm()
 
-    def adapter(self, fake: FakeProvider, *, timeout: float, url: str | None = None) -> Any:
-        return FcmPushProvider(url or fake.url, FakeFcm.project_id, TOKEN, timeout=timeout)
+    def adapter(
+        self, fake: FakeProvider, *, timeout: float, url: str | None = None, connections: int = 16
+    ) -> Any:
+        return FcmPushProvider(
+            url or fake.url, FakeFcm.project_id, TOKEN, timeout=timeout, connections=connections
+        )
 
     def message(self, key: str) -> PushMessage:
         return push(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.message
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,10 +19,14 @@ from tests.support.smtp import SmtpServer
 
 class TestResilientSmtpProvider(EmailProviderContract):
     @pytest.fixture
-    def provider(self, smtp: SmtpServer, clock: SimulatedClock) -> EmailProvider:
+    async def provider(
+        self, smtp: SmtpServer, clock: SimulatedClock
+    ) -> AsyncIterator[EmailProvider]:
         self.server = smtp
         inner = SmtpProvider(smtp.host, smtp.port, "shop@nudge.local", timeout=5)
-        return resilient(inner, name="email", clock=clock)
+        provider = resilient(inner, name="email", clock=clock)
+        yield provider
+        await provider.aclose()
 
     def delivered(self) -> list[email.message.EmailMessage]:
         return self.server.mailbox.messages

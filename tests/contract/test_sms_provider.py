@@ -37,9 +37,16 @@ class TestTwilioSmsProvider(HttpProviderContract[SmsMessage]):
     def new_fake(self) -> FakeProvider:
         return FakeTwilio()
 
-    def adapter(self, fake: FakeProvider, *, timeout: float, url: str | None = None) -> Any:
+    def adapter(
+        self, fake: FakeProvider, *, timeout: float, url: str | None = None, connections: int = 16
+    ) -> Any:
         return TwilioSmsProvider(
-            url or fake.url, FakeTwilio.account_sid, TOKEN, SENDER, timeout=timeout
+            url or fake.url,
+            FakeTwilio.account_sid,
+            TOKEN,
+            SENDER,
+            timeout=timeout,
+            connections=connections,
         )
 
     def message(self, key: str) -> SmsMessage:
@@ -181,3 +188,4 @@ async def test_a_hung_sms_provider_does_not_delay_an_email_sent_alongside(
         assert sms_id.startswith("SM")
         assert twilio.deliveries("win-back-sms") == 1
         await sms_provider.aclose()
+        await email_provider.aclose()

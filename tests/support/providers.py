@@ -33,6 +33,8 @@ class Seen:
     key: str | None
     headers: dict[str, str]
     payload: dict[str, Any]
+    peer: str = ""
+    """The client's address and port: one per connection it opened."""
 
 
 @dataclass
@@ -117,7 +119,8 @@ class FakeProvider:
     async def handle(self, request: Request) -> Response:
         key = self.key_of(request)
         payload = await self.payload_of(request)
-        self.requests.append(Seen(key, dict(request.headers), payload))
+        peer = f"{request.client.host}:{request.client.port}" if request.client else ""
+        self.requests.append(Seen(key, dict(request.headers), payload, peer))
         if self._hanging:
             await self._released.wait()
         if not self.authorised(request):

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from tests.support.ports import free_port
 
@@ -47,12 +48,59 @@ class Mailbox:
             return len(self.messages)
 
 
+class _CountingController(Controller):
+    """Counts the connections clients open, and keeps the open ones to drop them."""
+
+    def __init__(self, mailbox: Mailbox, *, hostname: str, port: int) -> None:
+        super().__init__(mailbox, hostname=hostname, port=port)
+        self.opened = 0
+        self.open: set[SMTP] = set()
+
+    def factory(self) -> SMTP:
+        controller = self
+
+        class Counted(SMTP):
+            def connection_made(self, transport: Any) -> None:
+                controller.opened += 1
+                controller.open.add(self)
+                super().connection_made(transport)
+
+            def connection_lost(self, error: Exception | None) -> None:
+                controller.open.discard(self)
+                super().connection_lost(error)
+
+        return Counted(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpServer:
     def __init__(self) -> None:
         self.mailbox = Mailbox()
         self.host = "127.0.0.1"
         self.port = free_port()
-        self._controller = Controller(self.mailbox, hostname=self.host, port=self.port)
+        self._controller = _CountingController(self.mailbox, hostname=self.host, port=self.port)
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections clients opened since the server started."""
+        return self._controller.opened
+
+    @property
+    def connections_open(self) -> int:
+        return len(self._controller.open)
+
+    def drop_connections(self) -> None:
+        """Close every client connection from the server's side, as a server whose idle
+        timeout passed does."""
+        controller = self._controller
+
+        def drop() -> None:
+            for session in list(controller.open):
+                if session.transport is not None:
+                    session.transport.close()
+
+        done = threading.Event()
+        controller.loop.call_soon_threadsafe(lambda: (drop(), done.set()))
+        done.wait(5)
 
     def start(self) -> SmtpServer:
         self._controller.start()

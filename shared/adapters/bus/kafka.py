@@ -36,7 +36,7 @@ class KafkaBus:
         bootstrap_servers: str,
         *,
         client_id: str = "nudge",
-        partitions: int = 3,
+        partitions: int = 12,
         publish_timeout: float = 5.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -174,11 +174,21 @@ class KafkaPublisher:
         records: Sequence[tuple[bytes | None, bytes]],
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
+        await self.publish_many([(topic, records)], headers)
+
+    async def publish_many(
+        self,
+        batches: Sequence[tuple[str, Sequence[tuple[bytes | None, bytes]]]],
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Every record handed to the producer in order (``send()`` only queues it: one
+        key goes to one partition, in order, idempotent), then every ack awaited at once."""
         with _broker_errors(self._bus.publish_timeout, "acknowledge"):
             async with asyncio.timeout(self._bus.publish_timeout):
                 producer = await self._started()
                 acks = [
                     await producer.send(topic, value, key=key, headers=list(headers) or None)
+                    for topic, records in batches
                     for key, value in records
                 ]
                 await asyncio.gather(*acks)

@@ -116,8 +116,16 @@ class MemoryPublisher:
         records: Sequence[tuple[bytes | None, bytes]],
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        for key, value in records:
-            self._bus._append(topic, key, value, tuple(headers))
+        await self.publish_many([(topic, records)], headers)
+
+    async def publish_many(
+        self,
+        batches: Sequence[tuple[str, Sequence[tuple[bytes | None, bytes]]]],
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        for topic, records in batches:
+            for key, value in records:
+                self._bus._append(topic, key, value, tuple(headers))
         self._bus._notify()
 
     async def ping(self) -> None:

@@ -546,6 +546,15 @@ class SqlitePublisher:
         if records:
             await self._bus._append(topic, records, headers)
 
+    async def publish_many(
+        self,
+        batches: Sequence[tuple[str, Sequence[tuple[bytes | None, bytes]]]],
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """One write per batch, in order: each is durable when it returns, as publish's."""
+        for topic, records in batches:
+            await self.publish(topic, records, headers)
+
     async def ping(self) -> None:
         """A read of the database: the bus answers while its file does."""
         await self._bus._reader.run(lambda conn: conn.execute("SELECT 1").fetchone())

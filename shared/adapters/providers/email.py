@@ -4,15 +4,26 @@ Both build the same MIME message: a text and an HTML part, a ``Message-ID``
 made from the message's idempotency key, so the same message always carries the
 same id, and with an unsubscribe link the RFC 8058 one-click headers
 (``List-Unsubscribe: <url>``, ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``).
+
+The SMTP provider keeps a pool of open connections, at most ``connections`` of them,
+one message at a time on each, so the dispatcher's concurrent sends do not each pay
+a connect, EHLO, STARTTLS and login. A connection the server closed or that failed
+is dropped and a new one opened; one unused for ``idle_timeout`` seconds is closed.
+A message whose envelope the server had not taken yet (no answer to ``MAIL``) when
+a reused connection turned out to be closed is sent on a new one: the server cannot
+have it, so it is neither lost nor sent twice. Any other failure is the provider's
+error as without a pool, and that connection is not reused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.message
 import email.policy
 import email.utils
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 
@@ -58,6 +69,18 @@ def build_mime(message: EmailMessage, sender: str) -> email.message.EmailMessage
     return mime
 
 
+class _Connection(aiosmtplib.SMTP):
+    """One pooled SMTP connection, knowing whether the server took the current envelope."""
+
+    envelope_taken = False
+    """The server answered ``MAIL`` for the message being sent: it may have it now."""
+
+    async def mail(self, sender: str, /, **options: Any) -> aiosmtplib.SMTPResponse:
+        response = await super().mail(sender, **options)
+        self.envelope_taken = True
+        return response
+
+
 class SmtpProvider:
     def __init__(
         self,
@@ -69,7 +92,11 @@ class SmtpProvider:
         password: str | None = None,
         start_tls: bool | None = None,
         timeout: float = 10.0,
+        connections: int = 16,
+        idle_timeout: float = 30.0,
     ) -> None:
+        if connections < 1:
+            raise ValueError("an SMTP pool needs at least one connection")
         self.host = host
         self.port = port
         self.sender = sender
@@ -77,19 +104,15 @@ class SmtpProvider:
         self.password = password
         self.start_tls = start_tls
         self.timeout = timeout
+        self.idle_timeout = idle_timeout
+        self._slots = asyncio.Semaphore(connections)
+        self._idle: list[tuple[_Connection, asyncio.TimerHandle]] = []
 
     async def send(self, message: EmailMessage) -> SendReceipt:
         mime = build_mime(message, self.sender)
         try:
-            await aiosmtplib.send(
-                mime,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                start_tls=self.start_tls,
-                timeout=self.timeout,
-            )
+            async with self._slots:
+                await self._send_pooled(mime)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
             if codes and all(500 <= code < 600 for code in codes):
@@ -105,6 +128,76 @@ class SmtpProvider:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise ProviderUnavailable(f"SMTP server unreachable: {type(exc).__name__}") from exc
         return SendReceipt(provider_message_id=str(mime["Message-ID"]))
+
+    async def aclose(self) -> None:
+        """Say goodbye (``QUIT``) on every idle connection and close it."""
+        idle, self._idle = self._idle, []
+        for connection, expiry in idle:
+            expiry.cancel()
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await connection.quit(timeout=self.timeout)
+            connection.close()
+
+    async def _send_pooled(self, mime: email.message.EmailMessage) -> None:
+        reused = self._take_idle()
+        if reused is not None:
+            try:
+                await self._transact(reused, mime)
+                return
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                if reused.envelope_taken:
+                    raise  # the server may have the message: never sent twice from here
+                # Closed while it was idle, before this message reached it: a new one.
+        await self._transact(await self._connect(), mime)
+
+    async def _transact(self, connection: _Connection, mime: email.message.EmailMessage) -> None:
+        """Send ``mime`` on ``connection``, then pool it again if the server kept it open."""
+        connection.envelope_taken = False
+        answered = False
+        try:
+            await connection.send_message(mime)
+            answered = True
+        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException):
+            answered = True  # a refusal, and the envelope reset: the connection goes on
+            raise
+        finally:
+            if answered and connection.is_connected:
+                expiry = asyncio.get_running_loop().call_later(
+                    self.idle_timeout, self._expire, connection
+                )
+                self._idle.append((connection, expiry))
+            else:
+                connection.close()
+
+    def _take_idle(self) -> _Connection | None:
+        """The connection used last that is still open, if any; closed ones are dropped."""
+        while self._idle:
+            connection, expiry = self._idle.pop()
+            expiry.cancel()
+            if connection.is_connected:
+                return connection
+            connection.close()
+        return None
+
+    def _expire(self, connection: _Connection) -> None:
+        self._idle = [(c, expiry) for c, expiry in self._idle if c is not connection]
+        connection.close()
+
+    async def _connect(self) -> _Connection:
+        connection = _Connection(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            start_tls=self.start_tls,
+            timeout=self.timeout,
+        )
+        try:
+            await connection.connect()
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
 
 class EmlFolderProvider:

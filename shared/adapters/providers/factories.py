@@ -75,6 +75,8 @@ def build_sms_provider(
     folder: Path | None = None,
     timeout: float = 10.0,
     connect_timeout: float = 3.0,
+    connections: int = 16,
+    idle_timeout: float = 30.0,
     **resilience: Unpack[Resilience],
 ) -> ResilientProvider[SmsMessage]:
     """``http``: the Twilio-shaped API at ``base_url``; ``folder``: JSON files in ``folder``."""
@@ -93,6 +95,8 @@ def build_sms_provider(
             sender,
             timeout=timeout,
             connect_timeout=connect_timeout,
+            connections=connections,
+            idle_timeout=idle_timeout,
         )
     return resilient(inner, name="sms", clock=clock, call_timeout=timeout, **resilience)
 
@@ -107,6 +111,8 @@ def build_push_provider(
     folder: Path | None = None,
     timeout: float = 10.0,
     connect_timeout: float = 3.0,
+    connections: int = 16,
+    idle_timeout: float = 30.0,
     **resilience: Unpack[Resilience],
 ) -> ResilientProvider[PushMessage]:
     """``http``: the FCM-shaped API at ``base_url``; ``folder``: JSON files in ``folder``."""
@@ -119,6 +125,12 @@ def build_push_provider(
         if not project_id or not access_token:
             raise ValueError("the push provider needs a project id and an access token")
         inner = FcmPushProvider(
-            base_url, project_id, access_token, timeout=timeout, connect_timeout=connect_timeout
+            base_url,
+            project_id,
+            access_token,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            connections=connections,
+            idle_timeout=idle_timeout,
         )
     return resilient(inner, name="push", clock=clock, call_timeout=timeout, **resilience)

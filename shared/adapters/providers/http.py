@@ -58,7 +58,14 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 class HttpProviderBase:
-    """An httpx client with the provider's timeouts; ``aclose()`` when done."""
+    """One httpx client for the provider's life, with its timeouts; ``aclose()`` when done.
+
+    The client keeps up to ``connections`` connections to the provider open between
+    calls (HTTP/1.1 keep-alive), each unused one for ``idle_timeout`` seconds: sized to
+    the sends in flight per channel, a send waits neither for a new TCP and TLS
+    handshake nor for another send's connection. A call past ``connections`` in flight
+    waits for one to come free (within its timeout).
+    """
 
     name: str
 
@@ -70,6 +77,8 @@ class HttpProviderBase:
         connect_timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
+        connections: int = 16,
+        idle_timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -79,6 +88,11 @@ class HttpProviderBase:
             transport=transport,
             auth=auth,
             follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=connections,
+                max_keepalive_connections=connections,
+                keepalive_expiry=idle_timeout,
+            ),
         )
 
     async def aclose(self) -> None:

@@ -87,9 +87,16 @@ class FcmPushProvider(HttpProviderBase):
         timeout: float = 10.0,
         connect_timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        connections: int = 16,
+        idle_timeout: float = 30.0,
     ) -> None:
         super().__init__(
-            base_url, timeout=timeout, connect_timeout=connect_timeout, transport=transport
+            base_url,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            transport=transport,
+            connections=connections,
+            idle_timeout=idle_timeout,
         )
         self.project_id = project_id
         self._access_token = access_token

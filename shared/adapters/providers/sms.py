@@ -43,6 +43,8 @@ class TwilioSmsProvider(HttpProviderBase):
         timeout: float = 10.0,
         connect_timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        connections: int = 16,
+        idle_timeout: float = 30.0,
     ) -> None:
         super().__init__(
             base_url,
@@ -50,6 +52,8 @@ class TwilioSmsProvider(HttpProviderBase):
             connect_timeout=connect_timeout,
             transport=transport,
             auth=(account_sid, auth_token),
+            connections=connections,
+            idle_timeout=idle_timeout,
         )
         self.account_sid = account_sid
         self.sender = sender

@@ -6,7 +6,10 @@ cart), and a purchase, which moves the buyer's moments (a reminder three days be
 the order the buyer's rhythm expects is planned then). Each trigger's message is
 keyed by campaign, buyer and trigger occurrence and decided
 (:mod:`services.dispatcher.deciding`) unless its row exists: a change delivered
-again finds the row and sends nothing. What is committed ``sending`` is handed to
+again finds the row and sends nothing. A batch of changes is decided in one unit of
+work, set-wise (:mod:`services.dispatcher.ledger`: its buyers locked and what its
+decisions need read at once, its rows written at once), an event's campaigns in one
+per event. What is committed ``sending`` is handed to
 :mod:`services.dispatcher.delivery` at once, so a slow provider never holds up the
 next batch.
 """
@@ -14,7 +17,7 @@ next batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +27,8 @@ from services.catalogue import Catalogue
 from services.dispatcher.composing import Composer
 from services.dispatcher.deciding import Decided, Decider
 from services.dispatcher.delivery import Delivery
-from services.dispatcher.outgoing import Draft, first_record
+from services.dispatcher.ledger import Ledger
+from services.dispatcher.outgoing import Draft, Outgoing, first_record
 from shared.codec import decode_change
 from shared.domain.campaigns import (
     Campaign,
@@ -47,6 +51,19 @@ __all__ = ["Triggers"]
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A campaign's message for a segment change, before it is decided."""
+
+    change: MembershipChange
+    campaign: Campaign
+    profile: Profile | None
+    """The buyer as they are now, locked; ``None`` if unknown."""
+    send: ScheduledSend
+    left: bool
+    """The buyer left the segment the change says they entered."""
+
+
 @dataclass
 class Triggers:
     store: Store
@@ -60,9 +77,10 @@ class Triggers:
     triggers are skipped."""
 
     async def handle_changes(self, records: Sequence[Record]) -> None:
-        """Decide every message the batch's changes trigger, each committed before it is
-        handed over for delivery."""
+        """Decide every message the batch's changes trigger, in order, in one unit of work;
+        once it is committed, hand the ones to send over for delivery."""
         await self.catalogue.refresh_campaigns()
+        triggered: list[tuple[MembershipChange, Campaign]] = []
         for record in records:
             try:
                 change = decode_change(record.value)
@@ -72,52 +90,80 @@ class Triggers:
                 # The segmenter already moved the message history to the survivor.
                 log.info("profiles merged", absorbed=change.absorbed, survivor=change.survivor)
                 continue
-            for campaign in campaigns_triggered_by(self.catalogue.campaigns, change):
-                _status, sending = await self._begin(campaign, change)
-                if sending is not None:  # committed: handed over now, whatever comes next
-                    await self.delivery.hand_over([sending])
-
-    async def _begin(self, campaign: Campaign, change: MembershipChange) -> Decided:
-        """Decide and record ``campaign``'s message for ``change`` unless it exists.
-
-        The message belongs to the buyer as they are now (following merges) and, for an
-        entry, to the buyer's current stay in the segment: two profiles merged into one
-        buyer share one stay, so a change announced for each sends one message. A buyer
-        who left the segment before the send gets nothing, and the row says why.
-        """
+            campaigns = campaigns_triggered_by(self.catalogue.campaigns, change)
+            triggered += [(change, campaign) for campaign in campaigns]
+        if not triggered:
+            return
+        sending: list[Outgoing] = []
         async with self.store.unit_of_work() as uow:
-            now = self.clock.now()
-            profile = await uow.profiles.current(change.profile_id)
-            if profile is not None:
-                # Locked: caps are counted by one transaction at a time for this buyer.
-                profile = (await uow.profiles.get_many([profile.id], lock=True))[profile.id]
+            ledger = Ledger(uow)
+            plans = await self._plan(ledger, triggered)
+            buyers = {plan.profile.id for plan in plans if plan.profile is not None}
+            push = await self.composer.push_addresses(uow, buyers)
+            for plan in plans:
+                _status, outgoing = await self._begin(ledger, plan, push)
+                if outgoing is not None:
+                    sending.append(outgoing)
+            await ledger.write(self.clock.now())
+            await uow.commit()
+        await self.delivery.hand_over(sending)  # committed: handed over now, in order
+
+    async def _plan(
+        self, ledger: Ledger, triggered: Sequence[tuple[MembershipChange, Campaign]]
+    ) -> list[_Planned]:
+        """Each campaign's message for each change, for the buyer as they are now (following
+        merges) and, for an entry, for the buyer's current stay in the segment: two profiles
+        merged into one buyer share one stay, so a change announced for each sends one
+        message. The batch's buyers are locked, in one order, and what deciding their
+        messages needs is read into ``ledger``, for all of them at once."""
+        uow = ledger.uow
+        current = await uow.profiles.current_many({change.profile_id for change, _ in triggered})
+        # Locked: caps are counted by one transaction at a time for each buyer.
+        locked = await uow.profiles.get_many({p.id for p in current.values()}, lock=True)
+        buyers = {named: locked[p.id] for named, p in current.items() if p.id in locked}
+        entering = {
+            buyers[c.profile_id].id
+            for c, _ in triggered
+            if c.kind == "entered" and c.profile_id in buyers
+        }
+        memberships = await uow.memberships.of(entering)
+        plans: list[_Planned] = []
+        for change, campaign in triggered:
+            profile = buyers.get(change.profile_id)
             buyer = profile.id if profile is not None else change.profile_id
-            occurrence = change.occurrence_id
-            left = False
+            occurrence, left = change.occurrence_id, False
             if profile is not None and change.kind == "entered":
-                entered_at = (await uow.memberships.of([buyer]))[buyer].get(change.segment)
+                entered_at = memberships[buyer].get(change.segment)
                 if entered_at is None:
                     left = True
                 else:
                     occurrence = occurrence_id(change.segment, buyer, entered_at)
-            planned = schedule(campaign, buyer, occurrence, change.at)
+            send = schedule(campaign, buyer, occurrence, change.at)
+            plans.append(_Planned(change, campaign, profile, send, left))
+        keys = {plan.send.key for plan in plans}
+        await self.decider.read(ledger, locked.keys(), keys, self.clock.now())
+        return plans
+
+    async def _begin(
+        self, ledger: Ledger, plan: _Planned, push: Mapping[str, str | None]
+    ) -> Decided:
+        """Decide and record ``plan``'s message unless it exists. A buyer who left the
+        segment before the send gets nothing, and the row says why."""
+        now = self.clock.now()
+        campaign, profile, planned, change = plan.campaign, plan.profile, plan.send, plan.change
+        if profile is not None and not plan.left:
             context = {"segment": change.segment, "on": change.kind}
-            if profile is not None and not left:
-                push = await self.composer.push_address(uow, profile)
-                draft = Draft(campaign, profile, planned, context, push_address=push)
-                decided = await self.decider.trigger(uow, draft, now)
-            elif (existing := await uow.messages.get(planned.key)) is not None:
-                return existing.status, None
-            else:
-                reason = (
-                    Reason("wake", "left_segment", "the buyer left the segment before the send")
-                    if left
-                    else Reason("consent", "no_address", "the buyer is not known")
-                )
-                await uow.messages.begin(first_record(campaign, planned, reason.code, now, reason))
-                decided = await self.decider.skip(uow, planned, reason, (reason,), now), None
-            await uow.commit()
-        return decided
+            draft = Draft(campaign, profile, planned, context, push_address=push.get(profile.id))
+            return await self.decider.trigger(ledger, draft, now)
+        if (existing := ledger.message(planned.key)) is not None:
+            return existing.status, None
+        reason = (
+            Reason("wake", "left_segment", "the buyer left the segment before the send")
+            if plan.left
+            else Reason("consent", "no_address", "the buyer is not known")
+        )
+        ledger.begin(first_record(campaign, planned, reason.code, now, reason))
+        return self.decider.skip(ledger, planned, reason, (reason,), now), None
 
     async def handle_events(self, records: Sequence[Record]) -> None:
         """Start the event-triggered campaigns (an abandoned cart) and plan the moment-
@@ -167,12 +213,14 @@ class Triggers:
             if profile is None:
                 return []
             push = await self.composer.push_address(uow, profile)
-            for campaign in campaigns:
-                planned = _planned(campaign, profile, event)
-                if planned is not None:
-                    context = {"event": event.type, "trigger": _trigger_data(event)}
-                    draft = Draft(campaign, profile, planned, context, push_address=push)
-                    decided.append(await self.decider.trigger(uow, draft, now))
+            planned = [(c, p) for c in campaigns if (p := _planned(c, profile, event)) is not None]
+            ledger = Ledger(uow)
+            await self.decider.read(ledger, [profile.id], {p.key for _, p in planned}, now)
+            for campaign, send in planned:
+                context = {"event": event.type, "trigger": _trigger_data(event)}
+                draft = Draft(campaign, profile, send, context, push_address=push)
+                decided.append(await self.decider.trigger(ledger, draft, now))
+            await ledger.write(now)
             await uow.commit()
         return decided
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from shared.adapters.store.sql import SqlStore
+from shared.domain.decisions import Reason
 from shared.domain.profile import Basket, Engagement, Purchases, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import MessageOutcome, MessageRecord, OutgoingRecord
 from tests.conftest import T0
-from tests.contract.on_store import OnStore
+from tests.contract.on_store import OnStore, merge
 
 
 def _message(key: str, status: str = "sending") -> MessageRecord:
@@ -355,6 +357,71 @@ class StoreContract(OnStore):
             assert [m.key for m in await uow.messages.all()] == ["m-1"]
         assert record is not None
         assert (record.status, record.provider_message_id) == ("sent", "<m-1@shop>")
+
+    async def test_many_buyers_are_followed_through_their_merges_at_once(
+        self, store: SqlStore
+    ) -> None:
+        async with store.unit_of_work() as uow:
+            first, second, third, other = (
+                await uow.profiles.resolve([{"id": f"c{n}"} for n in range(4)], T0)
+            ).profiles
+            await uow.commit()
+        await merge(store, first.id, second.id)
+        await merge(store, second.id, third.id)
+        async with store.unit_of_work() as uow:
+            current = await uow.profiles.current_many([first.id, second.id, other.id, "nobody"])
+            one = await uow.profiles.current(first.id)
+        assert {named: p.id for named, p in current.items()} == {
+            first.id: third.id,
+            second.id: third.id,
+            other.id: other.id,
+        }
+        assert one is not None
+        assert one.id == third.id
+
+    async def test_message_rows_are_read_by_key_many_at_once(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            await uow.messages.begin(_message("m-1"))
+            await uow.messages.begin(_message("m-2", status="scheduled"))
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            found = await uow.messages.get_many(["m-1", "m-2", "m-3"])
+            one, two = await uow.messages.get("m-1"), await uow.messages.get("m-2")
+        assert found == {"m-1": one, "m-2": two}
+
+    async def test_message_rows_written_at_once_are_as_begun_then_finished(
+        self, store: SqlStore
+    ) -> None:
+        trail = (Reason("quiet_hours", "quiet_hours", "until 09:00"),)
+        outcome = MessageOutcome(
+            "scheduled", T0, reason="quiet_hours", scheduled_for=T0 + timedelta(hours=9)
+        )
+        finished = MessageOutcome("sending", T0, channel="sms", sent_at=T0, decision=trail)
+        async with store.unit_of_work() as uow:
+            await uow.messages.begin(_message("m-kept", status="sent"))
+            for key, then in (("one-1", outcome), ("one-2", finished)):
+                await uow.messages.begin(_message(key, status="new"))
+                await uow.messages.finish(key, then)
+            await uow.messages.begin(_message("one-3", status="holdout"))
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            await uow.messages.write(
+                [
+                    (_message("many-1", status="new"), outcome),
+                    (_message("many-2", status="new"), finished),
+                    (_message("many-3", status="holdout"), None),
+                    (_message("m-kept", status="new"), finished),
+                ]
+            )
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            rows = await uow.messages.get_many(
+                ["one-1", "one-2", "one-3", "many-1", "many-2", "many-3", "m-kept"]
+            )
+        for n in (1, 2, 3):
+            assert rows[f"many-{n}"] == replace(rows[f"one-{n}"], key=f"many-{n}")
+        assert rows["one-2"].decision == trail
+        assert rows["m-kept"] == _message("m-kept", status="sent")
 
 
 class TestSqliteStore(StoreContract):

@@ -123,7 +123,6 @@ def _counted(store: SqlStore) -> Iterator[tuple[list[str], list[str]]]:
         event.remove(engine, "commit", commit)
 
 
-@pytest.mark.xfail(strict=True, reason="decided one message at a time yet")
 async def test_a_batch_of_changes_is_decided_in_a_fixed_number_of_statements(
     settings: Settings, clock: SimulatedClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

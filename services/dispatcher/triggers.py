@@ -6,12 +6,11 @@ cart), and a purchase, which moves the buyer's moments (a reminder three days be
 the order the buyer's rhythm expects is planned then). Each trigger's message is
 keyed by campaign, buyer and trigger occurrence and decided
 (:mod:`services.dispatcher.deciding`) unless its row exists: a change delivered
-again finds the row and sends nothing. A batch of changes is decided in one unit of
-work, set-wise (:mod:`services.dispatcher.ledger`: its buyers locked and what its
-decisions need read at once, its rows written at once), an event's campaigns in one
-per event. What is committed ``sending`` is handed to
-:mod:`services.dispatcher.delivery` at once, so a slow provider never holds up the
-next batch.
+again finds the row and sends nothing. A batch of changes, or of events, is decided in
+one unit of work, set-wise (:mod:`services.dispatcher.ledger`: its buyers locked and
+what its decisions need read at once, its rows written at once). What is committed
+``sending`` is handed to :mod:`services.dispatcher.delivery` at once, so a slow
+provider never holds up the next batch.
 """
 
 from __future__ import annotations
@@ -194,45 +193,61 @@ class Triggers:
         if not triggering:
             return
         applied = await self._applied({event.dedupe_id for event, _ in triggering})
-        for event, campaigns in triggering:
-            if event.dedupe_id in applied:
-                decided = await self._begin_event(event, campaigns)
-                await self.delivery.hand_over([o for _, o in decided if o is not None])
-            else:
+        for event, _ in triggering:
+            if event.dedupe_id not in applied:
                 log.warning(
                     "event not applied in time: its triggers are skipped",
                     event_id=event.event_id,
                 )
+        ready = [
+            (event, campaigns) for event, campaigns in triggering if event.dedupe_id in applied
+        ]
+        if ready:
+            await self._begin_events(ready)
 
-    async def _begin_event(self, event: AnyEvent, campaigns: Sequence[Campaign]) -> list[Decided]:
-        """Decide and record the messages ``event`` triggers."""
-        decided: list[Decided] = []
+    async def _begin_events(self, triggering: Sequence[tuple[AnyEvent, list[Campaign]]]) -> None:
+        """Decide and record the messages the events trigger, in order, in one unit of work;
+        once it is committed, hand the ones to send over for delivery."""
+        sending: list[Outgoing] = []
         async with self.store.unit_of_work() as uow:
-            now = self.clock.now()
-            profile = await self._buyer(uow, event)
-            if profile is None:
-                return []
-            push = await self.composer.push_address(uow, profile)
-            planned = [(c, p) for c in campaigns if (p := _planned(c, profile, event)) is not None]
+            buyers = await self._buyers(uow, [event for event, _ in triggering])
+            planned = [
+                (event, profile, campaign, send)
+                for (event, campaigns), profile in zip(triggering, buyers, strict=True)
+                if profile is not None
+                for campaign in campaigns
+                if (send := _planned(campaign, profile, event)) is not None
+            ]
+            known = {profile.id for profile in buyers if profile is not None}
+            push = await self.composer.push_addresses(uow, known)
             ledger = Ledger(uow)
-            await self.decider.read(ledger, [profile.id], {p.key for _, p in planned}, now)
-            for campaign, send in planned:
+            keys = {send.key for *_, send in planned}
+            await self.decider.read(ledger, known, keys, self.clock.now())
+            for event, profile, campaign, send in planned:
                 context = {"event": event.type, "trigger": _trigger_data(event)}
-                draft = Draft(campaign, profile, send, context, push_address=push)
-                decided.append(await self.decider.trigger(ledger, draft, now))
-            await ledger.write(now)
+                draft = Draft(campaign, profile, send, context, push_address=push.get(profile.id))
+                _status, outgoing = await self.decider.trigger(ledger, draft, self.clock.now())
+                if outgoing is not None:
+                    sending.append(outgoing)
+            await ledger.write(self.clock.now())
             await uow.commit()
-        return decided
+        await self.delivery.hand_over(sending)
 
-    async def _buyer(self, uow: UnitOfWork, event: AnyEvent) -> Profile | None:
-        """The profile the event's strongest known identifier names, now, locked."""
-        for kind, value in event.customer.identifiers().items():
-            found = await uow.profiles.find(kind, value)
-            if found is not None:
-                current = await uow.profiles.current(found.id)
-                if current is not None:
-                    return (await uow.profiles.get_many([current.id], lock=True))[current.id]
-        return None
+    async def _buyers(self, uow: UnitOfWork, events: Sequence[AnyEvent]) -> list[Profile | None]:
+        """For each event, the profile its strongest known identifier names, now (following
+        merges), locked: every event's buyer at once, locked in one order."""
+        named = [list(event.customer.identifiers().items()) for event in events]
+        found = await uow.profiles.find_many({pair for pairs in named for pair in pairs})
+        current = await uow.profiles.current_many({p.id for p in found.values()})
+        locked = await uow.profiles.get_many({p.id for p in current.values()}, lock=True)
+        buyers: list[Profile | None] = []
+        for pairs in named:
+            profile = next(
+                (current[found[p].id] for p in pairs if p in found and found[p].id in current),
+                None,
+            )
+            buyers.append(None if profile is None else locked.get(profile.id))
+        return buyers
 
     async def _applied(self, event_ids: set[str]) -> set[str]:
         """Those of ``event_ids`` the segmenter applied, waiting up to ``applied_timeout``."""

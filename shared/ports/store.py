@@ -183,6 +183,13 @@ class Profiles(Protocol):
         """The profile one identifier names, if any; never creates one."""
         ...
 
+    async def find_many(
+        self, identifiers: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], Profile]:
+        """For each ``(kind, value)`` identifier that names a profile, that profile; never
+        creates one."""
+        ...
+
     async def open_hours_sample(self, channel: str, *, start: str, limit: int) -> list[int]:
         """Opens on ``channel`` by local hour (24 counts), summed over up to ``limit``
         buyers from the profile id ``start`` on, going on from the first id past the last

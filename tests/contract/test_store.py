@@ -358,6 +358,23 @@ class StoreContract(OnStore):
         assert record is not None
         assert (record.status, record.provider_message_id) == ("sent", "<m-1@shop>")
 
+    async def test_many_identifiers_find_their_profiles_at_once(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            named = [{"id": "c1", "email": "anna@shop.ru"}, {"phone": "+79161234567"}]
+            anna, boris = (await uow.profiles.resolve(named, T0)).profiles
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            found = await uow.profiles.find_many(
+                [("email", "anna@shop.ru"), ("id", "c1"), ("phone", "+79161234567"), ("id", "c9")]
+            )
+            created = await uow.profiles.find_many([("email", "nobody@shop.ru")])
+        assert {pair: p.id for pair, p in found.items()} == {
+            ("email", "anna@shop.ru"): anna.id,
+            ("id", "c1"): anna.id,
+            ("phone", "+79161234567"): boris.id,
+        }
+        assert created == {}
+
     async def test_many_buyers_are_followed_through_their_merges_at_once(
         self, store: SqlStore
     ) -> None:

@@ -352,8 +352,12 @@ class SqlProfiles(_Repository):
         return found
 
     async def find(self, kind: str, value: str) -> Profile | None:
-        owner = (await self._owners({(kind, value)})).get((kind, value))
-        return None if owner is None else await self.get(owner)
+        return (await self.find_many([(kind, value)])).get((kind, value))
+
+    async def find_many(self, identifiers: Collection[Pair]) -> dict[Pair, Profile]:
+        owners = await self._owners(set(identifiers))
+        profiles = await self.get_many(set(owners.values()))
+        return {pair: profiles[owner] for pair, owner in owners.items() if owner in profiles}
 
     async def open_hours_sample(self, channel: str, *, start: str, limit: int) -> list[int]:
         live = t.profiles.c.merged_into.is_(None)

@@ -240,6 +240,10 @@ class Messages(Protocol):
         id and error; the other fields change only when given."""
         ...
 
+    async def finish_many(self, outcomes: Sequence[tuple[str, MessageOutcome]]) -> None:
+        """:meth:`finish` each message of ``outcomes`` (key, outcome) at once."""
+        ...
+
     async def write(self, messages: Sequence[tuple[MessageRecord, MessageOutcome | None]]) -> None:
         """Insert new message rows at once, each as :meth:`begin` writes it and then, given
         an outcome, as :meth:`finish` leaves it; a key that exists already is left as it is."""

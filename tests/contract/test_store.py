@@ -358,6 +358,28 @@ class StoreContract(OnStore):
         assert record is not None
         assert (record.status, record.provider_message_id) == ("sent", "<m-1@shop>")
 
+    async def test_many_messages_are_finished_at_once_as_one_by_one(self, store: SqlStore) -> None:
+        outcomes = [
+            MessageOutcome("sent", T0, provider_message_id="<1@shop>", channel="email"),
+            MessageOutcome("failed", T0, error="down", reason="provider_unavailable"),
+            MessageOutcome("sent", T0, provider_message_id="<3@shop>", channel="sms"),
+        ]
+        async with store.unit_of_work() as uow:
+            for prefix in ("one", "many"):
+                for n in range(3):
+                    await uow.messages.begin(_message(f"{prefix}-{n}"))
+            for n, outcome in enumerate(outcomes):
+                await uow.messages.finish(f"one-{n}", outcome)
+            await uow.messages.finish_many([(f"many-{n}", o) for n, o in enumerate(outcomes)])
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            rows = await uow.messages.get_many(
+                [f"{p}-{n}" for p in ("one", "many") for n in range(3)]
+            )
+        for n in range(3):
+            assert rows[f"many-{n}"] == replace(rows[f"one-{n}"], key=f"many-{n}")
+        assert [rows[f"many-{n}"].status for n in range(3)] == ["sent", "failed", "sent"]
+
     async def test_many_identifiers_find_their_profiles_at_once(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:
             named = [{"id": "c1", "email": "anna@shop.ru"}, {"phone": "+79161234567"}]

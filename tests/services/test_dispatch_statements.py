@@ -1,8 +1,9 @@
 """A batch of segment changes, or of events, is decided in a fixed, small number of
 statements and one transaction, on the embedded SQLite and on PostgreSQL: the dispatcher
 reads what its decisions need for the whole batch at once and writes the message and
-scheduled-send rows one statement each, whatever the batch's size (statements counted,
-never timed)."""
+scheduled-send rows one statement each, whatever the batch's size; the outcomes of sends
+that end together are recorded together (statements and transactions counted, never
+timed)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ import orjson
 import pytest
 from sqlalchemy import event
 
+from services.bootstrap import bootstrap
 from services.dispatcher.outgoing import Outgoing
 from services.dispatcher.triggers import Triggers
 from services.tools.embedded import Pipeline
+from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.sql import SqlStore
 from shared.codec import encode_change
@@ -27,6 +30,7 @@ from shared.domain.campaigns import Campaign, parse_campaign
 from shared.domain.events import read_published_event
 from shared.domain.segments import MembershipChange, occurrence_id
 from shared.ports.bus import Record
+from shared.ports.providers import EmailMessage, SendReceipt
 from shared.settings import Settings
 from tests.support.campaign_pipeline import STORES, on_store, pipeline_with
 
@@ -263,3 +267,38 @@ async def test_a_batch_of_changes_or_events_is_decided_in_a_fixed_number_of_stat
     assert transactions == 1
     assert trigger.statuses <= seen.statuses
     assert seen.handed, "some messages go out"
+
+
+class _AtOnce:
+    """An email provider that takes every message at once (no wait)."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    async def send(self, message: EmailMessage) -> SendReceipt:
+        self.sent.append(message)
+        return SendReceipt(f"<{message.idempotency_key}@fake>")
+
+
+async def test_the_outcomes_of_sends_ending_together_are_recorded_together(
+    settings: Settings, clock: SimulatedClock
+) -> None:
+    provider = _AtOnce()
+    runtime = await bootstrap(settings, clock=clock, bus=MemoryBus(), email=provider)
+    runtime.campaigns = CAMPAIGNS
+    async with Pipeline(runtime) as pipeline:
+        records = await _changes(pipeline, "b", 100)
+        store = pipeline.runtime.store
+        assert isinstance(store, SqlStore)
+        with _counted(store) as (_sent, committed):
+            await pipeline.dispatcher.triggers.handle_changes(records)
+            await pipeline.dispatcher.delivery.drain()
+        async with store.unit_of_work() as uow:
+            messages = await uow.messages.all()
+    await runtime.close()
+
+    sent = [m for m in messages if m.status == "sent"]
+    assert len(sent) == len(provider.sent) > 16
+    assert not [m for m in messages if m.status == "sending"]
+    waves = -(-len(sent) // pipeline.dispatcher.delivery.concurrent_sends)
+    assert len(committed) <= 1 + 2 * waves  # the decisions; per wave of sends, one or two

@@ -501,9 +501,22 @@ class SqlMessages(_Repository):
             await self.conn.execute(stmt, rows[start : start + _CHUNK])
 
     async def finish(self, key: str, outcome: MessageOutcome) -> None:
-        await self.conn.execute(
-            update(t.messages).where(t.messages.c.key == key).values(_outcome_row(outcome))
-        )
+        await self.finish_many([(key, outcome)])
+
+    async def finish_many(self, outcomes: Sequence[tuple[str, MessageOutcome]]) -> None:
+        # One statement per set of columns set (most outcomes of a batch set the same).
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for key, outcome in outcomes:
+            row = _outcome_row(outcome)
+            given = {f"new_{name}": value for name, value in row.items()}
+            by_columns.setdefault(tuple(sorted(row)), []).append({**given, "message_key": key})
+        for columns, rows in by_columns.items():
+            stmt = (
+                update(t.messages)
+                .where(t.messages.c.key == bindparam("message_key"))
+                .values({name: bindparam(f"new_{name}") for name in columns})
+            )
+            await self.conn.execute(stmt, rows)
 
     async def recent(
         self, profile_ids: Collection[str], since: datetime, *, at_least: int = 0

@@ -116,10 +116,9 @@ class Triggers:
         message. The batch's buyers are locked, in one order, and what deciding their
         messages needs is read into ``ledger``, for all of them at once."""
         uow = ledger.uow
-        current = await uow.profiles.current_many({change.profile_id for change, _ in triggered})
         # Locked: caps are counted by one transaction at a time for each buyer.
-        locked = await uow.profiles.get_many({p.id for p in current.values()}, lock=True)
-        buyers = {named: locked[p.id] for named, p in current.items() if p.id in locked}
+        named = {change.profile_id for change, _ in triggered}
+        buyers = await uow.profiles.current_many(named, lock=True)
         entering = {
             buyers[c.profile_id].id
             for c, _ in triggered
@@ -140,7 +139,8 @@ class Triggers:
             send = schedule(campaign, buyer, occurrence, change.at)
             plans.append(_Planned(change, campaign, profile, send, left))
         keys = {plan.send.key for plan in plans}
-        await self.decider.read(ledger, locked.keys(), keys, self.clock.now())
+        locked = {profile.id for profile in buyers.values()}
+        await self.decider.read(ledger, locked, keys, self.clock.now())
         return plans
 
     async def _begin(
@@ -238,16 +238,13 @@ class Triggers:
         merges), locked: every event's buyer at once, locked in one order."""
         named = [list(event.customer.identifiers().items()) for event in events]
         found = await uow.profiles.find_many({pair for pairs in named for pair in pairs})
-        current = await uow.profiles.current_many({p.id for p in found.values()})
-        locked = await uow.profiles.get_many({p.id for p in current.values()}, lock=True)
-        buyers: list[Profile | None] = []
-        for pairs in named:
-            profile = next(
-                (current[found[p].id] for p in pairs if p in found and found[p].id in current),
-                None,
+        current = await uow.profiles.current_many({p.id for p in found.values()}, lock=True)
+        return [
+            next(
+                (current[found[p].id] for p in pairs if p in found and found[p].id in current), None
             )
-            buyers.append(None if profile is None else locked.get(profile.id))
-        return buyers
+            for pairs in named
+        ]
 
     async def _applied(self, event_ids: set[str]) -> set[str]:
         """Those of ``event_ids`` the segmenter applied, waiting up to ``applied_timeout``."""

@@ -168,9 +168,12 @@ class Profiles(Protocol):
         """The profile as it is now: following merges to the survivor."""
         ...
 
-    async def current_many(self, profile_ids: Collection[str]) -> dict[str, Profile]:
+    async def current_many(
+        self, profile_ids: Collection[str], *, lock: bool = False
+    ) -> dict[str, Profile]:
         """For each of ``profile_ids`` known, the profile as it is now (following merges to
-        the survivor); ids merged into one survivor get the same profile."""
+        the survivor), locked for update with ``lock`` (the survivors, in one order); ids
+        merged into one survivor get the same profile."""
         ...
 
     async def get(self, profile_id: str) -> Profile | None: ...

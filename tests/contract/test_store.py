@@ -410,6 +410,7 @@ class StoreContract(OnStore):
         async with store.unit_of_work() as uow:
             current = await uow.profiles.current_many([first.id, second.id, other.id, "nobody"])
             one = await uow.profiles.current(first.id)
+            locked = await uow.profiles.current_many([second.id], lock=True)
         assert {named: p.id for named, p in current.items()} == {
             first.id: third.id,
             second.id: third.id,
@@ -417,6 +418,7 @@ class StoreContract(OnStore):
         }
         assert one is not None
         assert one.id == third.id
+        assert locked == {second.id: current[second.id]}
 
     async def test_message_rows_are_read_by_key_many_at_once(self, store: SqlStore) -> None:
         async with store.unit_of_work() as uow:

@@ -284,18 +284,32 @@ class SqlProfiles(_Repository):
     async def current(self, profile_id: str) -> Profile | None:
         return (await self.current_many([profile_id])).get(profile_id)
 
-    async def current_many(self, profile_ids: Collection[str]) -> dict[str, Profile]:
-        found: dict[str, Profile] = {}
-        following = await self.get_many(profile_ids)
+    async def current_many(
+        self, profile_ids: Collection[str], *, lock: bool = False
+    ) -> dict[str, Profile]:
+        heads = {p: p for p in profile_ids}  # each id named, to where its merges lead so far
         for _ in range(32):  # a chain of merges is short; a cycle would be a bug
-            merged = {p: profile.merged_into for p, profile in following.items()}
-            found.update({p: following[p] for p, survivor in merged.items() if survivor is None})
-            ahead = {p: survivor for p, survivor in merged.items() if survivor is not None}
+            merged_into = await self._merged_into(set(heads.values()))
+            heads = {named: head for named, head in heads.items() if head in merged_into}
+            ahead = {n: s for n, h in heads.items() if (s := merged_into[h]) is not None}
             if not ahead:
-                return found
-            survivors = await self.get_many(set(ahead.values()))
-            following = {p: survivors[s] for p, s in ahead.items() if s in survivors}
-        raise RuntimeError(f"merge chain from {sorted(following)[0]} does not end")
+                found = await self.get_many(set(heads.values()), lock=lock)
+                return {named: found[head] for named, head in heads.items() if head in found}
+            heads.update(ahead)
+        raise RuntimeError(f"merge chain from {sorted(heads)[0]} does not end")
+
+    async def _merged_into(self, profile_ids: set[str]) -> dict[str, str | None]:
+        """For each of ``profile_ids`` that exists, the profile it was merged into, if any."""
+        found: dict[str, str | None] = {}
+        ordered = sorted(profile_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = await self.conn.execute(
+                select(t.profiles.c.id, t.profiles.c.merged_into).where(
+                    t.profiles.c.id.in_(ordered[start : start + _CHUNK])
+                )
+            )
+            found.update({row.id: row.merged_into for row in rows})
+        return found
 
     async def _follow_winners(
         self, links: Mapping[Pair, str], created: set[str], assigned: list[str]

@@ -8,7 +8,7 @@ the next one the decision allows (:func:`shared.domain.channels.receiving_addres
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from services.catalogue import Catalogue
@@ -45,10 +45,17 @@ class Composer:
     async def push_address(self, uow: UnitOfWork, profile: Profile) -> str | None:
         """The buyer's app install for push (the latest by id when they have several), if
         there is a push provider."""
-        if self.providers.push is None:
-            return None
-        installs = (await uow.profiles.identifiers([profile.id], "app_install_id"))[profile.id]
-        return installs[-1] if installs else None
+        return (await self.push_addresses(uow, [profile.id])).get(profile.id)
+
+    async def push_addresses(
+        self, uow: UnitOfWork, profile_ids: Collection[str]
+    ) -> dict[str, str | None]:
+        """:meth:`push_address` for each of ``profile_ids``, in one query (none without a
+        push provider)."""
+        if self.providers.push is None or not profile_ids:
+            return {}
+        installs = await uow.profiles.identifiers(profile_ids, "app_install_id")
+        return {buyer: found[-1] if found else None for buyer, found in installs.items()}
 
     def unsubscribe_url(self, buyer: str, campaign: Campaign, channel: Channel) -> str:
         """The link that unsubscribes ``buyer`` from ``campaign``'s channel in one click."""

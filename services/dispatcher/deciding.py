@@ -1,7 +1,8 @@
 """Deciding a message: the campaign's decision (:func:`shared.domain.decisions.decide`:
 consent and suppression, holdout, frequency caps, sunset, quiet hours, best hour, best
 channel) run for a buyer and recorded on the message row, keyed by campaign, buyer and
-trigger occurrence.
+trigger occurrence. Decisions read and write through their batch's
+:class:`~services.dispatcher.ledger.Ledger`, written in the batch's unit of work.
 
 A buyer who gets nothing has a row that says why (``reason``, ``holdout``, every step's
 say in ``decision``); its status is that reason. A message that must wait (the
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from services.dispatcher.composing import Composer
+from services.dispatcher.ledger import Ledger
 from services.dispatcher.metrics import DispatcherMetrics
 from services.dispatcher.outgoing import Draft, Outgoing, Timing, first_record
 from shared.domain.channels import fallbacks_after
@@ -64,44 +66,45 @@ class Decider:
         # Not self.rng (tests seed it for channel draws); sampling, not cryptography.
         self._sampling = random.Random()  # noqa: S311
 
-    async def trigger(self, uow: UnitOfWork, draft: Draft, now: datetime) -> Decided:
+    async def read(
+        self, ledger: Ledger, buyers: Collection[str], keys: Collection[str], now: datetime
+    ) -> None:
+        """Read into ``ledger`` what deciding the messages of ``keys`` for ``buyers`` needs,
+        for all of them at once: their rows, the buyers' recent messages and waiting sends."""
+        since = now - _WEEK
+        await ledger.read(buyers, keys, since=since, at_least=self.policy.sunset.stop_after)
+
+    async def trigger(self, ledger: Ledger, draft: Draft, now: datetime) -> Decided:
         """A trigger's message: none if its key exists, else scheduled (a delay) or decided."""
-        existing = await uow.messages.get(draft.send.key)
+        existing = ledger.message(draft.send.key)
         if existing is not None:
             return existing.status, None
         if draft.send.due_at > now:
             why = f"the campaign waits until {draft.send.due_at.isoformat()}"
             delay = Reason("delay", "delay", why)
-            await uow.messages.begin(
-                first_record(draft.campaign, draft.send, "scheduled", now, delay)
-            )
-            return await self.wait(uow, draft, now, (delay,)), None
-        return await self.decide(uow, draft, now, new=True)
+            ledger.begin(first_record(draft.campaign, draft.send, "scheduled", now, delay))
+            return self.wait(ledger, draft, now, (delay,)), None
+        return await self.decide(ledger, draft, now, new=True)
 
-    async def decide(self, uow: UnitOfWork, draft: Draft, now: datetime, *, new: bool) -> Decided:
+    async def decide(self, ledger: Ledger, draft: Draft, now: datetime, *, new: bool) -> Decided:
         """Run the campaign's decision for ``draft`` and record it: skip, wait or send. A
-        ``new`` message's row is written first; a woken one's exists."""
+        ``new`` message's row is written first; a woken one's exists. The buyer's recent
+        messages and waiting sends must have been read (:meth:`read`)."""
         profile, send = draft.profile, draft.send
-        sent = await uow.messages.recent(
-            [profile.id], now - _WEEK, at_least=self.policy.sunset.stop_after
-        )
-        in_flight = {m.key for m in sent[profile.id]}  # their guard rows are not plans
-        scheduled = [
-            s
-            for s in (await uow.schedule.pending([profile.id]))[profile.id]
-            if s.key not in in_flight
-        ]
+        sent = ledger.recent(profile.id, now - _WEEK, at_least=self.policy.sunset.stop_after)
+        in_flight = {m.key for m in sent}  # their guard rows are not plans
+        scheduled = [s for s in ledger.pending(profile.id) if s.key not in in_flight]
         own_hours = profile.open_hours.get("email")
         base_hours = None
         if sum(own_hours or ()) < self.policy.best_hour_min_opens:
-            base_hours = await self._base_open_hours(uow, now)
+            base_hours = await self._base_open_hours(ledger.uow, now)
         decision = decide(
             draft.campaign,
             profile,
             now,
             rng=self.rng,
             policy=self.policy,
-            sent=sent[profile.id],
+            sent=sent,
             scheduled=scheduled,
             key=send.key,
             open_hours=own_hours,
@@ -116,17 +119,17 @@ class Decider:
             record = first_record(
                 draft.campaign, send, status, now, decision.reason, trail=decision.trail
             )
-            await uow.messages.begin(record)
+            ledger.begin(record)
         if decision.action == "skip":
-            return await self.skip(uow, send, decision.reason, decision.trail, now), None
+            return self.skip(ledger, send, decision.reason, decision.trail, now), None
         if decision.action == "send_at":
             assert decision.at is not None
             moved = replace(draft, send=send.deferred_to(decision.at, decision.channel))
-            return await self.wait(uow, moved, now, decision.trail), None
-        return await self._start(uow, draft, decision, now)
+            return self.wait(ledger, moved, now, decision.trail), None
+        return await self._start(ledger, draft, decision, now)
 
     async def _start(
-        self, uow: UnitOfWork, draft: Draft, decision: Decision, now: datetime
+        self, ledger: Ledger, draft: Draft, decision: Decision, now: datetime
     ) -> Decided:
         """Compose the message on the chosen channel (or a fallback); commit it ``sending``."""
         assert decision.channel is not None
@@ -139,12 +142,12 @@ class Decider:
             later = draft.send.deferred_to(now + self.timing.retry_after, decision.channel)
             log.warning("no render worker; the send is tried again", key=draft.send.key)
             moved = replace(draft, send=later)
-            return await self.wait(uow, moved, now, (*decision.trail, why)), None
+            return self.wait(ledger, moved, now, (*decision.trail, why)), None
         if isinstance(composed, Reason):
             trail = (*decision.trail, composed)
-            return await self.skip(uow, draft.send, composed, trail, now), None
+            return self.skip(ledger, draft.send, composed, trail, now), None
         channel, outbound = composed
-        await uow.messages.finish(
+        ledger.finish(
             draft.send.key,
             MessageOutcome(
                 "sending",
@@ -155,7 +158,7 @@ class Decider:
                 decision=decision.trail,
             ),
         )
-        await self.guard(uow, draft, now)
+        self.guard(ledger, draft, now)
         return "sending", Outgoing(draft, channel, outbound, fallbacks_after(channels, channel))
 
     async def _base_open_hours(self, uow: UnitOfWork, now: datetime) -> Sequence[int]:
@@ -169,21 +172,21 @@ class Decider:
             self._base_hours = (now, hours)
         return self._base_hours[1]
 
-    async def guard(self, uow: UnitOfWork, draft: Draft, now: datetime) -> None:
+    def guard(self, ledger: Ledger, draft: Draft, now: datetime) -> None:
         """Keep a due row while the send is in flight: it wakes only if the outcome is lost."""
         guard = draft.send.deferred_to(now + self.timing.in_flight_timeout)
-        await uow.schedule.add([ScheduledRecord(guard, dict(draft.context))], now)
+        ledger.schedule([ScheduledRecord(guard, dict(draft.context))])
 
-    async def skip(
+    def skip(
         self,
-        uow: UnitOfWork,
+        ledger: Ledger,
         send: ScheduledSend,
         reason: Reason,
         trail: Sequence[Reason],
         now: datetime,
     ) -> str:
         """Record that nothing goes out, and why: the status is the reason's code."""
-        await uow.messages.finish(
+        ledger.finish(
             send.key,
             MessageOutcome(
                 reason.code,
@@ -197,13 +200,11 @@ class Decider:
         self.metrics.outcome(send.campaign, "", reason.code)
         return reason.code
 
-    async def wait(
-        self, uow: UnitOfWork, draft: Draft, now: datetime, trail: Sequence[Reason]
-    ) -> str:
+    def wait(self, ledger: Ledger, draft: Draft, now: datetime, trail: Sequence[Reason]) -> str:
         """Put the message in the scheduled-sends table, due at ``draft.send.due_at``."""
         send = draft.send
         reason = next(r for r in reversed(trail) if r.step != "channel").code
-        await uow.messages.finish(
+        ledger.finish(
             send.key,
             MessageOutcome(
                 "scheduled",
@@ -214,6 +215,6 @@ class Decider:
                 channel=send.channel,
             ),
         )
-        await uow.schedule.add([ScheduledRecord(send, dict(draft.context))], now)
+        ledger.schedule([ScheduledRecord(send, dict(draft.context))])
         self.metrics.scheduled.labels(send.campaign, reason).inc()
         return "scheduled"

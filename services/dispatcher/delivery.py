@@ -2,7 +2,8 @@
 background, and its outcome recorded.
 
 Exactly once: the message row is committed ``sending`` *before* the provider is
-called, its outcome after. A guard row in the scheduled-sends table, due
+called, its outcome after (with the outcomes of the sends that end meanwhile, in one
+transaction). A guard row in the scheduled-sends table, due
 ``in_flight_timeout`` later, is committed with it and removed with the outcome.
 If the process dies in between, the guard wakes
 (:mod:`services.dispatcher.scheduled`): an SMS or push message is sent again with
@@ -57,6 +58,7 @@ class Delivery:
     """Deliveries under way (or waiting for a slot) before the consumers wait."""
 
     def __post_init__(self) -> None:
+        self._outcomes = _Outcomes(self.store, self.clock)
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[asyncio.Task[str]] = set()
         self._fatal: BaseException | None = None
@@ -131,25 +133,20 @@ class Delivery:
         retrying = tried_again_later(
             outcome, channel, at=retry_at, until=draft.send.triggered_at + self.timing.retry_for
         )
-        async with self.store.unit_of_work() as uow:
-            await uow.messages.finish(
-                key,
-                MessageOutcome(
-                    outcome,
-                    now,
-                    provider_id,
-                    notes,
-                    channel=channel,
-                    reason="provider_unavailable" if retrying else None,
-                    scheduled_for=retry_at if retrying else None,
-                ),
-            )
-            if retrying:  # tried again once the provider may be back (its breaker closed)
-                again = draft.send.deferred_to(retry_at, channel)
-                await uow.schedule.add([ScheduledRecord(again, dict(draft.context))], now)
-            else:
-                await uow.schedule.remove([key])
-            await uow.commit()
+        ended = MessageOutcome(
+            outcome,
+            now,
+            provider_id,
+            notes,
+            channel=channel,
+            reason="provider_unavailable" if retrying else None,
+            scheduled_for=retry_at if retrying else None,
+        )
+        # Tried again once the provider may be back (its breaker closed); else the guard goes.
+        again = draft.send.deferred_to(retry_at, channel) if retrying else None
+        await self._outcomes.record(
+            key, ended, None if again is None else ScheduledRecord(again, dict(draft.context))
+        )
         self.metrics.outcome(draft.campaign.key, channel, outcome)
         log.info("message", campaign=draft.campaign.key, key=key, channel=channel, status=outcome)
         return outcome
@@ -171,3 +168,69 @@ class Delivery:
         except ProviderUnavailable as exc:
             return "failed", None, str(exc)
         return "sent", receipt.provider_message_id, None
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A send's outcome to record, and its guard's fate: moved to the retry (``again``) or
+    removed."""
+
+    key: str
+    outcome: MessageOutcome
+    again: ScheduledRecord | None
+
+
+@dataclass
+class _Outcomes:
+    """The outcomes of sends, recorded together: each delivery waits until its own is
+    committed, in one unit of work with those of the deliveries that ended while the
+    last one was being written (a group commit: one that ends alone waits for nothing).
+    A write that fails fails every delivery in it: their guards wake and settle them."""
+
+    store: Store
+    clock: Clock
+
+    def __post_init__(self) -> None:
+        self._waiting: list[tuple[_Ended, asyncio.Future[None]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def record(
+        self, key: str, outcome: MessageOutcome, again: ScheduledRecord | None
+    ) -> None:
+        """Record ``outcome`` for the message ``key``, its guard moved to ``again`` or removed;
+        return once committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((_Ended(key, outcome, again), done))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write())
+        await done
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._commit([ended for ended, _ in batch])
+            except Exception as exc:  # handed to each delivery in the batch
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            except BaseException:  # cancelled: no delivery waits for ever
+                for _, done in (*batch, *self._waiting):
+                    done.cancel()
+                self._waiting = []
+                raise
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _commit(self, batch: Sequence[_Ended]) -> None:
+        async with self.store.unit_of_work() as uow:
+            await uow.messages.finish_many([(ended.key, ended.outcome) for ended in batch])
+            again = [ended.again for ended in batch if ended.again is not None]
+            if again:
+                await uow.schedule.add(again, self.clock.now())
+            settled = [ended.key for ended in batch if ended.again is None]
+            if settled:
+                await uow.schedule.remove(settled)
+            await uow.commit()

@@ -16,6 +16,7 @@ from services.catalogue import Catalogue
 from services.dispatcher.composing import Composer
 from services.dispatcher.deciding import Decider
 from services.dispatcher.delivery import Delivery
+from services.dispatcher.ledger import Ledger
 from services.dispatcher.metrics import DispatcherMetrics
 from services.dispatcher.outgoing import Draft, Outgoing, Timing
 from shared.domain.channels import can_send_again
@@ -23,7 +24,7 @@ from shared.domain.decisions import Reason, check_at_wake
 from shared.errors import RendererUnavailable
 from shared.logging import get_logger
 from shared.ports.clock import Clock
-from shared.ports.store import MessageOutcome, MessageRecord, ScheduledRecord, Store, UnitOfWork
+from shared.ports.store import MessageOutcome, MessageRecord, ScheduledRecord, Store
 
 __all__ = ["ScheduledSends"]
 
@@ -60,7 +61,9 @@ class ScheduledSends:
                     break
                 (record,) = due
                 await uow.profiles.get_many({record.send.profile_id}, lock=True)
-                sending = await self._wake(uow, record, now)
+                ledger = Ledger(uow)
+                sending = await self._wake(ledger, record, now)
+                await ledger.write(now)
                 await uow.commit()
             woken += 1
             if sending is not None:
@@ -79,17 +82,18 @@ class ScheduledSends:
         self.metrics.queue_due.set(due)
         return depth
 
-    async def _wake(self, uow: UnitOfWork, due: ScheduledRecord, now: datetime) -> Outgoing | None:
-        send = due.send
+    async def _wake(self, ledger: Ledger, due: ScheduledRecord, now: datetime) -> Outgoing | None:
+        send, uow = due.send, ledger.uow
         message = await uow.messages.get(send.key)
         await uow.schedule.remove([send.key])
         if message is None or message.status not in ("scheduled", "sending", "failed"):
             return None  # a guard outliving its send: nothing to do
+        ledger.know(message)
         campaign = self.catalogue.campaign(send.campaign)
         profile = await uow.profiles.current(send.profile_id)
         if campaign is None or profile is None:
             why = Reason("wake", "campaign_not_live", "the campaign or the buyer is gone")
-            await self.decider.skip(uow, send, why, (why,), now)
+            self.decider.skip(ledger, send, why, (why,), now)
             return None
         draft = Draft(
             campaign,
@@ -100,24 +104,25 @@ class ScheduledSends:
             await self.composer.push_address(uow, profile),
         )
         if message.status == "sending":
-            return await self._recover(uow, draft, message, now)
+            return await self._recover(ledger, draft, message, now)
         memberships = (await uow.memberships.of([profile.id]))[profile.id]
         dropped = check_at_wake(draft.send, campaign, profile, set(memberships), now)
         if dropped is not None:
-            await self.decider.skip(uow, send, dropped, (*message.decision, dropped), now)
+            self.decider.skip(ledger, send, dropped, (*message.decision, dropped), now)
             log.info("scheduled message dropped", key=send.key, reason=dropped.code)
             return None
-        _status, outgoing = await self.decider.decide(uow, draft, now, new=False)
+        await self.decider.read(ledger, [profile.id], (), now)
+        _status, outgoing = await self.decider.decide(ledger, draft, now, new=False)
         return outgoing
 
     async def _recover(
-        self, uow: UnitOfWork, draft: Draft, message: MessageRecord, now: datetime
+        self, ledger: Ledger, draft: Draft, message: MessageRecord, now: datetime
     ) -> Outgoing | None:
         """A send whose outcome was never recorded (the process died): SMS and push go again
         with the same idempotency key; an email is not sent twice (SMTP has no such key)."""
         channel = can_send_again(message.channel)
         if channel is None:
-            await uow.messages.finish(
+            ledger.finish(
                 message.key,
                 MessageOutcome(
                     "sending",
@@ -131,12 +136,12 @@ class ScheduledSends:
             composed = await self.composer.compose(draft, (channel,))
         except RendererUnavailable:  # still sending: its guard wakes it again later
             later = draft.send.deferred_to(now + self.timing.retry_after)
-            await uow.schedule.add([ScheduledRecord(later, dict(draft.context))], now)
+            ledger.schedule([ScheduledRecord(later, dict(draft.context))])
             log.warning("no render worker; the resend is tried again", key=message.key)
             return None
         if isinstance(composed, Reason):
-            await self.decider.skip(uow, draft.send, composed, (*message.decision, composed), now)
+            self.decider.skip(ledger, draft.send, composed, (*message.decision, composed), now)
             return None
-        await self.decider.guard(uow, draft, now)
+        self.decider.guard(ledger, draft, now)
         log.info("resending after a crash", key=message.key, channel=channel)
         return Outgoing(draft, channel, composed[1], ())

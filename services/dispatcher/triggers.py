@@ -6,15 +6,17 @@ cart), and a purchase, which moves the buyer's moments (a reminder three days be
 the order the buyer's rhythm expects is planned then). Each trigger's message is
 keyed by campaign, buyer and trigger occurrence and decided
 (:mod:`services.dispatcher.deciding`) unless its row exists: a change delivered
-again finds the row and sends nothing. What is committed ``sending`` is handed to
-:mod:`services.dispatcher.delivery` at once, so a slow provider never holds up the
-next batch.
+again finds the row and sends nothing. A batch of changes, or of events, is decided in
+one unit of work, set-wise (:mod:`services.dispatcher.ledger`: its buyers locked and
+what its decisions need read at once, its rows written at once). What is committed
+``sending`` is handed to :mod:`services.dispatcher.delivery` at once, so a slow
+provider never holds up the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +26,8 @@ from services.catalogue import Catalogue
 from services.dispatcher.composing import Composer
 from services.dispatcher.deciding import Decided, Decider
 from services.dispatcher.delivery import Delivery
-from services.dispatcher.outgoing import Draft, first_record
+from services.dispatcher.ledger import Ledger
+from services.dispatcher.outgoing import Draft, Outgoing, first_record
 from shared.codec import decode_change
 from shared.domain.campaigns import (
     Campaign,
@@ -47,6 +50,19 @@ __all__ = ["Triggers"]
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A campaign's message for a segment change, before it is decided."""
+
+    change: MembershipChange
+    campaign: Campaign
+    profile: Profile | None
+    """The buyer as they are now, locked; ``None`` if unknown."""
+    send: ScheduledSend
+    left: bool
+    """The buyer left the segment the change says they entered."""
+
+
 @dataclass
 class Triggers:
     store: Store
@@ -60,9 +76,10 @@ class Triggers:
     triggers are skipped."""
 
     async def handle_changes(self, records: Sequence[Record]) -> None:
-        """Decide every message the batch's changes trigger, each committed before it is
-        handed over for delivery."""
+        """Decide every message the batch's changes trigger, in order, in one unit of work;
+        once it is committed, hand the ones to send over for delivery."""
         await self.catalogue.refresh_campaigns()
+        triggered: list[tuple[MembershipChange, Campaign]] = []
         for record in records:
             try:
                 change = decode_change(record.value)
@@ -72,52 +89,80 @@ class Triggers:
                 # The segmenter already moved the message history to the survivor.
                 log.info("profiles merged", absorbed=change.absorbed, survivor=change.survivor)
                 continue
-            for campaign in campaigns_triggered_by(self.catalogue.campaigns, change):
-                _status, sending = await self._begin(campaign, change)
-                if sending is not None:  # committed: handed over now, whatever comes next
-                    await self.delivery.hand_over([sending])
-
-    async def _begin(self, campaign: Campaign, change: MembershipChange) -> Decided:
-        """Decide and record ``campaign``'s message for ``change`` unless it exists.
-
-        The message belongs to the buyer as they are now (following merges) and, for an
-        entry, to the buyer's current stay in the segment: two profiles merged into one
-        buyer share one stay, so a change announced for each sends one message. A buyer
-        who left the segment before the send gets nothing, and the row says why.
-        """
+            campaigns = campaigns_triggered_by(self.catalogue.campaigns, change)
+            triggered += [(change, campaign) for campaign in campaigns]
+        if not triggered:
+            return
+        sending: list[Outgoing] = []
         async with self.store.unit_of_work() as uow:
-            now = self.clock.now()
-            profile = await uow.profiles.current(change.profile_id)
-            if profile is not None:
-                # Locked: caps are counted by one transaction at a time for this buyer.
-                profile = (await uow.profiles.get_many([profile.id], lock=True))[profile.id]
+            ledger = Ledger(uow)
+            plans = await self._plan(ledger, triggered)
+            buyers = {plan.profile.id for plan in plans if plan.profile is not None}
+            push = await self.composer.push_addresses(uow, buyers)
+            for plan in plans:
+                _status, outgoing = await self._begin(ledger, plan, push)
+                if outgoing is not None:
+                    sending.append(outgoing)
+            await ledger.write(self.clock.now())
+            await uow.commit()
+        await self.delivery.hand_over(sending)  # committed: handed over now, in order
+
+    async def _plan(
+        self, ledger: Ledger, triggered: Sequence[tuple[MembershipChange, Campaign]]
+    ) -> list[_Planned]:
+        """Each campaign's message for each change, for the buyer as they are now (following
+        merges) and, for an entry, for the buyer's current stay in the segment: two profiles
+        merged into one buyer share one stay, so a change announced for each sends one
+        message. The batch's buyers are locked, in one order, and what deciding their
+        messages needs is read into ``ledger``, for all of them at once."""
+        uow = ledger.uow
+        # Locked: caps are counted by one transaction at a time for each buyer.
+        named = {change.profile_id for change, _ in triggered}
+        buyers = await uow.profiles.current_many(named, lock=True)
+        entering = {
+            buyers[c.profile_id].id
+            for c, _ in triggered
+            if c.kind == "entered" and c.profile_id in buyers
+        }
+        memberships = await uow.memberships.of(entering)
+        plans: list[_Planned] = []
+        for change, campaign in triggered:
+            profile = buyers.get(change.profile_id)
             buyer = profile.id if profile is not None else change.profile_id
-            occurrence = change.occurrence_id
-            left = False
+            occurrence, left = change.occurrence_id, False
             if profile is not None and change.kind == "entered":
-                entered_at = (await uow.memberships.of([buyer]))[buyer].get(change.segment)
+                entered_at = memberships[buyer].get(change.segment)
                 if entered_at is None:
                     left = True
                 else:
                     occurrence = occurrence_id(change.segment, buyer, entered_at)
-            planned = schedule(campaign, buyer, occurrence, change.at)
+            send = schedule(campaign, buyer, occurrence, change.at)
+            plans.append(_Planned(change, campaign, profile, send, left))
+        keys = {plan.send.key for plan in plans}
+        locked = {profile.id for profile in buyers.values()}
+        await self.decider.read(ledger, locked, keys, self.clock.now())
+        return plans
+
+    async def _begin(
+        self, ledger: Ledger, plan: _Planned, push: Mapping[str, str | None]
+    ) -> Decided:
+        """Decide and record ``plan``'s message unless it exists. A buyer who left the
+        segment before the send gets nothing, and the row says why."""
+        now = self.clock.now()
+        campaign, profile, planned, change = plan.campaign, plan.profile, plan.send, plan.change
+        if profile is not None and not plan.left:
             context = {"segment": change.segment, "on": change.kind}
-            if profile is not None and not left:
-                push = await self.composer.push_address(uow, profile)
-                draft = Draft(campaign, profile, planned, context, push_address=push)
-                decided = await self.decider.trigger(uow, draft, now)
-            elif (existing := await uow.messages.get(planned.key)) is not None:
-                return existing.status, None
-            else:
-                reason = (
-                    Reason("wake", "left_segment", "the buyer left the segment before the send")
-                    if left
-                    else Reason("consent", "no_address", "the buyer is not known")
-                )
-                await uow.messages.begin(first_record(campaign, planned, reason.code, now, reason))
-                decided = await self.decider.skip(uow, planned, reason, (reason,), now), None
-            await uow.commit()
-        return decided
+            draft = Draft(campaign, profile, planned, context, push_address=push.get(profile.id))
+            return await self.decider.trigger(ledger, draft, now)
+        if (existing := ledger.message(planned.key)) is not None:
+            return existing.status, None
+        reason = (
+            Reason("wake", "left_segment", "the buyer left the segment before the send")
+            if plan.left
+            else Reason("consent", "no_address", "the buyer is not known")
+        )
+        ledger.begin(first_record(campaign, planned, reason.code, now, reason))
+        return self.decider.skip(ledger, planned, reason, (reason,), now), None
 
     async def handle_events(self, records: Sequence[Record]) -> None:
         """Start the event-triggered campaigns (an abandoned cart) and plan the moment-
@@ -148,43 +193,58 @@ class Triggers:
         if not triggering:
             return
         applied = await self._applied({event.dedupe_id for event, _ in triggering})
-        for event, campaigns in triggering:
-            if event.dedupe_id in applied:
-                decided = await self._begin_event(event, campaigns)
-                await self.delivery.hand_over([o for _, o in decided if o is not None])
-            else:
+        for event, _ in triggering:
+            if event.dedupe_id not in applied:
                 log.warning(
                     "event not applied in time: its triggers are skipped",
                     event_id=event.event_id,
                 )
+        ready = [
+            (event, campaigns) for event, campaigns in triggering if event.dedupe_id in applied
+        ]
+        if ready:
+            await self._begin_events(ready)
 
-    async def _begin_event(self, event: AnyEvent, campaigns: Sequence[Campaign]) -> list[Decided]:
-        """Decide and record the messages ``event`` triggers."""
-        decided: list[Decided] = []
+    async def _begin_events(self, triggering: Sequence[tuple[AnyEvent, list[Campaign]]]) -> None:
+        """Decide and record the messages the events trigger, in order, in one unit of work;
+        once it is committed, hand the ones to send over for delivery."""
+        sending: list[Outgoing] = []
         async with self.store.unit_of_work() as uow:
-            now = self.clock.now()
-            profile = await self._buyer(uow, event)
-            if profile is None:
-                return []
-            push = await self.composer.push_address(uow, profile)
-            for campaign in campaigns:
-                planned = _planned(campaign, profile, event)
-                if planned is not None:
-                    context = {"event": event.type, "trigger": _trigger_data(event)}
-                    draft = Draft(campaign, profile, planned, context, push_address=push)
-                    decided.append(await self.decider.trigger(uow, draft, now))
+            buyers = await self._buyers(uow, [event for event, _ in triggering])
+            planned = [
+                (event, profile, campaign, send)
+                for (event, campaigns), profile in zip(triggering, buyers, strict=True)
+                if profile is not None
+                for campaign in campaigns
+                if (send := _planned(campaign, profile, event)) is not None
+            ]
+            known = {profile.id for profile in buyers if profile is not None}
+            push = await self.composer.push_addresses(uow, known)
+            ledger = Ledger(uow)
+            keys = {send.key for *_, send in planned}
+            await self.decider.read(ledger, known, keys, self.clock.now())
+            for event, profile, campaign, send in planned:
+                context = {"event": event.type, "trigger": _trigger_data(event)}
+                draft = Draft(campaign, profile, send, context, push_address=push.get(profile.id))
+                _status, outgoing = await self.decider.trigger(ledger, draft, self.clock.now())
+                if outgoing is not None:
+                    sending.append(outgoing)
+            await ledger.write(self.clock.now())
             await uow.commit()
-        return decided
+        await self.delivery.hand_over(sending)
 
-    async def _buyer(self, uow: UnitOfWork, event: AnyEvent) -> Profile | None:
-        """The profile the event's strongest known identifier names, now, locked."""
-        for kind, value in event.customer.identifiers().items():
-            found = await uow.profiles.find(kind, value)
-            if found is not None:
-                current = await uow.profiles.current(found.id)
-                if current is not None:
-                    return (await uow.profiles.get_many([current.id], lock=True))[current.id]
-        return None
+    async def _buyers(self, uow: UnitOfWork, events: Sequence[AnyEvent]) -> list[Profile | None]:
+        """For each event, the profile its strongest known identifier names, now (following
+        merges), locked: every event's buyer at once, locked in one order."""
+        named = [list(event.customer.identifiers().items()) for event in events]
+        found = await uow.profiles.find_many({pair for pairs in named for pair in pairs})
+        current = await uow.profiles.current_many({p.id for p in found.values()}, lock=True)
+        return [
+            next(
+                (current[found[p].id] for p in pairs if p in found and found[p].id in current), None
+            )
+            for pairs in named
+        ]
 
     async def _applied(self, event_ids: set[str]) -> set[str]:
         """Those of ``event_ids`` the segmenter applied, waiting up to ``applied_timeout``."""

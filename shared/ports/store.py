@@ -18,6 +18,7 @@ from shared.domain.profile import Profile
 from shared.domain.segments import MembershipChange
 
 __all__ = [
+    "NOT_SENT",
     "Inbox",
     "Memberships",
     "MessageOutcome",
@@ -36,6 +37,11 @@ __all__ = [
 ]
 
 
+NOT_SENT = ("failed", "rejected")
+"""Statuses of messages handed to a provider that never reached the buyer: not counted by
+the caps and sunset (:meth:`Messages.recent`)."""
+
+
 @dataclass(frozen=True)
 class MessageOutcome:
     """What happened to a message: its new ``status`` as of ``at``. The provider's id and
@@ -52,6 +58,24 @@ class MessageOutcome:
     scheduled_for: datetime | None = None
     sent_at: datetime | None = None
     decision: Sequence[Reason] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The message's fields this outcome sets: status, provider id and error always,
+        each other one when given (the trail as a tuple; an empty one is not given)."""
+        given = {
+            "reason": self.reason,
+            "holdout": self.holdout,
+            "channel": self.channel,
+            "scheduled_for": self.scheduled_for,
+            "sent_at": self.sent_at,
+            "decision": tuple(self.decision or ()) or None,
+        }
+        return {
+            "status": self.status,
+            "provider_message_id": self.provider_message_id,
+            "error": self.error,
+            **{name: value for name, value in given.items() if value is not None},
+        }
 
 
 @dataclass(frozen=True)
@@ -144,6 +168,14 @@ class Profiles(Protocol):
         """The profile as it is now: following merges to the survivor."""
         ...
 
+    async def current_many(
+        self, profile_ids: Collection[str], *, lock: bool = False
+    ) -> dict[str, Profile]:
+        """For each of ``profile_ids`` known, the profile as it is now (following merges to
+        the survivor), locked for update with ``lock`` (the survivors, in one order); ids
+        merged into one survivor get the same profile."""
+        ...
+
     async def get(self, profile_id: str) -> Profile | None: ...
 
     async def get_many(
@@ -152,6 +184,13 @@ class Profiles(Protocol):
 
     async def find(self, kind: str, value: str) -> Profile | None:
         """The profile one identifier names, if any; never creates one."""
+        ...
+
+    async def find_many(
+        self, identifiers: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], Profile]:
+        """For each ``(kind, value)`` identifier that names a profile, that profile; never
+        creates one."""
         ...
 
     async def open_hours_sample(self, channel: str, *, start: str, limit: int) -> list[int]:
@@ -204,7 +243,20 @@ class Messages(Protocol):
         id and error; the other fields change only when given."""
         ...
 
+    async def finish_many(self, outcomes: Sequence[tuple[str, MessageOutcome]]) -> None:
+        """:meth:`finish` each message of ``outcomes`` (key, outcome) at once."""
+        ...
+
+    async def write(self, messages: Sequence[tuple[MessageRecord, MessageOutcome | None]]) -> None:
+        """Insert new message rows at once, each as :meth:`begin` writes it and then, given
+        an outcome, as :meth:`finish` leaves it; a key that exists already is left as it is."""
+        ...
+
     async def get(self, key: str) -> MessageRecord | None: ...
+
+    async def get_many(self, keys: Collection[str]) -> dict[str, MessageRecord]:
+        """The message rows of those of ``keys`` that exist, by key."""
+        ...
 
     async def all(self) -> list[MessageRecord]: ...
 
@@ -212,8 +264,8 @@ class Messages(Protocol):
         self, profile_ids: Collection[str], since: datetime, *, at_least: int = 0
     ) -> dict[str, list[SentMessage]]:
         """For each buyer, the messages handed to a provider (``sent_at`` set, and not
-        ``failed`` or ``rejected``) since ``since``, and at least the last ``at_least``
-        whatever their age, oldest first: what frequency caps and sunset count."""
+        ``failed`` or ``rejected``: :data:`NOT_SENT`) since ``since``, and at least the last
+        ``at_least`` whatever their age, oldest first: what frequency caps and sunset count."""
         ...
 
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from shared.adapters.store.sql import SqlStore
+from shared.domain.decisions import Reason
 from shared.domain.profile import Basket, Engagement, Purchases, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import MessageOutcome, MessageRecord, OutgoingRecord
 from tests.conftest import T0
-from tests.contract.on_store import OnStore
+from tests.contract.on_store import OnStore, merge
 
 
 def _message(key: str, status: str = "sending") -> MessageRecord:
@@ -384,6 +386,112 @@ class StoreContract(OnStore):
             assert [m.key for m in await uow.messages.all()] == ["m-1"]
         assert record is not None
         assert (record.status, record.provider_message_id) == ("sent", "<m-1@shop>")
+
+    async def test_many_messages_are_finished_at_once_as_one_by_one(self, store: SqlStore) -> None:
+        outcomes = [
+            MessageOutcome("sent", T0, provider_message_id="<1@shop>", channel="email"),
+            MessageOutcome("failed", T0, error="down", reason="provider_unavailable"),
+            MessageOutcome("sent", T0, provider_message_id="<3@shop>", channel="sms"),
+        ]
+        async with store.unit_of_work() as uow:
+            for prefix in ("one", "many"):
+                for n in range(3):
+                    await uow.messages.begin(_message(f"{prefix}-{n}"))
+            for n, outcome in enumerate(outcomes):
+                await uow.messages.finish(f"one-{n}", outcome)
+            await uow.messages.finish_many([(f"many-{n}", o) for n, o in enumerate(outcomes)])
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            rows = await uow.messages.get_many(
+                [f"{p}-{n}" for p in ("one", "many") for n in range(3)]
+            )
+        for n in range(3):
+            assert rows[f"many-{n}"] == replace(rows[f"one-{n}"], key=f"many-{n}")
+        assert [rows[f"many-{n}"].status for n in range(3)] == ["sent", "failed", "sent"]
+
+    async def test_many_identifiers_find_their_profiles_at_once(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            named = [{"id": "c1", "email": "anna@shop.ru"}, {"phone": "+79161234567"}]
+            anna, boris = (await uow.profiles.resolve(named, T0)).profiles
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            found = await uow.profiles.find_many(
+                [("email", "anna@shop.ru"), ("id", "c1"), ("phone", "+79161234567"), ("id", "c9")]
+            )
+            created = await uow.profiles.find_many([("email", "nobody@shop.ru")])
+        assert {pair: p.id for pair, p in found.items()} == {
+            ("email", "anna@shop.ru"): anna.id,
+            ("id", "c1"): anna.id,
+            ("phone", "+79161234567"): boris.id,
+        }
+        assert created == {}
+
+    async def test_many_buyers_are_followed_through_their_merges_at_once(
+        self, store: SqlStore
+    ) -> None:
+        async with store.unit_of_work() as uow:
+            first, second, third, other = (
+                await uow.profiles.resolve([{"id": f"c{n}"} for n in range(4)], T0)
+            ).profiles
+            await uow.commit()
+        await merge(store, first.id, second.id)
+        await merge(store, second.id, third.id)
+        async with store.unit_of_work() as uow:
+            current = await uow.profiles.current_many([first.id, second.id, other.id, "nobody"])
+            one = await uow.profiles.current(first.id)
+            locked = await uow.profiles.current_many([second.id], lock=True)
+        assert {named: p.id for named, p in current.items()} == {
+            first.id: third.id,
+            second.id: third.id,
+            other.id: other.id,
+        }
+        assert one is not None
+        assert one.id == third.id
+        assert locked == {second.id: current[second.id]}
+
+    async def test_message_rows_are_read_by_key_many_at_once(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            await uow.messages.begin(_message("m-1"))
+            await uow.messages.begin(_message("m-2", status="scheduled"))
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            found = await uow.messages.get_many(["m-1", "m-2", "m-3"])
+            one, two = await uow.messages.get("m-1"), await uow.messages.get("m-2")
+        assert found == {"m-1": one, "m-2": two}
+
+    async def test_message_rows_written_at_once_are_as_begun_then_finished(
+        self, store: SqlStore
+    ) -> None:
+        trail = (Reason("quiet_hours", "quiet_hours", "until 09:00"),)
+        outcome = MessageOutcome(
+            "scheduled", T0, reason="quiet_hours", scheduled_for=T0 + timedelta(hours=9)
+        )
+        finished = MessageOutcome("sending", T0, channel="sms", sent_at=T0, decision=trail)
+        async with store.unit_of_work() as uow:
+            await uow.messages.begin(_message("m-kept", status="sent"))
+            for key, then in (("one-1", outcome), ("one-2", finished)):
+                await uow.messages.begin(_message(key, status="new"))
+                await uow.messages.finish(key, then)
+            await uow.messages.begin(_message("one-3", status="holdout"))
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            await uow.messages.write(
+                [
+                    (_message("many-1", status="new"), outcome),
+                    (_message("many-2", status="new"), finished),
+                    (_message("many-3", status="holdout"), None),
+                    (_message("m-kept", status="new"), finished),
+                ]
+            )
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            rows = await uow.messages.get_many(
+                ["one-1", "one-2", "one-3", "many-1", "many-2", "many-3", "m-kept"]
+            )
+        for n in (1, 2, 3):
+            assert rows[f"many-{n}"] == replace(rows[f"one-{n}"], key=f"many-{n}")
+        assert rows["one-2"].decision == trail
+        assert rows["m-kept"] == _message("m-kept", status="sent")
 
 
 class TestSqliteStore(StoreContract):

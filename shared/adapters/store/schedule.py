@@ -46,13 +46,17 @@ class SqlSchedule:
     async def add(self, records: Sequence[ScheduledRecord], at: datetime) -> None:
         latest = {r.send.key: r for r in records}  # one key once per statement
         rows = [_row(r, at) for r in latest.values()]
+        if not rows:
+            return
+        # One statement whatever the rows (an executemany): compiled once, cached after.
+        stmt = self.dialect.insert(t.scheduled_sends)
+        moved = {
+            name: stmt.excluded[name]
+            for name in ("channel", "priority", "due_at", "context", "triggered_at")
+        }
+        upsert = stmt.on_conflict_do_update(index_elements=["key"], set_=moved)
         for start in range(0, len(rows), _CHUNK):
-            stmt = self.dialect.insert(t.scheduled_sends).values(rows[start : start + _CHUNK])
-            moved = {
-                name: stmt.excluded[name]
-                for name in ("channel", "priority", "due_at", "context", "triggered_at")
-            }
-            await self.conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=moved))
+            await self.conn.execute(upsert, rows[start : start + _CHUNK])
 
     async def due(self, now: datetime, limit: int) -> list[ScheduledRecord]:
         return [_record(row) for row in await self.conn.execute(due_query(now, limit))]

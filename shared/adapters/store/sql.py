@@ -30,6 +30,7 @@ from shared.domain.events import Channel
 from shared.domain.profile import SCORE_FIELDS, Basket, Engagement, Profile, Purchases, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import (
+    NOT_SENT,
     MessageOutcome,
     MessageRecord,
     OutboxRecord,
@@ -287,12 +288,34 @@ class SqlProfiles(_Repository):
         await self.conn.execute(delete(t.memberships).where(t.memberships.c.profile_id == absorbed))
 
     async def current(self, profile_id: str) -> Profile | None:
-        profile = await self.get(profile_id)
+        return (await self.current_many([profile_id])).get(profile_id)
+
+    async def current_many(
+        self, profile_ids: Collection[str], *, lock: bool = False
+    ) -> dict[str, Profile]:
+        heads = {p: p for p in profile_ids}  # each id named, to where its merges lead so far
         for _ in range(32):  # a chain of merges is short; a cycle would be a bug
-            if profile is None or profile.merged_into is None:
-                return profile
-            profile = await self.get(profile.merged_into)
-        raise RuntimeError(f"merge chain from {profile_id} does not end")
+            merged_into = await self._merged_into(set(heads.values()))
+            heads = {named: head for named, head in heads.items() if head in merged_into}
+            ahead = {n: s for n, h in heads.items() if (s := merged_into[h]) is not None}
+            if not ahead:
+                found = await self.get_many(set(heads.values()), lock=lock)
+                return {named: found[head] for named, head in heads.items() if head in found}
+            heads.update(ahead)
+        raise RuntimeError(f"merge chain from {sorted(heads)[0]} does not end")
+
+    async def _merged_into(self, profile_ids: set[str]) -> dict[str, str | None]:
+        """For each of ``profile_ids`` that exists, the profile it was merged into, if any."""
+        found: dict[str, str | None] = {}
+        ordered = sorted(profile_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = await self.conn.execute(
+                select(t.profiles.c.id, t.profiles.c.merged_into).where(
+                    t.profiles.c.id.in_(ordered[start : start + _CHUNK])
+                )
+            )
+            found.update({row.id: row.merged_into for row in rows})
+        return found
 
     async def _follow_winners(
         self, links: Mapping[Pair, str], created: set[str], assigned: list[str]
@@ -349,8 +372,12 @@ class SqlProfiles(_Repository):
         return found
 
     async def find(self, kind: str, value: str) -> Profile | None:
-        owner = (await self._owners({(kind, value)})).get((kind, value))
-        return None if owner is None else await self.get(owner)
+        return (await self.find_many([(kind, value)])).get((kind, value))
+
+    async def find_many(self, identifiers: Collection[Pair]) -> dict[Pair, Profile]:
+        owners = await self._owners(set(identifiers))
+        profiles = await self.get_many(set(owners.values()))
+        return {pair: profiles[owner] for pair, owner in owners.items() if owner in profiles}
 
     async def open_hours_sample(self, channel: str, *, start: str, limit: int) -> list[int]:
         live = t.profiles.c.merged_into.is_(None)
@@ -480,47 +507,38 @@ class SqlMessages(_Repository):
     async def begin(self, record: MessageRecord) -> bool:
         stmt = (
             self.insert(t.messages)
-            .values(
-                key=record.key,
-                campaign=record.campaign,
-                profile_id=record.profile_id,
-                channel=record.channel,
-                occurrence_id=record.occurrence_id,
-                status=record.status,
-                created_at=record.created_at,
-                provider_message_id=record.provider_message_id,
-                error=record.error,
-                reason=record.reason,
-                holdout=record.holdout,
-                priority=record.priority,
-                scheduled_for=record.scheduled_for,
-                sent_at=record.sent_at,
-                decision=_decision_json(record.decision),
-            )
+            .values(_message_row(record))
             .on_conflict_do_nothing(index_elements=["key"])
         )
         return bool((await self.conn.execute(stmt)).rowcount)
 
+    async def write(self, messages: Sequence[tuple[MessageRecord, MessageOutcome | None]]) -> None:
+        rows = [
+            {**_message_row(record), "finished_at": None}
+            | (_outcome_row(outcome) if outcome is not None else {})
+            for record, outcome in messages
+        ]
+        stmt = self.insert(t.messages).on_conflict_do_nothing(index_elements=["key"])
+        for start in range(0, len(rows), _CHUNK):
+            await self.conn.execute(stmt, rows[start : start + _CHUNK])
+
     async def finish(self, key: str, outcome: MessageOutcome) -> None:
-        given = {
-            "reason": outcome.reason,
-            "holdout": outcome.holdout,
-            "channel": outcome.channel,
-            "scheduled_for": outcome.scheduled_for,
-            "sent_at": outcome.sent_at,
-            "decision": None if outcome.decision is None else _decision_json(outcome.decision),
-        }
-        await self.conn.execute(
-            update(t.messages)
-            .where(t.messages.c.key == key)
-            .values(
-                status=outcome.status,
-                finished_at=outcome.at,
-                provider_message_id=outcome.provider_message_id,
-                error=outcome.error,
-                **{name: value for name, value in given.items() if value is not None},
+        await self.finish_many([(key, outcome)])
+
+    async def finish_many(self, outcomes: Sequence[tuple[str, MessageOutcome]]) -> None:
+        # One statement per set of columns set (most outcomes of a batch set the same).
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for key, outcome in outcomes:
+            row = _outcome_row(outcome)
+            given = {f"new_{name}": value for name, value in row.items()}
+            by_columns.setdefault(tuple(sorted(row)), []).append({**given, "message_key": key})
+        for columns, rows in by_columns.items():
+            stmt = (
+                update(t.messages)
+                .where(t.messages.c.key == bindparam("message_key"))
+                .values({name: bindparam(f"new_{name}") for name in columns})
             )
-        )
+            await self.conn.execute(stmt, rows)
 
     async def recent(
         self, profile_ids: Collection[str], since: datetime, *, at_least: int = 0
@@ -540,7 +558,7 @@ class SqlMessages(_Repository):
                 .where(
                     m.c.profile_id.in_(ordered[start : start + _CHUNK]),
                     m.c.sent_at.is_not(None),
-                    m.c.status.not_in(_NOT_SENT),
+                    m.c.status.not_in(NOT_SENT),
                 )
                 .subquery()
             )
@@ -556,20 +574,40 @@ class SqlMessages(_Repository):
         return found
 
     async def get(self, key: str) -> MessageRecord | None:
-        row = (await self.conn.execute(select(t.messages).where(t.messages.c.key == key))).first()
-        return _message(row) if row is not None else None
+        return (await self.get_many([key])).get(key)
+
+    async def get_many(self, keys: Collection[str]) -> dict[str, MessageRecord]:
+        found: dict[str, MessageRecord] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = await self.conn.execute(
+                select(t.messages).where(t.messages.c.key.in_(ordered[start : start + _CHUNK]))
+            )
+            found.update({row.key: _message(row) for row in rows})
+        return found
 
     async def all(self) -> list[MessageRecord]:
         rows = await self.conn.execute(select(t.messages).order_by(t.messages.c.created_at))
         return [_message(r) for r in rows]
 
 
-_NOT_SENT = ("failed", "rejected")
-"""Statuses of messages handed to a provider that never reached the buyer."""
-
-
 def _channel(name: str) -> Channel:
     return cast(Channel, name)
+
+
+def _message_row(record: MessageRecord) -> dict[str, Any]:
+    """The message row as :meth:`SqlMessages.begin` writes it: each field in the column of
+    its name (as :func:`~shared.adapters.store.rows.from_row` reads it), the trail as JSON."""
+    row = {f.name: getattr(record, f.name) for f in fields(MessageRecord)}
+    return {**row, "decision": _decision_json(record.decision)}
+
+
+def _outcome_row(outcome: MessageOutcome) -> dict[str, Any]:
+    """The columns :meth:`SqlMessages.finish` sets for ``outcome``."""
+    changes = outcome.changes()
+    if "decision" in changes:
+        changes["decision"] = _decision_json(changes["decision"])
+    return {**changes, "finished_at": outcome.at}
 
 
 def _decision_json(trail: Sequence[Reason]) -> list[dict[str, str]] | None:

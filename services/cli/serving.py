@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from services.running.lifecycle import Gate
     from shared.ports.bus import Bus
 
-__all__ = ["console_command", "dispatcher", "ingest", "segmenter", "serve"]
+__all__ = ["available_cores", "console_command", "dispatcher", "ingest", "segmenter", "serve"]
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on.")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on.")]
@@ -131,12 +134,18 @@ def ingest(
     host: HostOption = None,
     port: PortOption = None,
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes on one socket (one per core).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes on one socket; by default one per core this process "
+            "may use (its CPU affinity, within its cgroup's CPU quota).",
+        ),
+    ] = None,
 ) -> None:
     """The ingest HTTP API alone (settings from NUDGE_* variables)."""
     found = settings(http_host=host, http_port=port)
     refuse_memory_bus(found)
+    workers = workers or available_cores()
     if workers == 1:
         run(lambda: _serve_ingest(found))
         return
@@ -150,6 +159,35 @@ def ingest(
         proxy_headers=False,
         **_listening(found),
     )
+
+
+def available_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may keep busy: those it may run on (its CPU affinity), at
+    most its cgroup's CPU quota rounded up (a container's CPU limit), at least one."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:  # pragma: no cover - platforms without CPU affinity
+        cores = os.cpu_count() or 1
+    quota = _cpu_quota(cgroup)
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
+def _cpu_quota(cgroup: Path) -> float | None:
+    """The CPUs' worth of time ``cgroup`` allows per period (cgroup v2 ``cpu.max``, or v1
+    ``cpu/cpu.cfs_quota_us`` over ``cpu.cfs_period_us``); ``None`` without a quota."""
+    try:
+        if (cgroup / "cpu.max").exists():
+            quota, period = (cgroup / "cpu.max").read_text().split()
+        else:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        if quota in ("max", "-1"):
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError):  # no cgroup file to read here, or not as expected
+        return None
 
 
 async def _prepare_ingest(found: Settings) -> None:

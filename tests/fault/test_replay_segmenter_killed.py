@@ -12,14 +12,12 @@ from pathlib import Path
 
 import pytest
 import structlog
-from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from services.cli import app
-from shared.adapters.store import schema
 from shared.adapters.store.engine import create_engine
 from shared.settings import Settings
-from tests.support.replaying import caught_up, exported_figures_by_customer
+from tests.support.replaying import caught_up, exported_figures_by_customer, processed_events
 from tests.support.transactions import START, figures_of, synthetic_rows, write_csv
 from tests.support.waiting import eventually
 
@@ -75,9 +73,7 @@ async def test_a_segmenter_killed_mid_replay_loses_and_doubles_nothing(
     engine = create_engine(kafka_settings.database_url)
 
     async def processed() -> int:
-        async with engine.connect() as conn:
-            count = await conn.scalar(select(func.count()).select_from(schema.processed_events))
-        return int(count or 0)
+        return await processed_events(engine)
 
     log = tmp_path / "segmenter.log"
     first = await start_segmenter(environment, log)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store import schema
@@ -19,7 +19,7 @@ from shared.adapters.store.engine import create_engine
 from shared.adapters.store.migrate import upgrade_async
 from shared.settings import Settings
 from tests.fault.test_replay_segmenter_killed import environment, start_segmenter
-from tests.support.replaying import caught_up, exported_figures_by_customer, nudge
+from tests.support.replaying import caught_up, exported_figures_by_customer, nudge, processed_events
 from tests.support.transactions import START, figures_of, synthetic_rows, write_csv
 from tests.support.waiting import eventually
 
@@ -66,9 +66,7 @@ async def test_a_replica_joining_then_one_killed_mid_replay_gives_one_replicas_r
     bootstrap, group = kafka_settings.kafka_bootstrap, kafka_settings.group("segmenter")
 
     async def processed() -> int:
-        async with engine.connect() as conn:
-            count = await conn.scalar(select(func.count()).select_from(schema.processed_events))
-        return int(count or 0)
+        return await processed_events(engine)
 
     log = tmp_path / "segmenter.log"
     first = await start_segmenter(environment, log)

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner, Result
 
@@ -26,6 +26,13 @@ async def nudge(*args: str, expect_exit: int = 0) -> Result:
     result = await asyncio.to_thread(runner.invoke, app, list(args))
     assert result.exit_code == expect_exit, result.output
     return result
+
+
+async def processed_events(engine: AsyncEngine) -> int:
+    """How many events the segmenter has applied (their dedupe rows)."""
+    async with engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(schema.processed_events))
+    return int(count or 0)
 
 
 async def caught_up(bootstrap: str, group: str, topic: str) -> bool:

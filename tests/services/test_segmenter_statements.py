@@ -136,7 +136,6 @@ def _orders_again(first: list[Record]) -> list[Record]:
     return [Record("events", 0, n, None, orjson.dumps(e)) for n, e in enumerate(again)]
 
 
-@pytest.mark.xfail(strict=True, reason="each identity merge is seven statements of its own yet")
 async def test_a_batch_of_events_is_applied_in_a_fixed_number_of_statements(
     store: SqlStore,
 ) -> None:

@@ -152,29 +152,39 @@ class Segmenter:
         stays as they were (no new entry, so no second message to the same person);
         the merge is announced on the changes topic as ``profile_merged``.
         """
+        merges = resolution.merges
+        if not merges:
+            return []
+        # The batch's merges at once: their stays read together and folded in order in
+        # memory (a survivor absorbed by a later merge passes on what it absorbed).
+        stays = await uow.memberships.of({p for merge in merges for p in merge})
+        changes: list[MembershipChange] = []
+        announced: list[OutgoingRecord] = []
         tombstones: list[Profile] = []
-        for absorbed_id, survivor_id in resolution.merges:
+        for absorbed_id, survivor_id in merges:
             absorbed = resolution.loaded[absorbed_id]
             survivor = resolution.loaded[survivor_id]
-            stays = await uow.memberships.of([absorbed_id, survivor_id])
-            joined = merge_stays(stays[survivor_id], stays[absorbed_id])
+            kept, gone = stays[survivor_id], stays[absorbed_id]
+            joined = merge_stays(kept, gone)
+            changes += [
+                MembershipChange("entered", segment, survivor_id, entered_at, "")
+                for segment, entered_at in joined.items()
+                if segment not in kept
+            ]
+            # what the merge drops: written, never announced (no one left)
+            changes += [MembershipChange("exited", s, absorbed_id, now, "") for s in gone]
+            stays[survivor_id], stays[absorbed_id] = joined, {}
             absorb(survivor, absorbed)
-            await uow.profiles.merge(absorbed_id, survivor_id)
-            await uow.memberships.apply(
-                [
-                    MembershipChange("entered", segment, survivor_id, entered_at, "")
-                    for segment, entered_at in joined.items()
-                    if segment not in stays[survivor_id]
-                ]
-            )
             merge = ProfileMerged(absorbed_id, survivor_id, now)
-            await uow.outbox.add(
-                [OutgoingRecord(self.changes_topic, absorbed_id.encode(), encode_merge(merge))],
-                now,
+            announced.append(
+                OutgoingRecord(self.changes_topic, absorbed_id.encode(), encode_merge(merge))
             )
             touched.pop(absorbed_id, None)
             touched[survivor_id] = survivor
             tombstones.append(absorbed)
+        await uow.profiles.merge_many(merges)
+        await uow.memberships.apply(changes)
+        await uow.outbox.add(announced, now)
         return tombstones
 
     async def fire_timers(self, limit: int = 1000) -> int:

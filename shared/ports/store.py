@@ -164,6 +164,11 @@ class Profiles(Protocol):
         memberships; the caller folds the profiles (``absorb``) and saves both."""
         ...
 
+    async def merge_many(self, merges: Sequence[tuple[str, str]]) -> None:
+        """:meth:`merge` each ``(absorbed, survivor)`` of ``merges`` in order, at once: a
+        survivor absorbed by a later merge passes on what it absorbed."""
+        ...
+
     async def current(self, profile_id: str) -> Profile | None:
         """The profile as it is now: following merges to the survivor."""
         ...

@@ -426,6 +426,43 @@ class StoreContract(OnStore):
         }
         assert created == {}
 
+    async def test_merges_at_once_move_each_absorbed_buyer_to_where_its_merges_end(
+        self, store: SqlStore
+    ) -> None:
+        """A survivor absorbed by a later merge of the same call passes on what it had
+        absorbed: identifiers and messages end with the last survivor, memberships of
+        the absorbed are dropped, the survivors' kept."""
+        async with store.unit_of_work() as uow:
+            first, second, third = (
+                await uow.profiles.resolve([{"id": f"c{n}"} for n in range(3)], T0)
+            ).profiles
+            for n, buyer in enumerate((first, second, third)):
+                await uow.messages.begin(
+                    MessageRecord(f"m-{n}", "c", buyer.id, "email", "o", "sent", T0)
+                )
+                await uow.memberships.apply(
+                    [MembershipChange("entered", f"s{n}", buyer.id, T0, "o")]
+                )
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            await uow.profiles.merge_many([(first.id, second.id), (second.id, third.id)])
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            owners = await uow.profiles.find_many([("id", f"c{n}") for n in range(3)])
+            messages = await uow.messages.get_many(["m-0", "m-1", "m-2"])
+            stays = await uow.memberships.of([first.id, second.id, third.id])
+        assert {pair: p.id for pair, p in owners.items()} == {
+            ("id", "c0"): third.id,
+            ("id", "c1"): third.id,
+            ("id", "c2"): third.id,
+        }
+        assert {key: m.profile_id for key, m in messages.items()} == {
+            "m-0": third.id,
+            "m-1": third.id,
+            "m-2": third.id,
+        }
+        assert stays == {first.id: {}, second.id: {}, third.id: {"s2": T0}}
+
     async def test_many_buyers_are_followed_through_their_merges_at_once(
         self, store: SqlStore
     ) -> None:

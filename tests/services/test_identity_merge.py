@@ -3,18 +3,27 @@ buyer when an identify event links the two: orders counted once, one message per
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
+import orjson
+import pytest
 from sqlalchemy import select
 
 from services.bootstrap import token_hmac_key
+from services.segmenter.handlers import Segmenter
 from services.tools.embedded import Pipeline
 from shared.adapters.bus.memory import MemoryBus
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema
+from shared.adapters.store.engine import open_store
+from shared.adapters.store.sql import SqlStore
 from shared.codec import decode_change
 from shared.domain.identifiers import keyed_token_hash
 from shared.domain.profile import ProfileMerged
+from shared.domain.segments import Segment
+from shared.ports.bus import Record
 from tests.conftest import T0
 from tests.e2e.stacks import identify, purchase
 
@@ -109,3 +118,68 @@ def _changes(pipeline: Pipeline) -> list:  # type: ignore[type-arg]
     bus = pipeline.runtime.bus
     assert isinstance(bus, MemoryBus)
     return bus.records(pipeline.runtime.settings.topic("segment-changes"))
+
+
+@pytest.fixture
+async def store(sqlite_url: str) -> AsyncIterator[SqlStore]:
+    found = open_store(sqlite_url)
+    yield found
+    await found.close()
+
+
+async def test_merges_chained_in_one_batch_end_in_one_buyer_with_every_stay(
+    store: SqlStore,
+) -> None:
+    """One batch links a token to a card, then the card to an id: the token's buyer is
+    folded into the card's and that one into the id's, each stay carried with its entry
+    (no second message for it), the absorbed in no segment, both merges announced."""
+    segments = [
+        Segment.from_definition("women", "Women", {"trait": "gender", "eq": "female"}),
+        Segment.from_definition("central", "Central", {"trait": "region", "eq": "CFD"}),
+    ]
+    by_id = {"id": "c-1"}
+    clock = SimulatedClock(T0)
+    segmenter = Segmenter(store, clock, segments, "segment-changes")
+    for n, (customer, traits) in enumerate(
+        ((CARD, {"gender": "female"}), (TOKEN, {"region": "CFD"}), (by_id, {}))
+    ):
+        clock.set(T0 + timedelta(days=n))
+        await segmenter.apply_events(
+            _records(
+                {**identify(f"who-{n}", clock.now(), customer=customer), "data": {"traits": traits}}
+            )
+        )
+    async with store.unit_of_work() as uow:
+        card, token, known = (
+            await uow.profiles.resolve([CARD, TOKEN, by_id], clock.now())
+        ).profiles
+        before = await uow.memberships.of([card.id, token.id, known.id])
+    assert before == {
+        card.id: {"women": T0},
+        token.id: {"central": T0 + timedelta(days=1)},
+        known.id: {},
+    }
+
+    clock.advance(timedelta(days=5))
+    await segmenter.apply_events(
+        _records(
+            identify("link-1", clock.now(), customer={**CARD, **TOKEN}),
+            identify("link-2", clock.now(), customer={**by_id, **CARD}),
+        )
+    )
+    async with store.unit_of_work() as uow:
+        found = await uow.profiles.find_many([("loyalty_card", "LC-0001"), *TOKEN.items()])
+        after = await uow.memberships.of([card.id, token.id, known.id])
+        announced = [decode_change(r.value) for r in await uow.outbox.claim(1000)]
+    assert {p.id for p in found.values()} == {known.id}
+    assert after == {
+        card.id: {},
+        token.id: {},
+        known.id: {"women": T0, "central": T0 + timedelta(days=1)},
+    }
+    merges = [(c.absorbed, c.survivor) for c in announced if isinstance(c, ProfileMerged)]
+    assert merges == [(token.id, card.id), (card.id, known.id)]
+
+
+def _records(*events: dict[str, Any]) -> list[Record]:
+    return [Record("events", 0, n, None, orjson.dumps(e)) for n, e in enumerate(events)]

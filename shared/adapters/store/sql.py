@@ -16,7 +16,8 @@ from dataclasses import fields
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import DateTime, String, bindparam, delete, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.adapters.store import schema as t
@@ -230,6 +231,19 @@ def _from_json(kind: type[_Fact], raw: dict[str, Any]) -> _Fact:
 Pair = tuple[str, str]
 
 
+def _last_survivors(merges: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Each profile absorbed by ``merges`` (in order) to the survivor it ends in: a
+    survivor absorbed by a later merge passes on what it absorbed."""
+    into = dict(merges)
+
+    def last(profile_id: str) -> str:
+        while profile_id in into:
+            profile_id = into[profile_id]
+        return profile_id
+
+    return {absorbed: last(absorbed) for absorbed in into}
+
+
 class SqlProfiles(_Repository):
     async def resolve(
         self, identifier_sets: Sequence[Mapping[str, str]], at: datetime
@@ -281,11 +295,30 @@ class SqlProfiles(_Repository):
         return Resolution([loaded[p] for p in assigned], merges, loaded)
 
     async def merge(self, absorbed: str, survivor: str) -> None:
+        await self.merge_many([(absorbed, survivor)])
+
+    async def merge_many(self, merges: Sequence[tuple[str, str]]) -> None:
+        """One executemany a table, each absorbed profile's rows moved straight to the
+        survivor its merges end in, and one delete of their memberships."""
+        into = _last_survivors(merges)
+        if not into:
+            return
+        moves = [
+            {"absorbed": absorbed, "survivor": survivor} for absorbed, survivor in into.items()
+        ]
         for table in (t.identifiers, t.messages, t.scheduled_sends):
             await self.conn.execute(
-                update(table).where(table.c.profile_id == absorbed).values(profile_id=survivor)
+                update(table)
+                .where(table.c.profile_id == bindparam("absorbed"))
+                .values(profile_id=bindparam("survivor")),
+                moves,
             )
-        await self.conn.execute(delete(t.memberships).where(t.memberships.c.profile_id == absorbed))
+        absorbed = sorted(into)
+        m = t.memberships
+        for start in range(0, len(absorbed), _CHUNK):
+            await self.conn.execute(
+                delete(m).where(m.c.profile_id.in_(absorbed[start : start + _CHUNK]))
+            )
 
     async def current(self, profile_id: str) -> Profile | None:
         return (await self.current_many([profile_id])).get(profile_id)
@@ -437,26 +470,63 @@ class SqlMemberships(_Repository):
 
     async def apply(self, changes: Sequence[MembershipChange]) -> None:
         """Write the stays ``changes`` leave, netted per buyer and segment: one delete and
-        one insert a chunk, whatever the mix of entries and exits (an exit and a later
-        re-entry leave the new stay; an entry and a later exit, none)."""
+        one insert, whatever the mix of entries and exits (an exit and a later re-entry
+        leave the new stay; an entry and a later exit, none). On PostgreSQL each takes
+        the batch as arrays (``unnest``); on SQLite each is an executemany."""
         last = {(c.profile_id, c.segment): c for c in changes}
         if not last:
             return
-        m = t.memberships
         touched = sorted(last)
-        for start in range(0, len(touched), _CHUNK):
+        stays = [c for key in touched if (c := last[key]).kind == "entered"]
+        if self.dialect.arrays:
             await self.conn.execute(
-                delete(m).where(
-                    tuple_(m.c.profile_id, m.c.segment).in_(touched[start : start + _CHUNK])
-                )
+                _PG_LEAVE,
+                {"profile_ids": [p for p, _ in touched], "segments": [s for _, s in touched]},
             )
-        stays = [
-            {"profile_id": c.profile_id, "segment": c.segment, "entered_at": c.at}
-            for key in touched
-            if (c := last[key]).kind == "entered"
-        ]
-        for start in range(0, len(stays), _CHUNK):
-            await self.conn.execute(m.insert(), stays[start : start + _CHUNK])
+            if stays:
+                await self.conn.execute(
+                    _PG_STAY,
+                    {
+                        "profile_ids": [c.profile_id for c in stays],
+                        "segments": [c.segment for c in stays],
+                        "entered_ats": [c.at for c in stays],
+                    },
+                )
+            return
+        await self.conn.execute(_LEAVE, [{"p": p, "s": s} for p, s in touched])
+        if stays:
+            await self.conn.execute(
+                t.memberships.insert(),
+                [
+                    {"profile_id": c.profile_id, "segment": c.segment, "entered_at": c.at}
+                    for c in stays
+                ],
+            )
+
+
+def _batch_of(name: str, **columns: Any) -> Any:
+    """A batch given as one array per column (PostgreSQL's ``unnest``), a table ``name``
+    of those columns; each array is the parameter of its column's name plus ``s``."""
+    arrays = [bindparam(f"{c}s", type_=postgresql.ARRAY(kind)) for c, kind in columns.items()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
+
+
+def _membership_writes() -> tuple[Any, Any, Any]:
+    """The stays of a batch's (buyer, segment) pairs ended, and a batch's new stays, on
+    PostgreSQL (each one statement of arrays); one stay ended, on SQLite (executemany)."""
+    m = t.memberships
+    gone = _batch_of("gone", profile_id=String, segment=String)
+    leave = delete(m).where(m.c.profile_id == gone.c.profile_id, m.c.segment == gone.c.segment)
+    new = _batch_of("new", profile_id=String, segment=String, entered_at=DateTime(timezone=True))
+    stay = m.insert().from_select(
+        ["profile_id", "segment", "entered_at"],
+        select(new.c.profile_id, new.c.segment, new.c.entered_at),
+    )
+    one_leaves = delete(m).where(m.c.profile_id == bindparam("p"), m.c.segment == bindparam("s"))
+    return leave, stay, one_leaves
+
+
+_PG_LEAVE, _PG_STAY, _LEAVE = _membership_writes()
 
 
 class SqlTimers(_Repository):

@@ -98,6 +98,11 @@ BUILTIN_SMS_TEMPLATES: dict[str, SmsTemplate] = {
         "Your usual basket is due in a few days: order it in one click." + _SMS_STOP
     ),
     "pre-churn-sms": SmsTemplate("We miss you! 15% off your next order: code STAY15." + _SMS_STOP),
+    "welcome-sms": SmsTemplate("Welcome! 5% off your first order: code WELCOME5." + _SMS_STOP),
+    "second-order-sms": SmsTemplate("Free delivery on your second order: code SECOND." + _SMS_STOP),
+    "win-back-sms": SmsTemplate(
+        "Still thinking of us? 20% off today: code COMEBACK20." + _SMS_STOP
+    ),
 }
 """SMS templates of the ready-made campaigns (GSM-7 text, so one segment costs less)."""
 

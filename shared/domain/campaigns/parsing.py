@@ -32,7 +32,19 @@ from shared.domain.documents import DocumentError, child, duration, number, only
 from shared.domain.events import CHANNELS, EVENT_TYPES, Channel
 from shared.domain.rules import RuleError
 
-__all__ = ["MAX_PRIORITY", "CampaignError", "campaigns_over", "parse_campaign"]
+__all__ = [
+    "MAX_PRIORITY",
+    "CampaignError",
+    "campaigns_over",
+    "parse_campaign",
+    "parse_channels",
+    "parse_goal",
+    "parse_holdout",
+    "parse_key",
+    "parse_name",
+    "parse_templates",
+    "parse_trigger",
+]
 
 _STATUSES: tuple[Status, ...] = get_args(Status)
 _REENTRIES: tuple[Reentry, ...] = get_args(Reentry)
@@ -109,10 +121,10 @@ def parse_campaign(
     if not isinstance(document, Mapping):
         raise CampaignError("", "expected an object")
     _only(document, _FIELDS, "")
-    key = _parse_key(document, key)
-    name = _name(document)
+    key = parse_key(document, key)
+    name = parse_name(document)
     status = _choice(document.get("status", "draft"), _STATUSES, "/status")
-    trigger = _parse_trigger(_required(document, "trigger", ""), "/trigger", segments)
+    trigger = parse_trigger(_required(document, "trigger", ""), "/trigger", segments)
     delay = _duration(document.get("delay", "0m"), "/delay")
     audience = None
     if document.get("audience") is not None:
@@ -120,10 +132,10 @@ def parse_campaign(
             audience = Audience.parse(document["audience"], "/audience")
         except RuleError as exc:
             raise CampaignError(exc.pointer, exc.message) from None
-    holdout = _holdout(document.get("holdout", 0))
-    channels = _parse_channels(_required(document, "channels", ""))
-    chosen = _parse_templates(_required(document, "templates", ""), channels, templates)
-    goal = _parse_goal(document.get("goal", {"event": "purchase", "within": "14d"}))
+    holdout = parse_holdout(document.get("holdout", 0))
+    channels = parse_channels(_required(document, "channels", ""))
+    chosen = parse_templates(_required(document, "templates", ""), channels, templates)
+    goal = parse_goal(document.get("goal", {"event": "purchase", "within": "14d"}))
     priority = document.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise CampaignError("/priority", "expected a whole number (higher wins)")
@@ -159,7 +171,8 @@ def _required(node: Mapping[str, Any], name: str, pointer: str) -> Any:
     return node[name]
 
 
-def _name(document: Mapping[str, Any]) -> str:
+def parse_name(document: Mapping[str, Any]) -> str:
+    """The document's ``/name``: a non-empty text of at most 200 characters."""
     value = text(document, "name", "", CampaignError, "a non-empty text")
     if len(value) > _NAME_MAX:
         raise CampaignError("/name", f"expected at most {_NAME_MAX} characters")
@@ -192,7 +205,8 @@ def _moment(value: Any, pointer: str) -> datetime:
     raise CampaignError(pointer, "expected an ISO 8601 moment with its offset")
 
 
-def _parse_key(document: Mapping[str, Any], key: str | None) -> str:
+def parse_key(document: Mapping[str, Any], key: str | None) -> str:
+    """The document's ``/key``, the same as the address's ``key`` when both are given."""
     written = document.get("key")
     if key is not None and written is not None and written != key:
         raise CampaignError("/key", f"the document says {written!r}, the address {key!r}")
@@ -204,9 +218,10 @@ def _parse_key(document: Mapping[str, Any], key: str | None) -> str:
     return key
 
 
-def _parse_trigger(
+def parse_trigger(
     node: Any, pointer: str, segments: Collection[str] | None
 ) -> SegmentTrigger | EventTrigger | MomentTrigger:
+    """A campaign trigger as written at ``pointer`` (``segments``: the keys that exist)."""
     if not isinstance(node, Mapping):
         raise CampaignError(pointer, "expected an object with one of: segment, event, moment")
     if "segment" in node:
@@ -284,35 +299,45 @@ def _number(value: Any, pointer: str) -> Decimal:
     return number(value, pointer, CampaignError, not_a_number="expected a finite number")
 
 
-def _holdout(value: Any) -> float:
+def parse_holdout(value: Any, pointer: str = "/holdout") -> float:
+    """A holdout share as written at ``pointer``: 0 to :data:`MAX_HOLDOUT`."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CampaignError("/holdout", f"expected a share from 0 to {MAX_HOLDOUT}")
+        raise CampaignError(pointer, f"expected a share from 0 to {MAX_HOLDOUT}")
     if not 0 <= value <= MAX_HOLDOUT:
-        raise CampaignError("/holdout", f"expected a share from 0 to {MAX_HOLDOUT}")
+        raise CampaignError(pointer, f"expected a share from 0 to {MAX_HOLDOUT}")
     return float(value)
 
 
-def _parse_channels(value: Any) -> ChannelPolicy:
+def parse_channels(value: Any, pointer: str = "/channels") -> ChannelPolicy:
+    """A channel policy as written at ``pointer``: ``"best"`` or a list of channels."""
     if value == "best":
         return "best"
     if not isinstance(value, list) or not value:
-        raise CampaignError("/channels", f"expected 'best' or a list of channels {list(CHANNELS)}")
+        raise CampaignError(pointer, f"expected 'best' or a list of channels {list(CHANNELS)}")
     for i, channel in enumerate(value):
         if channel not in CHANNELS:
-            raise CampaignError(f"/channels/{i}", f"expected one of {list(CHANNELS)}")
+            raise CampaignError(f"{pointer}/{i}", f"expected one of {list(CHANNELS)}")
         if channel in value[:i]:
-            raise CampaignError(f"/channels/{i}", f"{channel!r} is listed twice")
+            raise CampaignError(f"{pointer}/{i}", f"{channel!r} is listed twice")
     return tuple(value)
 
 
-def _parse_templates(
-    value: Any, channels: ChannelPolicy, known: Mapping[str, Collection[str]] | None
+def parse_templates(
+    value: Any,
+    channels: ChannelPolicy,
+    known: Mapping[str, Collection[str]] | None,
+    *,
+    pointer: str = "/templates",
+    channels_pointer: str = "/channels",
 ) -> dict[Channel, str]:
+    """Channel to template key, as written at ``pointer``: one for each of ``channels``,
+    and each one of ``known``'s for its channel when ``known`` is given."""
+    templates_pointer = pointer
     if not isinstance(value, Mapping) or not value:
-        raise CampaignError("/templates", "expected an object: channel to template key")
+        raise CampaignError(templates_pointer, "expected an object: channel to template key")
     chosen: dict[Channel, str] = {}
     for channel, template in value.items():
-        pointer = child("/templates", str(channel))
+        pointer = child(templates_pointer, str(channel))
         if channel not in CHANNELS:
             raise CampaignError(pointer, f"expected a channel, one of {list(CHANNELS)}")
         if not isinstance(template, str) or not template:
@@ -323,11 +348,14 @@ def _parse_templates(
     if channels != "best":
         for i, channel in enumerate(channels):
             if channel not in chosen:
-                raise CampaignError(f"/channels/{i}", f"no template for {channel!r} in templates")
+                raise CampaignError(
+                    f"{channels_pointer}/{i}", f"no template for {channel!r} in templates"
+                )
     return chosen
 
 
-def _parse_goal(node: Any) -> Goal:
+def parse_goal(node: Any) -> Goal:
+    """A goal as written at ``/goal``: ``{event, name?, within}``."""
     if not isinstance(node, Mapping):
         raise CampaignError("/goal", "expected {event, within}")
     _only(node, ("event", "name", "within"), "/goal")

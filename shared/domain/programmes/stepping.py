@@ -1,0 +1,347 @@
+"""How a buyer walks a programme: :func:`enter` and :func:`walk`, on plain data and a clock.
+
+A buyer inside a programme is at one :class:`Position`: the programme and version,
+the entry (the trigger occurrence that brought them in), the step they are at, when
+they reached it and, at a wait, when the wait ends. :func:`walk` takes a position and
+what is known of the buyer now and goes as far as it can: it passes branches and
+splits, hands over each send step's message (:class:`StepSend`, with its own
+idempotency key) and stops at a wait that has not ended, or at the end. Calling it
+again with the position it answered, at the same moment, does nothing more: a walk
+is a function of its position and the buyer, so a replayed or retried wake-up
+repeats no step and skips none.
+
+Moments: a send finishes at the moment of the walk; a wait finishes at the moment it
+was due, so a wait after a wait is measured from the first one's end even when the
+wake-up came late; a branch takes no time. Before every step the walk checks the
+exits that apply at any step: the goal reached after entry (``goal``) and, with an
+audience rule, the buyer no longer in it (``left_audience``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from shared.domain.campaigns import Goal, message_key
+from shared.domain.decisions import best_hour
+from shared.domain.profile import Profile
+from shared.domain.programmes.model import (
+    Branch,
+    Exit,
+    OnResponse,
+    OnRule,
+    Programme,
+    Response,
+    Send,
+    Split,
+    Variant,
+    Wait,
+    WaitFor,
+    WaitForEvent,
+    WaitUntil,
+)
+
+__all__ = [
+    "Entry",
+    "Position",
+    "Relocation",
+    "StepSend",
+    "Walk",
+    "draw",
+    "enter",
+    "in_programme_holdout",
+    "relocate",
+    "variant_for",
+    "wait_ends",
+    "walk",
+]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where one entry of one buyer is in a programme."""
+
+    programme: str
+    version: int
+    profile_id: str
+    entry: str
+    """The trigger occurrence the buyer entered by: one walk per entry."""
+    entered_at: datetime
+    step: str
+    arrived_at: datetime
+    """When the buyer reached ``step``."""
+    due_at: datetime | None = None
+    """At a wait: when it ends (its timeout, for an event wait); ``None`` elsewhere."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A buyer entering a programme: the position at its first step, or the holdout."""
+
+    position: Position
+    holdout: bool
+
+
+@dataclass(frozen=True)
+class StepSend:
+    """A send step's message for one buyer: decided and sent like a campaign's."""
+
+    step: Send
+    variant: Variant
+    key: str
+    """The message's identity (programme, buyer, entry and step): one message per step."""
+    occurrence: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What one :func:`walk` did.
+
+    ``position`` is where the buyer waits now (``None`` once the walk ended, with
+    ``exited`` its reason); ``passed`` the steps the walk went through, in order;
+    ``sends`` the messages it handed over; ``held_out`` the send steps whose own
+    holdout skipped the buyer's message.
+    """
+
+    position: Position | None
+    exited: str | None
+    passed: tuple[str, ...]
+    sends: tuple[StepSend, ...]
+    held_out: tuple[str, ...]
+
+    @property
+    def moved(self) -> bool:
+        return bool(self.passed) or self.exited is not None
+
+
+def draw(*parts: str) -> float:
+    """A number in [0, 1) that is the same for the same parts in every process."""
+    digest = hashlib.sha256("|".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def in_programme_holdout(programme: Programme, profile_id: str) -> bool:
+    """Whether the buyer is in the programme's control group (drawn once, at entry)."""
+    return draw("holdout", "programme", programme.key, profile_id) < programme.holdout
+
+
+def variant_for(programme: Programme, step: Send, profile_id: str) -> Variant:
+    """The buyer's content variant of ``step``: by its share, the same at every draw."""
+    chance = draw("variant", programme.key, step.id, profile_id)
+    return step.variants[_pick(chance, [v.share for v in step.variants])]
+
+
+def enter(programme: Programme, profile_id: str, occurrence: str, at: datetime) -> Entry:
+    """The buyer enters ``programme`` at ``at`` by the trigger occurrence ``occurrence``."""
+    position = Position(
+        programme.key, programme.version, profile_id, occurrence, at, programme.start, at
+    )
+    return Entry(position, in_programme_holdout(programme, profile_id))
+
+
+def walk(
+    programme: Programme,
+    position: Position,
+    profile: Profile,
+    now: datetime,
+    *,
+    zone: ZoneInfo,
+    responses: Mapping[str, Collection[Response]] | None = None,
+    open_hours: Sequence[int] | None = None,
+    base_open_hours: Sequence[int] | None = None,
+) -> Walk:
+    """Walk ``position`` of ``programme`` (the version it is on) as far as it goes at ``now``.
+
+    ``zone``: the buyer's time zone (local waits); ``responses``: per send step the
+    buyer passed, what they did with its message (a branch on a response reads it);
+    ``open_hours``/``base_open_hours``: the buyer's and similar buyers' email opens by
+    local hour (a best-hour wait reads them).
+    """
+    if position.programme != programme.key or position.version != programme.version:
+        raise ValueError(
+            f"position on {position.programme} v{position.version}, "
+            f"programme {programme.key} v{programme.version}"
+        )
+    responses = responses or {}
+    passed: list[str] = []
+    sends: list[StepSend] = []
+    held_out: list[str] = []
+
+    def ended(reason: str) -> Walk:
+        return Walk(None, reason, tuple(passed), tuple(sends), tuple(held_out))
+
+    for _ in range(len(programme.steps) + 1):
+        exit_reason = _exit_anywhere(programme, position, profile, now)
+        if exit_reason is not None:
+            return ended(exit_reason)
+        step = programme.steps[position.step]
+        if isinstance(step, Exit):
+            passed.append(step.id)
+            return ended(step.reason)
+        if isinstance(step, Wait):
+            due = position.due_at or wait_ends(
+                step, position.arrived_at, zone, open_hours, base_open_hours
+            )
+            through = _through_wait(step, profile, position.arrived_at, due, now)
+            if through is None:
+                still = replace(position, due_at=due)
+                return Walk(still, None, tuple(passed), tuple(sends), tuple(held_out))
+            goes, finished_at = through
+        else:
+            finished_at = now
+            if isinstance(step, Send):
+                held = draw("holdout", "step", programme.key, step.id, profile.id) < step.holdout
+                if held:
+                    held_out.append(step.id)
+                else:
+                    sends.append(_send(programme, step, position, profile.id, now))
+            goes = _next_of(programme, step, profile, now, responses)
+        passed.append(step.id)
+        if goes is None:
+            return ended("end")
+        position = replace(position, step=goes, arrived_at=finished_at, due_at=None)
+    raise AssertionError("a programme's graph has no cycle")  # pragma: no cover
+
+
+def wait_ends(
+    step: Wait,
+    since: datetime,
+    zone: ZoneInfo,
+    open_hours: Sequence[int] | None = None,
+    base_open_hours: Sequence[int] | None = None,
+) -> datetime:
+    """When a wait that began at ``since`` ends (for an event wait: its timeout)."""
+    until = step.until
+    if isinstance(until, WaitFor):
+        if not until.calendar:
+            return since + until.span
+        local = since.astimezone(zone) + until.span  # wall-clock arithmetic in the zone
+        return local.astimezone(UTC)
+    if isinstance(until, WaitForEvent):
+        return since + until.timeout
+    if isinstance(until, WaitUntil):
+        return _next_local(since, until.at, zone)
+    found = best_hour(open_hours, base_open_hours)
+    if found is None:
+        return since
+    target = _next_local(since, time(found[0]), zone)
+    return target if target - since <= until.within else since
+
+
+@dataclass(frozen=True)
+class Relocation:
+    """How buyers inside an edited programme go on: ``stay`` on the version they entered
+    (the default), ``same_step`` (move to the new version at the step of the same id,
+    where there is one), or ``restart`` (the new version's first step, same entry)."""
+
+    rule: Literal["stay", "same_step", "restart"] = "stay"
+
+
+def relocate(position: Position, new: Programme, relocation: Relocation, now: datetime) -> Position:
+    """``position`` moved onto ``new`` (a later version of its programme) as ``relocation``
+    says. A step already sent is never sent again: its message key holds no version."""
+    if relocation.rule == "stay" or position.version == new.version:
+        return position
+    if relocation.rule == "same_step":
+        if position.step not in new.steps:
+            return position
+        kept = position.due_at if isinstance(new.steps[position.step], Wait) else None
+        return replace(position, version=new.version, due_at=kept)
+    return replace(position, version=new.version, step=new.start, arrived_at=now, due_at=None)
+
+
+# --- the parts ---------------------------------------------------------------------------
+
+
+def _send(
+    programme: Programme, step: Send, position: Position, profile_id: str, now: datetime
+) -> StepSend:
+    occurrence = f"{position.entry}/{step.id}"
+    key = message_key(programme.key, profile_id, occurrence)
+    return StepSend(step, variant_for(programme, step, profile_id), key, occurrence, now)
+
+
+def _through_wait(
+    step: Wait, profile: Profile, since: datetime, due: datetime, now: datetime
+) -> tuple[str | None, datetime] | None:
+    """Where a wait leads and when it ended, or ``None`` while it has not."""
+    happened = _event_since(step, profile, since, now)
+    if happened is not None:
+        return step.next, happened
+    if due <= now:
+        timed_out = isinstance(step.until, WaitForEvent)
+        return (step.on_timeout if timed_out else step.next), due
+    return None
+
+
+def _next_of(
+    programme: Programme,
+    step: Send | Branch | Split,
+    profile: Profile,
+    now: datetime,
+    responses: Mapping[str, Collection[Response]],
+) -> str | None:
+    if isinstance(step, Send):
+        return step.next
+    if isinstance(step, Branch):
+        return step.then if _holds(step, profile, now, responses) else step.otherwise
+    chance = draw("split", programme.key, step.id, profile.id)
+    return step.arms[_pick(chance, [share for share, _ in step.arms])][1]
+
+
+def _exit_anywhere(
+    programme: Programme, position: Position, profile: Profile, now: datetime
+) -> str | None:
+    reached = programme.goal.reached_at(profile)
+    if reached is not None and position.entered_at < reached <= now:
+        return "goal"
+    rule = programme.audience_rule
+    if rule is not None and not rule.holds(profile, now):
+        return "left_audience"
+    return None
+
+
+def _event_since(step: Wait, profile: Profile, since: datetime, now: datetime) -> datetime | None:
+    until = step.until
+    if not isinstance(until, WaitForEvent):
+        return None
+    last = Goal(until.event, until.timeout, until.name).reached_at(profile)
+    if last is not None and since < last <= now and last <= since + until.timeout:
+        return last
+    return None
+
+
+def _holds(
+    step: Branch, profile: Profile, now: datetime, responses: Mapping[str, Collection[Response]]
+) -> bool:
+    condition = step.condition
+    if isinstance(condition, OnRule):
+        return condition.rule.holds(profile, now)
+    assert isinstance(condition, OnResponse)
+    return condition.response in responses.get(condition.step, ())
+
+
+def _pick(chance: float, shares: Sequence[float]) -> int:
+    """The index of the share whose band of [0, 1) holds ``chance``."""
+    total = 0.0
+    for i, share in enumerate(shares):
+        total += share
+        if chance < total:
+            return i
+    return len(shares) - 1
+
+
+def _next_local(since: datetime, at: time, zone: ZoneInfo) -> datetime:
+    """The first moment after ``since`` when the buyer's clock shows ``at``."""
+    local = since.astimezone(zone)
+    for days in (0, 1, 2):
+        candidate = datetime.combine(local.date() + timedelta(days=days), at, tzinfo=zone)
+        moment = candidate.astimezone(UTC)
+        if moment > since:
+            return moment
+    raise AssertionError("a local time of day comes within two days")  # pragma: no cover

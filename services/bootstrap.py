@@ -64,6 +64,7 @@ from shared.domain.decisions import (
     SendingPolicy,
     SunsetPolicy,
 )
+from shared.domain.programmes import parse_programme
 from shared.domain.rendering import EmailTemplate, RenderLimits
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
 from shared.logging import get_logger
@@ -205,12 +206,13 @@ class Database:
 
     @cached_property
     def definitions(self) -> Definitions:
-        """The stored segments, templates and campaigns; a campaign is parsed before it
-        is stored (an invalid one is refused)."""
+        """The stored segments, templates, campaigns and programmes; a campaign or a
+        programme is parsed before it is stored (an invalid one is refused)."""
         return SqlDefinitions(
             self._engine,
             clock=self._clock,
             validate_campaign=lambda key, doc: parse_campaign(doc, key=key),
+            validate_programme=lambda key, doc: parse_programme(doc, key=key),
         )
 
     @cached_property

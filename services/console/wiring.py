@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from services.bootstrap import Database, build_renderer
 from services.catalogue import Catalogue
-from services.console.api import campaigns, customers, kpis, segments, templates
+from services.console.api import campaigns, customers, kpis, programmes, segments, templates
 from services.console.app import create_console_app
 from services.console.pages import campaigns as campaign_pages
 from services.console.pages import page_routers
@@ -55,6 +55,7 @@ def console_routers(
         campaigns.router(
             definitions, results, clock=clock, require=require_scope, catalogue=catalogue
         ),
+        programmes.router(definitions, require=require_scope, catalogue=catalogue),
         customers.router(
             queries, clock=clock, default_region=default_region, require=require_scope
         ),

@@ -1,4 +1,5 @@
-"""The definitions port: what marketers define (segments, templates, campaigns), versioned.
+"""The definitions port: what marketers define (segments, templates, campaigns,
+programmes), versioned.
 
 Every definition carries a version, 1 when created and one more at each change. A
 change names the version it was made against (``expected_version``; ``None`` to
@@ -34,6 +35,8 @@ __all__ = [
     "CampaignDefinitions",
     "Channel",
     "Definitions",
+    "ProgrammeDefinition",
+    "ProgrammeDefinitions",
     "Recompute",
     "SegmentDefinition",
     "SegmentDefinitions",
@@ -89,6 +92,13 @@ class TemplateDefinition(Versioned):
 
 @dataclass(frozen=True)
 class CampaignDefinition(Versioned):
+    key: str
+    definition: Mapping[str, Any]
+    status: str
+
+
+@dataclass(frozen=True)
+class ProgrammeDefinition(Versioned):
     key: str
     definition: Mapping[str, Any]
     status: str
@@ -169,6 +179,24 @@ class CampaignDefinitions(Shelf[CampaignDefinition], Protocol):
         ...
 
 
+class ProgrammeDefinitions(Shelf[ProgrammeDefinition], Protocol):
+    async def put(
+        self,
+        key: str,
+        *,
+        definition: Mapping[str, Any],
+        status: str,
+        expected_version: int | None,
+    ) -> ProgrammeDefinition:
+        """As for campaigns (checked by the adapter's programme validator first). Every
+        version written, archived ones too, stays readable by :meth:`version`."""
+        ...
+
+    async def version(self, key: str, version: int) -> ProgrammeDefinition | None:
+        """The programme as it was at ``version`` (buyers inside stay on theirs)."""
+        ...
+
+
 class Definitions(Protocol):
     @property
     def segments(self) -> SegmentDefinitions: ...
@@ -176,6 +204,8 @@ class Definitions(Protocol):
     def templates(self) -> TemplateDefinitions: ...
     @property
     def campaigns(self) -> CampaignDefinitions: ...
+    @property
+    def programmes(self) -> ProgrammeDefinitions: ...
 
     async def segment_sizes(self) -> dict[str, int]:
         """Segment key to how many buyers are in it now (segments with none left out)."""

@@ -25,6 +25,14 @@ def refuse_campaigns_without_trigger(key: str, definition: Mapping[str, Any]) ->
         raise ValueError(f"campaign {key} needs a trigger")
 
 
+def refuse_programmes_without_steps(key: str, definition: Mapping[str, Any]) -> None:
+    if not definition.get("steps"):
+        raise ValueError(f"programme {key} needs steps")
+
+
+PROGRAMME = {"trigger": {"segment": "no-order-30d"}, "steps": [{"id": "email"}]}
+
+
 class DefinitionsContract:
     @pytest.fixture
     def url(self) -> str:
@@ -33,7 +41,10 @@ class DefinitionsContract:
     @pytest.fixture
     async def definitions(self, url: str, clock: SimulatedClock) -> AsyncIterator[SqlDefinitions]:
         definitions = SqlDefinitions(
-            create_engine(url), clock=clock, validate_campaign=refuse_campaigns_without_trigger
+            create_engine(url),
+            clock=clock,
+            validate_campaign=refuse_campaigns_without_trigger,
+            validate_programme=refuse_programmes_without_steps,
         )
         yield definitions
         await definitions.close()
@@ -191,6 +202,40 @@ class DefinitionsContract:
         )
         assert (saved.status, saved.version) == ("active", 1)
         assert await definitions.campaigns.get("win-back") == saved
+
+    async def test_programmes_are_checked_and_every_version_stays_readable(
+        self, definitions: SqlDefinitions, clock: SimulatedClock
+    ) -> None:
+        with pytest.raises(ValueError, match="win-back needs steps"):
+            await definitions.programmes.put(
+                "win-back", definition={"steps": []}, status="draft", expected_version=None
+            )
+        assert await definitions.programmes.get("win-back") is None
+        assert await definitions.programmes.version("win-back", 1) is None
+        first = await definitions.programmes.put(
+            "win-back", definition=PROGRAMME, status="draft", expected_version=None
+        )
+        clock.advance(timedelta(minutes=5))
+        edited = {**PROGRAMME, "steps": [{"id": "email"}, {"id": "sms"}]}
+        second = await definitions.programmes.put(
+            "win-back", definition=edited, status="active", expected_version=1
+        )
+        with pytest.raises(StaleVersion):
+            await definitions.programmes.put(
+                "win-back", definition=PROGRAMME, status="draft", expected_version=1
+            )
+        archived = await definitions.programmes.archive("win-back", 2)
+        assert await definitions.programmes.get("win-back") == archived
+        assert await definitions.programmes.version("win-back", 1) == first
+        old_second = await definitions.programmes.version("win-back", 2)
+        assert old_second == second
+        assert old_second.definition == edited
+        third = await definitions.programmes.version("win-back", 3)
+        assert third is not None
+        assert (third.archived_at, third.definition) == (T0 + timedelta(minutes=5), edited)
+        assert await definitions.programmes.version("win-back", 4) is None
+        assert await definitions.programmes.list() == []
+        assert await definitions.programmes.list(archived=True) == [archived]
 
     async def test_sizes_and_scans_read_the_base(
         self, url: str, definitions: SqlDefinitions

@@ -71,4 +71,11 @@ CONSOLE_PROBLEM_KINDS: dict[str, ProblemKind] = {
         "pointer of the bad field in the request body and what was expected there "
         "(docs/campaigns.md).",
     ),
+    "invalid-programme": (
+        422,
+        "Invalid programme",
+        "The programme does not validate; nothing was saved. The entry of `errors` names the "
+        "JSON pointer of the bad field in the request body (a step is `/steps/<index>`) and "
+        "what was expected there (docs/programmes.md).",
+    ),
 }

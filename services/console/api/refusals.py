@@ -9,6 +9,7 @@ becomes the RFC 9457 problem the API answers (and a page lets through):
 - ``InvalidTemplate``: ``422 invalid-template`` at the part and line, or ``422
   template-too-costly`` naming the limit.
 - ``InvalidCampaign``: ``422 invalid-campaign`` at the bad field.
+- ``InvalidProgramme``: ``422 invalid-programme`` at the bad field.
 - ``RendererUnavailable``: ``503 renderer-unavailable`` with ``Retry-After``.
 - ``StaleVersion`` (a save that lost a race): ``412 stale-version`` with the current ``ETag``.
 """
@@ -29,6 +30,7 @@ from services.catalogue.editing import (
     NotFound,
     ReadOnly,
 )
+from services.catalogue.programmes import InvalidProgramme
 from services.console.api.versions import stale_problem
 from services.http.problems import Problem
 from shared.errors import RendererUnavailable
@@ -77,6 +79,10 @@ def problem_of(error: EditingError) -> Problem:
     if isinstance(error, InvalidCampaign):
         return Problem(
             "invalid-campaign", error.detail, [{"pointer": error.pointer, "detail": error.message}]
+        )
+    if isinstance(error, InvalidProgramme):
+        return Problem(
+            "invalid-programme", error.detail, [{"pointer": error.pointer, "detail": error.message}]
         )
     if isinstance(error, ChannelRequired):
         return Problem(

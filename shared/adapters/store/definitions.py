@@ -1,4 +1,5 @@
-"""Definitions (segments, templates, campaigns) on SQLAlchemy Core, PostgreSQL and SQLite alike.
+"""Definitions (segments, templates, campaigns, programmes) on SQLAlchemy Core, PostgreSQL
+and SQLite alike.
 
 A change is one conditional statement: an ``UPDATE … WHERE key = :key AND version =
 :expected`` (or an insert that does nothing when the key exists), so two writers
@@ -8,7 +9,8 @@ current version for its :class:`~shared.ports.definitions.StaleVersion`.
 Beside the definitions, a few read-only queries of the base for the console and the
 segmenter (segment sizes, the buyers page by page: :attr:`SqlDefinitions.buyers`) and
 the ``segment_recomputes``
-rows that say how far the base was evaluated against each segment's rule.
+rows that say how far the base was evaluated against each segment's rule. A programme's
+every version is kept in ``programme_versions``, written in the change's transaction.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from shared.ports.definitions import (
     CHANNELS,
     CampaignDefinition,
     Channel,
+    ProgrammeDefinition,
     Recompute,
     SegmentDefinition,
     StaleVersion,
@@ -62,6 +65,9 @@ class _Shelf(Generic[D]):
         self._owner = owner
         self._table = table
         self._read = read
+
+    async def _written(self, conn: AsyncConnection, row: Any) -> None:
+        """Called with each row written, in its transaction, before the commit."""
 
     async def get(self, key: str) -> D | None:
         async with self._owner.connection() as conn:
@@ -103,6 +109,7 @@ class _Shelf(Generic[D]):
                     select(self._table.c.version).where(self._table.c.key == key)
                 )
                 raise StaleVersion(key, None, current)
+            await self._written(conn, created)
             await conn.commit()
         return self._read(created)
 
@@ -119,6 +126,7 @@ class _Shelf(Generic[D]):
             if row is None:
                 current = await conn.scalar(select(table.c.version).where(table.c.key == key))
                 raise StaleVersion(key, expected_version, current)
+            await self._written(conn, row)
             await conn.commit()
         return self._read(row)
 
@@ -192,6 +200,69 @@ class SqlCampaignDefinitions(_Shelf[CampaignDefinition]):
         return await self._put(key, expected_version, values)
 
 
+def _programme(row: Any) -> ProgrammeDefinition:
+    return from_row(ProgrammeDefinition, row)
+
+
+class SqlProgrammeDefinitions(_Shelf[ProgrammeDefinition]):
+    """Programmes, each version also kept in ``programme_versions`` in the same
+    transaction as the change."""
+
+    def __init__(
+        self,
+        owner: SqlDefinitions,
+        validate: Callable[[str, Mapping[str, Any]], object] | None,
+    ) -> None:
+        super().__init__(owner, t.programme_definitions, _programme)
+        self._validate = validate
+
+    async def put(
+        self,
+        key: str,
+        *,
+        definition: Mapping[str, Any],
+        status: str,
+        expected_version: int | None,
+    ) -> ProgrammeDefinition:
+        if not status or len(status) > _MAX_STATUS:
+            raise ValueError(f"a programme's status is 1 to {_MAX_STATUS} characters")
+        if self._validate is not None:
+            self._validate(key, definition)
+        values = {"definition": dict(definition), "status": status}
+        return await self._put(key, expected_version, values)
+
+    async def version(self, key: str, version: int) -> ProgrammeDefinition | None:
+        v, current = t.programme_versions, t.programme_definitions
+        stmt = (
+            select(
+                v.c.key,
+                v.c.definition,
+                v.c.status,
+                v.c.version,
+                current.c.created_at,
+                v.c.saved_at.label("updated_at"),
+                v.c.archived_at,
+            )
+            .join(current, current.c.key == v.c.key)
+            .where(v.c.key == key, v.c.version == version)
+        )
+        async with self._owner.connection() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _programme(row)
+
+    async def _written(self, conn: AsyncConnection, row: Any) -> None:
+        await conn.execute(
+            self._owner.insert(t.programme_versions).values(
+                key=row.key,
+                version=row.version,
+                definition=row.definition,
+                status=row.status,
+                saved_at=row.updated_at,
+                archived_at=row.archived_at,
+            )
+        )
+
+
 class SqlDefinitions:
     """A :class:`~shared.ports.definitions.Definitions` over an async SQLAlchemy engine.
 
@@ -206,6 +277,7 @@ class SqlDefinitions:
         *,
         clock: Clock | None = None,
         validate_campaign: Callable[[str, Mapping[str, Any]], object] | None = None,
+        validate_programme: Callable[[str, Mapping[str, Any]], object] | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = dialect_of(engine)
@@ -213,6 +285,7 @@ class SqlDefinitions:
         self.segments = SqlSegmentDefinitions(self, t.segment_definitions, _segment)
         self.templates = SqlTemplateDefinitions(self, t.template_definitions, _template)
         self.campaigns = SqlCampaignDefinitions(self, validate_campaign)
+        self.programmes = SqlProgrammeDefinitions(self, validate_programme)
         self.buyers = SqlBuyerPages(engine)
 
     def now(self) -> datetime:

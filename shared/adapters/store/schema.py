@@ -296,6 +296,26 @@ campaign_definitions = Table(
     Column("status", String(20), nullable=False),
     *_versioned(),
 )
+programme_definitions = Table(
+    "programme_definitions",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    *_versioned(),
+)
+# Every version a programme had (migration 0015): buyers inside a programme stay on the
+# version they entered, so each is kept as it was saved.
+programme_versions = Table(
+    "programme_versions",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("saved_at", UTCDateTime, nullable=False),
+    Column("archived_at", UTCDateTime),
+)
 # How far the base was evaluated against each segment's rule (built-in or stored):
 # ``fingerprint`` names the rule, ``cursor`` the last profile id done, in id order.
 segment_recomputes = Table(
@@ -310,6 +330,8 @@ segment_recomputes = Table(
 )
 __all__ += [
     "campaign_definitions",
+    "programme_definitions",
+    "programme_versions",
     "segment_definitions",
     "segment_recomputes",
     "template_definitions",

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from shared.domain.decisions import Reason, ScheduledSend, SentMessage
 from shared.domain.profile import Profile
+from shared.domain.programmes import Position
 from shared.domain.segments import MembershipChange
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "Outbox",
     "OutboxRecord",
     "OutgoingRecord",
+    "PositionRecord",
+    "Positions",
     "Profiles",
     "Resolution",
     "Schedule",
@@ -139,6 +142,45 @@ class ScheduledRecord:
 
     send: ScheduledSend
     context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PositionRecord:
+    """One buyer's entry into one programme, where it is, and how it ended (if it did)."""
+
+    position: Position
+    holdout: bool
+    """Drawn at entry: a held-out buyer is counted, and sent nothing."""
+    exited_at: datetime | None = None
+    exit_reason: str | None = None
+
+
+class Positions(Protocol):
+    """Where each buyer is in each programme: one row per programme, buyer and entry."""
+
+    async def enter(self, records: Sequence[PositionRecord], at: datetime) -> set[Position]:
+        """Write the entries that are new (by programme, buyer and entry); return the
+        positions written: an entry delivered again writes nothing."""
+        ...
+
+    async def save(self, records: Sequence[PositionRecord], at: datetime) -> None:
+        """Write where each of ``records`` is now (step, version, due time, exit)."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[PositionRecord]:
+        """Up to ``limit`` positions whose wait ended by ``now``, earliest first, locked
+        for this unit of work (replicas never take the same row)."""
+        ...
+
+    async def waiting(self, profile_ids: Collection[str]) -> list[PositionRecord]:
+        """The positions of ``profile_ids`` still inside a programme, locked (an event of
+        theirs may end a wait, or exit them at the goal)."""
+        ...
+
+    async def count(self, programme: str) -> dict[str, int]:
+        """For ``programme``: buyers at each step (still inside), and per exit reason
+        (``exited:<reason>``), and ``holdout``."""
+        ...
 
 
 class Inbox(Protocol):
@@ -314,6 +356,8 @@ class UnitOfWork(Protocol):
     def messages(self) -> Messages: ...
     @property
     def schedule(self) -> Schedule: ...
+    @property
+    def positions(self) -> Positions: ...
 
     async def commit(self) -> None:
         """Commit everything done in this unit of work; without it, all is rolled back."""

@@ -360,6 +360,29 @@ scheduled_sends = Table(
 )
 __all__ += ["scheduled_sends"]
 
+# Where each buyer is in each programme (migration 0016, shared/adapters/store/positions.py):
+# one row per programme, buyer and entry (the trigger occurrence). ``due_at`` is set while
+# the buyer waits; the due index holds only those rows, so waking follows what is due.
+programme_positions = Table(
+    "programme_positions",
+    metadata,
+    Column("programme", String(100), primary_key=True),
+    Column("profile_id", String(36), primary_key=True),
+    Column("entry", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("step", String(32), nullable=False),
+    Column("entered_at", UTCDateTime, nullable=False),
+    Column("arrived_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime),
+    Column("holdout", Boolean, nullable=False),
+    Column("exited_at", UTCDateTime),
+    Column("exit_reason", String(32)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    partial_index("ix_programme_positions_due_at", "due_at", where="due_at IS NOT NULL"),
+    Index("ix_programme_positions_profile_id", "profile_id"),
+)
+__all__ += ["programme_positions"]
+
 # Purchases attributed to campaign messages (migration 0009, shared/adapters/store/reports.py):
 # one row per message and order whose purchase fell in the campaign's attribution window,
 # held-out messages alike (``holdout``), so a report compares the two arms the same way.

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.adapters.store import schema as t
 from shared.adapters.store.dialect import Dialect, dialect_of
 from shared.adapters.store.errors import database_errors
+from shared.adapters.store.positions import SqlPositions
 from shared.adapters.store.rows import from_row
 from shared.adapters.store.schedule import SqlSchedule
 from shared.adapters.store.writer import writer_lock
@@ -703,6 +704,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(conn, dialect)
         self.messages = SqlMessages(conn, dialect)
         self.schedule = SqlSchedule(conn, dialect)
+        self.positions = SqlPositions(conn, dialect)
 
     async def commit(self) -> None:
         await self.conn.commit()

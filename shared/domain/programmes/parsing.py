@@ -78,7 +78,7 @@ MAX_VARIANTS = 8
 """The most content variants of one send step (and arms of one split)."""
 
 _STATUSES: tuple[Status, ...] = get_args(Status)
-_STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
 _KINDS = ("send", "wait", "branch", "split", "exit")
 _HEADER = (
     "key",
@@ -200,7 +200,7 @@ def _parse_steps(node: Any, templates: Mapping[str, Collection[str]] | None) -> 
         if not isinstance(step_id, str) or not _STEP_ID.match(step_id):
             raise ProgrammeError(
                 child(pointer, "id"),
-                "expected lower-case letters, digits, '-' and '_' (up to 32), e.g. 'email-1'",
+                "expected lower-case letters, digits, '-' and '_' (up to 20), e.g. 'email-1'",
             )
         if step_id in ids:
             raise ProgrammeError(child(pointer, "id"), f"step {step_id!r} is written twice")
@@ -314,7 +314,7 @@ def _parse_variants(node: Any, pointer: str, chosen: Any) -> tuple[Variant, ...]
             raise ProgrammeError(at, "expected {name, share, templates}")
         only(written, ("name", "share", "templates"), at, ProgrammeError)
         name = written.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,15}", name):
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,11}", name):
             raise ProgrammeError(child(at, "name"), "expected a short name such as 'a' or '10-off'")
         if any(v.name == name for v in variants):
             raise ProgrammeError(child(at, "name"), f"variant {name!r} is written twice")

@@ -26,11 +26,12 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from shared.domain.campaigns import Goal, message_key
+from shared.domain.campaigns import Audience, Campaign, Goal, SegmentTrigger, message_key
 from shared.domain.decisions import best_hour
 from shared.domain.profile import Profile
 from shared.domain.programmes.model import (
     Branch,
+    EveryoneIn,
     Exit,
     OnResponse,
     OnRule,
@@ -46,6 +47,7 @@ from shared.domain.programmes.model import (
 )
 
 __all__ = [
+    "STEP_SEPARATOR",
     "Entry",
     "Position",
     "Relocation",
@@ -55,6 +57,10 @@ __all__ = [
     "enter",
     "in_programme_holdout",
     "relocate",
+    "split_step_campaign_key",
+    "step_campaign",
+    "step_campaign_key",
+    "step_occurrence",
     "variant_for",
     "wait_ends",
     "walk",
@@ -195,12 +201,13 @@ def walk(
         else:
             finished_at = now
             if isinstance(step, Send):
-                held = draw("holdout", "step", programme.key, step.id, profile.id) < step.holdout
+                who = position.profile_id
+                held = draw("holdout", "step", programme.key, step.id, who) < step.holdout
                 if held:
                     held_out.append(step.id)
                 else:
-                    sends.append(_send(programme, step, position, profile.id, now))
-            goes = _next_of(programme, step, profile, now, responses)
+                    sends.append(_send(programme, step, position, now))
+            goes = _next_of(programme, step, position, profile, now, responses=responses)
         passed.append(step.id)
         if goes is None:
             return ended("end")
@@ -258,12 +265,17 @@ def relocate(position: Position, new: Programme, relocation: Relocation, now: da
 # --- the parts ---------------------------------------------------------------------------
 
 
-def _send(
-    programme: Programme, step: Send, position: Position, profile_id: str, now: datetime
-) -> StepSend:
-    occurrence = f"{position.entry}/{step.id}"
-    key = message_key(programme.key, profile_id, occurrence)
-    return StepSend(step, variant_for(programme, step, profile_id), key, occurrence, now)
+def step_occurrence(entry: str, step_id: str) -> str:
+    """The occurrence a step's message is keyed by: the step, and the entry (digested, so
+    that it fits the 64 characters a message's occurrence has)."""
+    return f"{step_id}:{hashlib.sha256(entry.encode()).hexdigest()[:40]}"
+
+
+def _send(programme: Programme, step: Send, position: Position, now: datetime) -> StepSend:
+    who = position.profile_id
+    occurrence = step_occurrence(position.entry, step.id)
+    key = message_key(programme.key, who, occurrence)
+    return StepSend(step, variant_for(programme, step, who), key, occurrence, now)
 
 
 def _through_wait(
@@ -282,15 +294,17 @@ def _through_wait(
 def _next_of(
     programme: Programme,
     step: Send | Branch | Split,
+    position: Position,
     profile: Profile,
     now: datetime,
+    *,
     responses: Mapping[str, Collection[Response]],
 ) -> str | None:
     if isinstance(step, Send):
         return step.next
     if isinstance(step, Branch):
         return step.then if _holds(step, profile, now, responses) else step.otherwise
-    chance = draw("split", programme.key, step.id, profile.id)
+    chance = draw("split", programme.key, step.id, position.profile_id)
     return step.arms[_pick(chance, [share for share, _ in step.arms])][1]
 
 
@@ -345,3 +359,46 @@ def _next_local(since: datetime, at: time, zone: ZoneInfo) -> datetime:
         if moment > since:
             return moment
     raise AssertionError("a local time of day comes within two days")  # pragma: no cover
+
+
+# --- a send step as a campaign -----------------------------------------------------------
+
+STEP_SEPARATOR = "."
+"""Between a programme's key, a step's id and a variant's name in a step's campaign key
+(no campaign key holds a dot, so the two never meet)."""
+
+
+def step_campaign_key(programme: str, step: str, variant: str) -> str:
+    """The campaign key a send step's messages carry: ``programme.step.variant``."""
+    return STEP_SEPARATOR.join((programme, step, variant))
+
+
+def split_step_campaign_key(key: str) -> tuple[str, str, str] | None:
+    """``(programme, step, variant)`` of a step's campaign key; ``None`` for a campaign's."""
+    parts = key.split(STEP_SEPARATOR)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def step_campaign(programme: Programme, step: Send, variant: Variant) -> Campaign:
+    """A send step in one variant as the campaign the decisions run on: the programme's
+    audience, goal and priority, the step's channels and the variant's templates, live
+    while the programme is active. Its holdout is 0 (the programme drew it at entry, the
+    step's own share was drawn before), and it is once per buyer: the step's message key
+    already names the entry, so a moment that moved does not drop a deferred step."""
+    trigger = programme.trigger
+    return Campaign(
+        key=step_campaign_key(programme.key, step.id, variant.name),
+        name=f"{programme.name}: {step.id} ({variant.name})",
+        trigger=SegmentTrigger(trigger.segment) if isinstance(trigger, EveryoneIn) else trigger,
+        templates=variant.templates,
+        channels=step.channels,
+        audience=(
+            Audience(programme.audience, programme.audience_rule)
+            if programme.audience_rule is not None
+            else None
+        ),
+        goal=programme.goal,
+        priority=programme.priority,
+        reentry="once_per_buyer",
+        status="active" if programme.status == "active" else "paused",
+    )

@@ -36,6 +36,14 @@ from shared.domain.campaigns import (
 )
 from shared.domain.events import Channel
 from shared.domain.message_templates import TemplateContentError, checked_template
+from shared.domain.programmes import (
+    Programme,
+    ProgrammeError,
+    Send,
+    parse_programme,
+    split_step_campaign_key,
+    step_campaign,
+)
 from shared.domain.rendering import AnyTemplate, EmailTemplate, PushTemplate, SmsTemplate
 from shared.domain.rules import RuleError
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment, link_segments
@@ -98,6 +106,9 @@ class Catalogue:
         self._campaigns_stamp: tuple[int, int] | None = None
         self._attributable_stamp: int | None = None
         self._lock = asyncio.Lock()
+        self._programmes: dict[str, Programme] = {}
+        self._programme_versions: dict[tuple[str, int], Programme] = {}
+        self._programmes_stamp: tuple[int, int, int] | None = None
 
     # --- what is in force --------------------------------------------------------------
 
@@ -123,8 +134,86 @@ class Catalogue:
         return self._campaigns
 
     def campaign(self, key: str) -> Campaign | None:
-        """The campaign of ``key`` that may send, if there is one."""
-        return next((c for c in self._campaigns if c.key == key), None)
+        """The campaign of ``key`` that may send, if there is one: a campaign, or a
+        programme's send step in one variant (``programme.step.variant``, on the
+        programme's current version)."""
+        step_key = split_step_campaign_key(key)
+        if step_key is None:
+            return next((c for c in self._campaigns if c.key == key), None)
+        programme = self._programmes.get(step_key[0])
+        step = programme.steps.get(step_key[1]) if programme is not None else None
+        if programme is None or not isinstance(step, Send):
+            return None
+        variant = next((v for v in step.variants if v.name == step_key[2]), None)
+        return None if variant is None else step_campaign(programme, step, variant)
+
+    @property
+    def programmes(self) -> tuple[Programme, ...]:
+        """The stored programmes that parse, at their current version (with their status)."""
+        return tuple(self._programmes.values())
+
+    async def programme_at(self, key: str, version: int) -> Programme | None:
+        """Programme ``key`` as it was at ``version``: buyers inside stay on theirs."""
+        current = self._programmes.get(key)
+        if current is not None and current.version == version:
+            return current
+        found = self._programme_versions.get((key, version))
+        if found is None and self.definitions is not None:
+            stored = await self.definitions.programmes.version(key, version)
+            if stored is not None:
+                try:
+                    found = parse_programme(
+                        {**stored.definition, "status": stored.status, "version": version},
+                        key=key,
+                    )
+                except ProgrammeError as exc:
+                    log.error(
+                        "stored programme version does not parse", programme=key, error=str(exc)
+                    )
+                    return None
+                self._programme_versions[(key, version)] = found
+        return found
+
+    async def refresh_programmes(self) -> bool:
+        """Load the stored templates, campaigns and programmes where any changed since the
+        last look (one read of the stamps); return whether anything changed. A programme
+        that does not parse against the templates and segments in force is left out and
+        logged."""
+        if self.definitions is None:
+            return False
+        stamps = await self.definitions.stamps()
+        changed = await self._refresh_campaigns((stamps.campaigns, stamps.templates))
+        stamp = (stamps.programmes, stamps.templates, stamps.segments)
+        if stamp == self._programmes_stamp:
+            return changed
+        if stamps.segments != self._segments_stamp:
+            await self.refresh_segments()
+        async with self._lock:
+            await self._load_programmes(self.definitions)
+            self._programmes_stamp = stamp
+        return True
+
+    async def _load_programmes(self, definitions: Definitions) -> None:
+        segments = {s.key for s in self._segments}
+        found: dict[str, Programme] = {}
+        for stored in await definitions.programmes.list():
+            document = {**stored.definition, "status": stored.status, "version": stored.version}
+            try:
+                found[stored.key] = parse_programme(
+                    document, key=stored.key, segments=segments, templates=self._templates.keys()
+                )
+            except ProgrammeError as exc:
+                log.error(
+                    "stored programme does not parse; ignored",
+                    programme=stored.key,
+                    error=str(exc),
+                )
+        self._programmes = found
+        log.info(
+            "programmes loaded",
+            programmes=len(found),
+            active=sum(1 for p in found.values() if p.status == "active"),
+        )
 
     @property
     def templates(self) -> Templates:
@@ -169,12 +258,15 @@ class Catalogue:
         return whether anything changed."""
         if self.definitions is None:
             return False
+        stamps = await self.definitions.stamps()
+        return await self._refresh_campaigns((stamps.campaigns, stamps.templates))
+
+    async def _refresh_campaigns(self, stamp: tuple[int, int]) -> bool:
+        assert self.definitions is not None
         async with self._lock:
-            definitions = self.definitions
-            stamp = (await definitions.campaigns.stamp(), await definitions.templates.stamp())
             if stamp == self._campaigns_stamp:
                 return False
-            await self._load_campaigns(definitions)
+            await self._load_campaigns(self.definitions)
             self._campaigns_stamp = stamp
             return True
 

@@ -51,7 +51,7 @@ class ScheduledSends:
         own unit of work, so the database is held for one render at most, never for a
         batch of them (on SQLite every unit of work of the process waits for the open one).
         """
-        await self.catalogue.refresh_campaigns()
+        await self.catalogue.refresh_programmes()  # a programme's step may be due too
         woken = 0
         while woken < limit:
             async with self.store.unit_of_work() as uow:

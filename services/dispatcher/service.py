@@ -1,8 +1,9 @@
 """The dispatcher service: segment changes and events in, campaign messages out.
 
 Its parts, one job each, built here from the runtime's ports: :mod:`.triggers`
-(segment changes and events become messages), :mod:`.scheduled` (waiting sends
-woken when due, lost sends recovered), :mod:`.deciding` (the campaign's decision
+(segment changes and events become messages), :mod:`.programmes` (buyers entering
+programmes and walking their steps, woken when a wait ends), :mod:`.scheduled`
+(waiting sends woken when due, lost sends recovered), :mod:`.deciding` (the campaign's decision
 recorded), :mod:`.composing` (the message written for a channel) and
 :mod:`.delivery` (provider calls in the background, their outcomes recorded), over
 the campaigns and templates in force (:class:`~services.catalogue.Catalogue`).
@@ -29,6 +30,7 @@ from services.dispatcher.deciding import Decider
 from services.dispatcher.delivery import Delivery
 from services.dispatcher.metrics import DispatcherMetrics
 from services.dispatcher.outgoing import Providers, Timing
+from services.dispatcher.programmes import ProgrammeSteps
 from services.dispatcher.scheduled import ScheduledSends
 from services.dispatcher.triggers import Triggers
 from services.running.loops import Subscription, consume, repeat, shut
@@ -73,8 +75,23 @@ class DispatcherService:
         self.delivery = Delivery(
             store, clock, self.providers, self.composer, self.metrics, self.timing
         )
+        self.programmes = ProgrammeSteps(
+            store,
+            clock,
+            self.catalogue,
+            self.composer,
+            self.decider,
+            self.delivery,
+            policy=runtime.sending_policy,
+        )
         self.triggers = Triggers(
-            store, clock, self.catalogue, self.composer, self.decider, self.delivery
+            store,
+            clock,
+            self.catalogue,
+            self.composer,
+            self.decider,
+            self.delivery,
+            programmes=self.programmes,
         )
         self.scheduled = ScheduledSends(
             store,
@@ -114,6 +131,7 @@ class DispatcherService:
         if self._events is not None:
             done += await self._events.step(0)
         done += await self.scheduled.wake_due(self.due_batch)
+        done += await self.programmes.wake_due(self.due_batch)
         return done + await self.delivery.drain()
 
     async def run(self) -> None:
@@ -125,7 +143,9 @@ class DispatcherService:
         async def due_sends() -> bool:
             nonlocal checked
             checked = clock.now()
-            return await self.scheduled.wake_due(self.due_batch) >= self.due_batch
+            sends = await self.scheduled.wake_due(self.due_batch)
+            steps = await self.programmes.wake_due(self.due_batch)
+            return max(sends, steps) >= self.due_batch
 
         async def until_next_tick() -> None:
             # As the segmenter's timers: time spent in the last round is not waited again.

@@ -28,6 +28,7 @@ from services.dispatcher.deciding import Decided, Decider
 from services.dispatcher.delivery import Delivery
 from services.dispatcher.ledger import Ledger
 from services.dispatcher.outgoing import Draft, Outgoing, first_record
+from services.dispatcher.programmes import Entering, ProgrammeSteps
 from shared.codec import decode_change
 from shared.domain.campaigns import (
     Campaign,
@@ -74,12 +75,19 @@ class Triggers:
     applied_timeout: float = 5.0
     """Seconds (real time) an event waits for the segmenter to apply it before its
     triggers are skipped."""
+    programmes: ProgrammeSteps | None = None
+    """The programmes the changes and events start and move (none: campaigns only)."""
 
     async def handle_changes(self, records: Sequence[Record]) -> None:
-        """Decide every message the batch's changes trigger, in order, in one unit of work;
-        once it is committed, hand the ones to send over for delivery."""
-        await self.catalogue.refresh_campaigns()
+        """Decide every message the batch's changes trigger, in order, in one unit of work
+        (the campaigns' and the entries into programmes); once it is committed, hand the
+        ones to send over for delivery."""
+        if self.programmes is not None:
+            await self.catalogue.refresh_programmes()  # the campaigns too, in one look
+        else:
+            await self.catalogue.refresh_campaigns()
         triggered: list[tuple[MembershipChange, Campaign]] = []
+        entering: list[Entering] = []
         for record in records:
             try:
                 change = decode_change(record.value)
@@ -91,18 +99,23 @@ class Triggers:
                 continue
             campaigns = campaigns_triggered_by(self.catalogue.campaigns, change)
             triggered += [(change, campaign) for campaign in campaigns]
-        if not triggered:
+            if self.programmes is not None:
+                entering += self.programmes.entered_by_change(change)
+        if not triggered and not entering:
             return
         sending: list[Outgoing] = []
         async with self.store.unit_of_work() as uow:
             ledger = Ledger(uow)
-            plans = await self._plan(ledger, triggered)
-            buyers = {plan.profile.id for plan in plans if plan.profile is not None}
-            push = await self.composer.push_addresses(uow, buyers)
-            for plan in plans:
-                _status, outgoing = await self._begin(ledger, plan, push)
-                if outgoing is not None:
-                    sending.append(outgoing)
+            if triggered:
+                plans = await self._plan(ledger, triggered)
+                buyers = {plan.profile.id for plan in plans if plan.profile is not None}
+                push = await self.composer.push_addresses(uow, buyers)
+                for plan in plans:
+                    _status, outgoing = await self._begin(ledger, plan, push)
+                    if outgoing is not None:
+                        sending.append(outgoing)
+            if self.programmes is not None:
+                sending += await self.programmes.enter(ledger, entering)
             await ledger.write(self.clock.now())
             await uow.commit()
         await self.delivery.hand_over(sending)  # committed: handed over now, in order
@@ -173,14 +186,23 @@ class Triggers:
         current; one the segmenter has not applied within ``applied_timeout`` is skipped
         (logged). An event that does not parse is left to the segmenter's dead-letter topic.
         """
-        await self.catalogue.refresh_campaigns()
+        steps = self.programmes
+        if steps is not None:
+            await self.catalogue.refresh_programmes()  # the campaigns too, in one look
+            if not steps.live():
+                steps = None
+        else:
+            await self.catalogue.refresh_campaigns()
         in_force = self.catalogue.campaigns
         triggering: list[tuple[AnyEvent, list[Campaign]]] = []
+        moving: list[AnyEvent] = []
         for record in records:
             try:
                 event = read_published_event(record.value)
             except ValidationError:
                 continue
+            if steps is not None:
+                moving.append(event)
             campaigns = campaigns_triggered_by_event(in_force, event)
             if isinstance(event, PurchaseEvent):
                 campaigns += [
@@ -190,20 +212,19 @@ class Triggers:
                 ]
             if campaigns:
                 triggering.append((event, campaigns))
-        if not triggering:
+        if not triggering and not moving:
             return
-        applied = await self._applied({event.dedupe_id for event, _ in triggering})
-        for event, _ in triggering:
-            if event.dedupe_id not in applied:
-                log.warning(
-                    "event not applied in time: its triggers are skipped",
-                    event_id=event.event_id,
-                )
+        wanted = {event.dedupe_id for event, _ in triggering} | {e.dedupe_id for e in moving}
+        applied = await self._applied(wanted)
+        for event_id in sorted(wanted - applied):
+            log.warning("event not applied in time: its triggers are skipped", event_id=event_id)
         ready = [
             (event, campaigns) for event, campaigns in triggering if event.dedupe_id in applied
         ]
         if ready:
             await self._begin_events(ready)
+        if steps is not None:
+            await steps.handle_events([e for e in moving if e.dedupe_id in applied], self._buyers)
 
     async def _begin_events(self, triggering: Sequence[tuple[AnyEvent, list[Campaign]]]) -> None:
         """Decide and record the messages the events trigger, in order, in one unit of work;

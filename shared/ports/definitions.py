@@ -42,6 +42,7 @@ __all__ = [
     "SegmentDefinitions",
     "Shelf",
     "StaleVersion",
+    "Stamps",
     "TemplateDefinition",
     "TemplateDefinitions",
     "Versioned",
@@ -102,6 +103,16 @@ class ProgrammeDefinition(Versioned):
     key: str
     definition: Mapping[str, Any]
     status: str
+
+
+@dataclass(frozen=True)
+class Stamps:
+    """Every kind's :meth:`Shelf.stamp`, read together."""
+
+    segments: int
+    templates: int
+    campaigns: int
+    programmes: int
 
 
 @dataclass(frozen=True)
@@ -206,6 +217,10 @@ class Definitions(Protocol):
     def campaigns(self) -> CampaignDefinitions: ...
     @property
     def programmes(self) -> ProgrammeDefinitions: ...
+
+    async def stamps(self) -> Stamps:
+        """Every kind's stamp, in one read: what a reader polls to notice any edit."""
+        ...
 
     async def segment_sizes(self) -> dict[str, int]:
         """Segment key to how many buyers are in it now (segments with none left out)."""

@@ -294,6 +294,11 @@ class Messages(Protocol):
         """:meth:`finish` each message of ``outcomes`` (key, outcome) at once."""
         ...
 
+    async def responses(self, keys: Collection[str]) -> dict[str, set[str]]:
+        """For each of ``keys`` with any, the buyer's responses its delivery reports gave
+        (``delivered``, ``opened``, ``clicked``, ...): what a programme's branch reads."""
+        ...
+
     async def write(self, messages: Sequence[tuple[MessageRecord, MessageOutcome | None]]) -> None:
         """Insert new message rows at once, each as :meth:`begin` writes it and then, given
         an outcome, as :meth:`finish` leaves it; a key that exists already is left as it is."""

@@ -40,6 +40,7 @@ from shared.ports.definitions import (
     Recompute,
     SegmentDefinition,
     StaleVersion,
+    Stamps,
     TemplateDefinition,
 )
 
@@ -299,6 +300,20 @@ class SqlDefinitions:
         with database_errors():
             async with self.engine.connect() as conn:
                 yield conn
+
+    async def stamps(self) -> Stamps:
+        def total(table: Table) -> Any:
+            return select(func.coalesce(func.sum(table.c.version), 0)).scalar_subquery()
+
+        tables = (
+            t.segment_definitions,
+            t.template_definitions,
+            t.campaign_definitions,
+            t.programme_definitions,
+        )
+        async with self.connection() as conn:
+            row = (await conn.execute(select(*(total(table) for table in tables)))).one()
+        return Stamps(*(int(n or 0) for n in row))
 
     # --- reads of the base ------------------------------------------------------------
 

@@ -657,6 +657,20 @@ class SqlMessages(_Repository):
             found.update({row.key: _message(row) for row in rows})
         return found
 
+    async def responses(self, keys: Collection[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        r = t.message_responses
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = await self.conn.execute(
+                select(r.c.message_key, r.c.response).where(
+                    r.c.message_key.in_(ordered[start : start + _CHUNK])
+                )
+            )
+            for key, response in rows:
+                found.setdefault(key, set()).add(response)
+        return found
+
     async def all(self) -> list[MessageRecord]:
         rows = await self.conn.execute(select(t.messages).order_by(t.messages.c.created_at))
         return [_message(r) for r in rows]

@@ -26,7 +26,14 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from shared.domain.campaigns import Audience, Campaign, Goal, SegmentTrigger, message_key
+from shared.domain.campaigns import (
+    Audience,
+    Campaign,
+    Goal,
+    MomentTrigger,
+    SegmentTrigger,
+    message_key,
+)
 from shared.domain.decisions import best_hour
 from shared.domain.profile import Profile
 from shared.domain.programmes.model import (
@@ -143,9 +150,10 @@ def variant_for(programme: Programme, step: Send, profile_id: str) -> Variant:
 
 
 def enter(programme: Programme, profile_id: str, occurrence: str, at: datetime) -> Entry:
-    """The buyer enters ``programme`` at ``at`` by the trigger occurrence ``occurrence``."""
+    """The buyer enters ``programme`` at ``at`` by the trigger occurrence ``occurrence``;
+    an entry planned ahead (a moment trigger's) waits until ``at``."""
     position = Position(
-        programme.key, programme.version, profile_id, occurrence, at, programme.start, at
+        programme.key, programme.version, profile_id, occurrence, at, programme.start, at, at
     )
     return Entry(position, in_programme_holdout(programme, profile_id))
 
@@ -181,6 +189,10 @@ def walk(
     def ended(reason: str) -> Walk:
         return Walk(None, reason, tuple(passed), tuple(sends), tuple(held_out))
 
+    begun = _begin(programme, position, profile, now)
+    if isinstance(begun, Walk):
+        return begun
+    position = begun
     for _ in range(len(programme.steps) + 1):
         exit_reason = _exit_anywhere(programme, position, profile, now)
         if exit_reason is not None:
@@ -306,6 +318,37 @@ def _next_of(
         return step.then if _holds(step, profile, now, responses) else step.otherwise
     chance = draw("split", programme.key, step.id, position.profile_id)
     return step.arms[_pick(chance, [share for share, _ in step.arms])][1]
+
+
+def _begin(
+    programme: Programme, position: Position, profile: Profile, now: datetime
+) -> Position | Walk:
+    """The position to walk from, or the walk that ends before the first step: a planned
+    entry (a moment ahead) not in yet, or one whose moment moved."""
+    if now < position.entered_at:
+        return Walk(replace(position, due_at=position.entered_at), None, (), (), ())
+    if not _not_started(programme, position):
+        return position
+    if _moment_moved(programme, position, profile):
+        return Walk(None, "moment_moved", (), (), ())
+    if position.due_at == position.entered_at:
+        return replace(position, due_at=None)  # the entry's own wake, not a wait's end
+    return position
+
+
+def _not_started(programme: Programme, position: Position) -> bool:
+    """At the first step, and not moved since the entry."""
+    return position.step == programme.start and position.arrived_at == position.entered_at
+
+
+def _moment_moved(programme: Programme, position: Position, profile: Profile) -> bool:
+    """A moment trigger's entry whose moment moved before the walk began (a new order
+    moved the expected next one): that entry is void."""
+    trigger = programme.trigger
+    if not isinstance(trigger, MomentTrigger):
+        return False
+    now_at = trigger.occurrence_id(profile)
+    return now_at is not None and now_at != position.entry
 
 
 def _exit_anywhere(

@@ -1,0 +1,151 @@
+"""Programmes run by the embedded pipeline (on SQLite and PostgreSQL): buyers enter by a
+trigger, walk the steps on a simulated clock, get each step's message once, and leave at
+the goal; held-out buyers are counted and sent nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.tools.embedded import Pipeline
+from shared.adapters.clock import SimulatedClock
+from shared.ports.store import MessageRecord
+from shared.settings import Settings
+from tests.e2e.stacks import purchase
+from tests.support.campaign_pipeline import STORES, on_store, pipeline_with
+
+ANNA = {"id": "shop-anna", "email": "anna@example.com"}
+BORIS = {"id": "shop-boris", "email": "boris@example.com"}
+
+CART = {
+    "name": "Abandoned cart in two steps",
+    "status": "active",
+    "trigger": {"event": "track", "name": "cart_updated"},
+    "goal": {"event": "purchase", "within": "3d"},
+    "priority": 80,
+    "steps": [
+        {"id": "hour", "wait": {"for": "1h"}},
+        {
+            "id": "first",
+            "send": {
+                "channels": ["email"],
+                "variants": [
+                    {"name": "a", "share": 0.5, "templates": {"email": "abandoned-cart-email"}},
+                    {"name": "b", "share": 0.5, "templates": {"email": "win-back-email"}},
+                ],
+            },
+        },
+        {"id": "day", "wait": {"for": "23h"}},
+        {
+            "id": "second",
+            "send": {"channels": ["email"], "templates": {"email": "abandoned-cart-email"}},
+        },
+    ],
+}
+
+
+def _cart(event_id: str, at: datetime, customer: dict[str, str]) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": "track",
+        "occurred_at": at.isoformat(),
+        "customer": customer,
+        "data": {"name": "cart_updated", "properties": {"total": 1999}},
+    }
+
+
+async def _messages(pipeline: Pipeline) -> list[MessageRecord]:
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        return await uow.messages.all()
+
+
+async def _counts(pipeline: Pipeline, key: str) -> dict[str, int]:
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        return await uow.positions.count(key)
+
+
+async def _store_programme(pipeline: Pipeline, key: str, document: dict[str, Any]) -> None:
+    await pipeline.runtime.definitions.programmes.put(
+        key, definition=document, status=document["status"], expected_version=None
+    )
+
+
+@pytest.fixture(params=STORES)
+def embedded_settings(request: pytest.FixtureRequest, embedded_settings: Settings) -> Settings:
+    return on_store(request, embedded_settings)
+
+
+async def test_each_step_sends_once_in_order_and_a_buyer_who_orders_leaves(
+    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    async for pipeline in pipeline_with(embedded_settings, clock, tmp_path / "mail", []):
+        await _store_programme(pipeline, "cart-steps", CART)
+        await pipeline.post_events(
+            [_cart("cart-a", clock.now(), ANNA), _cart("cart-b", clock.now(), BORIS)]
+        )
+        await pipeline.settle()
+        assert await _messages(pipeline) == []
+        assert await _counts(pipeline, "cart-steps") == {"hour": 2, "holdout": 0}
+
+        clock.advance(timedelta(hours=1))
+        await pipeline.settle()
+        await pipeline.settle()  # woken again at the same moment: nothing more
+        first = await _messages(pipeline)
+        assert sorted(m.campaign.rsplit(".", 1)[0] for m in first) == ["cart-steps.first"] * 2
+        assert {m.status for m in first} == {"sent"}
+
+        clock.advance(timedelta(hours=2))
+        await pipeline.post_events([purchase("boris-order", clock.now(), customer=BORIS)])
+        await pipeline.settle()
+
+        clock.advance(timedelta(hours=21))
+        await pipeline.settle()
+        await pipeline.settle()
+        messages = await _messages(pipeline)
+        counts = await _counts(pipeline, "cart-steps")
+
+    by_buyer: dict[str, list[str]] = {}
+    for m in sorted(messages, key=lambda m: m.created_at):
+        by_buyer.setdefault(m.profile_id, []).append(m.campaign.split(".")[1])
+    assert sorted(by_buyer.values()) == [["first"], ["first", "second"]]
+    assert len({m.key for m in messages}) == len(messages) == 3
+    assert counts == {"exited:end": 1, "exited:goal": 1, "holdout": 0}
+
+
+async def test_held_out_buyers_are_counted_and_sent_nothing(
+    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    buyers = [{"id": f"shop-{n}", "email": f"b{n}@example.com"} for n in range(40)]
+    async for pipeline in pipeline_with(embedded_settings, clock, tmp_path / "mail", []):
+        await _store_programme(pipeline, "cart-steps", {**CART, "holdout": 0.5})
+        await pipeline.post_events(
+            [_cart(f"cart-{n}", clock.now(), b) for n, b in enumerate(buyers)]
+        )
+        await pipeline.settle()
+        for wait in (timedelta(hours=1), timedelta(hours=23)):
+            clock.advance(wait)
+            await pipeline.settle()
+        messages = await _messages(pipeline)
+        counts = await _counts(pipeline, "cart-steps")
+
+    held = counts["holdout"]
+    assert 8 <= held <= 32
+    assert counts.get("exited:end", 0) == 40 - held
+    assert len(messages) == 2 * (40 - held)
+    assert len({m.profile_id for m in messages}) == 40 - held
+
+
+async def test_a_draft_programme_sends_nothing(
+    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    async for pipeline in pipeline_with(embedded_settings, clock, tmp_path / "mail", []):
+        await _store_programme(pipeline, "cart-steps", {**CART, "status": "draft"})
+        await pipeline.post_events([_cart("cart-a", clock.now(), ANNA)])
+        await pipeline.settle()
+        clock.advance(timedelta(days=2))
+        await pipeline.settle()
+        assert await _messages(pipeline) == []
+        assert await _counts(pipeline, "cart-steps") == {"holdout": 0}

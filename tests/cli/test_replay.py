@@ -3,6 +3,7 @@ operator would: with ``nudge export profiles`` against sums taken straight from 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import structlog
 from typer.testing import CliRunner
 
 from services.cli import app
+from shared.adapters.store.api_keys import open_api_keys
 from shared.domain.masking import mask_identifier
 from tests.support.transactions import (
     START,
@@ -179,3 +181,33 @@ def test_a_production_replay_without_a_database_is_refused_in_one_line(
         "a production replay claims its event ids in the database ingest uses: set "
         "NUDGE_DATABASE_URL; nothing was published"
     )
+
+
+def active_pipeline_keys(db: str) -> list[str]:
+    async def main() -> list[str]:
+        keys = open_api_keys(db)
+        try:
+            return [k.id for k in await keys.list() if k.revoked_at is None]
+        finally:
+            await keys.close()
+
+    return asyncio.run(main())
+
+
+def test_embedded_replays_leave_no_events_write_key_behind(tmp_path: Path, db: str) -> None:
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text("customer_id,date,amount,order_id\nc1,2026-03-01,10.00,A\n")
+    for _ in range(3):
+        assert replay(str(csv_file), "--embedded", "--db", db).exit_code == 0
+    assert active_pipeline_keys(db) == []
+
+
+def test_the_summary_counts_an_order_whose_only_row_is_bad(tmp_path: Path, db: str) -> None:
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text(
+        "customer_id,date,amount,order_id\nc1,2026-03-01,10.00,A\nc2,2026-03-01,ten,B\n"
+    )
+    result = replay(str(csv_file), "--embedded", "--db", db, "--skip-bad")
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.stdout.splitlines() if "orders skipped for a bad row" in x]
+    assert line.split()[-1] == "1"

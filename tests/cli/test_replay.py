@@ -211,3 +211,20 @@ def test_the_summary_counts_an_order_whose_only_row_is_bad(tmp_path: Path, db: s
     assert result.exit_code == 0, result.output
     (line,) = [x for x in result.stdout.splitlines() if "orders skipped for a bad row" in x]
     assert line.split()[-1] == "1"
+
+
+def test_a_file_in_another_currency_is_refused_without_a_rate_and_converted_with_one(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text("customer_id,date,amount,order_id\nc1,2026-03-01,10.00,A\n")
+
+    refused = replay(str(csv_file), "--embedded", "--db", db, "--currency", "usd")
+    assert refused.exit_code == 1
+    assert "no rate from USD" in refused.stderr
+    assert export(db) == []
+
+    monkeypatch.setenv("NUDGE_CURRENCY_RATES", '{"USD": "90"}')
+    converted = replay(str(csv_file), "--embedded", "--db", db, "--currency", "usd")
+    assert converted.exit_code == 0, converted.output
+    assert [line["stats"]["revenue_total"] for line in export(db)] == ["900.00"]

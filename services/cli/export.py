@@ -35,12 +35,12 @@ class _NotAllowed(Exception):
 
 def _file_owner(url: str) -> int | None:
     """The user owning the SQLite database file at ``url``; ``None`` for PostgreSQL."""
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from services.bootstrap import sqlite_path  # noqa: PLC0415
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    try:
+        return sqlite_path(url).stat().st_uid
+    except ValueError:
         return None
-    return Path(parsed.database).stat().st_uid
 
 
 async def _unmasking_allowed(database: Database, owner: int | None, key: str | None) -> str:

@@ -128,6 +128,25 @@ async def test_a_refund_for_an_order_of_a_buyer_merged_since_is_applied(
     assert (anna.revenue_total, anna.net_revenue) == (Decimal("1000.00"), Decimal("300.00"))
 
 
+async def test_a_refund_in_the_batch_that_links_the_buyer_is_applied(pipeline: Pipeline) -> None:
+    """The identify linking the till's token to the card comes in one batch with the refund
+    of the till's order: the merge of that batch makes the two one buyer already."""
+    card, token = {"loyalty_card": "LC-8"}, {"bank_card_token": "tok-8"}
+    await pipeline.post_events([purchase("pos-1", T0, customer=token, total="700.00")])
+    await pipeline.settle()
+
+    await pipeline.post_events(
+        [
+            identify("link", T0, customer={**card, **token}),
+            refund("r-1", "order-pos-1", "200.00", card),
+        ]
+    )
+    await pipeline.settle()
+
+    assert _dead_letters(pipeline) == []
+    assert (await _buyer(pipeline, "loyalty_card", "LC-8")).net_revenue == Decimal("500.00")
+
+
 class TestUnseenOrderCap:
     @pytest.fixture
     def pipeline_settings(self, embedded_settings: Settings) -> Settings:

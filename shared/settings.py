@@ -8,6 +8,7 @@ and a ``postgresql+asyncpg://`` ``NUDGE_DATABASE_URL``.
 from __future__ import annotations
 
 from datetime import time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.domain.events import EARLIEST_OCCURRED_AT
 from shared.domain.identifiers import is_known_region
+from shared.domain.money import RefundRules, ShopCurrency
 
 __all__ = ["Settings"]
 
@@ -71,6 +73,26 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="delivery webhook provider name to the secret its requests are signed with "
         '(JSON: {"provider": "secret"})',
+    )
+
+    currency: str = Field(
+        default="RUB",
+        pattern=r"^[A-Z]{3}$",
+        description="the shop's currency (ISO 4217): every amount nudge keeps is in it",
+    )
+    currency_rates: dict[Annotated[str, Field(pattern=r"^[A-Z]{3}$")], Decimal] = Field(
+        default_factory=dict,
+        description="what one unit of another currency is worth in the shop's, for ingest to "
+        'convert purchases and refunds in it (JSON: {"USD": "92.50"}); a currency without '
+        "a rate is refused",
+    )
+    unseen_order_refund_cap: Decimal = Field(
+        default=Decimal("0"),
+        ge=0,
+        max_digits=14,
+        decimal_places=2,
+        description="the most an order nudge never saw may have refunded, over all its "
+        "refunds; a refund past it is dead-lettered",
     )
 
     occurred_at_earliest: AwareDatetime = Field(
@@ -277,6 +299,14 @@ class Settings(BaseSettings):
             raise ValueError("expected an IANA time zone such as Europe/Moscow or UTC") from None
         return zone
 
+    @field_validator("currency_rates")
+    @classmethod
+    def _positive_rates(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        bad = sorted(code for code, rate in rates.items() if not rate.is_finite() or rate <= 0)
+        if bad:
+            raise ValueError(f"a rate is a number more than 0; not so for {', '.join(bad)}")
+        return rates
+
     @field_validator("default_region")
     @classmethod
     def _known_region(cls, region: str) -> str:
@@ -284,6 +314,16 @@ class Settings(BaseSettings):
         if not is_known_region(region):
             raise ValueError("expected a region with a phone numbering plan, such as RU or GB")
         return region
+
+    @property
+    def shop_currency(self) -> ShopCurrency:
+        """The shop's currency and the rates ingest converts others at."""
+        return ShopCurrency(self.currency, dict(self.currency_rates))
+
+    @property
+    def refund_rules(self) -> RefundRules:
+        """What the segmenter accepts of a refund for an order it never saw."""
+        return RefundRules(self.unseen_order_refund_cap)
 
     @property
     def db_url(self) -> str:

@@ -39,7 +39,10 @@ def replay(
     timezone: Annotated[
         str, typer.Option(help="Time zone of dates written without an offset.")
     ] = "UTC",
-    currency: Annotated[str, typer.Option(help="Currency of the amounts (ISO 4217).")] = "RUB",
+    currency: Annotated[
+        str | None,
+        typer.Option(help="Currency of the amounts (ISO 4217); default: the shop's."),
+    ] = None,
     skip_bad: Annotated[
         bool, typer.Option(help="Replay the other orders when some rows are bad.")
     ] = False,
@@ -84,7 +87,7 @@ def replay(
             found, summary = replaying.read_file(
                 file,
                 timezone=zone,
-                currency=currency.upper(),
+                currency=(currency or found_settings.currency).upper(),
                 skip_bad=skip_bad,
                 on_row=lambda: bar.advance(reading),
             )

@@ -48,6 +48,7 @@ from shared.domain.events import (
     validate_event,
 )
 from shared.domain.identifiers import keyed_token_hash
+from shared.domain.money import ShopCurrency
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
 from shared.metrics import combined
@@ -57,7 +58,13 @@ from shared.ports.clock import Clock
 from shared.ports.event_ids import EventIds
 from shared.settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "MAX_EVENTS", "create_app", "validate_events"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_EVENTS",
+    "create_app",
+    "refuse_other_currencies",
+    "validate_events",
+]
 
 MAX_EVENTS = 1000
 _EVENT_TYPES = frozenset(EVENT_TYPES)
@@ -129,6 +136,28 @@ def validate_events(
     return events
 
 
+def refuse_other_currencies(
+    events: Sequence[AnyEvent], currency: ShopCurrency, *, batch: bool
+) -> None:
+    """``invalid-events`` naming the ``data/currency`` (or the amount) of every purchase or
+    refund the shop cannot take: another currency with no rate to the shop's."""
+    prefix = "/events/{}" if batch else ""
+    errors: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        refused = currency.refusal(event)
+        if refused is not None:
+            where, detail = refused
+            entry = {"pointer": _pointer(prefix.format(index), ("data", where)), "detail": detail}
+            errors.append({"index": index, **entry} if batch else entry)
+    if errors:
+        bad = len({e.get("index", 0) for e in errors})
+        raise Problem(
+            "invalid-events",
+            f"{bad} of {len(events)} events are invalid; none was accepted",
+            errors,
+        )
+
+
 def _add_readiness(app: FastAPI, publisher: Publisher, api_keys: ApiKeys) -> None:
     @app.get(
         "/readyz",
@@ -191,6 +220,7 @@ def create_app(
         metrics,
         event_ids or memory_event_ids(),
         digest_version(default_region=settings.default_region, token_key=token_key),
+        settings.shop_currency,
     )
     clock = clock or system_clock()
     app.state.metrics = metrics
@@ -251,6 +281,7 @@ def create_app(
             validated = validate_events(
                 payload, default_region=settings.default_region, plausible=plausible
             )
+            refuse_other_currencies(validated, settings.shop_currency, batch=batch)
             events = [_hash_bank_card_token(event, token_key) for event in validated]
             refuse_other_stores(key, [e.store_id for e in events], batch=batch)
             return events_out.prepare(

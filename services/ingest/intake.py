@@ -31,6 +31,7 @@ from services.http.problems import Problem
 from shared.domain.card_numbers import MAX_CHECKS, scan_for_card_numbers
 from shared.domain.event_content import content_digest
 from shared.domain.events import AnyEvent
+from shared.domain.money import ShopCurrency
 from shared.errors import BusUnavailable, StoreUnavailable
 from shared.logging import get_logger
 from shared.ports.bus import Publisher
@@ -142,6 +143,11 @@ class EventPublisher:
     digest_version: bytes
     """The version of this deployment's content digests
     (:func:`~shared.domain.event_content.digest_version`)."""
+    currency: ShopCurrency | None = None
+    """With it, a purchase or refund in another currency is published converted into the
+    shop's (its rate checked before: :meth:`~shared.domain.money.ShopCurrency.refusal`); its
+    content digest is of the event as sent, so a retry after the rate changed is still a
+    duplicate."""
 
     def prepare(
         self,
@@ -168,6 +174,9 @@ class EventPublisher:
         for event in events:
             value = event.model_dump_json(exclude_none=True).encode()
             digest = content_digest(value, version=self.digest_version)
+            converted = self.currency.converted(event) if self.currency is not None else event
+            if converted is not event:
+                value = converted.model_dump_json(exclude_none=True).encode()
             first = unique.setdefault(_key(event), (event, value, digest))
             if first[2] != digest:
                 inside.add(_key(event))

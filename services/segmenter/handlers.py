@@ -5,6 +5,12 @@ evaluated against each one's current rule.
 Each handler is one unit of work: the event's dedupe row, the profile, the
 memberships, the next timer and the outbox rows commit together or not at all.
 
+Purchases and refunds move their orders' balances in the same unit of work
+(:class:`~shared.domain.money.OrderBook`): a refund above what its order left, of another
+buyer's order, or of an order nudge never saw beyond ``refund_rules``' cap, is a
+:class:`~shared.errors.PoisonRecord` with the reason, so its batch is rolled back whole
+and the consume loop dead-letters that one refund, the others applied.
+
 A stored segment whose rule changed (or that is new) is evaluated over the whole
 base once, in batches of buyers in id order (:meth:`Segmenter.recompute`), each
 batch one unit of work with its ``entered``/``exited`` changes in the outbox like
@@ -25,7 +31,8 @@ from pydantic import ValidationError
 from services.catalogue import Catalogue
 from services.segmenter.attribution import Attribution
 from shared.codec import encode_change, encode_merge
-from shared.domain.events import AnyEvent, read_published_event
+from shared.domain.events import AnyEvent, PurchaseEvent, RefundEvent, read_published_event
+from shared.domain.money import OrderBook, RefundRefused, RefundRules
 from shared.domain.profile import (
     Profile,
     ProfileMerged,
@@ -91,6 +98,8 @@ class Segmenter:
     recompute_size: int = RECOMPUTE_BATCH
     default_timezone: str = "UTC"
     """The zone a buyer's email opens are counted in when they did not say theirs."""
+    refund_rules: RefundRules = field(default_factory=RefundRules)
+    """What a refund of an order nudge never saw may take back."""
     attribution: Attribution | None = None
     """With it, each batch's purchases are attributed to the campaign messages they convert
     and its delivery reports kept per message: what campaign reports count."""
@@ -125,8 +134,12 @@ class Segmenter:
                 await self._attribute(events)
                 return
             resolution = await uow.profiles.resolve([e.customer.identifiers() for e in todo], now)
+            orders = await self._order_book(uow, todo, resolution)
             changed: dict[str, set[str]] = {}
+            notes: list[str] = []
             for event, profile in zip(todo, resolution.profiles, strict=True):
+                if orders is not None:
+                    notes += _taken(orders, event, profile.id)
                 changed.setdefault(profile.id, set()).update(
                     apply_event(profile, event, default_timezone=self.default_timezone)
                 )
@@ -135,8 +148,48 @@ class Segmenter:
             fields = {pid: frozenset(changed.get(pid, ())) for pid in touched}
             await self._settle(uow, touched, now, fields)
             await uow.profiles.save([*touched.values(), *tombstones], now)
+            if orders is not None:
+                await uow.orders.save(orders.changed.values(), now)
             await uow.commit()
+        for note in notes:
+            log.warning("refund of an order nudge never saw accepted", note=note)
         await self._attribute(events)
+
+    async def _order_book(
+        self, uow: UnitOfWork, events: Sequence[AnyEvent], resolution: Resolution
+    ) -> OrderBook | None:
+        """The balances of the orders the batch's purchases and refunds name, locked, with
+        who is one buyer: the same profile, or one merged into the other before or in this
+        batch. ``None`` for a batch without purchases or refunds."""
+        money = [
+            (e, p.id)
+            for e, p in zip(events, resolution.profiles, strict=True)
+            if isinstance(e, PurchaseEvent | RefundEvent)
+        ]
+        if not money:
+            return None
+        balances = await uow.orders.of({e.data.order_id for e, _ in money})
+        # The owners of refunded orders placed by another profile, as they are now.
+        strangers = {
+            placed.profile_id
+            for e, buyer in money
+            if isinstance(e, RefundEvent)
+            and (placed := balances.get(e.data.order_id)) is not None
+            and placed.profile_id != buyer
+        }
+        now_known = await uow.profiles.current_many(strangers) if strangers else {}
+        heads = {owner: profile.id for owner, profile in now_known.items()}
+        survivors = dict(resolution.merges)
+
+        def head(profile_id: str) -> str:
+            profile_id = heads.get(profile_id, profile_id)
+            for _ in range(len(survivors) + 1):
+                if profile_id not in survivors:
+                    break
+                profile_id = survivors[profile_id]
+            return profile_id
+
+        return OrderBook(balances, self.refund_rules, lambda a, b: head(a) == head(b))
 
     async def _attribute(self, events: Sequence[AnyEvent]) -> None:
         """After the commit, and for events seen before too: a conversion is kept once."""
@@ -379,6 +432,16 @@ class Segmenter:
 
     def _record(self, change: MembershipChange) -> OutgoingRecord:
         return OutgoingRecord(self.changes_topic, change.profile_id.encode(), encode_change(change))
+
+
+def _taken(orders: OrderBook, event: AnyEvent, profile_id: str) -> list[str]:
+    """``event`` taken into its order's balance; the note it leaves, if any. A refund the
+    order does not allow is a poison record: nothing of its batch is kept."""
+    try:
+        note = orders.take(event, profile_id)
+    except RefundRefused as exc:
+        raise PoisonRecord(f"refund refused: {exc}") from exc
+    return [] if note is None else [note]
 
 
 def _parse(record: Record) -> AnyEvent:

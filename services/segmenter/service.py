@@ -72,6 +72,7 @@ class SegmenterService:
             catalogue=in_force,
             recompute_size=recompute_batch,
             default_timezone=settings.default_timezone,
+            refund_rules=settings.refund_rules,
         )
         self.definitions_interval = definitions_interval
         self.scoring_base = runtime.scoring_base

@@ -5,7 +5,10 @@ replay and the tests.
 on one runtime. :meth:`Pipeline.settle` runs every loop's next round until none
 has anything left to do, so a caller that moves a simulated clock sees exactly
 the effects of that move, deterministically. It posts with an ``events:write`` key
-that it creates for itself in the runtime's database when it starts.
+named :data:`KEY_NAME` that it creates in the runtime's database when it starts and
+revokes when it closes, so no run (a demo, an embedded replay) leaves one active. Only a
+key's hash is kept, so a key made before cannot be presented again: one left active by a
+run that crashed is found by its name and scope and revoked when the next one is made.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from services.dispatcher.service import DispatcherService
 from services.ingest.app import create_app
 from services.segmenter.service import SegmenterService
 
-__all__ = ["Pipeline"]
+__all__ = ["KEY_NAME", "Pipeline"]
+
+KEY_NAME = "embedded pipeline"
+"""The name of the ``events:write`` key the pipeline posts with."""
 
 
 class Pipeline:
@@ -39,16 +45,18 @@ class Pipeline:
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://nudge.embedded"
         )
+        self._key_id: str | None = None
 
     async def __aenter__(self) -> Pipeline:
-        _key, secret = await self.runtime.api_keys.create("embedded pipeline", ["events:write"])
-        self.http.headers["Authorization"] = f"Bearer {secret}"
+        await self._authorise()
         await self.segmenter.start()
         await self.dispatcher.start()
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.http.aclose()
+        if self._key_id is not None:
+            await self.runtime.api_keys.revoke(self._key_id)
         await self.segmenter.close()
         await self.dispatcher.close()
         await self._publisher.close()
@@ -63,6 +71,16 @@ class Pipeline:
             response.raise_for_status()
         assert response is not None, "no events to post"
         return response
+
+    async def _authorise(self) -> None:
+        """The pipeline's key made, an earlier run's left active revoked."""
+        keys = self.runtime.api_keys
+        for left in await keys.list():
+            if left.name == KEY_NAME and left.scopes == {"events:write"} and not left.revoked_at:
+                await keys.revoke(left.id)
+        key, secret = await keys.create(KEY_NAME, ["events:write"])
+        self._key_id = key.id
+        self.http.headers["Authorization"] = f"Bearer {secret}"
 
     async def settle(self) -> int:
         """Run every loop until nothing is left to do; return how much was done."""

@@ -180,7 +180,12 @@ async def replay(
     embedded: bool,
     as_of: datetime | None = None,
 ) -> ReplaySummary:
-    """:func:`replay_embedded` (up to ``as_of``), or :func:`replay_production`."""
+    """:func:`replay_embedded` (up to ``as_of``), or :func:`replay_production`; refused
+    before anything is published when the file's currency is not the shop's and has no
+    rate to it (the amounts are converted, as at ingest, when it has)."""
+    refused = settings.shop_currency.refusal(found.events[0]) if found.events else None
+    if refused is not None:
+        raise ReplayRefused(f"--currency: {refused[1]}; nothing was published")
     if embedded:
         return await replay_embedded(settings, found, summary, progress, as_of=as_of)
     return await replay_production(settings, found, summary, progress)
@@ -205,6 +210,7 @@ async def replay_production(
             IngestMetrics(),
             database.event_ids,
             _digest_version(settings),
+            settings.shop_currency,
         )
         summary.published = await _publish(events_out, found.events, progress)
     except BusUnavailable as exc:
@@ -244,6 +250,7 @@ async def replay_embedded(
                 IngestMetrics(),
                 runtime.event_ids,
                 _digest_version(settings),
+                settings.shop_currency,
             )
             try:
                 for day, todays in groupby(found.events, key=lambda e: _day(e.occurred_at)):

@@ -8,8 +8,12 @@ last characters.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import TypeVar
 
-__all__ = ["mask_email", "mask_identifier", "mask_phone", "mask_text"]
+__all__ = ["mask_email", "mask_identifier", "mask_phone", "mask_text", "mask_traits"]
+
+V = TypeVar("V")
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _PHONE_LIKE = re.compile(r"\+?\d[\d ()-]{6,22}\d")
@@ -49,3 +53,9 @@ def _mask_if_phone(match: re.Match[str]) -> str:
     digits = sum(c.isdigit() for c in found)
     written = found.startswith("+") or not found.isdigit()
     return mask_phone(found) if 10 <= digits <= 15 and written else found
+
+
+def mask_traits(traits: Mapping[str, V]) -> dict[str, V | str]:
+    """``traits`` with every contact inside a text trait masked (:func:`mask_text`); other
+    values as they are."""
+    return {k: mask_text(v) if isinstance(v, str) else v for k, v in traits.items()}

@@ -151,7 +151,8 @@ class Transactions:
     """One purchase per good order, in the orders' order."""
     bad_rows: list[BadRow] = field(default_factory=list)
     skipped_orders: int = 0
-    """Orders left out because a row of theirs is bad."""
+    """Orders left out because a row of theirs is bad (each once, whatever its bad rows),
+    or because the order's purchase breaks the contract."""
     repeated_rows: int = 0
     ignored_columns: tuple[str, ...] = ()
 
@@ -204,8 +205,13 @@ def read_transactions(
     result.repeated_rows = book.repeated
     result.bad_rows = list(book.bad)
     spoiled = {order_key for order_key, _ in book.bad_orders}
+    # Every order a bad row spoils is skipped once, whether it had good rows or none; a bad
+    # row naming no order (no order id, no readable date) is an order of its own.
+    result.skipped_orders = len(spoiled) + book.orderless_bad
     for key, order in book.orders.items():
-        event = None if key in spoiled else _validated(order, currency, result.bad_rows)
+        if key in spoiled:
+            continue
+        event = _validated(order, currency, result.bad_rows)
         if event is None:
             result.skipped_orders += 1
         else:
@@ -241,6 +247,8 @@ class _OrderBook:
         self.bad: list[BadRow] = []
         self.bad_orders: set[tuple[tuple[str, ...], int]] = set()
         self.repeated = 0
+        self.orderless_bad = 0
+        """Bad rows that name no order: each is counted as an order skipped."""
         self._seen: set[tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = set()
 
     def add(self, line: int, row: Mapping[str, str]) -> None:
@@ -249,7 +257,9 @@ class _OrderBook:
         if problems:
             self.bad.extend(problems)
             key = self._key(values, None)
-            if key is not None:
+            if key is None:
+                self.orderless_bad += 1
+            else:
                 self.bad_orders.add((key, line))
             return
         at = _moment(values["date"], self.timezone)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from shared.domain.decisions import Reason, ScheduledSend, SentMessage
+from shared.domain.money import OrderBalance
 from shared.domain.profile import Profile
 from shared.domain.programmes import Position
 from shared.domain.segments import MembershipChange
@@ -25,6 +26,7 @@ __all__ = [
     "MessageOutcome",
     "MessageRecord",
     "Messages",
+    "Orders",
     "Outbox",
     "OutboxRecord",
     "OutgoingRecord",
@@ -346,6 +348,18 @@ class Schedule(Protocol):
         ...
 
 
+class Orders(Protocol):
+    """What each order was paid and refunded (:class:`~shared.domain.money.OrderBalance`)."""
+
+    async def of(self, order_ids: Collection[str]) -> dict[str, OrderBalance]:
+        """The balances of those of ``order_ids`` kept, locked for update."""
+        ...
+
+    async def save(self, balances: Collection[OrderBalance], at: datetime) -> None:
+        """Write ``balances``, new ones and changed ones alike."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def inbox(self) -> Inbox: ...
@@ -363,6 +377,8 @@ class UnitOfWork(Protocol):
     def schedule(self) -> Schedule: ...
     @property
     def positions(self) -> Positions: ...
+    @property
+    def orders(self) -> Orders: ...
 
     async def commit(self) -> None:
         """Commit everything done in this unit of work; without it, all is rolled back."""

@@ -66,7 +66,9 @@ def seed(db: str, buyers: int = 0) -> dict[str, str]:
     return asyncio.run(main())
 
 
-def test_each_buyer_is_one_json_line_with_masked_identifiers(tmp_path: Path, db: str) -> None:
+def test_each_buyer_is_one_json_line_with_the_shops_id_and_masked_contacts(
+    tmp_path: Path, db: str
+) -> None:
     ids = seed(db)
     out = tmp_path / "profiles.jsonl"
     result = runner.invoke(app, ["export", "profiles", "--db", db, "--out", str(out)])
@@ -75,19 +77,33 @@ def test_each_buyer_is_one_json_line_with_masked_identifiers(tmp_path: Path, db:
     (line,) = [orjson.loads(text) for text in out.read_bytes().splitlines()]
     assert line == {
         "id": ids["anna"],
-        "identifiers": {"email": ["a***@shop.ru"], "id": ["c****a"], "phone": ["+7*******67"]},
+        "identifiers": {"email": ["a***@shop.ru"], "id": ["c-anna"], "phone": ["+7*******67"]},
+        "traits": {},
         "stats": {
             "orders_count": 2,
             "revenue_total": "5000.50",
+            "refunds_count": 0,
+            "refunds_total": "0.00",
+            "net_revenue": "5000.50",
             "first_order_at": T0.isoformat(),
             "last_order_at": (T0 + timedelta(days=9)).isoformat(),
             "avg_check": "2500.25",
         },
+        "rhythm": {
+            "median_days_between_orders": None,
+            "mean_days_between_orders": None,
+            "expected_next_order_at": None,
+        },
+        "standard_basket": [],
         "rfm": {"r": 5, "f": 4, "m": 5, "segment": "champions"},
         "lifecycle": "repeat",
         "segments": ["lifecycle-repeat", "no-order-30d"],
         "p_alive": 0.93,
+        "expected_purchases": None,
+        "expected_spend": None,
         "clv": "41250.00",
+        "clv_share": None,
+        "scored_at": None,
     }
     assert b"anna@shop.ru" not in out.read_bytes()
     assert ids["absorbed"] not in out.read_text(), "a merged-away buyer is the survivor now"

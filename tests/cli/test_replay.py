@@ -3,6 +3,7 @@ operator would: with ``nudge export profiles`` against sums taken straight from 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import structlog
 from typer.testing import CliRunner
 
 from services.cli import app
-from shared.domain.masking import mask_identifier
+from shared.adapters.store.api_keys import open_api_keys
 from tests.support.transactions import (
     START,
     as_key,
@@ -73,8 +74,8 @@ def test_export_after_replay_equals_the_sums_taken_from_the_csv(
     assert Counter(as_key(exported_figures(line)) for line in lines) == Counter(
         as_key(f) for f in expected.values()
     )
-    masked = sorted(v for line in lines for v in line["identifiers"]["id"])
-    assert masked == sorted(mask_identifier(c) for c in expected)
+    joined = sorted(v for line in lines for v in line["identifiers"]["id"])
+    assert joined == sorted(expected), "the shop's customer ids, as they are: they join back"
     assert not any(c in result.stdout for c in expected), "no customer id on the screen"
 
 
@@ -120,12 +121,8 @@ def test_timers_run_up_to_as_of_so_time_based_segments_fire(tmp_path: Path, db: 
     assert result.exit_code == 0, result.output
     assert "2026-03-05" in result.stdout
     segments = {line["identifiers"]["id"][0]: line["segments"] for line in export(db)}
-    assert "no-order-30d" in segments[mask_identifier("early-buyer")], (
-        "54 days without an order by --as-of"
-    )
-    assert "no-order-30d" not in segments[mask_identifier("late-buyer")], (
-        "4 days since the last order"
-    )
+    assert "no-order-30d" in segments["early-buyer"], "54 days without an order by --as-of"
+    assert "no-order-30d" not in segments["late-buyer"], "4 days since the last order"
 
 
 def test_a_bad_row_refuses_the_file_and_publishes_nothing(tmp_path: Path, db: str) -> None:
@@ -179,3 +176,50 @@ def test_a_production_replay_without_a_database_is_refused_in_one_line(
         "a production replay claims its event ids in the database ingest uses: set "
         "NUDGE_DATABASE_URL; nothing was published"
     )
+
+
+def active_pipeline_keys(db: str) -> list[str]:
+    async def main() -> list[str]:
+        keys = open_api_keys(db)
+        try:
+            return [k.id for k in await keys.list() if k.revoked_at is None]
+        finally:
+            await keys.close()
+
+    return asyncio.run(main())
+
+
+def test_embedded_replays_leave_no_events_write_key_behind(tmp_path: Path, db: str) -> None:
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text("customer_id,date,amount,order_id\nc1,2026-03-01,10.00,A\n")
+    for _ in range(3):
+        assert replay(str(csv_file), "--embedded", "--db", db).exit_code == 0
+    assert active_pipeline_keys(db) == []
+
+
+def test_the_summary_counts_an_order_whose_only_row_is_bad(tmp_path: Path, db: str) -> None:
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text(
+        "customer_id,date,amount,order_id\nc1,2026-03-01,10.00,A\nc2,2026-03-01,ten,B\n"
+    )
+    result = replay(str(csv_file), "--embedded", "--db", db, "--skip-bad")
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.stdout.splitlines() if "orders skipped for a bad row" in x]
+    assert line.split()[-1] == "1"
+
+
+def test_a_file_in_another_currency_is_refused_without_a_rate_and_converted_with_one(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text("customer_id,date,amount,order_id\nc1,2026-03-01,10.00,A\n")
+
+    refused = replay(str(csv_file), "--embedded", "--db", db, "--currency", "usd")
+    assert refused.exit_code == 1
+    assert "no rate from USD" in refused.stderr
+    assert export(db) == []
+
+    monkeypatch.setenv("NUDGE_CURRENCY_RATES", '{"USD": "90"}')
+    converted = replay(str(csv_file), "--embedded", "--db", db, "--currency", "usd")
+    assert converted.exit_code == 0, converted.output
+    assert [line["stats"]["revenue_total"] for line in export(db)] == ["900.00"]

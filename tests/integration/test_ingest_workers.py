@@ -79,6 +79,7 @@ async def test_ingest_with_two_workers_takes_every_batch_and_stops_on_sigterm(
         "NUDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}",
         "NUDGE_DATA_DIR": str(tmp_path),
         "NUDGE_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "NUDGE_CURRENCY": "EUR",  # the purchases' currency: the shop's
     }
     await run("db", "upgrade", env=env)
     key = (

@@ -61,7 +61,7 @@ async def caught_up(bootstrap: str, group: str, topic: str) -> bool:
 async def exported_figures_by_customer(
     engine: AsyncEngine, url: str, folder: Path, name: str = "profiles.jsonl"
 ) -> dict[str, Figures]:
-    """``nudge export profiles``, by customer id (the export masks it; the database knows it)."""
+    """``nudge export profiles``, by customer id (read from the database by profile id)."""
     out = folder / name
     await nudge("export", "profiles", "--db", url, "--out", str(out))
     written = await asyncio.to_thread(out.read_bytes)

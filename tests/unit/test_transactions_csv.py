@@ -103,7 +103,7 @@ c8,2026-03-01,7,G,1
         "line 9, column customer_id: order on line 8 belongs to another customer",
     ]
     assert [e.data.order_id for e in found.events] == ["G"], "A and F are spoiled by a bad row"
-    assert found.skipped_orders == 2
+    assert found.skipped_orders == 6, "A to F: each order a bad row spoils, once"
 
 
 def test_a_card_number_makes_the_row_bad_and_is_never_repeated() -> None:
@@ -148,3 +148,15 @@ def test_a_category_without_a_sku_is_still_an_item() -> None:
     )
     (item,) = found.events[0].data.items
     assert (item.sku, item.category) == ("pet-food", "pet-food")
+
+
+def test_an_order_whose_only_row_is_bad_is_counted_as_skipped_once() -> None:
+    text = """customer_id,date,amount,order_id
+c1,2026-03-01,10,A
+c2,2026-03-01,ten,B
+c3,2026-03-01,5,C
+c3,2026-03-01,oops,C
+"""
+    found = read_transactions(text.splitlines())
+    assert [e.data.order_id for e in found.events] == ["A"]
+    assert found.skipped_orders == 2, "B (its one row is bad) and C (one of its two rows is)"

@@ -27,7 +27,7 @@ from services.http.auth import require as require_key
 from services.http.problems import Problem
 from shared.domain.identifiers import normalise_identifier
 from shared.domain.lifecycle import DEFAULT_POLICY, LifecyclePolicy, stage
-from shared.domain.masking import mask_email, mask_phone, mask_text
+from shared.domain.masking import mask_email, mask_phone, mask_traits
 from shared.domain.profile import Profile
 from shared.ports.api_keys import ApiKey, Scope
 from shared.ports.clock import Clock
@@ -77,9 +77,7 @@ def _message(message: BuyerMessage) -> dict[str, Any]:
 
 
 def _traits(profile: Profile, unmasked: bool) -> dict[str, Any]:
-    if unmasked:
-        return dict(profile.traits)
-    return {k: mask_text(v) if isinstance(v, str) else v for k, v in profile.traits.items()}
+    return dict(profile.traits) if unmasked else mask_traits(profile.traits)
 
 
 async def find_customer(

@@ -453,3 +453,19 @@ bus_offsets = Table(
     Column("committed", BigInteger, nullable=False),
 )
 __all__ += ["bus_offsets", "bus_records", "bus_topics"]
+
+# What each order was paid and refunded (migration 0017, shared/adapters/store/sql.py
+# ``SqlOrders``): the segmenter refuses a refund above what its order left. ``profile_id``
+# is the buyer who placed it (who was refunded first, for an order never bought here);
+# ``purchases`` 0 is an order nudge never saw. Amounts in minor units, as on profiles.
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(200), primary_key=True),
+    Column("profile_id", String(36), nullable=False),
+    Column("bought", Money, nullable=False, server_default=text("0")),
+    Column("refunded", Money, nullable=False, server_default=text("0")),
+    Column("purchases", Integer, nullable=False, server_default=text("0")),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+__all__ += ["orders"]

@@ -29,6 +29,7 @@ from shared.adapters.store.schedule import SqlSchedule
 from shared.adapters.store.writer import writer_lock
 from shared.domain.decisions import Reason, SentMessage
 from shared.domain.events import Channel
+from shared.domain.money import OrderBalance
 from shared.domain.profile import SCORE_FIELDS, Basket, Engagement, Profile, Purchases, Tally
 from shared.domain.segments import MembershipChange
 from shared.ports.store import (
@@ -245,6 +246,21 @@ def _last_survivors(merges: Sequence[tuple[str, str]]) -> dict[str, str]:
     return {absorbed: last(absorbed) for absorbed in into}
 
 
+async def _rows_by(
+    conn: AsyncConnection, key: Any, keys: Collection[str], *, lock: bool
+) -> list[Any]:
+    """The rows of ``key``'s table whose ``key`` is one of ``keys``, in key order, locked
+    for update with ``lock``: one lock order for every writer, so no deadlocks."""
+    found: list[Any] = []
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), _CHUNK):
+        stmt = select(key.table).where(key.in_(ordered[start : start + _CHUNK])).order_by(key)
+        if lock:
+            stmt = stmt.with_for_update()
+        found.extend(await conn.execute(stmt))
+    return found
+
+
 class SqlProfiles(_Repository):
     async def resolve(
         self, identifier_sets: Sequence[Mapping[str, str]], at: datetime
@@ -392,18 +408,8 @@ class SqlProfiles(_Repository):
     async def get_many(
         self, profile_ids: Collection[str], *, lock: bool = False
     ) -> dict[str, Profile]:
-        found: dict[str, Profile] = {}
-        ordered = sorted(profile_ids)  # one lock order for every writer: no deadlocks
-        for start in range(0, len(ordered), _CHUNK):
-            stmt = (
-                select(t.profiles)
-                .where(t.profiles.c.id.in_(ordered[start : start + _CHUNK]))
-                .order_by(t.profiles.c.id)
-            )
-            if lock:
-                stmt = stmt.with_for_update()
-            found.update({row.id: _profile(row) for row in await self.conn.execute(stmt)})
-        return found
+        rows = await _rows_by(self.conn, t.profiles.c.id, profile_ids, lock=lock)
+        return {row.id: _profile(row) for row in rows}
 
     async def find(self, kind: str, value: str) -> Profile | None:
         return (await self.find_many([(kind, value)])).get((kind, value))
@@ -708,6 +714,38 @@ def _message(row: Any) -> MessageRecord:
     )
 
 
+class SqlOrders(_Repository):
+    async def of(self, order_ids: Collection[str]) -> dict[str, OrderBalance]:
+        rows = await _rows_by(self.conn, t.orders.c.order_id, order_ids, lock=True)
+        return {
+            row.order_id: OrderBalance(
+                row.order_id, row.profile_id, row.bought, row.refunded, row.purchases
+            )
+            for row in rows
+        }
+
+    async def save(self, balances: Collection[OrderBalance], at: datetime) -> None:
+        rows = [
+            {
+                "order_id": b.order_id,
+                "profile_id": b.profile_id,
+                "bought": b.bought,
+                "refunded": b.refunded,
+                "purchases": b.purchases,
+                "updated_at": at,
+            }
+            for b in balances
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            stmt = self.insert(t.orders).values(rows[start : start + _CHUNK])
+            columns = ("profile_id", "bought", "refunded", "purchases", "updated_at")
+            await self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["order_id"], set_={c: stmt.excluded[c] for c in columns}
+                )
+            )
+
+
 class SqlUnitOfWork:
     def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
         self.conn = conn
@@ -719,6 +757,7 @@ class SqlUnitOfWork:
         self.messages = SqlMessages(conn, dialect)
         self.schedule = SqlSchedule(conn, dialect)
         self.positions = SqlPositions(conn, dialect)
+        self.orders = SqlOrders(conn, dialect)
 
     async def commit(self) -> None:
         await self.conn.commit()

@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Final
 
 import numpy as np
@@ -87,7 +88,7 @@ class BuyerOrders:
 
     buyer_id: str
     placed_at: tuple[datetime, ...]
-    totals: tuple[float, ...]
+    totals: tuple[float | Decimal, ...]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from shared.domain.decisions import Reason, ScheduledSend, SentMessage
@@ -139,6 +140,17 @@ class ScheduledRecord:
 
     send: ScheduledSend
     context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """A purchase as placed, kept whole in the order history (``Orders.record``)."""
+
+    order_id: str
+    profile_id: str
+    placed_at: datetime
+    total: Decimal
+    currency: str
 
 
 class Inbox(Protocol):
@@ -299,6 +311,13 @@ class Schedule(Protocol):
         ...
 
 
+class Orders(Protocol):
+    async def record(self, orders: Sequence[PlacedOrder]) -> None:
+        """Keep each order once: an order id kept already is left as it was. A merge
+        (``Profiles.merge_many``) moves the absorbed buyer's orders to the survivor."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def inbox(self) -> Inbox: ...
@@ -314,6 +333,8 @@ class UnitOfWork(Protocol):
     def messages(self) -> Messages: ...
     @property
     def schedule(self) -> Schedule: ...
+    @property
+    def orders(self) -> Orders: ...
 
     async def commit(self) -> None:
         """Commit everything done in this unit of work; without it, all is rolled back."""

@@ -408,3 +408,19 @@ bus_offsets = Table(
     Column("committed", BigInteger, nullable=False),
 )
 __all__ += ["bus_offsets", "bus_records", "bus_topics"]
+
+# Every purchase as placed (migration 0015): the shop's full order history per buyer, which
+# the profile keeps only the latest ``ORDER_HISTORY`` moments of and no values. Written by
+# the segmenter with the batch that applies it (``SqlOrders.record``), moved to the survivor
+# on a merge; ``nudge models validate`` reads it a buyer at a time (``SqlOrderHistory``).
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(200), primary_key=True),
+    Column("profile_id", String(36), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("total", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index(None, "profile_id", "placed_at"),
+)
+__all__ += ["orders"]

@@ -36,6 +36,7 @@ from shared.ports.store import (
     MessageRecord,
     OutboxRecord,
     OutgoingRecord,
+    PlacedOrder,
     Resolution,
 )
 
@@ -306,7 +307,7 @@ class SqlProfiles(_Repository):
         moves = [
             {"absorbed": absorbed, "survivor": survivor} for absorbed, survivor in into.items()
         ]
-        for table in (t.identifiers, t.messages, t.scheduled_sends):
+        for table in (t.identifiers, t.messages, t.scheduled_sends, t.orders):
             await self.conn.execute(
                 update(table)
                 .where(table.c.profile_id == bindparam("absorbed"))
@@ -693,6 +694,26 @@ def _message(row: Any) -> MessageRecord:
     )
 
 
+class SqlOrders(_Repository):
+    async def record(self, orders: Sequence[PlacedOrder]) -> None:
+        """One executemany of the batch's orders, an order id kept already skipped."""
+        rows = {
+            o.order_id: {
+                "order_id": o.order_id,
+                "profile_id": o.profile_id,
+                "placed_at": o.placed_at,
+                "total": o.total,
+                "currency": o.currency,
+            }
+            for o in orders
+        }
+        if rows:
+            await self.conn.execute(
+                self.insert(t.orders).on_conflict_do_nothing(index_elements=["order_id"]),
+                list(rows.values()),
+            )
+
+
 class SqlUnitOfWork:
     def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
         self.conn = conn
@@ -703,6 +724,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(conn, dialect)
         self.messages = SqlMessages(conn, dialect)
         self.schedule = SqlSchedule(conn, dialect)
+        self.orders = SqlOrders(conn, dialect)
 
     async def commit(self) -> None:
         await self.conn.commit()

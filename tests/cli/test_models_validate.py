@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import stat
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from xml.etree import ElementTree
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
-from shared.adapters.store.engine import open_store
 from shared.adapters.store.migrate import upgrade
-from shared.ports.store import PlacedOrder
-from tests.unit.simulated_buyers import simulate_order_log
-from tests.unit.test_validation import START, TRUE_PURCHASES, TRUE_SPEND
+from tests.support.order_history import seed_order_history
 
 runner = CliRunner()
 
@@ -33,37 +27,7 @@ def db(tmp_path: Path) -> str:
 
 
 def seed(db: str, buyers: int) -> None:
-    """``buyers`` buyers' orders over two years, drawn from BG/NBD and Gamma-Gamma."""
-    rng = np.random.default_rng(11)
-    log = simulate_order_log(
-        TRUE_PURCHASES,
-        TRUE_SPEND,
-        rng.uniform(0.0, 365.0, buyers),
-        720.0,
-        rng,
-        start=START.timestamp(),
-    )
-    orders = [
-        PlacedOrder(
-            f"o{n}",
-            f"b{int(buyer):05d}",
-            datetime.fromtimestamp(float(at), UTC),
-            Decimal(f"{total:.2f}"),
-            "RUB",
-        )
-        for n, (buyer, at, total) in enumerate(zip(log.buyer, log.at, log.total, strict=True))
-    ]
-
-    async def main() -> None:
-        store = open_store(db)
-        try:
-            async with store.unit_of_work() as uow:
-                await uow.orders.record(orders)
-                await uow.commit()
-        finally:
-            await store.close()
-
-    asyncio.run(main())
+    asyncio.run(seed_order_history(db, buyers))
 
 
 def test_validate_reports_the_fit_the_table_and_the_verdict_and_writes_the_plot(

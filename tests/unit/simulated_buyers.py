@@ -90,15 +90,16 @@ def simulate_order_log(
     nu = rng.gamma(spend.q, 1.0 / spend.v, size)
     buyers = [np.arange(size)]
     moments = [first_orders]
-    clock = first_orders.copy()
-    placed = np.zeros(size, dtype=np.int64)
-    active = clock <= until
-    while np.any(active):
-        clock = np.where(active, clock + rng.exponential(1.0, size) / rate, clock)
-        active &= (clock <= until) & (placed < lifetime_orders)
-        placed += active
-        buyers.append(np.flatnonzero(active))
-        moments.append(clock[active])
+    # Only the buyers still ordering are drawn for, round by round.
+    live = np.flatnonzero(first_orders <= until)
+    clock = first_orders[live]
+    placed = np.zeros(len(live), dtype=np.int64)
+    while len(live):
+        clock = clock + rng.exponential(1.0, len(live)) / rate[live]
+        going = (clock <= until) & (placed < lifetime_orders[live])
+        live, clock, placed = live[going], clock[going], placed[going] + 1
+        buyers.append(live)
+        moments.append(clock)
     who = np.concatenate(buyers)
     at = np.concatenate(moments)
     kept = at <= until

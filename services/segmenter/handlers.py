@@ -131,7 +131,7 @@ class Segmenter:
                     apply_event(profile, event, default_timezone=self.default_timezone)
                 )
             touched = {p.id: p for p in resolution.profiles}
-            await uow.orders.record(_placed(todo, resolution.profiles))
+            await uow.placed_orders.record(_placed(todo, resolution.profiles))
             tombstones = await self._merge(uow, resolution, touched, now)
             fields = {pid: frozenset(changed.get(pid, ())) for pid in touched}
             await self._settle(uow, touched, now, fields)

@@ -1,7 +1,7 @@
 """What model validation reads: every buyer's full order history, a page of buyers at a time.
 
 The profile keeps only its latest order moments and no order values; the store keeps
-every purchase as placed (``orders``, written with the batch that applies it). ``nudge
+every purchase as placed (``placed_orders``, written with the batch that applies it). ``nudge
 models validate`` and the console's analytics page read it through this port, cut it
 at the calibration end and check the models on what came after
 (``shared/domain/validation.py``).

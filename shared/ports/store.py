@@ -144,7 +144,7 @@ class ScheduledRecord:
 
 @dataclass(frozen=True)
 class PlacedOrder:
-    """A purchase as placed, kept whole in the order history (``Orders.record``)."""
+    """A purchase as placed, kept whole in the order history (``PlacedOrders.record``)."""
 
     order_id: str
     profile_id: str
@@ -311,7 +311,7 @@ class Schedule(Protocol):
         ...
 
 
-class Orders(Protocol):
+class PlacedOrders(Protocol):
     async def record(self, orders: Sequence[PlacedOrder]) -> None:
         """Keep each order once: an order id kept already is left as it was. A merge
         (``Profiles.merge_many``) moves the absorbed buyer's orders to the survivor."""
@@ -334,7 +334,7 @@ class UnitOfWork(Protocol):
     @property
     def schedule(self) -> Schedule: ...
     @property
-    def orders(self) -> Orders: ...
+    def placed_orders(self) -> PlacedOrders: ...
 
     async def commit(self) -> None:
         """Commit everything done in this unit of work; without it, all is rolled back."""

@@ -1,4 +1,4 @@
-"""One contract for the order history (the unit of work's ``orders`` and the
+"""One contract for the order history (the unit of work's ``placed_orders`` and the
 ``OrderHistory`` port model validation reads), run against SQLite (embedded) and
 PostgreSQL: every order kept once, read back a page of buyers at a time in id order,
 each buyer's orders oldest first, a merged buyer's orders the survivor's."""
@@ -29,7 +29,7 @@ class OrderHistoryContract(OnStore):
         async with store.unit_of_work() as uow:
             resolved = await uow.profiles.resolve([{"id": f"c{n}"} for n in range(count)], T0)
             ids = [p.id for p in resolved.profiles]
-            await uow.orders.record(
+            await uow.placed_orders.record(
                 [
                     PlacedOrder(
                         f"o{n}-{k}", ids[n], T0 + timedelta(days=k), Decimal(10 * (k + 1)), "RUB"
@@ -66,7 +66,7 @@ class OrderHistoryContract(OnStore):
         ids = await self.buyers(store, 2)
         async with store.unit_of_work() as uow:
             again = PlacedOrder("o1-0", ids[1], T0 + timedelta(days=5), Decimal(99), "RUB")
-            await uow.orders.record([again, again])
+            await uow.placed_orders.record([again, again])
             await uow.commit()
         assert await history.page(after=None, limit=10) == [
             BuyerOrders(ids[1], (T0,), (Decimal(10),))

@@ -41,7 +41,7 @@ async def seed_order_history(url: str, buyers: int, seed: int = 11) -> None:
     store = open_store(url)
     try:
         async with store.unit_of_work() as uow:
-            await uow.orders.record(orders)
+            await uow.placed_orders.record(orders)
             await uow.commit()
     finally:
         await store.close()

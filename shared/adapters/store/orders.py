@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store.errors import database_errors
-from shared.adapters.store.schema import orders
+from shared.adapters.store.schema import placed_orders
 from shared.domain.validation import BuyerOrders
 
 __all__ = ["SqlOrderHistory"]
@@ -22,7 +22,7 @@ class SqlOrderHistory:
         self.engine = engine
 
     async def page(self, *, after: str | None, limit: int) -> list[BuyerOrders]:
-        o = orders.c
+        o = placed_orders.c
         buyers = select(o.profile_id).distinct().order_by(o.profile_id).limit(limit)
         if after is not None:
             buyers = buyers.where(o.profile_id > after)

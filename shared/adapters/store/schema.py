@@ -409,12 +409,12 @@ bus_offsets = Table(
 )
 __all__ += ["bus_offsets", "bus_records", "bus_topics"]
 
-# Every purchase as placed (migration 0015): the shop's full order history per buyer, which
+# Every purchase as placed (migration 0018): the shop's full order history per buyer, which
 # the profile keeps only the latest ``ORDER_HISTORY`` moments of and no values. Written by
-# the segmenter with the batch that applies it (``SqlOrders.record``), moved to the survivor
+# the segmenter with the batch that applies it (``SqlPlacedOrders.record``), moved to the survivor
 # on a merge; ``nudge models validate`` reads it a buyer at a time (``SqlOrderHistory``).
-orders = Table(
-    "orders",
+placed_orders = Table(
+    "placed_orders",
     metadata,
     Column("order_id", String(200), primary_key=True),
     Column("profile_id", String(36), nullable=False),
@@ -423,4 +423,4 @@ orders = Table(
     Column("currency", String(3), nullable=False),
     Index(None, "profile_id", "placed_at"),
 )
-__all__ += ["orders"]
+__all__ += ["placed_orders"]

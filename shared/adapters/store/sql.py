@@ -307,7 +307,7 @@ class SqlProfiles(_Repository):
         moves = [
             {"absorbed": absorbed, "survivor": survivor} for absorbed, survivor in into.items()
         ]
-        for table in (t.identifiers, t.messages, t.scheduled_sends, t.orders):
+        for table in (t.identifiers, t.messages, t.scheduled_sends, t.placed_orders):
             await self.conn.execute(
                 update(table)
                 .where(table.c.profile_id == bindparam("absorbed"))
@@ -694,7 +694,7 @@ def _message(row: Any) -> MessageRecord:
     )
 
 
-class SqlOrders(_Repository):
+class SqlPlacedOrders(_Repository):
     async def record(self, orders: Sequence[PlacedOrder]) -> None:
         """One executemany of the batch's orders, an order id kept already skipped."""
         rows = {
@@ -709,7 +709,7 @@ class SqlOrders(_Repository):
         }
         if rows:
             await self.conn.execute(
-                self.insert(t.orders).on_conflict_do_nothing(index_elements=["order_id"]),
+                self.insert(t.placed_orders).on_conflict_do_nothing(index_elements=["order_id"]),
                 list(rows.values()),
             )
 
@@ -724,7 +724,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(conn, dialect)
         self.messages = SqlMessages(conn, dialect)
         self.schedule = SqlSchedule(conn, dialect)
-        self.orders = SqlOrders(conn, dialect)
+        self.placed_orders = SqlPlacedOrders(conn, dialect)
 
     async def commit(self) -> None:
         await self.conn.commit()

@@ -1,7 +1,8 @@
 """``python -m bench [NAME ...]`` (``make bench``): the benchmarks, printing figures and ratios.
 
 With no name, every benchmark runs, in the order below; ``python -m bench ingest`` runs
-one. Each needs the real Kafka and PostgreSQL (``make bench`` starts them), but ``bus``.
+one. Each needs the real Kafka and PostgreSQL (``make bench`` starts them), but ``bus``
+and ``scoring``.
 At the end, one table of every figure the run measured (name, value, unit, baseline,
 ratio, issue 13's aim); ``--json FILE`` writes the same figures.
 """
@@ -14,7 +15,17 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bench import bus, dispatcher, ingest, pipeline, replay, replicas, segmenter, timers
+from bench import (
+    bus,
+    dispatcher,
+    ingest,
+    pipeline,
+    replay,
+    replicas,
+    scoring,
+    segmenter,
+    timers,
+)
 from bench.common import console, summary, write_json
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] = {
@@ -26,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]]
     "replay": lambda args: replay.main(args.replay_events),
     "dispatcher": lambda args: dispatcher.main(args.buyers),
     "bus": lambda args: bus.main(args.events),
+    "scoring": lambda args: scoring.main(args.scoring_buyers),
 }
 
 
@@ -54,6 +66,13 @@ def main() -> None:
         nargs="+",
         default=list(pipeline.RATES),
         help="pipeline: offered rates, purchases per second",
+    )
+    parser.add_argument(
+        "--scoring-buyers",
+        type=int,
+        nargs="+",
+        default=list(scoring.SIZES),
+        help="scoring: base sizes fitted, scored and validated",
     )
     parser.add_argument(
         "--json",

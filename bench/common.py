@@ -82,6 +82,9 @@ NAMES: dict[str, str] = {
     "replicas.2_over_1": "",
     "bus.publish": "",
     "bus.consume": "",
+    "scoring.fit_s@<buyers>": "",
+    "scoring.score_s@<buyers>": "",
+    "scoring.validate_s@<buyers>": "",
 }
 """Every name a figure may have, with the aim issue 13 set for it (``""``: none)."""
 

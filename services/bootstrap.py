@@ -50,6 +50,7 @@ from shared.adapters.store.engine import create_engine
 from shared.adapters.store.event_ids import SqlEventIds
 from shared.adapters.store.exports import SqlProfileExport
 from shared.adapters.store.migrate import upgrade, upgrade_async
+from shared.adapters.store.orders import SqlOrderHistory
 from shared.adapters.store.reports import SqlCampaignResults
 from shared.adapters.store.scoring import SqlScoringBase
 from shared.adapters.store.sessions import SqlSessions
@@ -76,6 +77,7 @@ from shared.ports.console import ConsoleQueries, SegmentSizeHistory
 from shared.ports.definitions import Definitions
 from shared.ports.event_ids import EventIds
 from shared.ports.exports import ProfileExport
+from shared.ports.orders import OrderHistory
 from shared.ports.providers import (
     EmailMessage,
     EmailProvider,
@@ -238,6 +240,11 @@ class Database:
         return SqlScoringBase(self._engine)
 
     @cached_property
+    def order_history(self) -> OrderHistory:
+        """Every buyer's orders as placed: what model validation reads."""
+        return SqlOrderHistory(self._engine)
+
+    @cached_property
     def accounts(self) -> ConsoleAccounts:
         return console_accounts(self._engine, self._clock)
 
@@ -337,6 +344,10 @@ class Runtime:
     @property
     def scoring_base(self) -> ScoringBase:
         return self.database.scoring_base
+
+    @property
+    def order_history(self) -> OrderHistory:
+        return self.database.order_history
 
     @property
     def accounts(self) -> ConsoleAccounts:

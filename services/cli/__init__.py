@@ -6,8 +6,8 @@ options and calling one function of a service or a tool.
 - :mod:`services.cli.demo`, :mod:`services.cli.score`, :mod:`services.cli.replay`:
   ``demo``, ``score`` and ``replay``;
 - :mod:`services.cli.db`, :mod:`services.cli.keys`, :mod:`services.cli.users`,
-  :mod:`services.cli.segments`, :mod:`services.cli.export`, :mod:`services.cli.dlq`:
-  the command groups of the same names.
+  :mod:`services.cli.segments`, :mod:`services.cli.export`, :mod:`services.cli.dlq`,
+  :mod:`services.cli.models`: the command groups of the same names.
 
 What they share (the settings, ``--db``, one-line errors) is in :mod:`services.cli.common`.
 Each module imports what it wires inside its commands, so that ``nudge --help`` stays quick.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import db, dlq, export, keys, segments, serving, users
+from services.cli import db, dlq, export, keys, models, segments, serving, users
 from services.cli.demo import demo
 from services.cli.replay import replay
 from services.cli.score import score
@@ -34,6 +34,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(export.app, name="export")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(models.app, name="models")
 app.add_typer(users.app, name="users")
 app.command("console")(serving.console_command)
 app.add_typer(segments.app, name="segments")

@@ -19,6 +19,7 @@ from services.console.settings import from_settings
 from shared.ports.clock import Clock
 from shared.ports.console import ConsoleQueries, SegmentSizeHistory
 from shared.ports.definitions import Definitions
+from shared.ports.orders import OrderHistory
 from shared.ports.rendering import Renderer
 from shared.ports.reports import CampaignResultsStore
 from shared.settings import Settings
@@ -35,6 +36,7 @@ def console_routers(
     *,
     renderer: Renderer,
     default_region: str | None = None,
+    orders: OrderHistory | None = None,
 ) -> list[APIRouter]:
     """The console's pages beyond the login, and its JSON API (each route of which admits
     a logged-in user or an API key with the scope); templates render in ``renderer``.
@@ -48,6 +50,7 @@ def console_routers(
             clock=clock,
             default_region=default_region,
             renderer=renderer,
+            orders=orders,
         ),
         campaign_pages.router(definitions, results, clock=clock, catalogue=catalogue),
         segments.router(definitions, clock=clock, require=require_scope),
@@ -89,6 +92,7 @@ def build_console(
             database.clock,
             default_region=settings.default_region,
             renderer=renderer if renderer is not None else build_renderer(settings),
+            orders=database.order_history,
         ),
         api_keys=database.api_keys,
     )

@@ -55,7 +55,7 @@ from shared.logging import get_logger
 from shared.ports.bus import Publisher, Record
 from shared.ports.clock import Clock
 from shared.ports.definitions import Definitions, Recompute
-from shared.ports.store import OutgoingRecord, Resolution, Store, UnitOfWork
+from shared.ports.store import OutgoingRecord, PlacedOrder, Resolution, Store, UnitOfWork
 
 __all__ = ["Segmenter", "relay_outbox"]
 
@@ -144,6 +144,7 @@ class Segmenter:
                     apply_event(profile, event, default_timezone=self.default_timezone)
                 )
             touched = {p.id: p for p in resolution.profiles}
+            await uow.placed_orders.record(_placed(todo, resolution.profiles))
             tombstones = await self._merge(uow, resolution, touched, now)
             fields = {pid: frozenset(changed.get(pid, ())) for pid in touched}
             await self._settle(uow, touched, now, fields)
@@ -470,3 +471,13 @@ async def relay_outbox(store: Store, publisher: Publisher, clock: Clock, limit: 
         await uow.outbox.mark_published([r.id for r in rows], clock.now())
         await uow.commit()
     return len(rows)
+
+
+def _placed(events: Sequence[AnyEvent], buyers: Sequence[Profile]) -> list[PlacedOrder]:
+    """The batch's purchases for the order history, each with the buyer it resolved to
+    (a merge later in the batch moves them on to the survivor)."""
+    return [
+        PlacedOrder(e.data.order_id, buyer.id, e.occurred_at, e.data.total, e.data.currency)
+        for e, buyer in zip(events, buyers, strict=True)
+        if isinstance(e, PurchaseEvent)
+    ]

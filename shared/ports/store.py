@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from shared.domain.decisions import Reason, ScheduledSend, SentMessage
@@ -30,6 +31,8 @@ __all__ = [
     "Outbox",
     "OutboxRecord",
     "OutgoingRecord",
+    "PlacedOrder",
+    "PlacedOrders",
     "PositionRecord",
     "Positions",
     "Profiles",
@@ -183,6 +186,17 @@ class Positions(Protocol):
         """For ``programme``: buyers at each step (still inside), and per exit reason
         (``exited:<reason>``), and ``holdout``."""
         ...
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """A purchase as placed, kept whole in the order history (``PlacedOrders.record``)."""
+
+    order_id: str
+    profile_id: str
+    placed_at: datetime
+    total: Decimal
+    currency: str
 
 
 class Inbox(Protocol):
@@ -360,6 +374,13 @@ class Orders(Protocol):
         ...
 
 
+class PlacedOrders(Protocol):
+    async def record(self, orders: Sequence[PlacedOrder]) -> None:
+        """Keep each order once: an order id kept already is left as it was. A merge
+        (``Profiles.merge_many``) moves the absorbed buyer's orders to the survivor."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def inbox(self) -> Inbox: ...
@@ -379,6 +400,8 @@ class UnitOfWork(Protocol):
     def positions(self) -> Positions: ...
     @property
     def orders(self) -> Orders: ...
+    @property
+    def placed_orders(self) -> PlacedOrders: ...
 
     async def commit(self) -> None:
         """Commit everything done in this unit of work; without it, all is rolled back."""

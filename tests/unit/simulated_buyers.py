@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.domain.predictions import BgNbdParams, GammaGammaParams
+from shared.domain.validation import OrderLog
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -70,3 +71,42 @@ def simulate_spend(params: GammaGammaParams, n: FloatArray, rng: np.random.Gener
     """Each buyer's mean order value over ``n`` orders."""
     nu = rng.gamma(params.q, 1.0 / params.v, len(n))
     return rng.gamma(params.p * n, 1.0 / nu) / n
+
+
+def simulate_order_log(
+    purchases: BgNbdParams,
+    spend: GammaGammaParams,
+    first_orders: FloatArray,
+    until: float,
+    rng: np.random.Generator,
+    *,
+    start: float = 0.0,
+) -> OrderLog:
+    """Every order up to ``until`` of buyers whose first orders are at ``first_orders``
+    (days after ``start``, Unix seconds), each order's total drawn from Gamma-Gamma."""
+    size = len(first_orders)
+    rate = rng.gamma(purchases.r, 1.0 / purchases.alpha, size)
+    lifetime_orders = rng.geometric(rng.beta(purchases.a, purchases.b, size))
+    nu = rng.gamma(spend.q, 1.0 / spend.v, size)
+    buyers = [np.arange(size)]
+    moments = [first_orders]
+    # Only the buyers still ordering are drawn for, round by round.
+    live = np.flatnonzero(first_orders <= until)
+    clock = first_orders[live]
+    placed = np.zeros(len(live), dtype=np.int64)
+    while len(live):
+        clock = clock + rng.exponential(1.0, len(live)) / rate[live]
+        going = (clock <= until) & (placed < lifetime_orders[live])
+        live, clock, placed = live[going], clock[going], placed[going] + 1
+        buyers.append(live)
+        moments.append(clock)
+    who = np.concatenate(buyers)
+    at = np.concatenate(moments)
+    kept = at <= until
+    who, at = who[kept], at[kept]
+    return OrderLog(
+        buyer=who,
+        at=start + at * 86_400.0,
+        total=rng.gamma(spend.p, 1.0 / nu[who]),
+        buyers=size,
+    )

@@ -1,4 +1,5 @@
-"""The marketer's pages beside the dashboard: segments, templates, customers, the KPIs.
+"""The marketer's pages beside the dashboard: segments, templates, customers, the KPIs,
+the models checked (analytics).
 
 Each module makes an ``APIRouter`` of server-rendered pages (Jinja2, with htmx for the
 live parts) that the console app includes like its JSON API routers; they render with
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from shared.ports.clock import Clock
     from shared.ports.console import ConsoleQueries, SegmentSizeHistory
     from shared.ports.definitions import Definitions
+    from shared.ports.orders import OrderHistory
     from shared.ports.rendering import Renderer
 
 
@@ -43,12 +45,19 @@ def page_routers(
     clock: Clock,
     renderer: Renderer,
     default_region: str | None = None,
+    orders: OrderHistory | None = None,
 ) -> list[APIRouter]:
-    """The dashboard's KPIs, segments, templates and customer pages, for
-    ``create_console_app(..., routers=[*page_routers(...), ...])``."""
+    """The dashboard's KPIs, segments, templates and customer pages, and with ``orders``
+    the analytics page, for ``create_console_app(..., routers=[*page_routers(...), ...])``."""
     from services.console.pages import customers, dashboard, segments, templates  # noqa: PLC0415
 
+    analytics: list[APIRouter] = []
+    if orders is not None:
+        from services.console.pages import analytics as validation  # noqa: PLC0415
+
+        analytics.append(validation.router(orders))
     return [
+        *analytics,
         dashboard.router(queries, clock=clock),
         segments.router(definitions, history, clock=clock),
         templates.router(definitions, queries, renderer=renderer, default_region=default_region),

@@ -469,3 +469,18 @@ orders = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 __all__ += ["orders"]
+# Every purchase as placed (migration 0018): the shop's full order history per buyer, which
+# the profile keeps only the latest ``ORDER_HISTORY`` moments of and no values. Written by
+# the segmenter with the batch that applies it (``SqlPlacedOrders.record``), moved to the survivor
+# on a merge; ``nudge models validate`` reads it a buyer at a time (``SqlOrderHistory``).
+placed_orders = Table(
+    "placed_orders",
+    metadata,
+    Column("order_id", String(200), primary_key=True),
+    Column("profile_id", String(36), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("total", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index(None, "profile_id", "placed_at"),
+)
+__all__ += ["placed_orders"]

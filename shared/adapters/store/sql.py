@@ -38,6 +38,7 @@ from shared.ports.store import (
     MessageRecord,
     OutboxRecord,
     OutgoingRecord,
+    PlacedOrder,
     Resolution,
 )
 
@@ -323,7 +324,7 @@ class SqlProfiles(_Repository):
         moves = [
             {"absorbed": absorbed, "survivor": survivor} for absorbed, survivor in into.items()
         ]
-        for table in (t.identifiers, t.messages, t.scheduled_sends):
+        for table in (t.identifiers, t.messages, t.scheduled_sends, t.placed_orders):
             await self.conn.execute(
                 update(table)
                 .where(table.c.profile_id == bindparam("absorbed"))
@@ -746,6 +747,26 @@ class SqlOrders(_Repository):
             )
 
 
+class SqlPlacedOrders(_Repository):
+    async def record(self, orders: Sequence[PlacedOrder]) -> None:
+        """One executemany of the batch's orders, an order id kept already skipped."""
+        rows = {
+            o.order_id: {
+                "order_id": o.order_id,
+                "profile_id": o.profile_id,
+                "placed_at": o.placed_at,
+                "total": o.total,
+                "currency": o.currency,
+            }
+            for o in orders
+        }
+        if rows:
+            await self.conn.execute(
+                self.insert(t.placed_orders).on_conflict_do_nothing(index_elements=["order_id"]),
+                list(rows.values()),
+            )
+
+
 class SqlUnitOfWork:
     def __init__(self, conn: AsyncConnection, dialect: Dialect) -> None:
         self.conn = conn
@@ -758,6 +779,7 @@ class SqlUnitOfWork:
         self.schedule = SqlSchedule(conn, dialect)
         self.positions = SqlPositions(conn, dialect)
         self.orders = SqlOrders(conn, dialect)
+        self.placed_orders = SqlPlacedOrders(conn, dialect)
 
     async def commit(self) -> None:
         await self.conn.commit()

@@ -19,6 +19,7 @@ before they leave ingest; the key is the caller's, never read here.
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 import hashlib
 import hmac
 import re
@@ -31,6 +32,7 @@ __all__ = [
     "KEYED_HASH_PREFIX",
     "is_known_region",
     "keyed_token_hash",
+    "new_profile_id",
     "normalise_email",
     "normalise_identifier",
     "normalise_phone",
@@ -126,6 +128,20 @@ def normalise_profile_id(raw: str) -> str:
         return str(uuid.UUID(raw.strip()))
     except ValueError:
         raise ValueError("not a profile id: expected a UUID") from None
+
+
+_PROFILE_NAMESPACE = uuid.UUID("3d8f1b52-9c4e-5a7d-8e21-6e7564676502")
+
+
+def new_profile_id(first: tuple[str, str], at: datetime) -> str:
+    """The id of a buyer first seen by the identifier ``first`` at ``at``.
+
+    Derived, not drawn: replaying the same events gives every buyer the same id (so
+    the holdout draws keyed on it repeat), and a buyer first seen again after the
+    identifier was freed, at another moment, gets another id.
+    """
+    kind, value = first
+    return str(uuid.uuid5(_PROFILE_NAMESPACE, f"{kind}|{value}|{at.isoformat()}"))
 
 
 def keyed_token_hash(token: str, key: bytes) -> str:

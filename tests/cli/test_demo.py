@@ -40,3 +40,15 @@ def test_the_demo_sends_holds_out_and_leaves_a_console_to_log_in_to(tmp_path: Pa
             await users.close()
 
     assert asyncio.run(logs_in())
+
+
+def test_the_same_seed_gives_the_same_demo(tmp_path: Path) -> None:
+    def tables(run: str) -> str:
+        result = runner.invoke(
+            app,
+            ["demo", "--customers", "40", "--days", "30", "--seed", "5", "--out", str(tmp_path / run)],
+        )
+        assert result.exit_code == 0, result.output
+        return result.output.split("Sent messages are under")[0]
+
+    assert tables("one") == tables("two")

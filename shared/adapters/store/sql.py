@@ -9,7 +9,6 @@ SKIP LOCKED``) are written once: SQLite, one writer at a time anyway, goes witho
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
@@ -29,6 +28,7 @@ from shared.adapters.store.schedule import SqlSchedule
 from shared.adapters.store.writer import writer_lock
 from shared.domain.decisions import Reason, SentMessage
 from shared.domain.events import Channel
+from shared.domain.identifiers import new_profile_id
 from shared.domain.money import OrderBalance
 from shared.domain.profile import SCORE_FIELDS, Basket, Engagement, Profile, Purchases, Tally
 from shared.domain.segments import MembershipChange
@@ -285,7 +285,7 @@ class SqlProfiles(_Repository):
                 profile_id = named[0]
             else:
                 # An unknown profile id (a link to a buyer since removed) becomes the new one's.
-                profile_id = ids.get("profile_id") or str(uuid.uuid4())
+                profile_id = ids.get("profile_id") or new_profile_id(pairs[0], at)
                 created.append(profile_id)
                 # Every profile is known by its own id: an unsubscribe link names a buyer so.
                 owners[("profile_id", profile_id)] = profile_id
@@ -298,8 +298,9 @@ class SqlProfiles(_Repository):
                     owners[pair] = links[pair] = profile_id
             assigned.append(profile_id)
         if created:
+            # Two writers may name the same new buyer at the same instant: one row.
             await self.conn.execute(
-                t.profiles.insert(),
+                self.insert(t.profiles).on_conflict_do_nothing(index_elements=["id"]),
                 [{"id": p, "created_at": at, "updated_at": at} for p in created],
             )
         if links:

@@ -12,7 +12,8 @@ import pytest
 
 from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
-from shared.ports.store import MessageRecord
+from shared.adapters.store.positions import SqlPositions
+from shared.ports.store import Activation, MessageRecord
 from shared.settings import Settings
 from tests.e2e.stacks import purchase
 from tests.support.campaign_pipeline import STORES, on_store, pipeline_with
@@ -149,3 +150,104 @@ async def test_a_draft_programme_sends_nothing(
         await pipeline.settle()
         assert await _messages(pipeline) == []
         assert await _counts(pipeline, "cart-steps") == {"holdout": 0}
+
+
+EVERYONE = {
+    "name": "Everyone who is a lead now",
+    "status": "active",
+    "trigger": {"everyone_in": "lifecycle-lead"},
+    "steps": [
+        {"id": "hello", "send": {"channels": ["email"], "templates": {"email": "win-back-email"}}},
+    ],
+}
+
+
+async def _leads(pipeline: Pipeline, clock: SimulatedClock, n: int) -> list[str]:
+    buyers = [{"id": f"shop-{i}", "email": f"lead{i}@example.com"} for i in range(n)]
+    await pipeline.post_events([_cart(f"cart-{i}", clock.now(), b) for i, b in enumerate(buyers)])
+    await pipeline.settle()
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        members = await uow.memberships.members(
+            "lifecycle-lead", entered_by=clock.now(), after=None, limit=1000
+        )
+    assert len(members) == n
+    return members
+
+
+async def test_everyone_in_a_segment_enters_once_at_activation(
+    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    async for pipeline in pipeline_with(embedded_settings, clock, tmp_path / "mail", []):
+        members = await _leads(pipeline, clock, 5)
+        await _store_programme(pipeline, "hello-leads", EVERYONE)
+        await pipeline.settle()
+        await pipeline.settle()
+        first = await _messages(pipeline)
+
+        # Paused and activated again (two new versions), and a new lead since: nobody more.
+        programmes = pipeline.runtime.definitions.programmes
+        for status, version in (("paused", 1), ("active", 2)):
+            await programmes.put(
+                "hello-leads",
+                definition={**EVERYONE, "status": status},
+                status=status,
+                expected_version=version,
+            )
+            await pipeline.settle()
+        clock.advance(timedelta(minutes=5))
+        await pipeline.post_events(
+            [_cart("cart-late", clock.now(), {"id": "shop-late", "email": "l@example.com"})]
+        )
+        await pipeline.settle()
+        await pipeline.settle()
+        messages = await _messages(pipeline)
+        counts = await _counts(pipeline, "hello-leads")
+
+    assert sorted(m.profile_id for m in first) == sorted(members)
+    assert {m.status for m in first} == {"sent"}
+    assert messages == first
+    assert counts == {"exited:end": 5, "holdout": 0}
+
+
+async def test_a_crash_mid_activation_enters_nobody_twice_and_skips_nobody(
+    embedded_settings: Settings,
+    clock: SimulatedClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async for pipeline in pipeline_with(embedded_settings, clock, tmp_path / "mail", []):
+        members = await _leads(pipeline, clock, 7)
+        await _store_programme(pipeline, "hello-leads", EVERYONE)
+        steps = pipeline.dispatcher.programmes
+        await steps.catalogue.refresh_programmes()
+        assert await steps.activate(batch=3) == 3
+
+        class Killed(Exception):
+            pass
+
+        advance = SqlPositions.advance
+
+        async def killed(
+            self: SqlPositions, activation: Activation, advance: Any = advance
+        ) -> None:
+            await advance(self, activation)
+            raise Killed  # the batch's entries and cursor written, never committed
+
+        monkeypatch.setattr(SqlPositions, "advance", killed)
+        with pytest.raises(Killed):
+            await steps.activate(batch=3)
+        monkeypatch.setattr(SqlPositions, "advance", advance)
+
+        assert await steps.activate(batch=3) == 3
+        assert await steps.activate(batch=3) == 1
+        assert await steps.activate(batch=3) == 0
+        await pipeline.settle()
+        await pipeline.settle()
+        messages = await _messages(pipeline)
+        async with pipeline.runtime.store.unit_of_work() as uow:
+            activation = await uow.positions.activation("hello-leads", clock.now())
+
+    assert sorted(m.profile_id for m in messages) == sorted(members)
+    assert activation is not None
+    assert activation.entered == 7
+    assert activation.finished_at is not None

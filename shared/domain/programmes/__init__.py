@@ -38,6 +38,7 @@ from shared.domain.programmes.parsing import (
     successors,
 )
 from shared.domain.programmes.stepping import (
+    ACTIVATION_ENTRY,
     STEP_SEPARATOR,
     Entry,
     Position,
@@ -58,6 +59,7 @@ from shared.domain.programmes.stepping import (
 )
 
 __all__ = [
+    "ACTIVATION_ENTRY",
     "BUILTIN_PROGRAMMES",
     "MAX_STEPS",
     "MAX_VARIANTS",

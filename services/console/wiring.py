@@ -58,7 +58,9 @@ def console_routers(
         campaigns.router(
             definitions, results, clock=clock, require=require_scope, catalogue=catalogue
         ),
-        programmes.router(definitions, require=require_scope, catalogue=catalogue),
+        programmes.router(
+            definitions, require=require_scope, catalogue=catalogue, results=results, clock=clock
+        ),
         customers.router(
             queries, clock=clock, default_region=default_region, require=require_scope
         ),

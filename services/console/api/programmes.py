@@ -53,9 +53,7 @@ ProgrammeBody = Annotated[
 ]
 
 
-DryRun = Annotated[
-    bool, Query(description="Validate and count who would enter now; save nothing.")
-]
+DryRun = Annotated[bool, Query(description="Validate and count who would enter now; save nothing.")]
 
 
 def programme_report_document(

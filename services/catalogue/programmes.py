@@ -22,11 +22,14 @@ from shared.domain.programmes import (
     EveryoneIn,
     Programme,
     ProgrammeError,
+    Send,
     parse_programme,
+    programme_report,
 )
 from shared.ports.definitions import Definitions, ProgrammeDefinition
+from shared.ports.reports import CampaignResultsStore
 
-__all__ = ["InvalidProgramme", "ProgrammeEditor", "programme_document"]
+__all__ = ["InvalidProgramme", "NoWinner", "ProgrammeEditor", "programme_document"]
 
 
 class InvalidProgramme(EditingError):
@@ -37,6 +40,11 @@ class InvalidProgramme(EditingError):
         self.message = message
         self.detail = f"the programme does not validate at {pointer}: {message}"
         super().__init__(self.detail)
+
+
+class NoWinner(EditingError):
+    """A step promoted that has no winner to promote: not an adaptive split, or no variant
+    has won yet."""
 
 
 def programme_document(d: ProgrammeDefinition) -> dict[str, Any]:
@@ -142,3 +150,34 @@ class ProgrammeEditor:
         except ProgrammeError as exc:
             raise InvalidProgramme(exc.pointer, exc.message) from None
         return Saved(saved, created=expected is None)
+
+    async def promote(
+        self, key: str, step_id: str, results: CampaignResultsStore, against: Against
+    ) -> tuple[Saved[ProgrammeDefinition], str, float]:
+        """Make the variant that won the adaptive split of step ``step_id`` its only one, as
+        a new version of the programme; return it, the winner and its probability of being
+        best. :class:`NotFound` for no such programme or step, :class:`NoWinner` for a step
+        that is not an adaptive split or has no winner yet."""
+        programme = await self.programme(key)
+        step = programme.steps.get(step_id)
+        if step is None:
+            raise NotFound(f"no step {step_id} in programme {key}")
+        if not isinstance(step, Send) or step.adaptive is None:
+            raise NoWinner(f"step {step_id} of {key} is not an adaptive split")
+        report = programme_report(programme, await results.programme_facts(key))
+        learning = next(s.learning for s in report.steps if s.step == step_id)
+        winner = None if learning is None else learning.winner
+        probability = None if learning is None else learning.winner_probability
+        if winner is None or probability is None:
+            raise NoWinner(f"no variant of step {step_id} of {key} has won yet")
+        document, _version = await self.document(key)
+        written = _as_written(document)
+        steps = [dict(s) for s in written["steps"]]
+        for i, s in enumerate(steps):
+            if s.get("id") == step_id:
+                send = {k: v for k, v in s["send"].items() if k not in ("split", "adaptive")}
+                kept = [v for v in send["variants"] if v.get("name") == winner]
+                send["variants"] = [{**kept[0], "share": 1}]
+                steps[i] = {**s, "send": send}
+        saved = await self.save(key, {**written, "steps": steps}, against)
+        return saved, winner, probability

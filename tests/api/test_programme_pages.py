@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,25 @@ from tests.api.test_programmes_api import WIN_BACK
 from tests.conftest import T0
 
 PASSWORD = "a long enough password"
+ADAPTIVE = {
+    "name": "Learning which email works",
+    "trigger": {"segment": "no-order-30d", "on": "entered"},
+    "goal": {"event": "purchase", "within": "7d"},
+    "steps": [
+        {
+            "id": "email",
+            "send": {
+                "channels": ["email"],
+                "split": "adaptive",
+                "adaptive": {"min_buyers": 5},
+                "variants": [
+                    {"name": "aa", "templates": {"email": "win-back-email"}},
+                    {"name": "ab", "templates": {"email": "pre-churn-email"}},
+                ],
+            },
+        },
+    ],
+}
 HTML = {"Accept": "text/html"}
 
 
@@ -53,10 +74,10 @@ def _position(
     }
 
 
-def _message(buyer: str, variant: str) -> dict[str, Any]:
+def _message(buyer: str, variant: str, *, programme: str = "ab-win-back") -> dict[str, Any]:
     return {
         "key": f"m-{buyer}",
-        "campaign": f"ab-win-back.email.{variant}",
+        "campaign": f"{programme}.email.{variant}",
         "profile_id": buyer,
         "channel": "email",
         "occurrence_id": "email:stay",
@@ -73,6 +94,7 @@ async def app(sqlite_url: str, tmp_path: Path, clock: SimulatedClock) -> AsyncIt
     users = open_users(sqlite_url, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     queries = open_console_queries(sqlite_url)
     await users.create("ivan", PASSWORD, "analyst")
+    await users.create("olga", PASSWORD, "marketer")
     definitions = SqlDefinitions(queries.engine, clock=clock)
     results = SqlCampaignResults(queries.engine)
     await definitions.programmes.put(
@@ -82,9 +104,24 @@ async def app(sqlite_url: str, tmp_path: Path, clock: SimulatedClock) -> AsyncIt
     positions += [_position(f"g{n}", "email", exited="goal") for n in range(2)]
     positions += [_position(f"h{n}", "email", holdout=True, exited="holdout") for n in range(2)]
     messages = [_message(b, v) for b, v in (("t0", "a"), ("t1", "b"), ("t2", "a"), ("g0", "b"))]
+    await definitions.programmes.put(
+        "learning", definition=ADAPTIVE, status="active", expected_version=None
+    )
+    learnt = [_message(f"l{n}", "ab" if n % 2 else "aa", programme="learning") for n in range(20)]
+    orders = [
+        {
+            "order_id": f"o-l{n}",
+            "profile_id": f"l{n}",
+            "placed_at": T0 + timedelta(days=1),
+            "total": Decimal("50.00"),
+            "currency": "RUB",
+        }
+        for n in range(1, 20, 2)
+    ]
     async with queries.engine.begin() as conn:
         await conn.execute(insert(schema.programme_positions), positions)
-        await conn.execute(insert(schema.messages), messages)
+        await conn.execute(insert(schema.messages), messages + learnt)
+        await conn.execute(insert(schema.placed_orders), orders)
     yield create_console_app(
         Settings(data_dir=tmp_path),
         users,
@@ -105,16 +142,28 @@ def _csrf(page: httpx.Response) -> str:
     return match.group(1)
 
 
-@pytest.fixture
-async def analyst(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def _browser(app: FastAPI, username: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://console", headers=HTML
     ) as client:
         form = await client.get("/login")
         answer = await client.post(
-            "/login", data={"username": "ivan", "password": PASSWORD, "csrf_token": _csrf(form)}
+            "/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": _csrf(form)},
         )
         assert answer.status_code == 303, answer.text
+        yield client
+
+
+@pytest.fixture
+async def analyst(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _browser(app, "ivan"):
+        yield client
+
+
+@pytest.fixture
+async def marketer(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _browser(app, "olga"):
         yield client
 
 
@@ -142,3 +191,44 @@ async def test_the_report_page_shows_steps_exits_variants_and_the_holdout(
     assert (await analyst.get("/programmes/nope/report")).status_code == 404
     ready_made = await analyst.get("/programmes/win-back/report")
     assert ready_made.status_code == 200
+
+
+async def test_an_analyst_sees_the_winner_but_no_promote_button(
+    analyst: httpx.AsyncClient,
+) -> None:
+    page = await analyst.get("/programmes/learning/report")
+    assert re.search(r'id="winner-email">Variant <strong>ab</strong> has won', page.text)
+    assert "Make ab the only variant" not in page.text
+    refused = await analyst.post(
+        "/programmes/learning/steps/email/promote", data={"csrf_token": _csrf(page), "version": "1"}
+    )
+    assert refused.status_code == 403
+
+
+async def test_a_marketer_promotes_the_winner_as_a_new_version_with_the_csrf_token(
+    marketer: httpx.AsyncClient,
+) -> None:
+    page = await marketer.get("/programmes/learning/report")
+    assert "Make ab the only variant" in page.text
+    no_token = await marketer.post(
+        "/programmes/learning/steps/email/promote", data={"version": "1"}
+    )
+    assert no_token.status_code == 403
+    none_won = await marketer.post(
+        "/programmes/ab-win-back/steps/email/promote",
+        data={"csrf_token": _csrf(page), "version": "1"},
+    )
+    assert none_won.status_code == 409
+    done = await marketer.post(
+        "/programmes/learning/steps/email/promote",
+        data={"csrf_token": _csrf(page), "version": "1"},
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == "/programmes/learning/report?promoted=email"
+    stored = (await marketer.get("/v1/programmes/learning")).json()
+    assert stored["version"] == 2
+    send = stored["steps"][0]["send"]
+    assert "split" not in send
+    assert [(v["name"], v["share"]) for v in send["variants"]] == [("ab", 1)]
+    again = await marketer.get("/programmes/learning/report?promoted=email")
+    assert "is now its only variant (v2)" in again.text

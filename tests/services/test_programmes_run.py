@@ -385,7 +385,25 @@ async def test_an_adaptive_split_sends_every_new_buyer_the_variant_that_won(
         )
         await pipeline.settle()
         messages = await _messages(pipeline)
+        results = open_campaign_results(embedded_settings.database_url or "")
+        async with _console(pipeline, results, clock) as console:
+            report = (await console.get("/v1/programmes/learning/report")).json()
+            promoted = await console.post(
+                "/v1/programmes/learning/steps/first/promote", headers={"If-Match": '"1"'}
+            )
+            not_adaptive = await console.post(
+                "/v1/programmes/learning/steps/first/promote", headers={"If-Match": '"2"'}
+            )
+        await results.close()
 
+    learnt = report["steps"][0]["adaptive"]
+    assert learnt["winner"] == "b"
+    assert learnt["probability"] >= 0.95
+    assert promoted.status_code == 200, promoted.text
+    assert promoted.json()["promoted"]["variant"] == "b"
+    assert promoted.headers["etag"] == '"2"'
+    assert [v["name"] for v in promoted.json()["steps"][0]["send"]["variants"]] == ["b"]
+    assert not_adaptive.status_code == 409
     first_variants = sorted(variant_of.values())
     assert 5 <= first_variants.count("a") <= 25  # an even split while nothing is known
     late = [m for m in messages if m.profile_id not in variant_of]

@@ -71,6 +71,12 @@ CONSOLE_PROBLEM_KINDS: dict[str, ProblemKind] = {
         "pointer of the bad field in the request body and what was expected there "
         "(docs/campaigns.md).",
     ),
+    "no-winner": (
+        409,
+        "No winner",
+        "The step is not an adaptive split, or none of its variants has won yet "
+        "(docs/programmes.md); nothing was changed.",
+    ),
     "invalid-programme": (
         422,
         "Invalid programme",

@@ -12,8 +12,12 @@
   ``{"programmes": [...]}``, each with its steps and status; the ready-made ones not
   stored are listed as ``builtin``.
 - ``GET /v1/programmes/{key}/report``: entries at each step and exits by reason, each
-  send step's variants (sends, responses, conversions with intervals), and the
+  send step's variants (sends, responses, conversions with intervals; for an adaptive
+  split each one's chance of being best, its share now, and the winner), and the
   programme against its holdout (docs/programmes.md).
+- ``POST /v1/programmes/{key}/steps/{step}/promote`` (``If-Match``): the winner of the
+  step's adaptive split becomes its only variant, as a new version; ``409 no-winner``
+  while there is none.
 
 Reads need the ``console:read`` scope, changes ``console:write``.
 """
@@ -35,7 +39,13 @@ from services.console.api.refusals import as_problems
 from services.console.api.segments import KEY_PATTERN
 from services.console.api.versions import etag
 from services.http.auth import require as require_key
-from shared.domain.programmes import Programme, ProgrammeReport, programme_report
+from shared.domain.programmes import (
+    Programme,
+    ProgrammeReport,
+    Send,
+    StepReport,
+    programme_report,
+)
 from shared.ports.api_keys import Scope
 from shared.ports.clock import Clock
 from shared.ports.definitions import Definitions
@@ -53,6 +63,7 @@ ProgrammeBody = Annotated[
 ]
 
 
+StepId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,19}$", description="The step's id.")]
 DryRun = Annotated[bool, Query(description="Validate and count who would enter now; save nothing.")]
 
 
@@ -88,10 +99,33 @@ def programme_report_document(
                     }
                     for v in step.variants
                 ],
+                "adaptive": _learning_document(programme, step),
             }
             for step in report.steps
         ],
         **comparison_document(report.results, report.overall),
+    }
+
+
+def _learning_document(programme: Programme, step: StepReport) -> dict[str, Any] | None:
+    learning, send = step.learning, programme.steps.get(step.step)
+    if learning is None or not isinstance(send, Send) or send.adaptive is None:
+        return None
+    rules = send.adaptive
+    return {
+        "rules": {
+            "min_share": rules.min_share,
+            "win_at": rules.win_at,
+            "min_buyers": rules.min_buyers,
+        },
+        "variants": [
+            {"name": name, "chance_best": best, "share_now": share}
+            for name, best, share in zip(
+                learning.names, learning.best, learning.shares, strict=True
+            )
+        ],
+        "winner": learning.winner,
+        "probability": learning.winner_probability,
     }
 
 
@@ -175,5 +209,31 @@ def router(
         with as_problems():
             programme = await editor.programme(key)
         return await build_programme_report(programme, reading, dating.now())
+
+    @api.post(
+        "/{key}/steps/{step}/promote",
+        summary="Make the winner of a step's adaptive split its only variant (a new version)",
+        dependencies=writers,
+        responses={
+            404: {"description": "no such programme or step"},
+            409: {"description": "not an adaptive split, or no variant has won yet"},
+            412: {"description": "If-Match is not the current version"},
+            428: {"description": "the programme exists and If-Match is missing"},
+        },
+    )
+    async def promote(key: Key, step: StepId, if_match: IfMatch = None) -> JSONResponse:
+        with as_problems():
+            saved, winner, probability = await editor.promote(
+                key, step, reading, versions.if_match(key, if_match)
+            )
+        stored = saved.definition
+        return JSONResponse(
+            {
+                **programme_document(stored),
+                "promoted": {"step": step, "variant": winner, "probability": probability},
+            },
+            status_code=201 if saved.created else 200,
+            headers={"ETag": etag(stored.version)},
+        )
 
     return api

@@ -9,7 +9,8 @@ becomes the RFC 9457 problem the API answers (and a page lets through):
 - ``InvalidTemplate``: ``422 invalid-template`` at the part and line, or ``422
   template-too-costly`` naming the limit.
 - ``InvalidCampaign``: ``422 invalid-campaign`` at the bad field.
-- ``InvalidProgramme``: ``422 invalid-programme`` at the bad field.
+- ``InvalidProgramme``: ``422 invalid-programme`` at the bad field; ``NoWinner``:
+  ``409 no-winner`` (a step promoted with no winner to promote).
 - ``RendererUnavailable``: ``503 renderer-unavailable`` with ``Retry-After``.
 - ``StaleVersion`` (a save that lost a race): ``412 stale-version`` with the current ``ETag``.
 """
@@ -30,7 +31,7 @@ from services.catalogue.editing import (
     NotFound,
     ReadOnly,
 )
-from services.catalogue.programmes import InvalidProgramme
+from services.catalogue.programmes import InvalidProgramme, NoWinner
 from services.console.api.versions import stale_problem
 from services.http.problems import Problem
 from shared.errors import RendererUnavailable
@@ -52,6 +53,7 @@ _PLAIN: dict[type[EditingError], str] = {
     ReadOnly: "read-only",
     NotFound: "not-found",
     Exists: "stale-version",
+    NoWinner: "no-winner",
 }
 """Refusals answered with their message alone."""
 

@@ -195,7 +195,12 @@ class SqlCampaignResults:
             )
             reported = [MessageResponse(x.message_key, x.response, x.at) for x in responses]
             orders = await conn.execute(
-                select(o).where(o.c.profile_id.in_(entered.distinct())).order_by(o.c.placed_at)
+                select(o)
+                .where(
+                    o.c.profile_id.in_(entered.distinct())
+                    | o.c.profile_id.in_(select(m.c.profile_id).where(steps).distinct())
+                )
+                .order_by(o.c.placed_at)
             )
             bought = [BuyerOrder(x.profile_id, x.order_id, x.total, x.placed_at) for x in orders]
         return ProgrammeFacts(facts, found, reported, bought)

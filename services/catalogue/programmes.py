@@ -151,6 +151,14 @@ class ProgrammeEditor:
             raise InvalidProgramme(exc.pointer, exc.message) from None
         return Saved(saved, created=expected is None)
 
+    async def set_status(
+        self, key: str, status: str, against: Against
+    ) -> Saved[ProgrammeDefinition]:
+        """Switch ``key`` on (``active``) or off (``paused``), validated again, as a new
+        version; a ready-made programme not stored yet is stored (a shop switching it on)."""
+        document, _version = await self.document(key)
+        return await self.save(key, {**_as_written(document), "status": status}, against)
+
     async def promote(
         self, key: str, step_id: str, results: CampaignResultsStore, against: Against
     ) -> tuple[Saved[ProgrammeDefinition], str, float]:

@@ -137,3 +137,17 @@ async def test_reading_needs_the_read_scope_and_writing_the_write_scope(
     assert (await nobody.get("/v1/programmes")).status_code == 401
     denied = await reader.put("/v1/programmes/ab-win-back", json=WIN_BACK)
     assert denied.status_code == 403
+
+
+async def test_a_shop_switches_a_ready_made_programme_on_and_off(
+    writer: httpx.AsyncClient,
+) -> None:
+    on = await writer.post("/v1/programmes/win-back/activate")
+    assert on.status_code == 201, on.text
+    assert (on.json()["status"], on.headers["etag"]) == ("active", '"1"')
+    assert [s["id"] for s in on.json()["steps"]][:2] == ["email", "pause"]
+    stale = await writer.post("/v1/programmes/win-back/pause")
+    assert stale.status_code == 428
+    off = await writer.post("/v1/programmes/win-back/pause", headers={"If-Match": '"1"'})
+    assert (off.status_code, off.json()["status"], off.headers["etag"]) == (200, "paused", '"2"')
+    assert (await writer.post("/v1/programmes/nope/activate")).status_code == 404

@@ -8,6 +8,9 @@
   new programme is a draft and a changed one keeps its status.
 - ``PUT /v1/programmes/{key}?dry_run=true``: validated as a save is, nothing saved;
   answers how many buyers it would enter now.
+- ``POST /v1/programmes/{key}/activate`` and ``/pause`` (``If-Match``): the status
+  change, as a new version, validated again; a ready-made programme not stored yet is
+  stored by its activation (no ``If-Match``: 201).
 - ``GET /v1/programmes/{key}`` with its ``ETag``; ``GET /v1/programmes``:
   ``{"programmes": [...]}``, each with its steps and status; the ready-made ones not
   stored are listed as ``builtin``.
@@ -194,6 +197,40 @@ def router(
             status_code=201 if saved.created else 200,
             headers={"ETag": etag(stored.version)},
         )
+
+    async def change_status(key: str, status: str, if_match: str | None) -> JSONResponse:
+        with as_problems():
+            saved = await editor.set_status(key, status, versions.if_match(key, if_match))
+        stored = saved.definition
+        return JSONResponse(
+            programme_document(stored),
+            status_code=201 if saved.created else 200,
+            headers={"ETag": etag(stored.version)},
+        )
+
+    changes = {
+        404: {"description": "no such programme"},
+        412: {"description": "If-Match is not the current version"},
+        428: {"description": "the programme is stored and If-Match is missing"},
+    }
+
+    @api.post(
+        "/{key}/activate",
+        summary="Switch a programme on (If-Match; a ready-made one is stored: 201)",
+        dependencies=writers,
+        responses=changes,
+    )
+    async def activate(key: Key, if_match: IfMatch = None) -> JSONResponse:
+        return await change_status(key, "active", if_match)
+
+    @api.post(
+        "/{key}/pause",
+        summary="Switch a programme off (If-Match); buyers inside wait where they are",
+        dependencies=writers,
+        responses=changes,
+    )
+    async def pause(key: Key, if_match: IfMatch = None) -> JSONResponse:
+        return await change_status(key, "paused", if_match)
 
     if results is None or clock is None:
         return api

@@ -40,6 +40,8 @@ def demo(
         table.add_row(f"entered segment {segment}", str(count))
     for (campaign, channel, status), count in sorted(summary.messages.items()):
         table.add_row(f"messages {campaign} / {channel} / {status}", str(count))
+    for (programme, number, step), count in sorted(summary.programme_steps.items()):
+        table.add_row(f"programme {programme} step {number} ({step}) sent", str(count))
     table.add_row("messages held out (holdout arms)", str(summary.held_out))
     table.add_row("customer equity (CLV of the base)", f"{summary.customer_equity:,.2f}")
     console.print(table)

@@ -1,7 +1,9 @@
 """``nudge demo``: the embedded pipeline on synthetic buyers over simulated days.
 
 Besides the win-back campaign every shop has, the demo switches on two ready-made
-campaigns with a holdout (second order after the first, pre-churn rescue), scores
+campaigns with a holdout (second order after the first, pre-churn rescue) and three
+ready-made programmes (welcome, second order, win-back; their messages per step are in
+the summary), scores
 the base at the end (RFM, predictions, CLV) and makes a console user, so that
 ``NUDGE_DATA_DIR=<out> nudge serve --embedded`` shows a populated console.
 """
@@ -24,12 +26,13 @@ from services.segmenter.snapshots import record_segment_sizes
 from services.tools.embedded import Pipeline
 from shared.codec import decode_change
 from shared.domain.campaigns import BUILTIN_CAMPAIGNS
+from shared.domain.programmes import BUILTIN_PROGRAMMES, split_step_campaign_key
 from shared.domain.segments import MembershipChange
 from shared.ports.definitions import Definitions
 from shared.settings import Settings
 from shared.synthetic import synthetic_events
 
-__all__ = ["DEMO_CAMPAIGNS", "DEMO_START", "DemoSummary", "run_demo"]
+__all__ = ["DEMO_CAMPAIGNS", "DEMO_PROGRAMMES", "DEMO_START", "DemoSummary", "run_demo"]
 
 DEMO_START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYTIME_TICKS = (9, 13, 18)
@@ -37,6 +40,8 @@ DAYTIME_TICKS = (9, 13, 18)
 events: the time scheduled sends wait for (the end of quiet hours, a buyer's hour)."""
 DEMO_CAMPAIGNS = ("second-order", "pre-churn-rescue")
 """Ready-made campaigns the demo switches on, beside the win-back every shop has."""
+DEMO_PROGRAMMES = ("welcome", "second-order", "win-back")
+"""Ready-made programmes the demo switches on, as a shop would (docs/programmes.md)."""
 
 
 @dataclass
@@ -52,6 +57,8 @@ class DemoSummary:
     console_password: str = ""
     """A console login made for the demo's database (printed once, never stored)."""
     customer_equity: float = 0.0
+    programme_steps: Counter[tuple[str, int, str]] = field(default_factory=Counter)
+    """(programme, step number, step id) to the messages that step sent."""
 
     @property
     def held_out(self) -> int:
@@ -94,6 +101,7 @@ async def run_demo(
     }
     try:
         await _switch_on(runtime.definitions, DEMO_CAMPAIGNS)
+        await _switch_on_programmes(runtime.definitions, DEMO_PROGRAMMES)
         sizes = runtime.database.sizes
         async with Pipeline(runtime) as pipeline:
             with Progress(disable=not progress, transient=True) as bar:
@@ -128,9 +136,35 @@ async def run_demo(
         async with runtime.store.unit_of_work() as uow:
             for message in await uow.messages.all():
                 summary.messages[(message.campaign, message.channel, message.status)] += 1
+                step = _programme_step(message.campaign)
+                if step is not None and message.status == "sent":
+                    summary.programme_steps[step] += 1
     finally:
         await runtime.close()
     return summary
+
+
+def _programme_step(campaign: str) -> tuple[str, int, str] | None:
+    """A ready-made programme's step message as (programme, step number, step id)."""
+    parts = split_step_campaign_key(campaign)
+    if parts is None:
+        return None
+    programme = next((p for p in BUILTIN_PROGRAMMES if p.key == parts[0]), None)
+    if programme is None or parts[1] not in programme.steps:
+        return None
+    return parts[0], list(programme.steps).index(parts[1]) + 1, parts[1]
+
+
+async def _switch_on_programmes(definitions: Definitions, keys: Sequence[str]) -> None:
+    """Store the ready-made programmes ``keys`` as active, as a shop switching them on."""
+    for programme in BUILTIN_PROGRAMMES:
+        if programme.key in keys:
+            await definitions.programmes.put(
+                programme.key,
+                definition={**programme.document, "status": "active"},
+                status="active",
+                expected_version=None,
+            )
 
 
 async def _switch_on(definitions: Definitions, keys: Sequence[str]) -> None:

@@ -22,10 +22,11 @@ def test_the_demo_sends_holds_out_and_leaves_a_console_to_log_in_to(tmp_path: Pa
     )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    sent = sum(int(n) for n in re.findall(r"messages [\w-]+ / email / sent │ (\d+)", text))
+    sent = sum(int(n) for n in re.findall(r"messages [\w.-]+ / email / sent │ (\d+)", text))
     assert sent > 0
     assert len(list((out / "email").glob("*.eml"))) == sent
     assert re.search(r"messages second-order / email / holdout │ \d+", text)
+    assert re.search(r"programme win-back step 1 \(email\) sent │ +\d+", text)
     assert "customer equity" in text
 
     login = re.search(r"as (\S+) / (\S+)", text)

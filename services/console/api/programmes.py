@@ -208,7 +208,7 @@ def router(
             headers={"ETag": etag(stored.version)},
         )
 
-    changes = {
+    changes: dict[int | str, dict[str, Any]] = {
         404: {"description": "no such programme"},
         412: {"description": "If-Match is not the current version"},
         428: {"description": "the programme is stored and If-Match is missing"},

@@ -20,6 +20,7 @@ from bench import (
     dispatcher,
     ingest,
     pipeline,
+    programmes,
     replay,
     replicas,
     scoring,
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]]
     "dispatcher": lambda args: dispatcher.main(args.buyers),
     "bus": lambda args: bus.main(args.events),
     "scoring": lambda args: scoring.main(args.scoring_buyers),
+    "programmes": lambda args: programmes.main(args.programme_buyers),
 }
 
 
@@ -55,6 +57,7 @@ def main() -> None:
         ("--buyers", int, dispatcher.BUYERS, "dispatcher: buyers, one message each per run"),
         ("--seconds", float, pipeline.SECONDS, "pipeline: seconds each rate is offered for"),
         ("--timers-base", int, timers.BASES[1], "timers: buyers in the large base"),
+        ("--programme-buyers", int, programmes.BUYERS, "programmes: members entered at activation"),
         ("--connections", int, 8, "ingest: concurrent HTTP connections of the load generator"),
         ("--workers", int, 1, "ingest: worker processes of `nudge ingest` (one per core)"),
     ]

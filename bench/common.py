@@ -72,6 +72,7 @@ NAMES: dict[str, str] = {
     "dispatcher.decide_only": "≥ 2,000 decisions/s",
     "dispatcher.peak_rss_mb": "",
     "timers.tick_1m_over_10k": "ratio ≤ 1.5",
+    "programmes.activation": "",
     "pipeline.e2e_p50_ms@<rate>": "",
     "pipeline.e2e_p99_ms@<rate>": "≤ 1,000 ms at 1,000 events/s",
     "replay.100k": "≥ 10,000 events/s",

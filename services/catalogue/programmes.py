@@ -11,12 +11,15 @@ on the version they entered (docs/programmes.md).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from services.catalogue.catalogue import Catalogue
 from services.catalogue.editing import Against, EditingError, NotFound, Saved, version_fields
+from shared.domain.campaigns import SegmentTrigger
 from shared.domain.programmes import (
     BUILTIN_PROGRAMMES,
+    EveryoneIn,
     Programme,
     ProgrammeError,
     parse_programme,
@@ -43,6 +46,16 @@ def programme_document(d: ProgrammeDefinition) -> dict[str, Any]:
 
 def _builtin_document(p: Programme) -> dict[str, Any]:
     return {**p.document, "key": p.key, "status": p.status, "version": None, "builtin": True}
+
+
+def _as_written(document: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` without what the API adds to a programme read back (its version,
+    ``builtin``, the ``*_at`` stamps)."""
+    return {
+        k: v
+        for k, v in document.items()
+        if k not in ("version", "builtin") and not k.endswith("_at")
+    }
 
 
 class ProgrammeEditor:
@@ -82,13 +95,41 @@ class ProgrammeEditor:
         found += [_builtin_document(p) for k, p in self.ready_made.items() if k not in stored]
         return sorted(found, key=lambda p: (-int(p.get("priority") or 0), p["key"]))
 
+    async def programme(self, key: str) -> Programme:
+        """The programme ``key`` as it is now (stored, else ready-made), parsed;
+        :class:`NotFound` for neither."""
+        document, version = await self.document(key)
+        programme = await self.checked(_as_written(document), key)
+        return programme if version is None else replace(programme, version=version)
+
+    async def dry_run(self, key: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        """What saving ``document`` as ``key`` would do now, changing nothing: it is
+        validated as a save is (:class:`InvalidProgramme`), and answers how many buyers
+        it would enter now. An ``everyone_in`` programme enters the segment's members at
+        activation (its holdout's share of them held out); a segment trigger enters no
+        one now (a buyer enters when they enter or leave the segment: its size now is
+        given), nor an event or moment trigger."""
+        programme = await self.checked(_as_written(document), key)
+        trigger = programme.trigger
+        sizes = await self.definitions.segment_sizes()
+        answer: dict[str, Any] = {"key": key, "dry_run": True, "valid": True}
+        if isinstance(trigger, EveryoneIn):
+            members = sizes.get(trigger.segment, 0)
+            held = round(members * programme.holdout)
+            answer |= {"would_enter": members, "treatment": members - held, "holdout": held}
+            answer["segment"] = trigger.segment
+        else:
+            answer |= {"would_enter": 0, "treatment": 0, "holdout": 0}
+            if isinstance(trigger, SegmentTrigger):
+                answer |= {"segment": trigger.segment, "in_segment": sizes.get(trigger.segment, 0)}
+        return answer
+
     async def save(
         self, key: str, document: Mapping[str, Any], against: Against
     ) -> Saved[ProgrammeDefinition]:
         """Create or change the programme ``key`` once it validates, as a new version.
         Without ``status`` a new programme is a draft and a changed one keeps its status."""
-        written = {k: v for k, v in document.items() if k not in ("version", "builtin")}
-        written = {k: v for k, v in written.items() if not k.endswith("_at")}
+        written = _as_written(document)
         programme = await self.checked(written, key)
         current = await self.definitions.programmes.get(key)
         expected = against(current.version if current else None)

@@ -14,6 +14,7 @@ from services.console.api import campaigns, customers, kpis, programmes, segment
 from services.console.app import create_console_app
 from services.console.pages import campaigns as campaign_pages
 from services.console.pages import page_routers
+from services.console.pages import programmes as programme_pages
 from services.console.security import require_scope
 from services.console.settings import from_settings
 from shared.ports.clock import Clock
@@ -53,12 +54,15 @@ def console_routers(
             orders=orders,
         ),
         campaign_pages.router(definitions, results, clock=clock, catalogue=catalogue),
+        programme_pages.router(definitions, results, clock=clock, catalogue=catalogue),
         segments.router(definitions, clock=clock, require=require_scope),
         templates.router(definitions, renderer=renderer, require=require_scope),
         campaigns.router(
             definitions, results, clock=clock, require=require_scope, catalogue=catalogue
         ),
-        programmes.router(definitions, require=require_scope, catalogue=catalogue),
+        programmes.router(
+            definitions, require=require_scope, catalogue=catalogue, results=results, clock=clock
+        ),
         customers.router(
             queries, clock=clock, default_region=default_region, require=require_scope
         ),

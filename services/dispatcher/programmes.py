@@ -17,7 +17,7 @@ before the commit repeats the walk from where it was, after it nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,9 @@ from shared.domain.decisions import DEFAULT_POLICY, ScheduledSend, SendingPolicy
 from shared.domain.events import AnyEvent, PurchaseEvent
 from shared.domain.profile import Profile
 from shared.domain.programmes import (
+    ACTIVATION_ENTRY,
     Branch,
+    EveryoneIn,
     OnResponse,
     Programme,
     Response,
@@ -47,7 +49,7 @@ from shared.domain.programmes import (
 from shared.domain.segments import MembershipChange
 from shared.logging import get_logger
 from shared.ports.clock import Clock
-from shared.ports.store import PositionRecord, Store, UnitOfWork
+from shared.ports.store import Activation, PositionRecord, Store, UnitOfWork
 
 __all__ = ["BuyersOf", "Entering", "ProgrammeSteps"]
 
@@ -77,6 +79,8 @@ class ProgrammeSteps:
     decider: Decider
     delivery: Delivery
     policy: SendingPolicy = DEFAULT_POLICY
+    _activated: set[str] = field(default_factory=set, init=False, repr=False)
+    """Programmes whose activation finished (read once, then never asked again)."""
 
     # --- what starts a programme --------------------------------------------------------
 
@@ -255,13 +259,89 @@ class ProgrammeSteps:
             found.setdefault(position, {})[step_id] = did
         return found
 
+    # --- everyone in a segment, once, at activation ---------------------------------------
+
+    async def activate(self, batch: int = 1000) -> int:
+        """Enter one more batch of the members of each active "everyone in segment S"
+        programme not yet fully entered; return how many entered.
+
+        The first time a programme is seen active its activation is written (its moment:
+        who was in the segment then enters). Each batch is one unit of work: the next
+        members in id order (one statement), their entries (one statement, an entry that
+        exists writes nothing) and how far the activation went, committed together. A
+        crash before the commit repeats the batch, after it goes on from there; once every
+        member entered the activation is finished, and activating again enters no one.
+        Entries wait until the activation's moment, so the due loop walks them, a batch
+        at a time, like any wait that ended."""
+        entered = 0
+        for programme in self.live():
+            trigger = programme.trigger
+            if not isinstance(trigger, EveryoneIn) or programme.key in self._activated:
+                continue
+            async with self.store.unit_of_work() as uow:
+                activation = await uow.positions.activation(programme.key, self.clock.now())
+                if activation is None:  # another replica is entering this batch
+                    continue
+                if activation.finished_at is not None:
+                    self._activated.add(programme.key)
+                    continue
+                members = await uow.memberships.members(
+                    trigger.segment,
+                    entered_by=activation.activated_at,
+                    after=activation.after,
+                    limit=batch,
+                )
+                done = await self._enter_members(uow, programme, activation, members, batch)
+                await uow.commit()
+            entered += len(members)
+            if done.finished_at is not None:
+                self._activated.add(programme.key)
+                log.info("programme activated", programme=programme.key, entered=done.entered)
+        return entered
+
+    async def _enter_members(
+        self,
+        uow: UnitOfWork,
+        programme: Programme,
+        activation: Activation,
+        members: Sequence[str],
+        batch: int,
+    ) -> Activation:
+        now, at = self.clock.now(), activation.activated_at
+        records = []
+        for profile_id in members:
+            entry = enter(programme, profile_id, ACTIVATION_ENTRY, at)
+            held = entry.holdout
+            records.append(
+                PositionRecord(
+                    entry.position,
+                    held,
+                    exited_at=now if held else None,
+                    exit_reason="holdout" if held else None,
+                )
+            )
+        written = await uow.positions.enter(records, now)
+        done = replace(
+            activation,
+            after=members[-1] if members else activation.after,
+            entered=activation.entered + len(written),
+            finished_at=now if len(members) < batch else None,
+        )
+        await uow.positions.advance(done)
+        return done
+
     # --- the loops ------------------------------------------------------------------------
 
     async def wake_due(self, limit: int = 100) -> int:
-        """Walk up to ``limit`` positions whose wait ended, in one unit of work; return how
-        many. The positions are claimed first (skipping those another replica holds), then
-        their buyers locked, as the scheduled sends are."""
+        """Enter the next batch of an activation (:meth:`activate`), then walk up to
+        ``limit`` positions whose wait ended, in one unit of work; return how many of
+        both. The positions are claimed first (skipping those another replica holds),
+        then their buyers locked, as the scheduled sends are."""
         await self.catalogue.refresh_programmes()
+        activated = await self.activate(max(limit, 1000))
+        return activated + await self._wake_due(limit)
+
+    async def _wake_due(self, limit: int) -> int:
         async with self.store.unit_of_work() as uow:
             now = self.clock.now()
             due = await uow.positions.due(now, limit)

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 from shared.domain.attribution import CampaignMessage, Conversion, MessageResponse
+from shared.domain.programmes import ProgrammeFacts
 
 __all__ = ["CampaignResultsStore"]
 
@@ -40,5 +41,10 @@ class CampaignResultsStore(Protocol):
         ...
 
     async def campaign_conversions(self, campaign: str) -> list[Conversion]: ...
+
+    async def programme_facts(self, programme: str) -> ProgrammeFacts:
+        """The rows ``programme``'s report is counted from (its positions, step messages,
+        their delivery reports, its buyers' orders), read in one transaction."""
+        ...
 
     async def close(self) -> None: ...

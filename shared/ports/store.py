@@ -22,6 +22,7 @@ from shared.domain.segments import MembershipChange
 
 __all__ = [
     "NOT_SENT",
+    "Activation",
     "Inbox",
     "Memberships",
     "MessageOutcome",
@@ -160,6 +161,19 @@ class PositionRecord:
     exit_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Activation:
+    """An "everyone in segment S" programme's entering at activation: when it began, the
+    last buyer entered so far (they enter in id order, batch by batch), how many, and when
+    every member had entered."""
+
+    programme: str
+    activated_at: datetime
+    after: str | None = None
+    entered: int = 0
+    finished_at: datetime | None = None
+
+
 class Positions(Protocol):
     """Where each buyer is in each programme: one row per programme, buyer and entry."""
 
@@ -180,6 +194,15 @@ class Positions(Protocol):
     async def waiting(self, profile_ids: Collection[str]) -> list[PositionRecord]:
         """The positions of ``profile_ids`` still inside a programme, locked (an event of
         theirs may end a wait, or exit them at the goal)."""
+        ...
+
+    async def activation(self, programme: str, at: datetime) -> Activation | None:
+        """``programme``'s activation (begun at ``at`` when it had none), locked for this
+        unit of work; ``None`` while another replica holds it."""
+        ...
+
+    async def advance(self, activation: Activation) -> None:
+        """Write how far ``activation`` went (``after``, ``entered``, ``finished_at``)."""
         ...
 
     async def count(self, programme: str) -> dict[str, int]:
@@ -276,6 +299,13 @@ class Memberships(Protocol):
         ...
 
     async def apply(self, changes: Sequence[MembershipChange]) -> None: ...
+
+    async def members(
+        self, segment: str, *, entered_by: datetime, after: str | None, limit: int
+    ) -> list[str]:
+        """Up to ``limit`` buyers in ``segment`` who entered it by ``entered_by``, in id
+        order, after ``after``: one statement, whatever the batch."""
+        ...
 
 
 class Timers(Protocol):

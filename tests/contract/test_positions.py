@@ -12,7 +12,7 @@ import pytest
 
 from shared.adapters.store.sql import SqlStore
 from shared.domain.programmes import Position
-from shared.ports.store import PositionRecord
+from shared.ports.store import Activation, PositionRecord
 from tests.conftest import T0
 from tests.contract.on_store import OnStore
 
@@ -83,6 +83,18 @@ class PositionsContract(OnStore):
             assert await uow.positions.count("win-back") == {"pause": 1, "holdout": 1}
             assert await uow.positions.due(T0 + 10 * DAY, 10) == [_position("p2")]
 
+    async def test_an_activation_begins_once_and_keeps_how_far_it_went(
+        self, store: SqlStore
+    ) -> None:
+        async with store.unit_of_work() as uow:
+            begun = await uow.positions.activation("everyone", T0)
+            assert begun == Activation("everyone", T0)
+            await uow.positions.advance(replace(begun, after="p7", entered=7))
+            await uow.commit()
+        async with store.unit_of_work() as uow:
+            again = await uow.positions.activation("everyone", T0 + DAY)
+        assert again == Activation("everyone", T0, "p7", 7)
+
 
 class TestSqlitePositions(PositionsContract):
     @pytest.fixture
@@ -106,3 +118,12 @@ class TestPostgresPositions(PositionsContract):
         assert len(mine) == 4
         assert len(theirs) == 2
         assert not {r.position for r in mine} & {r.position for r in theirs}
+
+    async def test_replicas_never_enter_the_same_activation_batch(self, store: SqlStore) -> None:
+        async with store.unit_of_work() as uow:
+            await uow.positions.activation("everyone", T0)
+            await uow.commit()
+        async with store.unit_of_work() as first, store.unit_of_work() as second:
+            assert await first.positions.activation("everyone", T0) is not None
+            held = second.positions.activation("everyone", T0)
+            assert await asyncio.wait_for(held, timeout=5) is None

@@ -45,7 +45,13 @@ from shared.ports.clock import Clock
 from shared.ports.definitions import Definitions
 from shared.ports.reports import CampaignResultsStore
 
-__all__ = ["build_report", "report_document", "router"]
+__all__ = [
+    "build_report",
+    "comparison_document",
+    "estimate_document",
+    "report_document",
+    "router",
+]
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The campaign's key.")]
 IfMatch = Annotated[
@@ -57,7 +63,8 @@ CampaignBody = Annotated[
 ]
 
 
-def _estimate(e: Estimate | None) -> dict[str, float] | None:
+def estimate_document(e: Estimate | None) -> dict[str, float] | None:
+    """An estimate as the API answers it: its value and interval."""
     return None if e is None else {"value": e.value, "low": e.low, "high": e.high}
 
 
@@ -65,12 +72,20 @@ def report_document(
     campaign: Campaign, results: CampaignResults, report: CampaignReport, as_of: datetime
 ) -> dict[str, Any]:
     """The report as the API answers it (and the report page reads it)."""
-    funnel = report.funnel
     return {
         "campaign": campaign.key,
         "name": campaign.name,
         "goal": {"event": campaign.goal.event, "within": campaign.to_dict()["goal"]["within"]},
         "as_of": as_of.isoformat(),
+        **comparison_document(results, report),
+    }
+
+
+def comparison_document(results: CampaignResults, report: CampaignReport) -> dict[str, Any]:
+    """The funnel and treatment against holdout, as a campaign's and a programme's reports
+    answer them."""
+    funnel = report.funnel
+    return {
         "confidence": report.confidence,
         "funnel": {
             "audience": funnel.audience + report.holdout_size,
@@ -86,22 +101,22 @@ def report_document(
         "treatment": {
             "buyers": funnel.audience,
             "converted": funnel.converted,
-            "conversion": _estimate(report.treatment_conversion),
+            "conversion": estimate_document(report.treatment_conversion),
             "revenue": str(results.treatment_revenue),
             "revenue_per_buyer": report.treatment_revenue_per_buyer,
         },
         "holdout": {
             "buyers": report.holdout_size,
             "converted": report.holdout_converted,
-            "conversion": _estimate(report.holdout_conversion),
+            "conversion": estimate_document(report.holdout_conversion),
             "revenue": str(results.holdout_revenue),
             "revenue_per_buyer": report.holdout_revenue_per_buyer,
         },
         "uplift": {
-            "absolute": _estimate(report.conversion_uplift),
-            "relative": _estimate(report.relative_uplift),
-            "revenue_per_buyer": _estimate(report.revenue_per_buyer_uplift),
-            "incremental_revenue": _estimate(report.incremental_revenue),
+            "absolute": estimate_document(report.conversion_uplift),
+            "relative": estimate_document(report.relative_uplift),
+            "revenue_per_buyer": estimate_document(report.revenue_per_buyer_uplift),
+            "incremental_revenue": estimate_document(report.incremental_revenue),
         },
         "verdict": report.verdict_words,
         "verdict_code": report.verdict.name.lower(),

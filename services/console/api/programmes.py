@@ -6,9 +6,14 @@
   that does not validate is ``422 invalid-programme`` with the JSON pointer of the bad
   field. Every change is a new version, and every version is kept. Without ``status`` a
   new programme is a draft and a changed one keeps its status.
+- ``PUT /v1/programmes/{key}?dry_run=true``: validated as a save is, nothing saved;
+  answers how many buyers it would enter now.
 - ``GET /v1/programmes/{key}`` with its ``ETag``; ``GET /v1/programmes``:
   ``{"programmes": [...]}``, each with its steps and status; the ready-made ones not
   stored are listed as ``builtin``.
+- ``GET /v1/programmes/{key}/report``: entries at each step and exits by reason, each
+  send step's variants (sends, responses, conversions with intervals), and the
+  programme against its holdout (docs/programmes.md).
 
 Reads need the ``console:read`` scope, changes ``console:write``.
 """
@@ -16,22 +21,27 @@ Reads need the ``console:read`` scope, changes ``console:write``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from services.catalogue import Catalogue
 from services.catalogue.programmes import ProgrammeEditor, programme_document
 from services.console.api import versions
+from services.console.api.campaigns import comparison_document, estimate_document
 from services.console.api.refusals import as_problems
 from services.console.api.segments import KEY_PATTERN
 from services.console.api.versions import etag
 from services.http.auth import require as require_key
+from shared.domain.programmes import Programme, ProgrammeReport, programme_report
 from shared.ports.api_keys import Scope
+from shared.ports.clock import Clock
 from shared.ports.definitions import Definitions
+from shared.ports.reports import CampaignResultsStore
 
-__all__ = ["router"]
+__all__ = ["build_programme_report", "programme_report_document", "router"]
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The programme's key.")]
 IfMatch = Annotated[
@@ -43,14 +53,67 @@ ProgrammeBody = Annotated[
 ]
 
 
+DryRun = Annotated[bool, Query(description="Validate and count who would enter now; save nothing.")]
+
+
+def programme_report_document(
+    programme: Programme, report: ProgrammeReport, as_of: datetime
+) -> dict[str, Any]:
+    """The report as the API answers it (and the report page reads it)."""
+    within = programme.goal.within
+    return {
+        "programme": programme.key,
+        "name": programme.name,
+        "version": programme.version,
+        "status": programme.status,
+        "goal": {"event": programme.goal.event, "within_days": within.total_seconds() / 86400},
+        "as_of": as_of.isoformat(),
+        "entered": {"treatment": report.entered, "holdout": report.holdout_entries},
+        "at_step": report.at_step,
+        "exited": report.exited,
+        "steps": [
+            {
+                "step": step.step,
+                "variants": [
+                    {
+                        "name": v.name,
+                        "buyers": v.buyers,
+                        "sent": v.sent,
+                        "delivered": v.delivered,
+                        "opened": v.opened,
+                        "clicked": v.clicked,
+                        "converted": v.converted,
+                        "conversion": estimate_document(v.conversion),
+                        "not_sent": dict(v.by_reason),
+                    }
+                    for v in step.variants
+                ],
+            }
+            for step in report.steps
+        ],
+        **comparison_document(report.results, report.overall),
+    }
+
+
+async def build_programme_report(
+    programme: Programme, results: CampaignResultsStore, as_of: datetime
+) -> dict[str, Any]:
+    """``programme``'s report from its rows now."""
+    facts = await results.programme_facts(programme.key)
+    return programme_report_document(programme, programme_report(programme, facts), as_of)
+
+
 def router(
     definitions: Definitions,
     *,
     require: Requirement = require_key,
     catalogue: Catalogue | None = None,
+    results: CampaignResultsStore | None = None,
+    clock: Clock | None = None,
 ) -> APIRouter:
     """The programmes routes on ``definitions``; ``require(scope)`` admits a caller for a
-    scope; programmes are checked against what ``catalogue`` says they may name."""
+    scope; programmes are checked against what ``catalogue`` says they may name; their
+    reports read ``results`` (no report route without it), dated by ``clock``."""
     api = APIRouter(prefix="/v1/programmes", tags=["programmes"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
@@ -84,8 +147,11 @@ def router(
         },
     )
     async def put_programme(
-        key: Key, body: ProgrammeBody, if_match: IfMatch = None
+        key: Key, body: ProgrammeBody, if_match: IfMatch = None, dry_run: DryRun = False
     ) -> JSONResponse:
+        if dry_run:
+            with as_problems():
+                return JSONResponse(await editor.dry_run(key, body))
         with as_problems():
             saved = await editor.save(key, body, versions.if_match(key, if_match))
         stored = saved.definition
@@ -94,5 +160,20 @@ def router(
             status_code=201 if saved.created else 200,
             headers={"ETag": etag(stored.version)},
         )
+
+    if results is None or clock is None:
+        return api
+    reading, dating = results, clock
+
+    @api.get(
+        "/{key}/report",
+        summary="Entries per step, exits, each variant's conversions, against the holdout",
+        dependencies=readers,
+        responses={404: {"description": "no such programme"}},
+    )
+    async def programme_report_route(key: Key) -> dict[str, Any]:
+        with as_problems():
+            programme = await editor.programme(key)
+        return await build_programme_report(programme, reading, dating.now())
 
     return api

@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.adapters.store import schema as t
 from shared.adapters.store.dialect import Dialect
 from shared.domain.programmes import Position
-from shared.ports.store import PositionRecord
+from shared.ports.store import Activation, PositionRecord
 
 __all__ = ["SqlPositions"]
 
 _CHUNK = 1000
 _P = t.programme_positions
+_A = t.programme_activations
 
 
 class SqlPositions:
@@ -118,6 +119,34 @@ class SqlPositions:
             )
             found += [_record(row) for row in await self.conn.execute(stmt)]
         return found
+
+    async def activation(self, programme: str, at: datetime) -> Activation | None:
+        await self.conn.execute(
+            self.dialect.insert(_A)
+            .values(programme=programme, activated_at=at, entered=0)
+            .on_conflict_do_nothing(index_elements=["programme"])
+        )
+        row = (
+            await self.conn.execute(
+                select(_A).where(_A.c.programme == programme).with_for_update(skip_locked=True)
+            )
+        ).first()
+        if row is None:
+            return None
+        return Activation(
+            row.programme, row.activated_at, row.after, int(row.entered), row.finished_at
+        )
+
+    async def advance(self, activation: Activation) -> None:
+        await self.conn.execute(
+            update(_A)
+            .where(_A.c.programme == activation.programme)
+            .values(
+                after=activation.after,
+                entered=activation.entered,
+                finished_at=activation.finished_at,
+            )
+        )
 
     async def count(self, programme: str) -> dict[str, int]:
         inside = await self.conn.execute(

@@ -21,6 +21,7 @@ from shared.adapters.store.engine import create_engine
 from shared.adapters.store.errors import connected
 from shared.adapters.store.rows import from_row
 from shared.domain.attribution import CampaignMessage, Conversion, MessageResponse
+from shared.domain.programmes import BuyerOrder, EntryFacts, ProgrammeFacts
 
 __all__ = ["SqlCampaignResults", "open_campaign_results"]
 
@@ -170,6 +171,34 @@ class SqlCampaignResults:
                 .order_by(r.c.at, r.c.message_key, r.c.response)
             )
             return [MessageResponse(row.message_key, row.response, row.at) for row in rows]
+
+    async def programme_facts(self, programme: str) -> ProgrammeFacts:
+        p, m, r, o = t.programme_positions, t.messages, t.message_responses, t.placed_orders
+        steps = m.c.campaign.startswith(f"{programme}.", autoescape=True)
+        entered = select(p.c.profile_id).where(p.c.programme == programme)
+        async with connected(self.engine) as conn, conn.begin():
+            entries = await conn.execute(
+                select(p.c.profile_id, p.c.holdout, p.c.entered_at, p.c.step, p.c.exit_reason)
+                .where(p.c.programme == programme)
+                .order_by(p.c.profile_id, p.c.entry)
+            )
+            facts = [
+                EntryFacts(e.profile_id, bool(e.holdout), e.entered_at, e.step, e.exit_reason)
+                for e in entries
+            ]
+            messages = await conn.execute(
+                _messages().where(steps).order_by(m.c.created_at, m.c.key)
+            )
+            found = [_message(row) for row in messages]
+            responses = await conn.execute(
+                select(r).join(m, m.c.key == r.c.message_key).where(steps).order_by(r.c.at)
+            )
+            reported = [MessageResponse(x.message_key, x.response, x.at) for x in responses]
+            orders = await conn.execute(
+                select(o).where(o.c.profile_id.in_(entered.distinct())).order_by(o.c.placed_at)
+            )
+            bought = [BuyerOrder(x.profile_id, x.order_id, x.total, x.placed_at) for x in orders]
+        return ProgrammeFacts(facts, found, reported, bought)
 
     async def close(self) -> None:
         await self.engine.dispose()

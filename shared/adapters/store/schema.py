@@ -383,6 +383,20 @@ programme_positions = Table(
 )
 __all__ += ["programme_positions"]
 
+# An "everyone in segment S" programme's entering at activation (migration 0020,
+# shared/adapters/store/positions.py): the members enter in id order, batch by batch;
+# ``after`` is the last one entered, ``finished_at`` set once all have.
+programme_activations = Table(
+    "programme_activations",
+    metadata,
+    Column("programme", String(100), primary_key=True),
+    Column("activated_at", UTCDateTime, nullable=False),
+    Column("after", String(36)),
+    Column("entered", Integer, nullable=False),
+    Column("finished_at", UTCDateTime),
+)
+__all__ += ["programme_activations"]
+
 # Purchases attributed to campaign messages (migration 0009, shared/adapters/store/reports.py):
 # one row per message and order whose purchase fell in the campaign's attribution window,
 # held-out messages alike (``holdout``), so a report compares the two arms the same way.

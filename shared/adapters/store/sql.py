@@ -512,6 +512,16 @@ class SqlMemberships(_Repository):
                 ],
             )
 
+    async def members(
+        self, segment: str, *, entered_by: datetime, after: str | None, limit: int
+    ) -> list[str]:
+        m = t.memberships
+        stmt = select(m.c.profile_id).where(m.c.segment == segment, m.c.entered_at <= entered_by)
+        if after is not None:
+            stmt = stmt.where(m.c.profile_id > after)
+        rows = await self.conn.execute(stmt.order_by(m.c.profile_id).limit(limit))
+        return [str(r) for r in rows.scalars()]
+
 
 def _batch_of(name: str, **columns: Any) -> Any:
     """A batch given as one array per column (PostgreSQL's ``unnest``), a table ``name``

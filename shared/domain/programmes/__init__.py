@@ -3,7 +3,8 @@
 :mod:`.model` holds the programme and its steps (send, wait, branch, split, exit),
 :mod:`.parsing` reads one written as JSON (a :class:`ProgrammeError` at the bad
 field), :mod:`.stepping` walks a buyer through one on plain data and a clock, and
-:mod:`.builtin` has the ready-made programmes. Import from this package.
+:mod:`.builtin` has the ready-made programmes, :mod:`.report` counts a programme's
+report. Import from this package.
 """
 
 from __future__ import annotations
@@ -37,7 +38,18 @@ from shared.domain.programmes.parsing import (
     parse_programme,
     successors,
 )
+from shared.domain.programmes.report import (
+    BuyerOrder,
+    EntryFacts,
+    ProgrammeFacts,
+    ProgrammeReport,
+    StepReport,
+    VariantReport,
+    programme_report,
+    variant_counts,
+)
 from shared.domain.programmes.stepping import (
+    ACTIVATION_ENTRY,
     STEP_SEPARATOR,
     Entry,
     Position,
@@ -58,13 +70,16 @@ from shared.domain.programmes.stepping import (
 )
 
 __all__ = [
+    "ACTIVATION_ENTRY",
     "BUILTIN_PROGRAMMES",
     "MAX_STEPS",
     "MAX_VARIANTS",
     "RESPONSES",
     "STEP_SEPARATOR",
     "Branch",
+    "BuyerOrder",
     "Entry",
+    "EntryFacts",
     "EveryoneIn",
     "Exit",
     "OnResponse",
@@ -72,6 +87,8 @@ __all__ = [
     "Position",
     "Programme",
     "ProgrammeError",
+    "ProgrammeFacts",
+    "ProgrammeReport",
     "ProgrammeTrigger",
     "Relocation",
     "Response",
@@ -79,8 +96,10 @@ __all__ = [
     "Split",
     "Status",
     "Step",
+    "StepReport",
     "StepSend",
     "Variant",
+    "VariantReport",
     "Wait",
     "WaitBestHour",
     "WaitFor",
@@ -91,12 +110,14 @@ __all__ = [
     "enter",
     "in_programme_holdout",
     "parse_programme",
+    "programme_report",
     "relocate",
     "split_step_campaign_key",
     "step_campaign",
     "step_campaign_key",
     "step_occurrence",
     "successors",
+    "variant_counts",
     "variant_for",
     "wait_ends",
     "walk",

@@ -54,6 +54,7 @@ from shared.domain.programmes.model import (
 )
 
 __all__ = [
+    "ACTIVATION_ENTRY",
     "STEP_SEPARATOR",
     "Entry",
     "Position",
@@ -147,6 +148,12 @@ def variant_for(programme: Programme, step: Send, profile_id: str) -> Variant:
     """The buyer's content variant of ``step``: by its share, the same at every draw."""
     chance = draw("variant", programme.key, step.id, profile_id)
     return step.variants[_pick(chance, [v.share for v in step.variants])]
+
+
+ACTIVATION_ENTRY = "activation"
+"""The entry of every buyer an :class:`~.model.EveryoneIn` programme enters at activation:
+one per programme and buyer, so activating again (or resuming after a crash) enters no
+one twice."""
 
 
 def enter(programme: Programme, profile_id: str, occurrence: str, at: datetime) -> Entry:

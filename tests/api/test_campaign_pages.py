@@ -142,3 +142,21 @@ async def test_a_bad_field_is_named_beside_it_and_nothing_is_saved(app: FastAPI)
 )
 def test_a_campaign_pointer_names_its_form_field(pointer: str, field: str) -> None:
     assert campaign_pages.field_of(pointer) == field
+
+
+async def test_the_report_of_a_campaign_with_no_holdout_says_no_control_group(
+    app: FastAPI,
+) -> None:
+    # Seen: the win-back report (holdout 0) said "too few buyers".
+    async with _browser(app) as client:
+        await _logged_in(client, "ivan")
+        page = await client.get("/campaigns/win-back-30d/report")
+        assert page.status_code == 200
+        assert re.search(r'id="verdict">No control group<', page.text)
+        assert 'id="no-control"' in page.text
+        assert "too few buyers" not in page.text
+        assert 'data-arm="holdout"' not in page.text
+        assert "no control group: no uplift to show" in page.text
+        held = await client.get("/campaigns/second-order/report")
+        assert re.search(r'id="verdict">Too few buyers<', held.text)
+        assert 'data-arm="holdout"' in held.text

@@ -210,3 +210,14 @@ async def test_an_analyst_reads_but_cannot_change_a_campaign(
 
 async def test_an_unknown_campaign_has_no_report(reader: httpx.AsyncClient) -> None:
     assert problem(await reader.get("/v1/campaigns/nothing/report"), 404, "not-found")
+
+
+async def test_a_campaign_with_holdout_0_is_accepted_and_reports_no_control_group(
+    writer: httpx.AsyncClient,
+) -> None:
+    saved = await writer.put("/v1/campaigns/all-in", json={**CART, "holdout": 0})
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["holdout"] == 0
+    report = (await writer.get("/v1/campaigns/all-in/report")).json()
+    assert report["verdict"] == "no control group"
+    assert report["uplift"]["absolute"] is None

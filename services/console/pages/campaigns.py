@@ -429,6 +429,8 @@ def router(
                 ("Conversion, relative %", uplift["relative"]),
             ]
         )
+        no_control = report["verdict_code"] == "no_control_group"
+        chart["no_control"] = no_control
         return render(
             request,
             "campaign_report.html",
@@ -438,6 +440,7 @@ def router(
             report=report,
             bars=_funnel_bars(report["funnel"]),
             chart=chart,
+            no_control=no_control,
         )
 
     return pages

@@ -187,15 +187,26 @@ class InvalidTemplate(EditingError):
 
 class InvalidCampaign(EditingError):
     """The campaign refused at ``pointer`` (of its document) with ``message``; ``detail``
-    says it in one sentence."""
+    says it in one sentence; ``errors`` is every bad field, ``(pointer, message)``, this
+    one first."""
 
-    def __init__(self, pointer: str, message: str, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        pointer: str,
+        message: str,
+        detail: str | None = None,
+        *,
+        others: Sequence[tuple[str, str]] = (),
+    ) -> None:
         if detail is None:
             detail = f"the campaign does not validate at {pointer}: {message}"
+            if others:
+                detail += f" (and {len(others)} more: {', '.join(p for p, _ in others)})"
         super().__init__(detail)
         self.pointer = pointer
         self.message = message
         self.detail = detail
+        self.errors: tuple[tuple[str, str], ...] = ((pointer, message), *others)
 
 
 # --- segments ----------------------------------------------------------------------------
@@ -576,7 +587,9 @@ class TemplateEditor:
 
 
 def _refused(exc: CampaignError) -> InvalidCampaign:
-    return InvalidCampaign(exc.pointer, exc.message)
+    return InvalidCampaign(
+        exc.pointer, exc.message, others=[(e.pointer, e.message) for e in exc.errors[1:]]
+    )
 
 
 class CampaignEditor:

@@ -46,7 +46,17 @@ def test_the_same_seed_gives_the_same_demo(tmp_path: Path) -> None:
     def tables(run: str) -> str:
         result = runner.invoke(
             app,
-            ["demo", "--customers", "40", "--days", "30", "--seed", "5", "--out", str(tmp_path / run)],
+            [
+                "demo",
+                "--customers",
+                "40",
+                "--days",
+                "30",
+                "--seed",
+                "5",
+                "--out",
+                str(tmp_path / run),
+            ],
         )
         assert result.exit_code == 0, result.output
         return result.output.split("Sent messages are under")[0]

@@ -59,7 +59,9 @@ async def _score(found: Settings) -> None:
     table.add_row("with orders (scored)", f"{scored.scored:,}")
     table.add_row("scores changed", f"{scored.changed:,}")
     table.add_row("customer equity", f"{scored.customer_equity:,.2f}")
-    table.add_row("models fitted", "yes" if scored.models is not None else "no")
+    models = scored.models
+    table.add_row("purchase model", models.purchase_model if models else "none (no orders)")
+    table.add_row("spend model", models.spend_model if models else "none (no orders)")
     table.add_row("seconds", f"{scored.seconds:.1f}")
     console.print(table)
     for note in scored.notes:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from services.segmenter.handlers import Segmenter
+from services.segmenter.metrics import ScoringMetrics
 from shared.domain.predictions import FittedModels
 from shared.domain.profile import Scores
 from shared.domain.scoring import BaseFacts, BuyerFacts, BuyerScore, ScoringPolicy, score_base
@@ -76,6 +77,8 @@ async def score_the_base(
     clock: Clock,
     policy: ScoringPolicy,
     progress: Progress | None = None,
+    *,
+    metrics: ScoringMetrics | None = None,
 ) -> ScoringRun:
     """Score every buyer and write the scores back; see the module's docstring."""
     started = time.perf_counter()
@@ -110,17 +113,35 @@ async def score_the_base(
         notes=tuple(scores.notes),
         seconds=time.perf_counter() - started,
     )
+    models = run.models
+    if metrics is not None:
+        metrics.runs.labels(_short(models.purchase_model) if models else "none").inc()
+        for kind in models.fallbacks if models else ():
+            metrics.fallbacks.labels(kind).inc()
+    if models is not None and models.fallbacks:
+        # The notes say why, in words about the base: no buyer is named in them.
+        log.warning(
+            "scoring fell back to the empirical models",
+            fallbacks=list(models.fallbacks),
+            notes=list(run.notes),
+        )
     log.info(
         "base scored",
         buyers=run.buyers,
         scored=run.scored,
         changed=run.changed,
         customer_equity=round(run.customer_equity, 2),
-        fitted=run.models is not None,
+        purchase_model=models.purchase_model if models else None,
+        spend_model=models.spend_model if models else None,
         notes=list(run.notes),
         seconds=round(run.seconds, 1),
     )
     return run
+
+
+def _short(name: str) -> str:
+    """A model's name as a metric label: ``BG/NBD``, ``MBG/NBD``, ``empirical``."""
+    return name.split(" ", maxsplit=1)[0]
 
 
 def _scores(row: BuyerScore, at: datetime) -> Scores:

@@ -21,6 +21,7 @@ from services.catalogue import Catalogue
 from services.running.loops import Subscription, consume, repeat, shut
 from services.segmenter.attribution import Attribution
 from services.segmenter.handlers import RECOMPUTE_BATCH, Segmenter, relay_outbox
+from services.segmenter.metrics import ScoringMetrics
 from services.segmenter.scoring import (
     Progress,
     ScoringRun,
@@ -76,6 +77,7 @@ class SegmenterService:
         )
         self.definitions_interval = definitions_interval
         self.scoring_base = runtime.scoring_base
+        self.scoring_metrics = ScoringMetrics()
         self.timer_batch = timer_batch
         self.stopping = asyncio.Event()
         self._publisher: Publisher | None = None
@@ -83,8 +85,8 @@ class SegmenterService:
 
     @property
     def metrics_registries(self) -> tuple[CollectorRegistry, ...]:
-        """What this service measures (nothing of its own yet: its lag is Kafka's)."""
-        return ()
+        """What this service measures: the scoring runs (its lag is Kafka's)."""
+        return (self.scoring_metrics.registry,)
 
     async def start(self) -> None:
         bus, settings = self.runtime.bus, self.runtime.settings
@@ -113,6 +115,7 @@ class SegmenterService:
                 self.runtime.clock,
                 policy_from(self.runtime.settings),
                 progress,
+                metrics=self.scoring_metrics,
             )
 
     async def run(self) -> None:

@@ -103,3 +103,48 @@ async def test_scoring_the_same_base_at_the_same_moment_again_changes_nothing(
     assert first.changed == BUYERS
     assert again.changed == 0
     assert await pipeline.settle() == 0
+
+
+def plain_history() -> list[dict[str, object]]:
+    """Issue 15's base: 60 buyers, 2-6 orders 10-30 days apart, order values 500 or 10000
+    give or take 20%: BG/NBD lands on its bounds on it."""
+    events: list[dict[str, object]] = []
+    for n in range(60):
+        customer = {"id": f"plain-{n:03d}"}
+        orders = 2 + n % 5
+        level = 500 if n % 2 else 10_000
+        for k in range(orders):
+            at = T0 - timedelta(days=150 - k * (10 + (n * 7 + k * 3) % 21))
+            total = f"{level * (0.8 + ((n + k) % 5) / 10):.2f}"
+            events.append(purchase(f"q-{n}-{k}", at, customer=customer, total=total))
+    return events
+
+
+async def test_a_degenerate_fit_falls_back_and_is_counted_stored_finite(
+    pipeline: Pipeline,
+) -> None:
+    await pipeline.post_events(plain_history())
+    await pipeline.settle()
+
+    run = await pipeline.segmenter.score()
+    await pipeline.settle()
+
+    assert run is not None
+    assert run.models is not None
+    assert "purchases" in run.models.fallbacks, run.notes
+    assert any(note.startswith("BG/NBD not used") for note in run.notes)
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        stored = [await uow.profiles.find("id", f"plain-{n:03d}") for n in range(60)]
+    for profile in stored:
+        assert profile is not None
+        assert profile.clv is not None
+        assert profile.clv.is_finite()
+        assert profile.clv > 0
+        assert profile.p_alive is not None
+        assert 0 <= profile.p_alive <= 1
+        assert profile.expected_purchases is not None
+    (registry,) = pipeline.segmenter.metrics_registries
+    assert registry.get_sample_value("nudge_scoring_fallback_total", {"model": "purchases"}) == 1
+    assert (
+        registry.get_sample_value("nudge_scoring_runs_total", {"purchase_model": "empirical"}) == 1
+    )

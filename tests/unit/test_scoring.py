@@ -206,7 +206,7 @@ def test_rows_come_out_in_batches_for_writing_back(scores: BaseScores) -> None:
     ]
 
 
-def test_a_base_with_too_few_repeat_buyers_gets_rfm_but_no_predictions() -> None:
+def test_a_base_with_too_few_repeat_buyers_gets_rfm_and_the_fallbacks() -> None:
     first = datetime(2026, 5, 1, tzinfo=UTC)
     buyers = [
         BuyerFacts(
@@ -218,11 +218,10 @@ def test_a_base_with_too_few_repeat_buyers_gets_rfm_but_no_predictions() -> None
 
     scores = score_buyers(buyers, NOW, ScoringPolicy(min_repeat_buyers=5))
 
-    assert scores.models is None
-    assert scores.notes == ("fewer than 5 buyers with a repeat order: no predictions",)
+    assert scores.models is not None
+    assert scores.models.fallbacks == ("purchases", "spend")
     assert all(row.rfm_segment in RFM_SEGMENTS for row in scores.rows())
-    assert all(row.p_alive is None and row.clv is None for row in scores.rows())
-    assert scores.customer_equity == 0.0
+    assert all(row.p_alive is not None and row.clv is not None for row in scores.rows())
 
 
 def test_the_models_can_be_fitted_on_a_sample_of_a_large_base(buyers: list[BuyerFacts]) -> None:

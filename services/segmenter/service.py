@@ -12,7 +12,7 @@ records every segment's size, for the console's size-over-time charts.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
@@ -104,8 +104,11 @@ class SegmenterService:
         done += await relay_outbox(self.runtime.store, self._publisher, self.runtime.clock)
         return done
 
-    async def score(self, progress: Progress | None = None) -> ScoringRun | None:
-        """Score the whole base now, unless another replica is at it (``None`` then)."""
+    async def score(
+        self, progress: Progress | None = None, *, as_of: datetime | None = None
+    ) -> ScoringRun | None:
+        """Score the whole base now (or as it stood at ``as_of``), unless another replica
+        is at it (``None`` then)."""
         async with self.scoring_base.exclusive() as mine:
             if not mine:
                 return None
@@ -116,6 +119,8 @@ class SegmenterService:
                 policy_from(self.runtime.settings),
                 progress,
                 metrics=self.scoring_metrics,
+                as_of=as_of,
+                history=self.runtime.order_history,
             )
 
     async def run(self) -> None:

@@ -58,6 +58,7 @@ from shared.domain.predictions import (
     p_alive,
 )
 from shared.domain.rfm import RFM_SEGMENTS, RfmBoundaries, rfm_boundaries, rfm_segment_codes
+from shared.domain.validation import BuyerOrders
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -67,6 +68,7 @@ __all__ = [
     "BuyerScore",
     "Progress",
     "ScoringPolicy",
+    "facts_as_of",
     "score_base",
     "score_buyers",
 ]
@@ -169,6 +171,39 @@ class BaseFacts:
                 len(buyers),
             ),
         )
+
+
+def facts_as_of(
+    buyer_ids: Sequence[str], histories: Sequence[BuyerOrders], at: datetime
+) -> BaseFacts:
+    """The base as it stood at ``at``: each of ``buyer_ids`` with only the orders placed
+    before ``at`` (from their histories; a buyer with none then has no order).
+
+    Net revenue is the placed orders' totals: refunds carry no moment of their own in
+    the history, so a base as of a past moment is scored gross of refunds.
+    """
+    if at.tzinfo is None:
+        raise ValueError("at must be an aware datetime")
+    cut = at.timestamp()
+    index = {buyer: i for i, buyer in enumerate(buyer_ids)}
+    size = len(buyer_ids)
+    count = np.zeros(size, np.int64)
+    revenue = np.zeros(size)
+    first = np.full(size, np.nan)
+    last = np.full(size, np.nan)
+    for history in histories:
+        i = index.get(history.buyer_id)
+        if i is None:
+            continue
+        moments = np.fromiter((m.timestamp() for m in history.placed_at), np.float64)
+        totals = np.fromiter((float(v) for v in history.totals), np.float64, len(moments))
+        before = moments < cut
+        if not np.any(before):
+            continue
+        count[i] = int(np.count_nonzero(before))
+        revenue[i] = float(totals[before].sum())
+        first[i], last[i] = float(moments[before].min()), float(moments[before].max())
+    return BaseFacts(list(buyer_ids), count, revenue, first, last)
 
 
 @dataclass(frozen=True, slots=True)

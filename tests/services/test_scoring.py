@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from services.tools.embedded import Pipeline
+from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.domain.rfm import RFM_SEGMENTS
 from tests.conftest import T0
@@ -148,3 +149,44 @@ async def test_a_degenerate_fit_falls_back_and_is_counted_stored_finite(
     assert (
         registry.get_sample_value("nudge_scoring_runs_total", {"purchase_model": "empirical"}) == 1
     )
+
+
+async def stored_scores(pipeline: Pipeline, ids: list[str]) -> dict[str, tuple[object, ...]]:
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        found = {i: await uow.profiles.find("id", i) for i in ids}
+    return {
+        i: (p.rfm_segment, p.p_alive, p.expected_purchases, p.clv, p.clv_share, p.scored_at)
+        for i, p in found.items()
+        if p is not None
+    }
+
+
+async def test_scoring_as_of_a_moment_counts_only_the_orders_before_it_whatever_the_clock(
+    pipeline: Pipeline, clock: SimulatedClock
+) -> None:
+    await pipeline.post_events(history())
+    await pipeline.settle()
+    as_of = T0 - timedelta(days=100)
+    ids = [f"buyer-{n:03d}" for n in range(BUYERS)]
+
+    first = await pipeline.segmenter.score(as_of=as_of)
+    scores = await stored_scores(pipeline, ids)
+    clock.advance(timedelta(days=3 * 365))
+    again = await pipeline.segmenter.score(as_of=as_of)
+
+    assert first is not None
+    assert again is not None
+    assert first.scored_at == as_of
+    assert again.changed == 0
+    assert await stored_scores(pipeline, ids) == scores
+    assert all(row[-1] == as_of for row in scores.values())
+    # buyer-059's first order is 64 days before T0: no order by as_of, so no scores.
+    assert scores["buyer-059"][:4] == (None, None, None, None)
+    # buyer-000 ordered first 300 days before T0, every 3 days: all before as_of.
+    assert scores["buyer-000"][0] is not None
+    # Only buyers with an order before as_of were scored.
+    assert first.scored < BUYERS
+    now = await pipeline.segmenter.score()
+    assert now is not None
+    assert now.scored_at == clock.now()
+    assert now.scored == BUYERS

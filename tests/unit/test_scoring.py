@@ -16,9 +16,11 @@ from shared.domain.scoring import (
     BaseScores,
     BuyerFacts,
     ScoringPolicy,
+    facts_as_of,
     score_base,
     score_buyers,
 )
+from shared.domain.validation import BuyerOrders
 from tests.unit.simulated_buyers import (
     CDNOW_PURCHASES,
     CDNOW_SPEND,
@@ -281,3 +283,22 @@ def test_an_empty_base_scores_nothing() -> None:
 def test_a_policy_that_makes_no_sense_is_refused(policy: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"must"):
         ScoringPolicy(**policy)
+
+
+def test_the_base_as_of_a_moment_keeps_only_the_orders_before_it() -> None:
+    day = datetime(2026, 1, 1, tzinfo=UTC)
+    histories = [
+        BuyerOrders("a", (day, day + timedelta(days=10), day + timedelta(days=40)), (10, 20, 40)),
+        BuyerOrders("late", (day + timedelta(days=31),), (99,)),
+        BuyerOrders("stranger", (day,), (5,)),
+    ]
+
+    base = facts_as_of(["a", "late", "lead"], histories, day + timedelta(days=30))
+
+    assert list(base.orders_count) == [2, 0, 0]
+    assert list(base.net_revenue) == [30.0, 0.0, 0.0]
+    assert base.first_order_at[0] == day.timestamp()
+    assert base.last_order_at[0] == (day + timedelta(days=10)).timestamp()
+    assert np.isnan(base.first_order_at[1])
+    # An order at the moment itself is not before it.
+    assert facts_as_of(["late"], histories, day + timedelta(days=31)).orders_count[0] == 0

@@ -25,6 +25,7 @@ from services.catalogue import Catalogue
 from services.dispatcher.composing import Composer
 from services.dispatcher.deciding import Decider
 from services.dispatcher.delivery import Delivery
+from services.dispatcher.learning import SplitLearning
 from services.dispatcher.ledger import Ledger
 from services.dispatcher.outgoing import Draft, Outgoing
 from shared.domain.campaigns import EventTrigger, MomentTrigger, SegmentTrigger, message_key
@@ -79,6 +80,8 @@ class ProgrammeSteps:
     decider: Decider
     delivery: Delivery
     policy: SendingPolicy = DEFAULT_POLICY
+    learning: SplitLearning | None = None
+    """What the adaptive variant splits learnt; without it a split keeps its written shares."""
     _activated: set[str] = field(default_factory=set, init=False, repr=False)
     """Programmes whose activation finished (read once, then never asked again)."""
 
@@ -161,6 +164,10 @@ class ProgrammeSteps:
         over, and save where each is now."""
         uow = ledger.uow
         responses = await self._responses(uow, records, programmes)
+        splits: dict[tuple[str, int], dict[str, tuple[float, ...]]] = {}
+        if self.learning is not None:
+            for at, learnt in programmes.items():
+                splits[at] = await self.learning.splits(learnt)
         walked: list[tuple[PositionRecord, Programme, Profile, Walk]] = []
         for record in records:
             p = record.position
@@ -178,6 +185,7 @@ class ProgrammeSteps:
                 zone=buyer_zone(profile, self.policy),
                 responses=responses.get(p, {}),
                 open_hours=profile.open_hours.get("email"),
+                splits=splits.get((p.programme, p.version)),
             )
             walked.append((record, programme, profile, done))
         buyers = {profile.id for _, _, profile, _ in walked}

@@ -28,6 +28,7 @@ from services.catalogue import Catalogue, Templates
 from services.dispatcher.composing import Composer
 from services.dispatcher.deciding import Decider
 from services.dispatcher.delivery import Delivery
+from services.dispatcher.learning import SplitLearning
 from services.dispatcher.metrics import DispatcherMetrics
 from services.dispatcher.outgoing import Providers, Timing
 from services.dispatcher.programmes import ProgrammeSteps
@@ -83,6 +84,7 @@ class DispatcherService:
             self.decider,
             self.delivery,
             policy=runtime.sending_policy,
+            learning=SplitLearning(runtime.results, clock),
         )
         self.triggers = Triggers(
             store,

@@ -277,6 +277,7 @@ async def test_the_report_counts_each_step_and_variant_and_the_holdout_and_a_dry
     embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
 ) -> None:
     buyers = [{"id": f"shop-{n}", "email": f"b{n}@example.com"} for n in range(40)]
+    assert embedded_settings.database_url is not None
     results = open_campaign_results(embedded_settings.database_url)
     async for pipeline in pipeline_with(embedded_settings, clock, tmp_path / "mail", []):
         await _store_programme(pipeline, "cart-steps", {**CART, "holdout": 0.5})
@@ -332,3 +333,61 @@ async def test_the_report_counts_each_step_and_variant_and_the_holdout_and_a_dry
     }
     assert bad.status_code == 422
     assert unsaved.status_code == 404
+
+
+ADAPTIVE = {
+    "name": "Cart, with a split that learns",
+    "status": "active",
+    "trigger": {"event": "track", "name": "cart_updated"},
+    "goal": {"event": "purchase", "within": "3d"},
+    "steps": [
+        {
+            "id": "first",
+            "send": {
+                "channels": ["email"],
+                "split": "adaptive",
+                "adaptive": {"min_share": 0.05, "win_at": 0.95, "min_buyers": 5},
+                "variants": [
+                    {"name": "a", "templates": {"email": "abandoned-cart-email"}},
+                    {"name": "b", "templates": {"email": "win-back-email"}},
+                ],
+            },
+        },
+    ],
+}
+
+
+async def test_an_adaptive_split_sends_every_new_buyer_the_variant_that_won(
+    embedded_settings: Settings, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    first = [{"id": f"shop-{n}", "email": f"b{n}@example.com"} for n in range(30)]
+    later = [{"id": f"shop-late-{n}", "email": f"l{n}@example.com"} for n in range(30)]
+    async for pipeline in pipeline_with(embedded_settings, clock, tmp_path / "mail", []):
+        await _store_programme(pipeline, "learning", ADAPTIVE)
+        await pipeline.post_events(
+            [_cart(f"cart-{n}", clock.now(), b) for n, b in enumerate(first)]
+        )
+        await pipeline.settle()
+        wave = await _messages(pipeline)
+        variant_of = {m.profile_id: m.campaign.rsplit(".", 1)[1] for m in wave}
+        async with pipeline.runtime.store.unit_of_work() as uow:
+            found = {b["id"]: await uow.profiles.find("id", b["id"]) for b in first}
+        ids = {shop: p.id for shop, p in found.items() if p is not None}
+        bought = [b for b in first if variant_of[ids[b["id"]]] == "b"]
+        clock.advance(timedelta(hours=1))
+        await pipeline.post_events(
+            [purchase(f"order-{n}", clock.now(), customer=b) for n, b in enumerate(bought)]
+        )
+        await pipeline.settle()
+        clock.advance(timedelta(minutes=10))  # past the learnt shares' lifetime
+        await pipeline.post_events(
+            [_cart(f"cart-late-{n}", clock.now(), b) for n, b in enumerate(later)]
+        )
+        await pipeline.settle()
+        messages = await _messages(pipeline)
+
+    first_variants = sorted(variant_of.values())
+    assert 5 <= first_variants.count("a") <= 25  # an even split while nothing is known
+    late = [m for m in messages if m.profile_id not in variant_of]
+    assert len(late) == 30
+    assert {m.campaign for m in late} == {"learning.first.b"}

@@ -3,12 +3,14 @@
 :mod:`.model` holds the programme and its steps (send, wait, branch, split, exit),
 :mod:`.parsing` reads one written as JSON (a :class:`ProgrammeError` at the bad
 field), :mod:`.stepping` walks a buyer through one on plain data and a clock, and
-:mod:`.builtin` has the ready-made programmes, :mod:`.report` counts a programme's
+:mod:`.builtin` has the ready-made programmes, :mod:`.adaptive` the adaptive variant
+splits (Thompson sampling), :mod:`.report` counts a programme's
 report. Import from this package.
 """
 
 from __future__ import annotations
 
+from shared.domain.programmes.adaptive import Adaptive, Learning, chances_best, learn
 from shared.domain.programmes.builtin import BUILTIN_PROGRAMMES
 from shared.domain.programmes.model import (
     RESPONSES,
@@ -46,6 +48,7 @@ from shared.domain.programmes.report import (
     StepReport,
     VariantReport,
     programme_report,
+    split_shares,
     variant_counts,
 )
 from shared.domain.programmes.stepping import (
@@ -76,12 +79,14 @@ __all__ = [
     "MAX_VARIANTS",
     "RESPONSES",
     "STEP_SEPARATOR",
+    "Adaptive",
     "Branch",
     "BuyerOrder",
     "Entry",
     "EntryFacts",
     "EveryoneIn",
     "Exit",
+    "Learning",
     "OnResponse",
     "OnRule",
     "Position",
@@ -106,12 +111,15 @@ __all__ = [
     "WaitForEvent",
     "WaitUntil",
     "Walk",
+    "chances_best",
     "draw",
     "enter",
     "in_programme_holdout",
+    "learn",
     "parse_programme",
     "programme_report",
     "relocate",
+    "split_shares",
     "split_step_campaign_key",
     "step_campaign",
     "step_campaign_key",

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from shared.domain.campaigns import ChannelPolicy, Goal, Trigger
 from shared.domain.events import Channel
+from shared.domain.programmes.adaptive import Adaptive
 from shared.domain.rules import Condition
 
 __all__ = [
@@ -92,6 +93,9 @@ class Send:
     next: str | None
     holdout: float = 0.0
     """A share of the buyers reaching this step who skip its message (its own control group)."""
+    adaptive: Adaptive | None = None
+    """Set for an adaptive split (:mod:`.adaptive`): the variants' shares follow what the
+    buyers did (Thompson sampling on the goal); ``None``: the shares written."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ object with an ``id`` and one of ``send``, ``wait``, ``branch``, ``split`` or
     {"id": "email", "send": {"channels": "best", "variants": [
         {"name": "a", "share": 0.5, "templates": {"email": "win-back"}},
         {"name": "b", "share": 0.5, "templates": {"email": "win-back-10"}}]}}
+    {"id": "email", "send": {"channels": ["email"], "split": "adaptive",
+        "adaptive": {"min_share": 0.05, "win_at": 0.95, "min_buyers": 100},
+        "variants": [{"name": "a", "templates": ...}, {"name": "b", "templates": ...}]}}
     {"id": "pause", "wait": {"for": "7d"}}
     {"id": "morning", "wait": {"until": "10:00"}}
     {"id": "hour", "wait": {"best_hour": true}}
@@ -47,6 +50,7 @@ from shared.domain.campaigns.parsing import (
 )
 from shared.domain.documents import DocumentError, child, duration, only
 from shared.domain.events import Channel
+from shared.domain.programmes.adaptive import Adaptive
 from shared.domain.programmes.model import (
     RESPONSES,
     Branch,
@@ -281,7 +285,12 @@ def _parse_send(
 ) -> Send:
     if not isinstance(body, Mapping):
         raise ProgrammeError(pointer, "expected {channels, templates} or {channels, variants}")
-    only(body, ("channels", "templates", "variants", "holdout"), pointer, ProgrammeError)
+    only(
+        body,
+        ("channels", "templates", "variants", "holdout", "split", "adaptive"),
+        pointer,
+        ProgrammeError,
+    )
     channels_at = child(pointer, "channels")
     if body.get("channels") is None:
         raise ProgrammeError(channels_at, "required")
@@ -297,12 +306,63 @@ def _parse_send(
         variants: tuple[Variant, ...] = (
             Variant("a", chosen(body["templates"], child(pointer, "templates")), 1.0),
         )
+    adaptive = _parse_split(body, pointer)
+    if "templates" in body:
+        if adaptive is not None:
+            raise ProgrammeError(child(pointer, "split"), "an adaptive split needs variants")
     else:
-        variants = _parse_variants(body["variants"], child(pointer, "variants"), chosen)
-    return Send(step_id, channels, variants, next_step, holdout)
+        variants = _parse_variants(
+            body["variants"], child(pointer, "variants"), chosen, equal_shares=adaptive is not None
+        )
+        if adaptive is not None and len(variants) < 2:
+            raise ProgrammeError(child(pointer, "variants"), "an adaptive split needs 2 or more")
+        if adaptive is not None and adaptive.min_share * len(variants) > 1:
+            raise ProgrammeError(
+                child(child(pointer, "adaptive"), "min_share"),
+                f"{len(variants)} variants can keep at most {1 / len(variants):g} each",
+            )
+    return Send(step_id, channels, variants, next_step, holdout, adaptive)
 
 
-def _parse_variants(node: Any, pointer: str, chosen: Any) -> tuple[Variant, ...]:
+def _parse_split(body: Mapping[str, Any], pointer: str) -> Adaptive | None:
+    """``"split": "adaptive"`` (with its optional rules under ``adaptive``), or ``"fixed"``
+    (the default: the shares written)."""
+    split = body.get("split", "fixed")
+    if split not in ("fixed", "adaptive"):
+        raise ProgrammeError(child(pointer, "split"), "expected 'fixed' or 'adaptive'")
+    rules = body.get("adaptive")
+    at = child(pointer, "adaptive")
+    if split == "fixed":
+        if rules is not None:
+            raise ProgrammeError(at, 'only with "split": "adaptive"')
+        return None
+    if rules is None:
+        return Adaptive()
+    if not isinstance(rules, Mapping):
+        raise ProgrammeError(at, "expected {min_share, win_at, min_buyers}")
+    only(rules, ("min_share", "win_at", "min_buyers"), at, ProgrammeError)
+    found = Adaptive()
+    min_share = rules.get("min_share", found.min_share)
+    if not _is_number(min_share) or not 0 <= min_share < 1:
+        raise ProgrammeError(child(at, "min_share"), "expected a share from 0, below 1")
+    win_at = rules.get("win_at", found.win_at)
+    if not _is_number(win_at) or not 0.5 < win_at < 1:
+        raise ProgrammeError(child(at, "win_at"), "expected a probability above 0.5, below 1")
+    min_buyers = rules.get("min_buyers", found.min_buyers)
+    if isinstance(min_buyers, bool) or not isinstance(min_buyers, int) or min_buyers < 1:
+        raise ProgrammeError(child(at, "min_buyers"), "expected a whole number, at least 1")
+    return Adaptive(float(min_share), float(win_at), min_buyers)
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _parse_variants(
+    node: Any, pointer: str, chosen: Any, *, equal_shares: bool = False
+) -> tuple[Variant, ...]:
+    """The variants written; with ``equal_shares`` (an adaptive split) a share may be left
+    out, and then every variant starts with an equal one."""
     if not isinstance(node, list) or not node:
         raise ProgrammeError(pointer, "expected a non-empty list of {name, share, templates}")
     if len(node) > MAX_VARIANTS:
@@ -318,7 +378,8 @@ def _parse_variants(node: Any, pointer: str, chosen: Any) -> tuple[Variant, ...]
             raise ProgrammeError(child(at, "name"), "expected a short name such as 'a' or '10-off'")
         if any(v.name == name for v in variants):
             raise ProgrammeError(child(at, "name"), f"variant {name!r} is written twice")
-        share = _share(written.get("share"), child(at, "share"))
+        unshared = equal_shares and "share" not in written
+        share = 1 / len(node) if unshared else _share(written.get("share"), child(at, "share"))
         variants.append(
             Variant(name, chosen(written.get("templates"), child(at, "templates")), share)
         )

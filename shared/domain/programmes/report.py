@@ -13,8 +13,8 @@ the delivery reports on them, and the orders of the buyers who entered.
 - **A variant's conversion** counts the buyers its step decided a message for in that
   variant (past the decisions that come before any draw: consent, audience, an address)
   and, of those, the buyers with an order within the goal's window after that message
-  was due: Wilson's interval, and the counts a variant split learns from
-  (:mod:`.adaptive`).
+  was due: Wilson's interval, and the counts an adaptive split learns from
+  (:mod:`.adaptive`, :func:`split_shares`).
 
 Only a purchase goal is measured from orders; another goal's conversions are ``0``.
 """
@@ -35,6 +35,7 @@ from shared.domain.attribution import (
     MessageResponse,
     in_comparison,
 )
+from shared.domain.programmes.adaptive import Learning, learn
 from shared.domain.programmes.model import Programme, Send
 from shared.domain.programmes.stepping import split_step_campaign_key
 from shared.domain.reports import CampaignReport, Estimate, wilson_interval
@@ -47,6 +48,7 @@ __all__ = [
     "StepReport",
     "VariantReport",
     "programme_report",
+    "split_shares",
     "variant_counts",
 ]
 
@@ -103,6 +105,9 @@ class VariantReport:
 class StepReport:
     step: str
     variants: tuple[VariantReport, ...]
+    learning: Learning | None = None
+    """For an adaptive split: each variant's chance of being best, its share of new
+    buyers now, and the winner once there is one (:mod:`.adaptive`)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,19 @@ def variant_counts(
     """Per variant of ``step``: (buyers decided past the draw, of them converted)."""
     report = _step_report(programme, step, facts, _orders_by_buyer(facts.orders), {})
     return {v.name: (v.buyers, v.converted) for v in report.variants}
+
+
+def split_shares(programme: Programme, facts: ProgrammeFacts) -> dict[str, tuple[float, ...]]:
+    """Per adaptive send step of ``programme``, its variants' shares of new buyers now,
+    learnt from ``facts`` (what :func:`~.stepping.walk` takes as ``splits``)."""
+    orders = _orders_by_buyer(facts.orders)
+    found: dict[str, tuple[float, ...]] = {}
+    for step in programme.sends:
+        if step.adaptive is not None:
+            learning = _step_report(programme, step, facts, orders, {}).learning
+            assert learning is not None
+            found[step.id] = learning.shares
+    return found
 
 
 def _orders_by_buyer(orders: Iterable[BuyerOrder]) -> dict[str, list[BuyerOrder]]:
@@ -197,7 +215,11 @@ def _step_report(
                 by_reason=dict(sorted(reasons.items())),
             )
         )
-    return StepReport(step.id, tuple(variants))
+    learning = None
+    if step.adaptive is not None:
+        counts = {v.name: (v.buyers, v.converted) for v in variants}
+        learning = learn([v.name for v in step.variants], counts, step.adaptive)
+    return StepReport(step.id, tuple(variants), learning)
 
 
 def programme_report(

@@ -144,10 +144,14 @@ def in_programme_holdout(programme: Programme, profile_id: str) -> bool:
     return draw("holdout", "programme", programme.key, profile_id) < programme.holdout
 
 
-def variant_for(programme: Programme, step: Send, profile_id: str) -> Variant:
-    """The buyer's content variant of ``step``: by its share, the same at every draw."""
+def variant_for(
+    programme: Programme, step: Send, profile_id: str, shares: Sequence[float] | None = None
+) -> Variant:
+    """The buyer's content variant of ``step``: by its share (or by ``shares``, one per
+    variant: an adaptive split's now), the same at every draw for the same shares."""
     chance = draw("variant", programme.key, step.id, profile_id)
-    return step.variants[_pick(chance, [v.share for v in step.variants])]
+    written = [v.share for v in step.variants]
+    return step.variants[_pick(chance, written if shares is None else shares)]
 
 
 ACTIVATION_ENTRY = "activation"
@@ -175,13 +179,15 @@ def walk(
     responses: Mapping[str, Collection[Response]] | None = None,
     open_hours: Sequence[int] | None = None,
     base_open_hours: Sequence[int] | None = None,
+    splits: Mapping[str, Sequence[float]] | None = None,
 ) -> Walk:
     """Walk ``position`` of ``programme`` (the version it is on) as far as it goes at ``now``.
 
     ``zone``: the buyer's time zone (local waits); ``responses``: per send step the
     buyer passed, what they did with its message (a branch on a response reads it);
     ``open_hours``/``base_open_hours``: the buyer's and similar buyers' email opens by
-    local hour (a best-hour wait reads them).
+    local hour (a best-hour wait reads them); ``splits``: per adaptive send step, its
+    variants' shares now (:func:`~.adaptive.learn`; a step left out keeps its written ones).
     """
     if position.programme != programme.key or position.version != programme.version:
         raise ValueError(
@@ -225,7 +231,8 @@ def walk(
                 if held:
                     held_out.append(step.id)
                 else:
-                    sends.append(_send(programme, step, position, now))
+                    shares = (splits or {}).get(step.id)
+                    sends.append(_send(programme, step, position, now, shares))
             goes = _next_of(programme, step, position, profile, now, responses=responses)
         passed.append(step.id)
         if goes is None:
@@ -290,11 +297,17 @@ def step_occurrence(entry: str, step_id: str) -> str:
     return f"{step_id}:{hashlib.sha256(entry.encode()).hexdigest()[:40]}"
 
 
-def _send(programme: Programme, step: Send, position: Position, now: datetime) -> StepSend:
+def _send(
+    programme: Programme,
+    step: Send,
+    position: Position,
+    now: datetime,
+    shares: Sequence[float] | None = None,
+) -> StepSend:
     who = position.profile_id
     occurrence = step_occurrence(position.entry, step.id)
     key = message_key(programme.key, who, occurrence)
-    return StepSend(step, variant_for(programme, step, who), key, occurrence, now)
+    return StepSend(step, variant_for(programme, step, who, shares), key, occurrence, now)
 
 
 def _through_wait(

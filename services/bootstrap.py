@@ -50,6 +50,7 @@ from shared.adapters.store.engine import create_engine
 from shared.adapters.store.event_ids import SqlEventIds
 from shared.adapters.store.exports import SqlProfileExport
 from shared.adapters.store.migrate import upgrade, upgrade_async
+from shared.adapters.store.offers import SqlOffers
 from shared.adapters.store.orders import SqlOrderHistory
 from shared.adapters.store.reports import SqlCampaignResults
 from shared.adapters.store.scoring import SqlScoringBase
@@ -65,6 +66,7 @@ from shared.domain.decisions import (
     SendingPolicy,
     SunsetPolicy,
 )
+from shared.domain.offers import parse_offer
 from shared.domain.programmes import parse_programme
 from shared.domain.rendering import EmailTemplate, RenderLimits
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
@@ -77,6 +79,7 @@ from shared.ports.console import ConsoleQueries, SegmentSizeHistory
 from shared.ports.definitions import Definitions
 from shared.ports.event_ids import EventIds
 from shared.ports.exports import ProfileExport
+from shared.ports.offers import Offers
 from shared.ports.orders import OrderHistory
 from shared.ports.providers import (
     EmailMessage,
@@ -215,6 +218,13 @@ class Database:
             clock=self._clock,
             validate_campaign=lambda key, doc: parse_campaign(doc, key=key),
             validate_programme=lambda key, doc: parse_programme(doc, key=key),
+        )
+
+    @cached_property
+    def offers(self) -> Offers:
+        """The offers and their pools of codes; an offer is parsed before it is stored."""
+        return SqlOffers(
+            self._engine, clock=self._clock, validate=lambda key, doc: parse_offer(doc, key=key)
         )
 
     @cached_property

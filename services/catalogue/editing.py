@@ -25,7 +25,11 @@ validated, so a bad definition is told before a stale version.
 - :class:`SegmentEditor`: a rule parsed and linked to the segments in force, its size
   over the base now (:meth:`~SegmentEditor.preview`), saved or archived.
 - :class:`TemplateEditor`: a template rendered in the renderer's worker processes, on
-  the sample buyer before it is saved, or on a buyer for a preview.
+  the sample buyer before it is saved, or on a buyer for a preview. The ready-made
+  campaigns' templates (:data:`READY_MADE_TEMPLATES`) are listed and read beside the
+  stored ones; a marketer's change to one is stored under its key (its channel stays),
+  and :meth:`~TemplateEditor.reset` archives that change, so the shipped text is in
+  force again.
 - :class:`CampaignEditor`: campaigns validated against what the shared
   :class:`~services.catalogue.Catalogue` says a campaign may name, the one answer the
   dispatcher and attribution use too; saved, activated and paused.
@@ -40,16 +44,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from services.catalogue.catalogue import Catalogue
+from services.catalogue.catalogue import Catalogue, Templates
 from shared.domain.campaigns import Campaign, CampaignError, message_context, parse_campaign
 from shared.domain.documents import child
-from shared.domain.message_templates import TemplateContentError, sample_trigger
+from shared.domain.message_templates import TemplateContentError, content_of, sample_trigger
 from shared.domain.profile import Profile
 from shared.domain.rendering import RenderError, RenderTooCostly
 from shared.domain.rules import Condition, RuleError, link_rules, parse_rule
 from shared.domain.sample_buyer import SAMPLE_PROFILE
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
 from shared.ports.definitions import (
+    CHANNELS,
     CampaignDefinition,
     Channel,
     Definitions,
@@ -64,6 +69,7 @@ __all__ = [
     "PREVIEW_KEY",
     "PREVIEW_SCAN",
     "PREVIEW_UNSUBSCRIBE_URL",
+    "READY_MADE_TEMPLATES",
     "Against",
     "CampaignEditor",
     "ChannelRequired",
@@ -74,10 +80,12 @@ __all__ = [
     "InvalidTemplate",
     "NotFound",
     "ReadOnly",
+    "ReadyMade",
     "Saved",
     "SegmentEditor",
     "SegmentPreview",
     "TemplateEditor",
+    "TemplateInForce",
     "TemplatePreview",
     "builtin_document",
     "stored_document",
@@ -179,15 +187,26 @@ class InvalidTemplate(EditingError):
 
 class InvalidCampaign(EditingError):
     """The campaign refused at ``pointer`` (of its document) with ``message``; ``detail``
-    says it in one sentence."""
+    says it in one sentence; ``errors`` is every bad field, ``(pointer, message)``, this
+    one first."""
 
-    def __init__(self, pointer: str, message: str, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        pointer: str,
+        message: str,
+        detail: str | None = None,
+        *,
+        others: Sequence[tuple[str, str]] = (),
+    ) -> None:
         if detail is None:
             detail = f"the campaign does not validate at {pointer}: {message}"
+            if others:
+                detail += f" (and {len(others)} more: {', '.join(p for p, _ in others)})"
         super().__init__(detail)
         self.pointer = pointer
         self.message = message
         self.detail = detail
+        self.errors: tuple[tuple[str, str], ...] = ((pointer, message), *others)
 
 
 # --- segments ----------------------------------------------------------------------------
@@ -374,13 +393,92 @@ class TemplatePreview:
     rendered: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ReadyMade:
+    """A ready-made campaign's template as shipped: its channel and content."""
+
+    channel: Channel
+    content: Mapping[str, str]
+
+
+def _ready_made(templates: Templates) -> dict[str, ReadyMade]:
+    found: dict[str, ReadyMade] = {}
+    for on in CHANNELS:
+        for key, template in templates.on(on).items():
+            channel, content = content_of(template)
+            found[key] = ReadyMade(channel, content)
+    return found
+
+
+READY_MADE_TEMPLATES: Mapping[str, ReadyMade] = _ready_made(Templates())
+"""The ready-made campaigns' templates by key, as shipped."""
+
+
+@dataclass(frozen=True)
+class TemplateInForce:
+    """The template ``key`` as the dispatcher sends it: the stored one (``stored``, when
+    not archived), else the ready-made one (``ready_made``) as shipped. ``stored`` is
+    whatever the store holds, archived too: its version is what a change is made against."""
+
+    key: str
+    stored: TemplateDefinition | None
+    ready_made: ReadyMade | None
+
+    @property
+    def customised(self) -> bool:
+        """Whether a stored template is in force (for a ready-made one: changed from the
+        shipped text)."""
+        return self.stored is not None and self.stored.archived_at is None
+
+    @property
+    def channel(self) -> Channel:
+        if self.customised or self.ready_made is None:
+            assert self.stored is not None
+            return self.stored.channel
+        return self.ready_made.channel
+
+    @property
+    def content(self) -> Mapping[str, str]:
+        if self.customised or self.ready_made is None:
+            assert self.stored is not None
+            return self.stored.content
+        return self.ready_made.content
+
+    @property
+    def version(self) -> int | None:
+        """The version a change is made against (``None``: to create it)."""
+        return self.stored.version if self.stored is not None else None
+
+
 class TemplateEditor:
     """Templates on ``definitions``, rendered in ``renderer`` (off the event loop, bounded
-    in time and in output)."""
+    in time and in output), over the ``ready_made`` ones (default: the ready-made
+    campaigns')."""
 
-    def __init__(self, definitions: Definitions, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        definitions: Definitions,
+        renderer: Renderer,
+        ready_made: Mapping[str, ReadyMade] = READY_MADE_TEMPLATES,
+    ) -> None:
         self.definitions = definitions
         self.renderer = renderer
+        self.ready_made = ready_made
+
+    async def find(self, key: str) -> TemplateInForce | None:
+        """The template ``key`` in force, stored or ready-made; ``None`` for neither (an
+        archived template that is not ready-made is found as its stored definition)."""
+        stored = await self.definitions.templates.get(key)
+        ready_made = self.ready_made.get(key)
+        if stored is None and ready_made is None:
+            return None
+        return TemplateInForce(key, stored, ready_made)
+
+    async def listed(self) -> list[TemplateInForce]:
+        """Every template in force, by key: the stored ones and the ready-made ones."""
+        stored = {d.key: d for d in await self.definitions.templates.list(archived=True)}
+        keys = {k for k, d in stored.items() if d.archived_at is None} | set(self.ready_made)
+        return [TemplateInForce(k, stored.get(k), self.ready_made.get(k)) for k in sorted(keys)]
 
     async def render(
         self,
@@ -402,20 +500,48 @@ class TemplateEditor:
         self, key: str, *, channel: Channel, content: Mapping[str, str], against: Against
     ) -> Saved[TemplateDefinition]:
         """Create or change the template ``key`` once it renders on the sample buyer."""
+        self._keeps_channel(key, channel)
         await self.render(channel, content)
         return await self.store(key, channel=channel, content=content, against=against)
+
+    def _keeps_channel(self, key: str, channel: Channel) -> None:
+        ready_made = self.ready_made.get(key)
+        if ready_made is not None and ready_made.channel != channel:
+            raise InvalidTemplate(
+                TemplateContentError(
+                    "/channel",
+                    f"{key} is a ready-made {ready_made.channel} template: its channel stays "
+                    f"{ready_made.channel}",
+                )
+            )
 
     async def store(
         self, key: str, *, channel: Channel, content: Mapping[str, str], against: Against
     ) -> Saved[TemplateDefinition]:
         """:meth:`save` for a template the caller has rendered on the sample buyer (and
         checked further: the pages hold an SMS to its length too)."""
+        self._keeps_channel(key, channel)
         current = await self.definitions.templates.get(key)
         expected = against(current.version if current else None)
         stored = await self.definitions.templates.put(
             key, channel=channel, content=content, expected_version=expected
         )
         return Saved(stored, created=expected is None)
+
+    async def reset(self, key: str, against: Against) -> TemplateInForce:
+        """Put the ready-made template ``key`` back to its shipped text: the marketer's
+        change is archived (it stays readable, and a later save is a new version).
+        Nothing to do for one that was never changed; :class:`NotFound` for a key that
+        is not ready-made."""
+        ready_made = self.ready_made.get(key)
+        if ready_made is None:
+            raise NotFound(f"{key} is not a ready-made template: there is no shipped text")
+        stored = await self.definitions.templates.get(key)
+        if stored is not None and stored.archived_at is None:
+            expected = against(stored.version)
+            assert expected is not None, "a version rule names the version that exists"
+            stored = await self.definitions.templates.archive(key, expected)
+        return TemplateInForce(key, stored, ready_made)
 
     async def preview(
         self,
@@ -430,16 +556,17 @@ class TemplateEditor:
         stored one's), rendered for the buyer ``profile_id`` or the sample buyer."""
         version: int | None
         if content is not None:
-            stored = await self.definitions.templates.get(key)
+            stored = await self.find(key)
             channel = channel or (stored.channel if stored else None)
             if channel is None:
                 raise ChannelRequired
             version = None
         else:
-            found = await self.definitions.templates.get(key)
+            found = await self.find(key)
             if found is None:
                 raise NotFound(f"no template {key}")
-            channel, content, version = found.channel, found.content, found.version
+            channel, content = found.channel, found.content
+            version = found.version if found.customised else None
         profile = SAMPLE_PROFILE
         if profile_id is not None:
             buyer = await self.definitions.find_profile(profile_id)
@@ -460,7 +587,9 @@ class TemplateEditor:
 
 
 def _refused(exc: CampaignError) -> InvalidCampaign:
-    return InvalidCampaign(exc.pointer, exc.message)
+    return InvalidCampaign(
+        exc.pointer, exc.message, others=[(e.pointer, e.message) for e in exc.errors[1:]]
+    )
 
 
 class CampaignEditor:

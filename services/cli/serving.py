@@ -82,7 +82,11 @@ async def _serve_all(found: Settings) -> None:
         runtime.api_keys,
         clock=runtime.clock,
         event_ids=runtime.event_ids,
-        metrics_registries=[runtime.provider_registry, dispatcher.metrics.registry],
+        metrics_registries=[
+            runtime.provider_registry,
+            dispatcher.metrics.registry,
+            *segmenter.metrics_registries,
+        ],
     )
     mount_console(http, build_console(found, runtime.database))
     gate = Gate(http)

@@ -10,7 +10,15 @@ from fastapi import APIRouter, FastAPI
 
 from services.bootstrap import Database, build_renderer
 from services.catalogue import Catalogue
-from services.console.api import campaigns, customers, kpis, programmes, segments, templates
+from services.console.api import (
+    campaigns,
+    customers,
+    kpis,
+    offers,
+    programmes,
+    segments,
+    templates,
+)
 from services.console.app import create_console_app
 from services.console.pages import campaigns as campaign_pages
 from services.console.pages import page_routers
@@ -20,6 +28,7 @@ from services.console.settings import from_settings
 from shared.ports.clock import Clock
 from shared.ports.console import ConsoleQueries, SegmentSizeHistory
 from shared.ports.definitions import Definitions
+from shared.ports.offers import Offers
 from shared.ports.orders import OrderHistory
 from shared.ports.rendering import Renderer
 from shared.ports.reports import CampaignResultsStore
@@ -38,11 +47,18 @@ def console_routers(
     renderer: Renderer,
     default_region: str | None = None,
     orders: OrderHistory | None = None,
+    offer_store: Offers | None = None,
 ) -> list[APIRouter]:
     """The console's pages beyond the login, and its JSON API (each route of which admits
     a logged-in user or an API key with the scope); templates render in ``renderer``.
-    The campaign pages and API check campaigns against one catalogue of what is in force."""
+    The campaign pages and API check campaigns against one catalogue of what is in force;
+    the offers API is there when ``offer_store`` is given."""
     catalogue = Catalogue(definitions)
+    extra = (
+        []
+        if offer_store is None
+        else [offers.router(offer_store, clock=clock, require=require_scope)]
+    )
     return [
         *page_routers(
             definitions,
@@ -67,6 +83,7 @@ def console_routers(
             queries, clock=clock, default_region=default_region, require=require_scope
         ),
         kpis.router(queries, clock=clock, require=require_scope),
+        *extra,
     ]
 
 
@@ -97,6 +114,7 @@ def build_console(
             default_region=settings.default_region,
             renderer=renderer if renderer is not None else build_renderer(settings),
             orders=database.order_history,
+            offer_store=database.offers,
         ),
         api_keys=database.api_keys,
     )

@@ -21,12 +21,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
+
 from services.segmenter.handlers import Segmenter
+from services.segmenter.metrics import ScoringMetrics
 from shared.domain.predictions import FittedModels
 from shared.domain.profile import Scores
-from shared.domain.scoring import BaseFacts, BuyerFacts, BuyerScore, ScoringPolicy, score_base
+from shared.domain.scoring import (
+    BaseFacts,
+    BuyerFacts,
+    BuyerScore,
+    ScoringPolicy,
+    facts_as_of,
+    score_base,
+)
+from shared.domain.validation import BuyerOrders
 from shared.logging import get_logger
 from shared.ports.clock import Clock
+from shared.ports.orders import OrderHistory
 from shared.ports.scoring import ScoringBase
 from shared.settings import Settings
 
@@ -53,6 +65,8 @@ class ScoringRun:
     models: FittedModels | None
     notes: tuple[str, ...]
     seconds: float
+    scored_at: datetime | None = None
+    """The moment the base was scored at: the clock's, or the ``as_of`` asked for."""
 
 
 def policy_from(settings: Settings) -> ScoringPolicy:
@@ -76,8 +90,17 @@ async def score_the_base(
     clock: Clock,
     policy: ScoringPolicy,
     progress: Progress | None = None,
+    *,
+    metrics: ScoringMetrics | None = None,
+    as_of: datetime | None = None,
+    history: OrderHistory | None = None,
 ) -> ScoringRun:
-    """Score every buyer and write the scores back; see the module's docstring."""
+    """Score every buyer and write the scores back; see the module's docstring.
+
+    With ``as_of``, the base is scored as it stood then: only the orders placed before
+    it count (read from ``history``), and it is the moment scored at, whatever the
+    clock says.
+    """
     started = time.perf_counter()
     facts: list[BuyerFacts] = []
     after: str | None = None
@@ -86,10 +109,16 @@ async def score_the_base(
         after = batch[-1].buyer_id
         if progress:
             progress("read", len(facts), len(facts))
-    now = clock.now()
+    if as_of is None:
+        now, columns = clock.now(), BaseFacts.of(facts)
+    else:
+        if history is None:
+            raise ValueError("scoring as of a moment needs the order history")
+        now = as_of
+        columns = facts_as_of([f.buyer_id for f in facts], await _histories(history), as_of)
     scores = await asyncio.to_thread(  # a fit takes seconds: the event loop goes on
         score_base,
-        BaseFacts.of(facts),
+        columns,
         now,
         policy,
         progress=(lambda done, total: progress("score", done, total)) if progress else None,
@@ -103,24 +132,52 @@ async def score_the_base(
             progress("write", written, len(facts))
     run = ScoringRun(
         buyers=len(facts),
-        scored=sum(1 for f in facts if f.orders_count > 0),
+        scored=int(np.count_nonzero(columns.orders_count > 0)),
         changed=changed,
         customer_equity=scores.customer_equity,
         models=scores.models,
         notes=tuple(scores.notes),
         seconds=time.perf_counter() - started,
+        scored_at=now,
     )
+    models = run.models
+    if metrics is not None:
+        metrics.runs.labels(_short(models.purchase_model) if models else "none").inc()
+        for kind in models.fallbacks if models else ():
+            metrics.fallbacks.labels(kind).inc()
+    if models is not None and models.fallbacks:
+        # The notes say why, in words about the base: no buyer is named in them.
+        log.warning(
+            "scoring fell back to the empirical models",
+            fallbacks=list(models.fallbacks),
+            notes=list(run.notes),
+        )
     log.info(
         "base scored",
         buyers=run.buyers,
         scored=run.scored,
         changed=run.changed,
         customer_equity=round(run.customer_equity, 2),
-        fitted=run.models is not None,
+        purchase_model=models.purchase_model if models else None,
+        spend_model=models.spend_model if models else None,
         notes=list(run.notes),
         seconds=round(run.seconds, 1),
     )
     return run
+
+
+async def _histories(history: OrderHistory) -> list[BuyerOrders]:
+    found: list[BuyerOrders] = []
+    after: str | None = None
+    while page := await history.page(after=after, limit=READ_BATCH):
+        found.extend(page)
+        after = page[-1].buyer_id
+    return found
+
+
+def _short(name: str) -> str:
+    """A model's name as a metric label: ``BG/NBD``, ``MBG/NBD``, ``empirical``."""
+    return name.split(" ", maxsplit=1)[0]
 
 
 def _scores(row: BuyerScore, at: datetime) -> Scores:

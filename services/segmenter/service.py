@@ -12,7 +12,7 @@ records every segment's size, for the console's size-over-time charts.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
@@ -21,6 +21,7 @@ from services.catalogue import Catalogue
 from services.running.loops import Subscription, consume, repeat, shut
 from services.segmenter.attribution import Attribution
 from services.segmenter.handlers import RECOMPUTE_BATCH, Segmenter, relay_outbox
+from services.segmenter.metrics import ScoringMetrics
 from services.segmenter.scoring import (
     Progress,
     ScoringRun,
@@ -76,6 +77,7 @@ class SegmenterService:
         )
         self.definitions_interval = definitions_interval
         self.scoring_base = runtime.scoring_base
+        self.scoring_metrics = ScoringMetrics()
         self.timer_batch = timer_batch
         self.stopping = asyncio.Event()
         self._publisher: Publisher | None = None
@@ -83,8 +85,8 @@ class SegmenterService:
 
     @property
     def metrics_registries(self) -> tuple[CollectorRegistry, ...]:
-        """What this service measures (nothing of its own yet: its lag is Kafka's)."""
-        return ()
+        """What this service measures: the scoring runs (its lag is Kafka's)."""
+        return (self.scoring_metrics.registry,)
 
     async def start(self) -> None:
         bus, settings = self.runtime.bus, self.runtime.settings
@@ -102,8 +104,11 @@ class SegmenterService:
         done += await relay_outbox(self.runtime.store, self._publisher, self.runtime.clock)
         return done
 
-    async def score(self, progress: Progress | None = None) -> ScoringRun | None:
-        """Score the whole base now, unless another replica is at it (``None`` then)."""
+    async def score(
+        self, progress: Progress | None = None, *, as_of: datetime | None = None
+    ) -> ScoringRun | None:
+        """Score the whole base now (or as it stood at ``as_of``), unless another replica
+        is at it (``None`` then)."""
         async with self.scoring_base.exclusive() as mine:
             if not mine:
                 return None
@@ -113,6 +118,9 @@ class SegmenterService:
                 self.runtime.clock,
                 policy_from(self.runtime.settings),
                 progress,
+                metrics=self.scoring_metrics,
+                as_of=as_of,
+                history=self.runtime.order_history,
             )
 
     async def run(self) -> None:

@@ -181,8 +181,11 @@ class CampaignResults:
     def holdout_revenue(self) -> Decimal:
         return sum(self.holdout_revenues, Decimal(0))
 
-    def report(self, *, confidence: float = 0.95) -> CampaignReport:
-        """The report: the funnel, and treatment against holdout."""
+    def report(
+        self, *, confidence: float = 0.95, holdout_share: float | None = None
+    ) -> CampaignReport:
+        """The report: the funnel, and treatment against holdout (none, for a campaign
+        whose ``holdout_share`` is 0)."""
         funnel = Funnel(
             self.audience, self.sent, self.delivered, self.opened, self.clicked, self.converted
         )
@@ -193,6 +196,7 @@ class CampaignResults:
             treatment_revenues=[float(r) for r in self.treatment_revenues],
             holdout_revenues=[float(r) for r in self.holdout_revenues],
             confidence=confidence,
+            holdout_share=holdout_share,
         )
 
 

@@ -19,11 +19,11 @@ before they leave ingest; the key is the caller's, never read here.
 from __future__ import annotations
 
 import functools
-from datetime import datetime
 import hashlib
 import hmac
 import re
 import uuid
+from datetime import datetime
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email

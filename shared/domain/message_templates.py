@@ -40,6 +40,7 @@ __all__ = [
     "TemplateContentError",
     "checked_and_rendered",
     "checked_template",
+    "content_of",
     "render_parts",
     "sample_trigger",
 ]
@@ -145,6 +146,19 @@ def checked_template(channel: str, content: Mapping[str, Any]) -> AnyTemplate:
     return PushTemplate(
         title=content["title"], body=content["body"], deep_link=content.get("deep_link")
     )
+
+
+def content_of(template: AnyTemplate) -> tuple[MessageChannel, dict[str, str]]:
+    """The channel and the content of ``template``: what :func:`checked_template` reads
+    back into it (a ready-made template shown in the editor as a marketer's would be)."""
+    if isinstance(template, EmailTemplate):
+        return "email", {"subject": template.subject, "html": template.html, "text": template.text}
+    if isinstance(template, SmsTemplate):
+        return "sms", {"text": template.text}
+    content = {"title": template.title, "body": template.body}
+    if template.deep_link is not None:
+        content["deep_link"] = template.deep_link
+    return "push", content
 
 
 def render_parts(

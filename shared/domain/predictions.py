@@ -37,6 +37,7 @@ back.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -55,18 +56,26 @@ from scipy.special import (  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
     "BgNbdParams",
+    "EmpiricalPurchases",
+    "EmpiricalSpend",
     "FitDiagnostics",
     "FittedModels",
     "GammaGammaParams",
     "ModelFitError",
+    "PurchaseModel",
+    "SpendModel",
     "bgnbd_log_likelihood",
     "customer_equity",
     "customer_lifetime_value",
+    "degenerate_fit",
+    "empirical_purchases",
+    "empirical_spend",
     "expected_average_spend",
     "expected_purchases",
     "fit_bgnbd",
     "fit_gamma_gamma",
     "gamma_gamma_log_likelihood",
+    "model_name",
     "p_alive",
 ]
 
@@ -124,16 +133,80 @@ class FitDiagnostics:
     """How many buyers the model was fitted on."""
     message: str
     """The optimiser's own word on why it stopped."""
+    at_bound: bool = False
+    """Whether a parameter ended within ``e^1`` of the bounds it was fitted in
+    (``e^+-12`` times its start): the data did not pin it down."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmpiricalPurchases:
+    """The fallback purchase model: each buyer's own repeat-order rate, shrunk to the base's.
+
+    A buyer with ``x`` repeat orders in an age of ``T`` days orders at
+    ``lambda = (x + rate * weight) / (T + weight)``: their own rate where they have
+    a long history, the base's ``rate`` (repeat orders per day of age, all told)
+    where they have little, as a Gamma-Poisson posterior mean with ``weight`` days of
+    prior evidence. It has no dropout: the probability alive is the chance that a
+    buyer still ordering at ``lambda`` would have stayed silent since their last
+    order, ``exp(-lambda (T - t_x))``.
+    """
+
+    rate: float
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class EmpiricalSpend:
+    """The fallback spend model: each buyer's mean order value shrunk to the base's,
+    ``(n m + weight * mean) / (n + weight)``."""
+
+    mean: float
+    weight: float
+
+
+PurchaseModel = BgNbdParams | EmpiricalPurchases
+"""What predicts orders: a fitted BG/NBD, or the empirical fallback."""
+SpendModel = GammaGammaParams | EmpiricalSpend
+"""What predicts an order's value: a fitted Gamma-Gamma, or the shrunk mean."""
+
+
+def model_name(model: PurchaseModel | SpendModel) -> str:
+    """The model's name as summaries and reports say it."""
+    if isinstance(model, BgNbdParams):
+        return "BG/NBD"
+    if isinstance(model, EmpiricalPurchases):
+        return "empirical rate (fallback)"
+    if isinstance(model, GammaGammaParams):
+        return "Gamma-Gamma"
+    return "shrunk mean spend (fallback)"
 
 
 @dataclass(frozen=True, slots=True)
 class FittedModels:
-    """The purchase and spend models fitted on one base, with how each fit went."""
+    """The purchase and spend models of one base, with how each fit went (``None`` for
+    a fallback, which is not fitted)."""
 
-    purchases: BgNbdParams
-    purchases_fit: FitDiagnostics
-    spend: GammaGammaParams
-    spend_fit: FitDiagnostics
+    purchases: PurchaseModel
+    purchases_fit: FitDiagnostics | None
+    spend: SpendModel
+    spend_fit: FitDiagnostics | None
+
+    @property
+    def purchase_model(self) -> str:
+        return model_name(self.purchases)
+
+    @property
+    def spend_model(self) -> str:
+        return model_name(self.spend)
+
+    @property
+    def fallbacks(self) -> tuple[str, ...]:
+        """Which of ``purchases`` and ``spend`` fell back to the empirical model."""
+        return tuple(
+            kind
+            for kind, model in (("purchases", self.purchases), ("spend", self.spend))
+            if isinstance(model, EmpiricalPurchases | EmpiricalSpend)
+        )
 
 
 # --- BG/NBD -----------------------------------------------------------------------------
@@ -184,8 +257,10 @@ def fit_bgnbd(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[BgNbdParams, 
     )
 
 
-def p_alive(params: BgNbdParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
+def p_alive(params: PurchaseModel, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
     """The probability each buyer is still alive now.
+
+    For the empirical fallback see :class:`EmpiricalPurchases`; for BG/NBD:
 
     ``1 / (1 + [x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))`` (Fader, Hardie & Lee,
     "Computing P(alive) using the BG/NBD model"): exactly 1 for a buyer with no repeat
@@ -193,12 +268,16 @@ def p_alive(params: BgNbdParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> 
     the silence since the last order grows.
     """
     xs, t_xs, Ts = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
+    if isinstance(params, EmpiricalPurchases):
+        silence = np.maximum(Ts - t_xs, 0.0)
+        quiet: FloatArray = np.exp(-_empirical_rate(params, xs, Ts) * silence)
+        return quiet
     alive: FloatArray = 1.0 / (1.0 + _dropout_odds(params, xs, t_xs, Ts))
     return alive
 
 
 def expected_purchases(
-    params: BgNbdParams, t: float, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+    params: PurchaseModel, t: float, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
 ) -> FloatArray:
     """Each buyer's expected number of orders in the next ``t`` (Fader, Hardie & Lee 2005).
 
@@ -209,7 +288,23 @@ def expected_purchases(
     return expected
 
 
-def _purchases_if_alive(params: BgNbdParams, t: float, x: FloatArray, T: FloatArray) -> FloatArray:
+def _purchases_if_alive(
+    params: PurchaseModel, t: float, x: FloatArray, T: FloatArray
+) -> FloatArray:
+    if isinstance(params, EmpiricalPurchases):
+        ahead: FloatArray = _empirical_rate(params, x, T) * t
+        return ahead
+    return _bgnbd_purchases_if_alive(params, t, x, T)
+
+
+def _empirical_rate(params: EmpiricalPurchases, x: FloatArray, T: FloatArray) -> FloatArray:
+    rate: FloatArray = (x + params.rate * params.weight) / (T + params.weight)
+    return rate
+
+
+def _bgnbd_purchases_if_alive(
+    params: BgNbdParams, t: float, x: FloatArray, T: FloatArray
+) -> FloatArray:
     """Orders expected in the next ``t`` of a buyer alive now.
 
     ``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)]``,
@@ -422,9 +517,7 @@ def fit_gamma_gamma(n: ArrayLike, mean_value: ArrayLike) -> tuple[GammaGammaPara
     )
 
 
-def expected_average_spend(
-    params: GammaGammaParams, n: ArrayLike, mean_value: ArrayLike
-) -> FloatArray:
+def expected_average_spend(params: SpendModel, n: ArrayLike, mean_value: ArrayLike) -> FloatArray:
     """Each buyer's expected value of a future order, given ``n`` orders averaging ``m``.
 
     ``E[M | n, m] = p (v + n m) / (p n + q - 1)``: the buyer's own mean, shrunk toward
@@ -433,6 +526,9 @@ def expected_average_spend(
     """
     ns = np.asarray(n, dtype=np.float64)
     ms = np.asarray(mean_value, dtype=np.float64)
+    if isinstance(params, EmpiricalSpend):
+        shrunk: FloatArray = (ns * ms + params.weight * params.mean) / (ns + params.weight)
+        return shrunk
     denominator = params.p * ns + params.q - 1.0
     spend: FloatArray = np.where(
         denominator > 0,
@@ -492,7 +588,7 @@ def _gamma_gamma_terms(
 
 
 def customer_lifetime_value(
-    purchases: BgNbdParams,
+    purchases: PurchaseModel,
     x: ArrayLike,
     t_x: ArrayLike,
     T: ArrayLike,
@@ -528,6 +624,57 @@ def customer_equity(clv: ArrayLike) -> float:
     return float(np.sum(values[np.isfinite(values)]))
 
 
+# --- The fallback and when to take it ----------------------------------------------------
+
+EMPIRICAL_SPEND_WEIGHT: Final = 1.0
+"""The base's mean order value counts as this many of a buyer's own orders."""
+
+
+def empirical_purchases(x: ArrayLike, T: ArrayLike) -> EmpiricalPurchases:
+    """The fallback purchase model of a base: its repeat orders per day of age, all told,
+    with the base's mean age as the weight of that prior (one buyer's worth of history)."""
+    xs, Ts = (np.asarray(v, dtype=np.float64).ravel() for v in (x, T))
+    age = float(np.sum(Ts))
+    mean_age = age / len(Ts) if len(Ts) else 0.0
+    return EmpiricalPurchases(
+        rate=float(np.sum(xs)) / age if age > 0 else 0.0,
+        weight=mean_age if mean_age > 0 else 1.0,
+    )
+
+
+def empirical_spend(n: ArrayLike, mean_value: ArrayLike) -> EmpiricalSpend:
+    """The fallback spend model: the base's mean order value over the buyers with a
+    positive mean (zero when there are none)."""
+    ns, ms = (np.asarray(v, dtype=np.float64).ravel() for v in (n, mean_value))
+    positive = ms > 0
+    orders = float(np.sum(ns[positive]))
+    mean = float(np.sum(ns[positive] * ms[positive])) / orders if orders > 0 else 0.0
+    return EmpiricalSpend(mean=mean, weight=EMPIRICAL_SPEND_WEIGHT)
+
+
+def degenerate_fit(
+    params: BgNbdParams | GammaGammaParams, diagnostics: FitDiagnostics
+) -> str | None:
+    """Why a fit cannot be trusted, in a few words, or ``None`` if it can.
+
+    A fit is degenerate when the optimiser did not converge, a parameter is not a
+    finite positive number, a parameter ended at its bounds (within ``e^1`` of
+    ``e^+-12`` times its start: the data do not pin it down), or Gamma-Gamma's ``q`` is
+    at most 1 (an infinite mean order value).
+    """
+    values = {name: getattr(params, name) for name in params.__slots__}
+    if not all(math.isfinite(v) and v > 0 for v in values.values()):
+        return "a parameter is not a finite positive number"
+    if not diagnostics.converged:
+        return f"the fit did not converge ({diagnostics.message})"
+    if diagnostics.at_bound:
+        shown = ", ".join(f"{name} = {value:.4g}" for name, value in values.items())
+        return f"a parameter ended at its bound ({shown})"
+    if isinstance(params, GammaGammaParams) and params.q <= 1.0:
+        return f"q = {params.q:.4g} is at most 1 (an infinite mean order value)"
+    return None
+
+
 # --- Fitting ----------------------------------------------------------------------------
 
 
@@ -550,9 +697,10 @@ def _maximise(
     return theta, FitDiagnostics(
         log_likelihood=-float(result.fun) * buyers,
         iterations=int(result.nit),
-        converged=bool(result.success),
+        converged=bool(result.success) and bool(np.isfinite(result.fun)),
         buyers=buyers,
         message=str(result.message),
+        at_bound=bool(np.any(np.abs(theta - start) > _LOG_BOUND - 1.0)),
     )
 
 

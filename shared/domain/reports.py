@@ -12,6 +12,10 @@ the formulas):
   every buyer of each group, those who spent nothing included;
 - incremental revenue is that uplift times the treatment group's size.
 
+A campaign that holds no one out (a holdout share of 0) has no control group: its
+report gives the treatment's own figures, and no uplift, interval or verdict of
+significance, since there is nothing to compare with.
+
 Everything is intention to treat: a buyer of the treatment group counts whether
 or not a message reached them, so the comparison with the holdout stays fair.
 """
@@ -157,6 +161,7 @@ class Verdict(StrEnum):
     HOLDOUT_AHEAD = "holdout ahead, significant at {level}%"
     NOT_YET_SIGNIFICANT = "not yet significant"
     TOO_FEW_BUYERS = "too few buyers"
+    NO_CONTROL_GROUP = "no control group"
 
     def words(self, confidence: float = 0.95) -> str:
         return self.value.format(level=f"{confidence * 100:g}")
@@ -244,17 +249,38 @@ def campaign_report(
     treatment_revenues: ArrayLike | Sequence[float] = (),
     holdout_revenues: ArrayLike | Sequence[float] = (),
     confidence: float = 0.95,
+    holdout_share: float | None = None,
 ) -> CampaignReport:
     """The report of a campaign from its counts and its buyers' revenues.
 
     ``treatment_revenues`` and ``holdout_revenues`` hold what each buyer of the group
     spent in the attribution window; buyers not listed spent nothing (so a list of the
-    buyers who bought is enough). The treatment group is ``funnel.audience``.
+    buyers who bought is enough). The treatment group is ``funnel.audience``. A campaign
+    whose ``holdout_share`` is 0 and that holds no buyer out has no control group.
     """
     if holdout_size < 0 or not 0 <= holdout_converted <= holdout_size:
         raise ValueError(f"{holdout_converted} of a holdout of {holdout_size} is not a proportion")
     treated = _per_buyer(treatment_revenues, funnel.audience, "treatment group")
     held = _per_buyer(holdout_revenues, holdout_size, "holdout")
+    if holdout_share == 0 and holdout_size == 0:
+        return CampaignReport(
+            funnel=funnel,
+            holdout_size=0,
+            holdout_converted=0,
+            confidence=confidence,
+            treatment_conversion=wilson_interval(
+                funnel.converted, funnel.audience, confidence=confidence
+            ),
+            holdout_conversion=None,
+            conversion_uplift=None,
+            relative_uplift=None,
+            treatment_revenue_per_buyer=_mean(treated),
+            holdout_revenue_per_buyer=None,
+            revenue_per_buyer_uplift=None,
+            incremental_revenue=None,
+            verdict=Verdict.NO_CONTROL_GROUP,
+            revenue_verdict=Verdict.NO_CONTROL_GROUP,
+        )
     uplift = newcombe_difference(
         funnel.converted, funnel.audience, holdout_converted, holdout_size, confidence=confidence
     )

@@ -20,8 +20,11 @@ How buyers turn into model inputs (times in days, money as given):
 - RFM monetary is the net revenue.
 
 When the base holds fewer than ``policy.min_repeat_buyers`` buyers with a repeat
-order, or a model cannot be fitted, the predictions are left out (``None``) and the
-RFM scores are still given.
+order, or a model cannot be fitted or its fit is degenerate
+(:func:`~shared.domain.predictions.degenerate_fit`), that model falls back to its
+empirical one (a shrunk rate, a shrunk mean spend) and a note says why; a buyer
+whose prediction is not finite under the fitted models gets the fallbacks'. No
+score is ever NaN or infinite.
 """
 
 from __future__ import annotations
@@ -36,10 +39,18 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.domain.predictions import (
+    BgNbdParams,
+    FitDiagnostics,
     FittedModels,
+    GammaGammaParams,
     ModelFitError,
+    PurchaseModel,
+    SpendModel,
     customer_equity,
     customer_lifetime_value,
+    degenerate_fit,
+    empirical_purchases,
+    empirical_spend,
     expected_average_spend,
     expected_purchases,
     fit_bgnbd,
@@ -47,6 +58,7 @@ from shared.domain.predictions import (
     p_alive,
 )
 from shared.domain.rfm import RFM_SEGMENTS, RfmBoundaries, rfm_boundaries, rfm_segment_codes
+from shared.domain.validation import BuyerOrders
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -56,6 +68,7 @@ __all__ = [
     "BuyerScore",
     "Progress",
     "ScoringPolicy",
+    "facts_as_of",
     "score_base",
     "score_buyers",
 ]
@@ -158,6 +171,39 @@ class BaseFacts:
                 len(buyers),
             ),
         )
+
+
+def facts_as_of(
+    buyer_ids: Sequence[str], histories: Sequence[BuyerOrders], at: datetime
+) -> BaseFacts:
+    """The base as it stood at ``at``: each of ``buyer_ids`` with only the orders placed
+    before ``at`` (from their histories; a buyer with none then has no order).
+
+    Net revenue is the placed orders' totals: refunds carry no moment of their own in
+    the history, so a base as of a past moment is scored gross of refunds.
+    """
+    if at.tzinfo is None:
+        raise ValueError("at must be an aware datetime")
+    cut = at.timestamp()
+    index = {buyer: i for i, buyer in enumerate(buyer_ids)}
+    size = len(buyer_ids)
+    count = np.zeros(size, np.int64)
+    revenue = np.zeros(size)
+    first = np.full(size, np.nan)
+    last = np.full(size, np.nan)
+    for history in histories:
+        i = index.get(history.buyer_id)
+        if i is None:
+            continue
+        moments = np.fromiter((m.timestamp() for m in history.placed_at), np.float64)
+        totals = np.fromiter((float(v) for v in history.totals), np.float64, len(moments))
+        before = moments < cut
+        if not np.any(before):
+            continue
+        count[i] = int(np.count_nonzero(before))
+        revenue[i] = float(totals[before].sum())
+        first[i], last[i] = float(moments[before].min()), float(moments[before].max())
+    return BaseFacts(list(buyer_ids), count, revenue, first, last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,23 +329,34 @@ def score_base(
         rfm_r[has_orders], rfm_f[has_orders], rfm_m[has_orders] = r, f, m
         segment[has_orders] = rfm_segment_codes(r, f, m)
 
-    models, notes = _fit(buyers, policy)
+    models, fallback, notes = _fit(buyers, policy)
     alive, purchases, spend, clv = (np.full(size, np.nan) for _ in range(4))
     rows = np.flatnonzero(has_orders)
     # Each batch covers a range of the base; its buyers with orders are predicted.
     cursor = 0
+    replaced = 0
     for start in range(0, size, policy.batch_size):
         stop = min(start + policy.batch_size, size)
         end = cursor + int(np.count_nonzero(has_orders[start:stop]))
-        if models is not None and end > cursor:
+        if models is not None and fallback is not None and end > cursor:
             part = slice(cursor, end)
+            predicted = np.vstack(_predict(models, buyers, part, policy))
+            # A buyer the fitted models cannot predict (an overflow at an extreme
+            # history) gets the fallback's scores rather than none.
+            bad = ~np.all(np.isfinite(predicted), axis=0)
+            if np.any(bad):
+                replaced += int(np.count_nonzero(bad))
+                predicted[:, bad] = np.vstack(_predict(fallback, buyers, part, policy))[:, bad]
             target = rows[part]
-            alive[target], purchases[target], spend[target], clv[target] = _predict(
-                models, buyers, part, policy
-            )
+            alive[target], purchases[target], spend[target], clv[target] = predicted
         cursor = end
         if progress is not None:
             progress(stop, size)
+    if replaced:
+        notes += (
+            f"{replaced} buyers' predictions were not finite under the fitted models: "
+            "those buyers scored with the fallbacks",
+        )
     share = np.full(size, np.nan)
     if models is not None and buyers.size:
         share[has_orders] = _share_above(clv[has_orders])
@@ -362,49 +419,103 @@ class _ModelInputs:
 
 def _fit(
     buyers: _ModelInputs, policy: ScoringPolicy
-) -> tuple[FittedModels | None, tuple[str, ...]]:
-    """Fit BG/NBD and Gamma-Gamma, or say why not."""
+) -> tuple[FittedModels | None, FittedModels | None, tuple[str, ...]]:
+    """Fit BG/NBD and Gamma-Gamma, each falling back to its empirical model (and saying
+    why) where the base is too small or the fit degenerate; the models used, the
+    fallbacks, and the notes; ``None`` for no buyers."""
+    if buyers.size == 0:
+        return None, None, ()
     chosen = np.arange(buyers.size)
     if policy.fit_sample is not None and buyers.size > policy.fit_sample:
         # A fixed seed: the same base gives the same models.
         chosen = np.sort(np.random.default_rng(0).choice(buyers.size, policy.fit_sample, False))
     x, t_x, T = buyers.x[chosen], buyers.t_x[chosen], buyers.T[chosen]
-    repeat = x > 0
-    if np.count_nonzero(repeat) < policy.min_repeat_buyers:
-        return None, (
-            f"fewer than {policy.min_repeat_buyers} buyers with a repeat order: no predictions",
+    mean_value = buyers.mean_value[chosen]
+    fallback = FittedModels(
+        empirical_purchases(x, T), None, empirical_spend(x + 1.0, mean_value), None
+    )
+    repeaters = int(np.count_nonzero(x > 0))
+    if repeaters < policy.min_repeat_buyers:
+        return (
+            fallback,
+            fallback,
+            (
+                f"{repeaters} of {len(x)} buyers have a repeat order; fitting the models needs "
+                f"{policy.min_repeat_buyers} buyers with a repeat order: orders scored with the "
+                "empirical rate and spend with the shrunk mean (fallbacks)",
+            ),
         )
-    spenders = repeat & (buyers.mean_value[chosen] > 0)
+    notes = []
+    purchases: PurchaseModel = fallback.purchases
+    purchases_fit: FitDiagnostics | None = None
+    fitted, purchases_fit = _fitted_purchases(x, t_x, T, policy)
+    if isinstance(fitted, str):
+        notes.append(f"BG/NBD not used: {fitted}; orders scored with the empirical rate")
+    else:
+        purchases = fitted
+    spend: SpendModel = fallback.spend
+    spenders = (x > 0) & (mean_value > 0)
+    fitted_spend, spend_fit = _fitted_spend(x[spenders] + 1.0, mean_value[spenders])
+    if isinstance(fitted_spend, str):
+        notes.append(f"Gamma-Gamma not used: {fitted_spend}; spend scored with the shrunk mean")
+    else:
+        spend = fitted_spend
+    return FittedModels(purchases, purchases_fit, spend, spend_fit), fallback, tuple(notes)
+
+
+def _fitted_purchases(
+    x: FloatArray, t_x: FloatArray, T: FloatArray, policy: ScoringPolicy
+) -> tuple[BgNbdParams | str, FitDiagnostics | None]:
+    """The BG/NBD fit, or why it cannot be used."""
     try:
-        purchases, purchases_fit = fit_bgnbd(x, t_x, T)
-        spend, spend_fit = fit_gamma_gamma(x[spenders] + 1.0, buyers.mean_value[chosen][spenders])
+        params, fit = fit_bgnbd(x, t_x, T)
     except ModelFitError as error:
-        return None, (f"models not fitted: {error}",)
-    return FittedModels(purchases, purchases_fit, spend, spend_fit), ()
+        return str(error), None
+    if reason := degenerate_fit(params, fit):
+        return reason, None
+    with np.errstate(all="ignore"):
+        ahead = expected_purchases(params, float(policy.purchases_horizon_days), x, t_x, T)
+    if not np.all(np.isfinite(ahead)):
+        return "its predictions are not finite on the buyers it was fitted on", None
+    return params, fit
+
+
+def _fitted_spend(
+    n: FloatArray, mean_value: FloatArray
+) -> tuple[GammaGammaParams | str, FitDiagnostics | None]:
+    """The Gamma-Gamma fit, or why it cannot be used."""
+    try:
+        params, fit = fit_gamma_gamma(n, mean_value)
+    except ModelFitError as error:
+        return str(error), None
+    if reason := degenerate_fit(params, fit):
+        return reason, None
+    return params, fit
 
 
 def _predict(
     models: FittedModels, buyers: _ModelInputs, part: slice, policy: ScoringPolicy
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     x, t_x, T = buyers.x[part], buyers.t_x[part], buyers.T[part]
-    alive = p_alive(models.purchases, x, t_x, T)
-    purchases = expected_purchases(
-        models.purchases, float(policy.purchases_horizon_days), x, t_x, T
-    )
-    spend = expected_average_spend(
-        models.spend, buyers.orders[part], np.maximum(buyers.mean_value[part], 0.0)
-    )
-    clv = customer_lifetime_value(
-        models.purchases,
-        x,
-        t_x,
-        T,
-        spend,
-        months=policy.clv_months,
-        monthly_discount_rate=policy.monthly_discount_rate,
-        margin=policy.margin,
-        month_length=DAYS_PER_MONTH,
-    )
+    with np.errstate(all="ignore"):
+        alive = p_alive(models.purchases, x, t_x, T)
+        purchases = expected_purchases(
+            models.purchases, float(policy.purchases_horizon_days), x, t_x, T
+        )
+        spend = expected_average_spend(
+            models.spend, buyers.orders[part], np.maximum(buyers.mean_value[part], 0.0)
+        )
+        clv = customer_lifetime_value(
+            models.purchases,
+            x,
+            t_x,
+            T,
+            spend,
+            months=policy.clv_months,
+            monthly_discount_rate=policy.monthly_discount_rate,
+            margin=policy.margin,
+            month_length=DAYS_PER_MONTH,
+        )
     return alive, purchases, spend, clv
 
 
@@ -421,4 +532,5 @@ def _share_above(values: FloatArray) -> FloatArray:
 
 
 def _maybe(value: np.float64) -> float | None:
-    return None if np.isnan(value) else float(value)
+    """A score as stored: never NaN nor infinite (``None`` then)."""
+    return float(value) if np.isfinite(value) else None

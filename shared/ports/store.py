@@ -19,6 +19,7 @@ from shared.domain.money import OrderBalance
 from shared.domain.profile import Profile
 from shared.domain.programmes import Position
 from shared.domain.segments import MembershipChange
+from shared.ports.offers import OfferCodes
 
 __all__ = [
     "NOT_SENT",
@@ -432,6 +433,10 @@ class UnitOfWork(Protocol):
     def orders(self) -> Orders: ...
     @property
     def placed_orders(self) -> PlacedOrders: ...
+    @property
+    def offer_codes(self) -> OfferCodes:
+        """Promo codes taken by the messages this unit of work writes."""
+        ...
 
     async def commit(self) -> None:
         """Commit everything done in this unit of work; without it, all is rolled back."""

@@ -142,3 +142,58 @@ async def test_a_bad_field_is_named_beside_it_and_nothing_is_saved(app: FastAPI)
 )
 def test_a_campaign_pointer_names_its_form_field(pointer: str, field: str) -> None:
     assert campaign_pages.field_of(pointer) == field
+
+
+async def test_the_report_of_a_campaign_with_no_holdout_says_no_control_group(
+    app: FastAPI,
+) -> None:
+    # Seen: the win-back report (holdout 0) said "too few buyers".
+    async with _browser(app) as client:
+        await _logged_in(client, "ivan")
+        page = await client.get("/campaigns/win-back-30d/report")
+        assert page.status_code == 200
+        assert re.search(r'id="verdict">No control group<', page.text)
+        assert 'id="no-control"' in page.text
+        assert "too few buyers" not in page.text
+        assert 'data-arm="holdout"' not in page.text
+        assert "no control group: no uplift to show" in page.text
+        held = await client.get("/campaigns/second-order/report")
+        assert re.search(r'id="verdict">Too few buyers<', held.text)
+        assert 'data-arm="holdout"' in held.text
+
+
+async def test_every_bad_field_is_named_beside_it_at_once_and_the_input_kept(
+    app: FastAPI,
+) -> None:
+    # Seen: the form showed only the first error.
+    async with _browser(app) as client:
+        csrf = await _logged_in(client, "olga")
+        answer = await client.post(
+            "/campaigns/save",
+            data={
+                "csrf_token": csrf,
+                "key": "welcome-vip",
+                "name": "",
+                "trigger_kind": "segment",
+                "trigger_segment": "lifecycle-lead",
+                "trigger_on": "entered",
+                "delay": "soon",
+                "holdout": "0.7",
+                "audience": "{not json",
+                "channels": "email",
+                "templates_email": "welcome-email",
+                "goal_event": "purchase",
+                "goal_within": "3 days",
+                "priority": "high",
+                "reentry": "once_per_buyer",
+            },
+        )
+        assert answer.status_code == 422
+        shown = dict(re.findall(r'data-field="([a-z_]+)">([^<]+)<', answer.text))
+        assert set(shown) == {"name", "delay", "holdout", "audience", "goal_within", "priority"}
+        assert shown["holdout"] == "expected a share from 0 to 0.5"
+        assert shown["priority"] == "expected a whole number"
+        assert shown["audience"].startswith("not JSON")
+        assert 'value="3 days"' in answer.text, "the marketer's input is kept"
+        assert "{not json" in answer.text
+        assert (await client.get("/v1/campaigns/welcome-vip")).status_code == 404

@@ -26,8 +26,11 @@ from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.reports import SqlCampaignResults, open_campaign_results
+from shared.domain.campaigns import BUILTIN_CAMPAIGNS
 from tests.api.definitions_app import definitions  # noqa: F401 - the fixture
 from tests.conftest import T0
+
+BUILTIN = {c.key: c for c in BUILTIN_CAMPAIGNS}
 
 TREATED, SENT, HELD = 200, 180, 100
 """Win-back: 200 treated buyers (180 sent, 20 capped), 100 held out."""
@@ -209,3 +212,36 @@ async def test_a_campaign_with_no_messages_yet_has_too_few_buyers(
     assert report["funnel"]["audience"] == 0
     assert report["uplift"]["absolute"] is None
     assert report["verdict"] == "too few buyers"
+
+
+async def test_a_campaign_with_no_holdout_reports_no_control_group(
+    results: SqlCampaignResults,
+    reader: httpx.AsyncClient,
+    definitions: SqlDefinitions,  # noqa: F811 - the fixture
+) -> None:
+    # Seen: the win-back report (holdout 0) said "too few buyers".
+    flash = {**BUILTIN["win-back-30d"].to_dict(), "key": "flash", "holdout": 0}
+    await definitions.campaigns.put(
+        "flash", definition=flash, status="active", expected_version=None
+    )
+    rows = [
+        {**_message(f"{c}-{i}", f"f{i}", status="sent", reason="send_now", sent_at=T0)}
+        | {"campaign": c}
+        for c in ("flash", "pre-churn-rescue")
+        for i in range(50)
+    ]
+    async with results.engine.begin() as conn:
+        await conn.execute(insert(schema.messages), rows)
+    report = (await reader.get("/v1/campaigns/flash/report")).json()
+    assert (report["verdict"], report["verdict_code"]) == ("no control group", "no_control_group")
+    assert report["revenue_verdict"] == "no control group"
+    assert report["treatment"]["buyers"] == 50
+    assert report["holdout"]["buyers"] == 0
+    assert report["uplift"] == {
+        "absolute": None,
+        "relative": None,
+        "revenue_per_buyer": None,
+        "incremental_revenue": None,
+    }
+    held = (await reader.get("/v1/campaigns/pre-churn-rescue/report")).json()
+    assert held["verdict"] == "too few buyers", "a holdout of 10%, none held out yet"

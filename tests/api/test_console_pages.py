@@ -301,6 +301,40 @@ async def test_a_marketer_saves_a_template_from_the_editor(
     assert stored.version == 1
 
 
+async def test_the_ready_made_templates_are_listed_edited_and_reset_from_the_pages(
+    marketer: httpx.AsyncClient, definitions: SqlDefinitions
+) -> None:
+    # Seen: "No template yet" while three active campaigns sent the ready-made ones.
+    listing = await marketer.get("/templates", headers=HTML)
+    row = re.search(r'<tr data-template="pre-churn-sms">.*?</tr>', listing.text, re.S)
+    assert row is not None, "the ready-made SMS is listed"
+    assert "ready-made" in text_of_html(row.group(0))
+    assert "No template yet" not in listing.text
+    page = await marketer.get("/templates/pre-churn-sms", headers=HTML)
+    assert "We miss you! 15% off" in page.text
+    assert "Reset to ready-made" not in page.text, "as shipped: nothing to reset"
+    form = {"channel": "sms", "text": "Come back: STAY15. {{ unsubscribe_url }}"}
+    saved = await marketer.post("/templates/pre-churn-sms", data=form)
+    assert saved.status_code == 303, saved.text
+    page = await marketer.get("/templates/pre-churn-sms", headers=HTML)
+    assert "Come back: STAY15." in page.text
+    assert "Reset to ready-made" in page.text
+    stale = await marketer.post("/templates/pre-churn-sms/_reset", data={"version": "7"})
+    assert stale.status_code == 412
+    reset = await marketer.post("/templates/pre-churn-sms/_reset", data={"version": "1"})
+    assert reset.status_code == 303
+    page = await marketer.get(reset.headers["location"], headers=HTML)
+    assert "Back to the shipped text" in page.text
+    assert "We miss you! 15% off" in page.text
+    stored = await definitions.templates.get("pre-churn-sms")
+    assert stored is not None
+    assert stored.archived_at is not None
+
+
+def text_of_html(fragment: str) -> str:
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", fragment)))
+
+
 async def test_the_dashboard_shows_kpis_the_heat_map_and_the_rfm_grid(
     analyst: httpx.AsyncClient,
 ) -> None:

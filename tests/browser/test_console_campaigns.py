@@ -164,3 +164,51 @@ async def test_a_marketer_starts_a_campaign_from_a_ready_made_one_activates_it_a
             assert errors == []
         finally:
             await browser.close()
+
+
+async def test_the_campaign_form_shows_every_error_at_once_and_checks_its_key(
+    console_url: str, tmp_path: Path
+) -> None:
+    # Seen: the key's pattern was an invalid regex in Chromium (ignored, with a console
+    # warning), and the form showed only the first error.
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = await browser.new_page(viewport={"width": 1100, "height": 900})
+            warnings: list[str] = []
+            page.on("pageerror", lambda error: warnings.append(str(error)))
+            page.on(
+                "console",
+                lambda m: warnings.append(m.text) if "pattern" in m.text.lower() else None,
+            )
+            await page.goto(console_url + "/campaigns")
+            await page.get_by_label("Username").fill("olga")
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Log in").click()
+            await page.goto(console_url + "/campaigns/new?from=abandoned-cart")
+            key = page.locator('input[name="key"]')
+            await key.fill("Big Cart!")
+            assert await key.evaluate("k => k.validity.patternMismatch") is True
+            await key.fill("big-cart")
+            assert await key.evaluate("k => k.validity.valid") is True
+
+            await page.locator('input[name="holdout"]').fill("0.7")
+            await page.locator('input[name="priority"]').fill("high")
+            await page.locator('input[name="goal_within"]').fill("3 days")
+            await page.locator('input[name="delay"]').fill("soon")
+            await page.get_by_role("button", name="Save campaign").click()
+            for field, says in (
+                ("holdout", "expected a share from 0 to 0.5"),
+                ("priority", "expected a whole number"),
+                ("goal_within", "expected a duration"),
+                ("delay", "expected a duration"),
+            ):
+                await expect(page.locator(f'.field-error[data-field="{field}"]')).to_contain_text(
+                    says
+                )
+            await expect(page.locator('input[name="goal_within"]')).to_have_value("3 days")
+            await expect(page.locator('input[name="key"]')).to_have_value("big-cart")
+            await page.screenshot(path=tmp_path / "campaign-form-errors.png", full_page=True)
+            assert warnings == []
+        finally:
+            await browser.close()

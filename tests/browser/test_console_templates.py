@@ -3,6 +3,7 @@ in its sandboxed frame, for a buyer they pick, and an SMS's segment count."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -69,4 +70,31 @@ async def test_an_sms_preview_counts_segments_as_the_marketer_types(
         await text.fill("y" * 200)
         await expect(page.locator("#sms-length")).to_contain_text("2 segments")
         await page.screenshot(path=tmp_path / "template-sms.png", full_page=True)
+        assert errors == []
+
+
+async def test_a_marketer_changes_a_ready_made_template_and_resets_it(
+    console_url: str, tmp_path: Path
+) -> None:
+    # Seen: the Templates page said "No template yet" while campaigns sent ready-made ones.
+    async with logged_in(console_url, "olga") as (page, errors):
+        await page.get_by_role("link", name="Templates").click()
+        row = page.locator('tr[data-template="pre-churn-sms"]')
+        await expect(row).to_contain_text("ready-made")
+        await expect(row).not_to_contain_text("changed")
+        await row.get_by_role("link", name="pre-churn-sms").click()
+        text = page.locator("#part-text")
+        await expect(text).to_have_value(re.compile("^We miss you! 15% off"))
+        await expect(page.locator("#sms-length")).to_contain_text("segment")
+        await text.fill("Back soon? STAY15. Stop: {{ unsubscribe_url }}")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.locator("#saved")).to_be_visible()
+        await page.goto(console_url + "/templates")
+        await expect(page.locator('tr[data-template="pre-churn-sms"]')).to_contain_text("changed")
+        await page.goto(console_url + "/templates/pre-churn-sms")
+        await page.get_by_role("button", name="Reset to ready-made").click()
+        await expect(page.locator("#reset")).to_be_visible()
+        await expect(page.locator("#part-text")).to_have_value(re.compile("^We miss you!"))
+        await expect(page.get_by_role("button", name="Reset to ready-made")).to_have_count(0)
+        await page.screenshot(path=tmp_path / "template-reset.png", full_page=True)
         assert errors == []

@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from services.tools.embedded import Pipeline
+from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.domain.rfm import RFM_SEGMENTS
 from tests.conftest import T0
@@ -103,3 +104,89 @@ async def test_scoring_the_same_base_at_the_same_moment_again_changes_nothing(
     assert first.changed == BUYERS
     assert again.changed == 0
     assert await pipeline.settle() == 0
+
+
+def plain_history() -> list[dict[str, object]]:
+    """Issue 15's base: 60 buyers, 2-6 orders 10-30 days apart, order values 500 or 10000
+    give or take 20%: BG/NBD lands on its bounds on it."""
+    events: list[dict[str, object]] = []
+    for n in range(60):
+        customer = {"id": f"plain-{n:03d}"}
+        orders = 2 + n % 5
+        level = 500 if n % 2 else 10_000
+        for k in range(orders):
+            at = T0 - timedelta(days=150 - k * (10 + (n * 7 + k * 3) % 21))
+            total = f"{level * (0.8 + ((n + k) % 5) / 10):.2f}"
+            events.append(purchase(f"q-{n}-{k}", at, customer=customer, total=total))
+    return events
+
+
+async def test_a_degenerate_fit_falls_back_and_is_counted_stored_finite(
+    pipeline: Pipeline,
+) -> None:
+    await pipeline.post_events(plain_history())
+    await pipeline.settle()
+
+    run = await pipeline.segmenter.score()
+    await pipeline.settle()
+
+    assert run is not None
+    assert run.models is not None
+    assert "purchases" in run.models.fallbacks, run.notes
+    assert any(note.startswith("BG/NBD not used") for note in run.notes)
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        stored = [await uow.profiles.find("id", f"plain-{n:03d}") for n in range(60)]
+    for profile in stored:
+        assert profile is not None
+        assert profile.clv is not None
+        assert profile.clv.is_finite()
+        assert profile.clv > 0
+        assert profile.p_alive is not None
+        assert 0 <= profile.p_alive <= 1
+        assert profile.expected_purchases is not None
+    (registry,) = pipeline.segmenter.metrics_registries
+    assert registry.get_sample_value("nudge_scoring_fallback_total", {"model": "purchases"}) == 1
+    assert (
+        registry.get_sample_value("nudge_scoring_runs_total", {"purchase_model": "empirical"}) == 1
+    )
+
+
+async def stored_scores(pipeline: Pipeline, ids: list[str]) -> dict[str, tuple[object, ...]]:
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        found = {i: await uow.profiles.find("id", i) for i in ids}
+    return {
+        i: (p.rfm_segment, p.p_alive, p.expected_purchases, p.clv, p.clv_share, p.scored_at)
+        for i, p in found.items()
+        if p is not None
+    }
+
+
+async def test_scoring_as_of_a_moment_counts_only_the_orders_before_it_whatever_the_clock(
+    pipeline: Pipeline, clock: SimulatedClock
+) -> None:
+    await pipeline.post_events(history())
+    await pipeline.settle()
+    as_of = T0 - timedelta(days=100)
+    ids = [f"buyer-{n:03d}" for n in range(BUYERS)]
+
+    first = await pipeline.segmenter.score(as_of=as_of)
+    scores = await stored_scores(pipeline, ids)
+    clock.advance(timedelta(days=3 * 365))
+    again = await pipeline.segmenter.score(as_of=as_of)
+
+    assert first is not None
+    assert again is not None
+    assert first.scored_at == as_of
+    assert again.changed == 0
+    assert await stored_scores(pipeline, ids) == scores
+    assert all(row[-1] == as_of for row in scores.values())
+    # buyer-059's first order is 64 days before T0: no order by as_of, so no scores.
+    assert scores["buyer-059"][:4] == (None, None, None, None)
+    # buyer-000 ordered first 300 days before T0, every 3 days: all before as_of.
+    assert scores["buyer-000"][0] is not None
+    # Only buyers with an order before as_of were scored.
+    assert first.scored < BUYERS
+    now = await pipeline.segmenter.score()
+    assert now is not None
+    assert now.scored_at == clock.now()
+    assert now.scored == BUYERS

@@ -210,3 +210,31 @@ def test_inconsistent_counts_are_refused() -> None:
         )
     with pytest.raises(ValueError, match="holdout"):
         campaign_report(funnel, holdout_size=1, holdout_converted=2)
+
+
+def test_a_campaign_with_no_holdout_has_no_control_group_and_no_uplift() -> None:
+    # Seen: the win-back report (holdout 0) said "too few buyers".
+    funnel = Funnel(audience=800, sent=780, delivered=700, opened=300, clicked=90, converted=60)
+    report = campaign_report(
+        funnel,
+        holdout_size=0,
+        holdout_converted=0,
+        treatment_revenues=[1000.0] * 60,
+        holdout_share=0.0,
+    )
+    assert report.verdict is Verdict.NO_CONTROL_GROUP
+    assert report.revenue_verdict is Verdict.NO_CONTROL_GROUP
+    assert report.verdict_words == "no control group"
+    assert report.treatment_conversion == wilson_interval(60, 800), "its own rate still stands"
+    assert report.treatment_revenue_per_buyer == pytest.approx(75.0)
+    for nothing in (
+        report.holdout_conversion,
+        report.conversion_uplift,
+        report.relative_uplift,
+        report.holdout_revenue_per_buyer,
+        report.revenue_per_buyer_uplift,
+        report.incremental_revenue,
+    ):
+        assert nothing is None
+    waiting = campaign_report(funnel, holdout_size=0, holdout_converted=0, holdout_share=0.1)
+    assert waiting.verdict is Verdict.TOO_FEW_BUYERS, "a holdout is drawn, none held out yet"

@@ -16,9 +16,11 @@ from shared.domain.scoring import (
     BaseScores,
     BuyerFacts,
     ScoringPolicy,
+    facts_as_of,
     score_base,
     score_buyers,
 )
+from shared.domain.validation import BuyerOrders
 from tests.unit.simulated_buyers import (
     CDNOW_PURCHASES,
     CDNOW_SPEND,
@@ -206,7 +208,7 @@ def test_rows_come_out_in_batches_for_writing_back(scores: BaseScores) -> None:
     ]
 
 
-def test_a_base_with_too_few_repeat_buyers_gets_rfm_but_no_predictions() -> None:
+def test_a_base_with_too_few_repeat_buyers_gets_rfm_and_the_fallbacks() -> None:
     first = datetime(2026, 5, 1, tzinfo=UTC)
     buyers = [
         BuyerFacts(
@@ -218,11 +220,10 @@ def test_a_base_with_too_few_repeat_buyers_gets_rfm_but_no_predictions() -> None
 
     scores = score_buyers(buyers, NOW, ScoringPolicy(min_repeat_buyers=5))
 
-    assert scores.models is None
-    assert scores.notes == ("fewer than 5 buyers with a repeat order: no predictions",)
+    assert scores.models is not None
+    assert scores.models.fallbacks == ("purchases", "spend")
     assert all(row.rfm_segment in RFM_SEGMENTS for row in scores.rows())
-    assert all(row.p_alive is None and row.clv is None for row in scores.rows())
-    assert scores.customer_equity == 0.0
+    assert all(row.p_alive is not None and row.clv is not None for row in scores.rows())
 
 
 def test_the_models_can_be_fitted_on_a_sample_of_a_large_base(buyers: list[BuyerFacts]) -> None:
@@ -282,3 +283,22 @@ def test_an_empty_base_scores_nothing() -> None:
 def test_a_policy_that_makes_no_sense_is_refused(policy: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"must"):
         ScoringPolicy(**policy)
+
+
+def test_the_base_as_of_a_moment_keeps_only_the_orders_before_it() -> None:
+    day = datetime(2026, 1, 1, tzinfo=UTC)
+    histories = [
+        BuyerOrders("a", (day, day + timedelta(days=10), day + timedelta(days=40)), (10, 20, 40)),
+        BuyerOrders("late", (day + timedelta(days=31),), (99,)),
+        BuyerOrders("stranger", (day,), (5,)),
+    ]
+
+    base = facts_as_of(["a", "late", "lead"], histories, day + timedelta(days=30))
+
+    assert list(base.orders_count) == [2, 0, 0]
+    assert list(base.net_revenue) == [30.0, 0.0, 0.0]
+    assert base.first_order_at[0] == day.timestamp()
+    assert base.last_order_at[0] == (day + timedelta(days=10)).timestamp()
+    assert np.isnan(base.first_order_at[1])
+    # An order at the moment itself is not before it.
+    assert facts_as_of(["late"], histories, day + timedelta(days=31)).orders_count[0] == 0

@@ -133,7 +133,8 @@ async def build_report(
         await results.campaign_conversions(campaign.key),
         await results.campaign_responses(campaign.key),
     )
-    return report_document(campaign, counted, counted.report(), as_of)
+    report = counted.report(holdout_share=campaign.holdout)
+    return report_document(campaign, counted, report, as_of)
 
 
 def router(

@@ -8,7 +8,7 @@ becomes the RFC 9457 problem the API answers (and a page lets through):
 - ``InvalidRule``: ``422 invalid-rule`` at the bad node, under ``/rule``.
 - ``InvalidTemplate``: ``422 invalid-template`` at the part and line, or ``422
   template-too-costly`` naming the limit.
-- ``InvalidCampaign``: ``422 invalid-campaign`` at the bad field.
+- ``InvalidCampaign``: ``422 invalid-campaign`` listing every bad field.
 - ``InvalidProgramme``: ``422 invalid-programme`` at the bad field; ``NoWinner``:
   ``409 no-winner`` (a step promoted with no winner to promote).
 - ``RendererUnavailable``: ``503 renderer-unavailable`` with ``Retry-After``.
@@ -80,7 +80,9 @@ def problem_of(error: EditingError) -> Problem:
         return _template_problem(error)
     if isinstance(error, InvalidCampaign):
         return Problem(
-            "invalid-campaign", error.detail, [{"pointer": error.pointer, "detail": error.message}]
+            "invalid-campaign",
+            error.detail,
+            [{"pointer": pointer, "detail": message} for pointer, message in error.errors],
         )
     if isinstance(error, InvalidProgramme):
         return Problem(

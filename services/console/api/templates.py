@@ -7,7 +7,12 @@
   Python's internals, is ``422 invalid-template`` naming the part, the line and the error;
   one over a render limit (time, output size) is ``422 template-too-costly`` naming it;
   with no render worker to be had, ``503 renderer-unavailable`` (retry).
-- ``GET /v1/templates/{key}`` with its ``ETag``; ``GET /v1/templates``: every template.
+- ``GET /v1/templates/{key}`` with its ``ETag``; ``GET /v1/templates``: every template,
+  the ready-made campaigns' ones too (``ready_made: true``), as they are in force: as
+  shipped, or as a marketer changed them (``customised: true``). A ready-made template
+  is changed by ``PUT`` under its key (its channel stays).
+- ``POST /v1/templates/{key}/reset`` (``If-Match``): a ready-made template back to its
+  shipped text, the change archived; ``404`` for a key that is not ready-made.
 - ``POST /v1/templates/{key}/preview``: the stored template (or ``content`` sent in the
   body, unsaved) rendered for a buyer (``profile_id``) or the sample buyer, with the
   trigger properties given (``trigger``) or sample ones.
@@ -28,7 +33,7 @@ from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.catalogue.editing import TemplateEditor, version_fields
+from services.catalogue.editing import TemplateEditor, TemplateInForce, version_fields
 from services.console.api import versions
 from services.console.api.refusals import as_problems
 from services.console.api.segments import KEY_PATTERN
@@ -67,13 +72,38 @@ class PreviewBody(BaseModel):
     content: dict[str, Any] | None = None
 
 
-def _definition(d: TemplateDefinition) -> dict[str, Any]:
+def _definition(d: TemplateDefinition, *, ready_made: bool = False) -> dict[str, Any]:
     return {
         "key": d.key,
         "channel": d.channel,
         "content": d.content,
+        "ready_made": ready_made,
+        "customised": True,
         **version_fields(d, builtin=None),
     }
+
+
+def _in_force(t: TemplateInForce) -> dict[str, Any]:
+    """A template as in force; its ``version`` is what a change is made against."""
+    if t.stored is not None and (t.customised or t.ready_made is None):
+        return _definition(t.stored, ready_made=t.ready_made is not None)
+    fields: dict[str, Any] = {"version": None, "created_at": None, "updated_at": None}
+    fields["archived_at"] = None
+    if t.stored is not None:
+        fields = version_fields(t.stored, builtin=None)
+    return {
+        "key": t.key,
+        "channel": t.channel,
+        "content": t.content,
+        "ready_made": True,
+        "customised": False,
+        **fields,
+    }
+
+
+def _answer(t: TemplateInForce, status_code: int = 200) -> JSONResponse:
+    headers = {"ETag": etag(t.version)} if t.version is not None else {}
+    return JSONResponse(_in_force(t), status_code=status_code, headers=headers)
 
 
 def router(
@@ -92,7 +122,7 @@ def router(
 
     @api.get("", summary="Every template", dependencies=readers)
     async def list_templates() -> dict[str, Any]:
-        return {"templates": [_definition(d) for d in await definitions.templates.list()]}
+        return {"templates": [_in_force(t) for t in await editor.listed()]}
 
     @api.get(
         "/{key}",
@@ -101,10 +131,10 @@ def router(
         responses={404: {"description": "no such template"}},
     )
     async def get_template(key: Key) -> JSONResponse:
-        found = await definitions.templates.get(key)
+        found = await editor.find(key)
         if found is None:
             raise Problem("not-found", f"no template {key}")
-        return JSONResponse(_definition(found), headers={"ETag": etag(found.version)})
+        return _answer(found)
 
     @api.put(
         "/{key}",
@@ -127,10 +157,25 @@ def router(
             )
         stored = saved.definition
         return JSONResponse(
-            _definition(stored),
+            _definition(stored, ready_made=key in editor.ready_made),
             status_code=201 if saved.created else 200,
             headers={"ETag": etag(stored.version)},
         )
+
+    @api.post(
+        "/{key}/reset",
+        summary="A ready-made template back to its shipped text (If-Match)",
+        dependencies=writers,
+        responses={
+            404: {"description": "not a ready-made template"},
+            412: {"description": "If-Match is not the current version"},
+            428: {"description": "the template was changed and If-Match is missing"},
+        },
+    )
+    async def reset_template(key: Key, if_match: IfMatch = None) -> JSONResponse:
+        with as_problems():
+            found = await editor.reset(key, versions.if_match(key, if_match))
+        return _answer(found)
 
     @api.post(
         "/{key}/preview",

@@ -70,15 +70,6 @@ _FORM_FIELDS = frozenset(
 )
 
 
-class FormError(Exception):
-    """A form value that is not even JSON or a number: shown beside ``field``."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
 def field_of(pointer: str) -> str:
     """The form field a campaign's JSON pointer names (``/goal/within`` → ``goal_within``);
     ``""`` for one the form has no field for (shown above the form)."""
@@ -131,34 +122,43 @@ def form_values(document: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def _json(values: Mapping[str, str], name: str) -> Any:
+def _json(values: Mapping[str, str], name: str, errors: dict[str, str]) -> Any:
+    """The field's JSON (``None``: empty, or not JSON, which ``errors`` then says)."""
     text = values.get(name, "").strip()
     if not text:
         return None
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise FormError(name, f"not JSON: {exc}") from None
+        errors[name] = f"not JSON: {exc}"
+        return None
 
 
-def _number(values: Mapping[str, str], name: str, kind: type[int] | type[float]) -> Any:
+def _number(
+    values: Mapping[str, str], name: str, kind: type[int] | type[float], errors: dict[str, str]
+) -> Any:
+    """The field's number (``None``: not one, which ``errors`` then says)."""
     text = values.get(name, "").strip() or "0"
     try:
         return kind(text)
     except ValueError:
         expected = "a whole number" if kind is int else "a number such as 0.1"
-        raise FormError(name, f"expected {expected}") from None
+        errors[name] = f"expected {expected}"
+        return None
 
 
-def form_document(values: Mapping[str, str]) -> dict[str, Any]:
-    """The campaign document the form's fields say (``parse_campaign`` then checks it)."""
+def form_document(values: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The campaign document the form's fields say (``parse_campaign`` then checks it),
+    and the fields that are not even JSON or a number, by field (each left out of the
+    document, so the others are still checked)."""
+    errors: dict[str, str] = {}
     kind = values.get("trigger_kind", "segment")
     trigger: dict[str, Any]
     if kind == "event":
         trigger = {"event": values.get("trigger_event", "")}
         if values.get("trigger_name", "").strip():
             trigger["name"] = values["trigger_name"].strip()
-        where = _json(values, "trigger_where")
+        where = _json(values, "trigger_where", errors)
         if where is not None:
             trigger["where"] = where
     elif kind == "moment":
@@ -185,19 +185,19 @@ def form_document(values: Mapping[str, str]) -> dict[str, Any]:
         "name": values.get("name", ""),
         "trigger": trigger,
         "delay": values.get("delay", "").strip() or "0m",
-        "holdout": _number(values, "holdout", float),
+        "holdout": _number(values, "holdout", float, errors),
         "channels": channels,
         "templates": {
             c: values[f"templates_{c}"] for c in CHANNELS if values.get(f"templates_{c}", "")
         },
         "goal": goal,
-        "priority": _number(values, "priority", int),
+        "priority": _number(values, "priority", int, errors),
         "reentry": values.get("reentry", "once_per_occurrence"),
     }
-    audience = _json(values, "audience")
+    audience = _json(values, "audience", errors)
     if audience is not None:
         document["audience"] = audience
-    return document
+    return {k: v for k, v in document.items() if v is not None}, errors
 
 
 def uplift_chart(estimates: list[tuple[str, dict[str, float] | None]]) -> dict[str, Any]:
@@ -301,20 +301,38 @@ class _FormPage:
         )
 
 
+def _by_field(refused: InvalidCampaign, errors: Mapping[str, str]) -> dict[str, str]:
+    """Every error of ``refused`` beside its form field (the first for a field), after
+    the form's own ``errors``; one with no field of its own above the form."""
+    found = dict(errors)
+    for pointer, message in refused.errors:
+        found.setdefault(field_of(pointer), message)
+    return found
+
+
 async def _save(
-    editor: CampaignEditor, key: str, document: dict[str, Any], version: int | None
+    editor: CampaignEditor,
+    key: str,
+    document: dict[str, Any],
+    version: int | None,
+    form_errors: Mapping[str, str],
 ) -> tuple[dict[str, str], int] | None:
     """Save the form's campaign (a new one as a draft, a changed one keeping its status);
-    ``None`` when saved, else the errors by form field and the status code."""
+    ``None`` when saved, else every error by form field and the status code. With
+    ``form_errors`` (fields that are not even JSON or a number) nothing is saved: the
+    rest is checked, so the marketer sees every error at once."""
     current = await editor.definitions.campaigns.get(key) if key else None
     if current is not None and current.definition.get("active"):
         document["active"] = current.definition["active"]  # the form does not edit it
     try:
         with as_problems():
             try:
+                if form_errors:
+                    await editor.checked(document, key)
+                    return dict(form_errors), 422
                 await editor.save(key, document, read_at("campaign", key, version))
             except InvalidCampaign as refused:
-                return {field_of(refused.pointer): refused.message}, 422
+                return _by_field(refused, form_errors), 422
     except Problem as problem:
         message = (
             f"{key} was changed meanwhile, or exists already: reload it and apply your "
@@ -379,18 +397,8 @@ def router(
         values["key"] = key
         version_text = values.get("version", "").strip()
         version = int(version_text) if version_text.isdigit() else None
-        try:
-            document = form_document(values)
-        except FormError as exc:
-            return await form_page(
-                request,
-                user,
-                values,
-                version=version,
-                errors={exc.field: exc.message},
-                status_code=422,
-            )
-        refused = await _save(editor, key, document, version)
+        document, form_errors = form_document(values)
+        refused = await _save(editor, key, document, version, form_errors)
         if refused is not None:
             errors, status_code = refused
             return await form_page(
@@ -429,6 +437,8 @@ def router(
                 ("Conversion, relative %", uplift["relative"]),
             ]
         )
+        no_control = report["verdict_code"] == "no_control_group"
+        chart["no_control"] = no_control
         return render(
             request,
             "campaign_report.html",
@@ -438,6 +448,7 @@ def router(
             report=report,
             bars=_funnel_bars(report["funnel"]),
             chart=chart,
+            no_control=no_control,
         )
 
     return pages

@@ -1,6 +1,8 @@
 """The templates pages: every message template, and an editor with a live preview.
 
-- ``GET /templates``: the templates, by key, with their channel and version.
+- ``GET /templates``: the templates, by key, with their channel and version: the
+  ready-made campaigns' ones too, marked "ready-made", and "changed" once a marketer
+  changed one.
 - ``GET /templates/_new?channel=email`` and ``GET /templates/{key}``: the editor, one
   field per part of the channel (email: subject, HTML, text; SMS: text; push: title,
   body, deep link). As the marketer types, htmx posts the draft to
@@ -12,6 +14,8 @@
 - ``POST /templates/_new`` and ``POST /templates/{key}``: save (marketers), the version
   the page was read at sent as the save's ``If-Match``. A template that does not render
   on the sample buyer, or is over a render limit (time, output size), is not saved.
+- ``POST /templates/{key}/_reset`` (marketers): a changed ready-made template back to its
+  shipped text, against the version the page was read at.
 
 Drafts render in the renderer's worker processes, never on the event loop.
 """
@@ -184,7 +188,7 @@ def router(
 
     @pages.get("/templates", response_class=HTMLResponse)
     async def templates_page(request: Request, user: Analyst) -> Response:
-        found = await definitions.templates.list()
+        found = await edits.listed()
         return render(request, "templates.html", user=user, templates=found, channels=CHANNELS)
 
     @pages.get("/templates/_new", response_class=HTMLResponse)
@@ -197,7 +201,7 @@ def router(
 
     @pages.get("/templates/{key}", response_class=HTMLResponse)
     async def edit_template(request: Request, user: Analyst, key: Key) -> Response:
-        found = await definitions.templates.get(key)
+        found = await edits.find(key)
         if found is None:
             raise Problem("not-found", f"no template {key}")
         return editor(
@@ -207,7 +211,21 @@ def router(
             channel=found.channel,
             content=found.content,
             version=found.version,
+            ready_made=found.ready_made is not None,
+            customised=found.customised,
         )
+
+    @pages.post("/templates/{key}/_reset")
+    async def reset_template(
+        request: Request,
+        user: Marketer,
+        key: Key,
+        *,
+        version: Annotated[int | None, Form()] = None,
+    ) -> Response:
+        with as_problems():
+            found = await edits.reset(key, read_at("template", key, version))
+        return RedirectResponse(f"/templates/{found.key}?reset=1", status_code=303)
 
     @pages.post("/templates/_preview", response_class=HTMLResponse)
     async def preview(
@@ -255,6 +273,7 @@ def router(
         content = _content(channel, parts)
         form: dict[str, Any] = {"channel": channel, "content": content, "version": version}
         form["key"] = None if new else key
+        form["ready_made"] = key in edits.ready_made
         if new:
             form["new_key"] = key
         _rendered, errors = await rendered_draft(edits, channel, content, SAMPLE_PROFILE)

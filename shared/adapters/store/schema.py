@@ -498,3 +498,31 @@ placed_orders = Table(
     Index(None, "profile_id", "placed_at"),
 )
 __all__ += ["placed_orders"]
+
+# Offers (migration 0022, shared/adapters/store/offers.py): versioned like campaigns, the
+# definition as the API took it. Their codes: a pool's uploaded ``free`` and ``issued`` to
+# one message when it takes one, in the transaction that writes the message's row; a
+# generated code written ``issued``. A message carries at most one code (the unique index).
+offers = Table(
+    "offers",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    *_versioned(),
+)
+offer_codes = Table(
+    "offer_codes",
+    metadata,
+    Column("offer", String(100), primary_key=True),
+    Column("code", String(64), primary_key=True),
+    Column("source", String(10), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("message_key", String(100)),
+    Column("profile_id", String(36)),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("issued_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    Index(None, "offer", "state"),
+    Index(None, "message_key", unique=True),
+)
+__all__ += ["offer_codes", "offers"]

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.adapters.store import schema as t
 from shared.adapters.store.dialect import Dialect, dialect_of
 from shared.adapters.store.errors import database_errors
+from shared.adapters.store.offer_codes import SqlOfferCodes
 from shared.adapters.store.positions import SqlPositions
 from shared.adapters.store.rows import from_row
 from shared.adapters.store.schedule import SqlSchedule
@@ -791,6 +792,7 @@ class SqlUnitOfWork:
         self.positions = SqlPositions(conn, dialect)
         self.orders = SqlOrders(conn, dialect)
         self.placed_orders = SqlPlacedOrders(conn, dialect)
+        self.offer_codes = SqlOfferCodes(conn, dialect)
 
     async def commit(self) -> None:
         await self.conn.commit()

@@ -1,12 +1,13 @@
 """Reading a campaign written as JSON: :func:`parse_campaign` validates it with a
-precise error, a :class:`CampaignError` naming the JSON pointer of the bad field;
-:func:`campaigns_over` lays the stored campaigns over the ready-made ones.
+precise error, a :class:`CampaignError` naming the JSON pointer of the bad field (and,
+in its ``errors``, every bad field of the document, so a form can show them all at
+once); :func:`campaigns_over` lays the stored campaigns over the ready-made ones.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, get_args
@@ -50,13 +51,54 @@ _STATUSES: tuple[Status, ...] = get_args(Status)
 _REENTRIES: tuple[Reentry, ...] = get_args(Reentry)
 _ON: tuple[Literal["entered", "exited"], ...] = ("entered", "exited")
 _Word = TypeVar("_Word", bound=str)
+_T = TypeVar("_T")
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _NAME_MAX = 200
 
 
 class CampaignError(DocumentError):
-    """A campaign that does not validate: ``pointer`` names the bad field (RFC 6901)."""
+    """A campaign that does not validate: ``pointer`` names the bad field (RFC 6901);
+    ``errors`` holds every bad field found, this one first (itself alone by default)."""
+
+    def __init__(self, pointer: str, message: str, *, others: Sequence[CampaignError] = ()) -> None:
+        super().__init__(pointer, message)
+        self._others = tuple(others)
+
+    @property
+    def errors(self) -> tuple[CampaignError, ...]:
+        return (self, *self._others)
+
+    @classmethod
+    def of(cls, errors: Sequence[CampaignError]) -> CampaignError:
+        """One error that carries ``errors`` (not empty), the first as its own."""
+        first, *others = errors
+        return cls(first.pointer, first.message, others=others)
+
+
+_NO_WINDOW: tuple[datetime | None, datetime | None] = (None, None)
+_NO_TRIGGER: SegmentTrigger | EventTrigger | MomentTrigger = SegmentTrigger("", "entered")
+"""What a field that did not parse reads as meanwhile: never in a campaign."""
+
+
+class _Errors:
+    """Every bad field of one document: each field is parsed whatever its neighbours
+    hold, and the errors are raised together at the end."""
+
+    def __init__(self) -> None:
+        self.found: list[CampaignError] = []
+
+    def attempt(self, parse: Callable[[], _T], fallback: _T) -> _T:
+        """``parse()``; its errors noted and ``fallback`` answered in its place."""
+        try:
+            return parse()
+        except CampaignError as exc:
+            self.found.extend(exc.errors)
+            return fallback
+
+    def check(self) -> None:
+        if self.found:
+            raise CampaignError.of(self.found)
 
 
 _FIELDS = (
@@ -120,29 +162,45 @@ def parse_campaign(
     """
     if not isinstance(document, Mapping):
         raise CampaignError("", "expected an object")
-    _only(document, _FIELDS, "")
-    key = parse_key(document, key)
-    name = parse_name(document)
-    status = _choice(document.get("status", "draft"), _STATUSES, "/status")
-    trigger = parse_trigger(_required(document, "trigger", ""), "/trigger", segments)
-    delay = _duration(document.get("delay", "0m"), "/delay")
-    audience = None
-    if document.get("audience") is not None:
-        try:
-            audience = Audience.parse(document["audience"], "/audience")
-        except RuleError as exc:
-            raise CampaignError(exc.pointer, exc.message) from None
-    holdout = parse_holdout(document.get("holdout", 0))
-    channels = parse_channels(_required(document, "channels", ""))
-    chosen = parse_templates(_required(document, "templates", ""), channels, templates)
-    goal = parse_goal(document.get("goal", {"event": "purchase", "within": "14d"}))
-    priority = document.get("priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise CampaignError("/priority", "expected a whole number (higher wins)")
-    if not 0 <= priority <= MAX_PRIORITY:
-        raise CampaignError("/priority", f"expected a whole number from 0 to {MAX_PRIORITY}")
-    reentry = _choice(document.get("reentry", "once_per_occurrence"), get_args(Reentry), "/reentry")
-    active_from, active_until = _parse_window(document.get("active", {}))
+    errors = _Errors()
+    errors.attempt(lambda: _only(document, _FIELDS, ""), None)
+    key = errors.attempt(lambda: parse_key(document, key), "")
+    name = errors.attempt(lambda: parse_name(document), "")
+    status: Status = errors.attempt(
+        lambda: _choice(document.get("status", "draft"), _STATUSES, "/status"), "draft"
+    )
+    trigger = errors.attempt(
+        lambda: parse_trigger(_required(document, "trigger", ""), "/trigger", segments),
+        _NO_TRIGGER,
+    )
+    delay = errors.attempt(lambda: _duration(document.get("delay", "0m"), "/delay"), timedelta(0))
+    audience = errors.attempt(lambda: _parse_audience(document.get("audience")), None)
+    holdout = errors.attempt(lambda: parse_holdout(document.get("holdout", 0)), 0.0)
+    parsed_channels = errors.attempt(
+        lambda: parse_channels(_required(document, "channels", "")), None
+    )
+    channels: ChannelPolicy = parsed_channels if parsed_channels is not None else "best"
+    chosen: dict[Channel, str] = errors.attempt(
+        lambda: parse_templates(
+            _required(document, "templates", ""),
+            channels,
+            templates,
+            check_channels=parsed_channels is not None,
+        ),
+        {},
+    )
+    goal = errors.attempt(
+        lambda: parse_goal(document.get("goal", {"event": "purchase", "within": "14d"})),
+        Goal("purchase", timedelta(days=14), None),
+    )
+    priority = errors.attempt(lambda: _priority(document.get("priority", 0)), 0)
+    reentry: Reentry = errors.attempt(
+        lambda: _choice(document.get("reentry", "once_per_occurrence"), _REENTRIES, "/reentry"),
+        "once_per_occurrence",
+    )
+    window = errors.attempt(lambda: _parse_window(document.get("active", {})), _NO_WINDOW)
+    active_from, active_until = window
+    errors.check()
     return Campaign(
         key=key,
         name=name,
@@ -159,6 +217,23 @@ def parse_campaign(
         active_until=active_until,
         status=status,
     )
+
+
+def _parse_audience(node: Any) -> Audience | None:
+    if node is None:
+        return None
+    try:
+        return Audience.parse(node, "/audience")
+    except RuleError as exc:
+        raise CampaignError(exc.pointer, exc.message) from None
+
+
+def _priority(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CampaignError("/priority", "expected a whole number (higher wins)")
+    if not 0 <= value <= MAX_PRIORITY:
+        raise CampaignError("/priority", f"expected a whole number from 0 to {MAX_PRIORITY}")
+    return value
 
 
 def _only(node: Mapping[str, Any], allowed: Collection[str], pointer: str) -> None:
@@ -329,14 +404,42 @@ def parse_templates(
     *,
     pointer: str = "/templates",
     channels_pointer: str = "/channels",
+    check_channels: bool = True,
 ) -> dict[Channel, str]:
-    """Channel to template key, as written at ``pointer``: one for each of ``channels``,
-    and each one of ``known``'s for its channel when ``known`` is given."""
+    """Channel to template key, as written at ``pointer``: one for each of ``channels``
+    (unless not ``check_channels``: they did not parse), and each one of ``known``'s for
+    its channel when ``known`` is given. Every bad entry is in the error's ``errors``."""
     templates_pointer = pointer
     if not isinstance(value, Mapping) or not value:
         raise CampaignError(templates_pointer, "expected an object: channel to template key")
+    errors = _Errors()
     chosen: dict[Channel, str] = {}
     for channel, template in value.items():
+        errors.attempt(_one_template(channel, template, known, chosen, pointer), None)
+    if channels != "best" and check_channels:
+        for i, channel in enumerate(channels):
+            if channel not in chosen and f"{templates_pointer}/{channel}" not in {
+                e.pointer for e in errors.found
+            }:
+                errors.found.append(
+                    CampaignError(
+                        f"{channels_pointer}/{i}", f"no template for {channel!r} in templates"
+                    )
+                )
+    errors.check()
+    return chosen
+
+
+def _one_template(
+    channel: Any,
+    template: Any,
+    known: Mapping[str, Collection[str]] | None,
+    chosen: dict[Channel, str],
+    templates_pointer: str,
+) -> Callable[[], None]:
+    """A check of one ``/templates`` entry that adds it to ``chosen`` when it is good."""
+
+    def check() -> None:
         pointer = child(templates_pointer, str(channel))
         if channel not in CHANNELS:
             raise CampaignError(pointer, f"expected a channel, one of {list(CHANNELS)}")
@@ -345,13 +448,8 @@ def parse_templates(
         if known is not None and template not in known.get(channel, ()):
             raise CampaignError(pointer, f"no {channel} template {template!r}")
         chosen[channel] = template
-    if channels != "best":
-        for i, channel in enumerate(channels):
-            if channel not in chosen:
-                raise CampaignError(
-                    f"{channels_pointer}/{i}", f"no template for {channel!r} in templates"
-                )
-    return chosen
+
+    return check
 
 
 def parse_goal(node: Any) -> Goal:

@@ -1,9 +1,10 @@
 """The programme positions table: where each buyer is in each programme.
 
 One row per programme, buyer and entry; an entry is inserted once (a trigger delivered
-again writes nothing) and changed in place as the buyer walks. Only a waiting row has
-``due_at``, and ``ix_programme_positions_due_at`` holds only those, so
-:meth:`SqlPositions.due` reads what is due, not everyone inside a programme.
+again writes nothing; on PostgreSQL a batch of entries is one statement of arrays) and
+changed in place as the buyer walks. Only a waiting row has ``due_at``, and
+``ix_programme_positions_due_at`` holds only those, so :meth:`SqlPositions.due` reads
+what is due, not everyone inside a programme.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Boolean, DateTime, Integer, String, and_, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.adapters.store import schema as t
@@ -27,6 +29,40 @@ _P = t.programme_positions
 _A = t.programme_activations
 
 
+_COLUMNS: dict[str, Any] = {
+    "programme": String,
+    "profile_id": String,
+    "entry": String,
+    "version": Integer,
+    "step": String,
+    "entered_at": DateTime(timezone=True),
+    "arrived_at": DateTime(timezone=True),
+    "due_at": DateTime(timezone=True),
+    "holdout": Boolean,
+    "exited_at": DateTime(timezone=True),
+    "exit_reason": String,
+    "updated_at": DateTime(timezone=True),
+}
+
+
+def _pg_enter() -> Any:
+    """New entries on PostgreSQL: the batch as one array per column (``unnest``), an entry
+    that exists skipped, the ones written returned."""
+    arrays: list[Any] = [
+        bindparam(f"{c}s", type_=postgresql.ARRAY(kind)) for c, kind in _COLUMNS.items()
+    ]
+    batch = func.unnest(*arrays).table_valued(*_COLUMNS).render_derived(name="batch")
+    return (
+        postgresql.insert(_P)
+        .from_select(list(_COLUMNS), select(*(batch.c[c] for c in _COLUMNS)))
+        .on_conflict_do_nothing(index_elements=["programme", "profile_id", "entry"])
+        .returning(_P.c.programme, _P.c.profile_id, _P.c.entry)
+    )
+
+
+_PG_ENTER = _pg_enter()
+
+
 class SqlPositions:
     """A :class:`~shared.ports.store.Positions` in one transaction."""
 
@@ -38,13 +74,19 @@ class SqlPositions:
         written: set[Position] = set()
         rows = [_row(r, at) for r in records]
         for start in range(0, len(rows), _CHUNK):
-            stmt = (
-                self.dialect.insert(_P)
-                .values(rows[start : start + _CHUNK])
-                .on_conflict_do_nothing(index_elements=["programme", "profile_id", "entry"])
-                .returning(_P.c.programme, _P.c.profile_id, _P.c.entry)
-            )
-            keys = {(r.programme, r.profile_id, r.entry) for r in await self.conn.execute(stmt)}
+            chunk = rows[start : start + _CHUNK]
+            if self.dialect.arrays:  # one statement of arrays, compiled once
+                params = {f"{c}s": [r[c] for r in chunk] for c in _COLUMNS}
+                found = await self.conn.execute(_PG_ENTER, params)
+            else:
+                stmt = (
+                    self.dialect.insert(_P)
+                    .values(chunk)
+                    .on_conflict_do_nothing(index_elements=["programme", "profile_id", "entry"])
+                    .returning(_P.c.programme, _P.c.profile_id, _P.c.entry)
+                )
+                found = await self.conn.execute(stmt)
+            keys = {(r.programme, r.profile_id, r.entry) for r in found}
             written |= {
                 r.position
                 for r in records[start : start + _CHUNK]

@@ -43,6 +43,7 @@ from shared.domain.predictions import (
     FitDiagnostics,
     FittedModels,
     GammaGammaParams,
+    MbgNbdParams,
     ModelFitError,
     PurchaseModel,
     SpendModel,
@@ -55,6 +56,7 @@ from shared.domain.predictions import (
     expected_purchases,
     fit_bgnbd,
     fit_gamma_gamma,
+    fit_mbgnbd,
     p_alive,
 )
 from shared.domain.rfm import RFM_SEGMENTS, RfmBoundaries, rfm_boundaries, rfm_segment_codes
@@ -62,6 +64,7 @@ from shared.domain.validation import BuyerOrders
 
 __all__ = [
     "DAYS_PER_MONTH",
+    "PURCHASE_MODELS",
     "BaseFacts",
     "BaseScores",
     "BuyerFacts",
@@ -78,6 +81,9 @@ IntArray = npt.NDArray[np.int64]
 
 DAYS_PER_MONTH: Final = 365.25 / 12
 SECONDS_PER_DAY: Final = 86_400.0
+
+PURCHASE_MODELS: Final = ("BG/NBD", "MBG/NBD")
+"""The purchase models a base can be scored with (the empirical fallback aside)."""
 
 Progress = Callable[[int, int], None]
 """Called after each batch with (buyers scored so far, buyers in the base)."""
@@ -102,8 +108,13 @@ class ScoringPolicy:
     None fits on all. A quarter of a million pins the parameters down far closer than
     the models fit any real base, and keeps the fit under a second for any base."""
     batch_size: int = 100_000
+    purchase_model: str = "BG/NBD"
+    """``BG/NBD`` or ``MBG/NBD``: the scoring job sets the one that won on the shop's own
+    holdout (:func:`~shared.domain.validation.choose_purchase_model`)."""
 
     def __post_init__(self) -> None:
+        if self.purchase_model not in PURCHASE_MODELS:
+            raise ValueError(f"the purchase model must be one of {', '.join(PURCHASE_MODELS)}")
         if self.purchases_horizon_days < 0 or self.clv_months < 0:
             raise ValueError("horizons must not be negative")
         if self.monthly_discount_rate <= -1.0:
@@ -450,7 +461,9 @@ def _fit(
     purchases_fit: FitDiagnostics | None = None
     fitted, purchases_fit = _fitted_purchases(x, t_x, T, policy)
     if isinstance(fitted, str):
-        notes.append(f"BG/NBD not used: {fitted}; orders scored with the empirical rate")
+        notes.append(
+            f"{policy.purchase_model} not used: {fitted}; orders scored with the empirical rate"
+        )
     else:
         purchases = fitted
     spend: SpendModel = fallback.spend
@@ -465,10 +478,14 @@ def _fit(
 
 def _fitted_purchases(
     x: FloatArray, t_x: FloatArray, T: FloatArray, policy: ScoringPolicy
-) -> tuple[BgNbdParams | str, FitDiagnostics | None]:
-    """The BG/NBD fit, or why it cannot be used."""
+) -> tuple[BgNbdParams | MbgNbdParams | str, FitDiagnostics | None]:
+    """The policy's purchase model fitted, or why it cannot be used."""
     try:
-        params, fit = fit_bgnbd(x, t_x, T)
+        params: BgNbdParams | MbgNbdParams
+        if policy.purchase_model == "MBG/NBD":
+            params, fit = fit_mbgnbd(x, t_x, T)
+        else:
+            params, fit = fit_bgnbd(x, t_x, T)
     except ModelFitError as error:
         return str(error), None
     if reason := degenerate_fit(params, fit):

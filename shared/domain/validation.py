@@ -68,6 +68,7 @@ __all__ = [
     "PurchaseCandidate",
     "ValidationReport",
     "calibration_holdout_svg",
+    "choose_purchase_model",
     "standard_errors",
     "validate_models",
 ]
@@ -371,6 +372,21 @@ def _purchase_candidates(
         )
         found.append((candidate, orders))
     return found
+
+
+def choose_purchase_model(orders: OrderLog, at: datetime, holdout_days: float) -> tuple[str, str]:
+    """The purchase model that predicts this shop's last ``holdout_days`` before ``at``
+    best, fitted on the history before them (:func:`validate_models`), and one line
+    on why: ``BG/NBD`` (the default) where the history cannot tell."""
+    cut = datetime.fromtimestamp(at.timestamp() - holdout_days * SECONDS_PER_DAY, at.tzinfo)
+    try:
+        report = validate_models(orders, cut, at)
+    except CannotValidate as why:
+        return "BG/NBD", f"purchase model BG/NBD, the default: the history cannot choose ({why})"
+    return report.chosen, (
+        f"purchase model {report.chosen}, chosen on the last {holdout_days:g} days held out: "
+        f"{report.choice}"
+    )
 
 
 def standard_errors(

@@ -72,7 +72,9 @@ async def test_scoring_sets_every_buyers_scores_and_moves_segments_that_read_the
     assert buyer.p_alive is not None
     assert 0 <= buyer.p_alive <= 1
     assert buyer.clv is not None
-    assert buyer.clv > Decimal(0)
+    # buyer-005 ordered every 8 days and has been silent for 240: worth little, not less.
+    assert buyer.clv >= Decimal(0)
+    assert run.notes[0].startswith("purchase model "), "the model chosen on the holdout"
     assert buyer.scored_at == T0
     assert (lead.rfm_segment, lead.p_alive, lead.clv) == (None, None, None)
     assert lead.scored_at == T0
@@ -133,7 +135,7 @@ async def test_a_degenerate_fit_falls_back_and_is_counted_stored_finite(
     assert run is not None
     assert run.models is not None
     assert "purchases" in run.models.fallbacks, run.notes
-    assert any(note.startswith("BG/NBD not used") for note in run.notes)
+    assert any(note.endswith("orders scored with the empirical rate") for note in run.notes)
     async with pipeline.runtime.store.unit_of_work() as uow:
         stored = [await uow.profiles.find("id", f"plain-{n:03d}") for n in range(60)]
     for profile in stored:

@@ -4,6 +4,7 @@ parameters on simulated buyers, and held-out prediction."""
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from shared.domain.predictions import (
     mbgnbd_log_likelihood,
     p_alive,
 )
+from shared.domain.scoring import BaseFacts, ScoringPolicy, score_base
 
 TRUTH = MbgNbdParams(r=0.5, alpha=20.0, a=1.2, b=3.5)
 """In days: about one order every 40 days, a quarter leave after each order."""
@@ -79,3 +81,26 @@ def test_the_fit_recovers_known_parameters_and_predicts_the_holdout() -> None:
     predicted = expected_purchases(fitted, 180.0, x, t_x, T)
     assert np.all(np.isfinite(predicted))
     assert math.isclose(predicted.sum(), future.sum(), rel_tol=0.05)
+
+
+def test_a_base_scored_with_mbgnbd_says_so() -> None:
+    rng = np.random.default_rng(5)
+    T = rng.uniform(30.0, 720.0, 3_000)
+    x, t_x, _ = simulate(TRUTH, T, 0.0, rng)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    first = np.array([(now - timedelta(days=float(age))).timestamp() for age in T])
+    base = BaseFacts(
+        [f"b{i}" for i in range(len(T))],
+        (x + 1).astype(np.int64),
+        (x + 1) * 50.0 * rng.uniform(0.5, 1.5, len(T)),
+        first,
+        first + t_x * 86_400.0,
+    )
+
+    scores = score_base(base, now, ScoringPolicy(purchase_model="MBG/NBD"))
+
+    assert scores.models is not None
+    assert scores.models.purchase_model == "MBG/NBD"
+    assert isinstance(scores.models.purchases, MbgNbdParams)
+    assert np.all(np.isfinite(scores.clv))
+    assert np.all(scores.p_alive < 1.0), "under MBG/NBD a one-order buyer may have left"

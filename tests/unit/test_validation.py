@@ -20,6 +20,7 @@ from shared.domain.validation import (
     OrderLog,
     ValidationReport,
     calibration_holdout_svg,
+    choose_purchase_model,
     standard_errors,
     validate_models,
 )
@@ -166,3 +167,19 @@ def test_the_plot_draws_actual_model_and_baseline_per_group() -> None:
     labels = [e.text for e in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "7+" in labels
     assert found.chosen in labels
+
+
+def test_the_purchase_model_chosen_for_scoring_is_the_holdout_winner() -> None:
+    found = report()
+    model, why = choose_purchase_model(simulated_history(), HOLDOUT_END, 180.0)
+
+    assert model == found.chosen
+    assert why.startswith(f"purchase model {model}, chosen on the last 180 days held out")
+    assert found.choice in why
+
+
+def test_a_history_too_short_to_choose_keeps_bgnbd_and_says_why() -> None:
+    model, why = choose_purchase_model(simulated_history(), START + timedelta(days=2), 1.0)
+
+    assert model == "BG/NBD"
+    assert why.startswith("purchase model BG/NBD, the default: the history cannot choose (")

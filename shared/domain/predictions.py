@@ -209,6 +209,10 @@ class FittedModels:
     purchases_fit: FitDiagnostics | None
     spend: SpendModel
     spend_fit: FitDiagnostics | None
+    purchases_covariance: tuple[tuple[float, ...], ...] | None = None
+    """Of the purchase model's log-parameters, at the fit (the inverse Hessian of the
+    negative log-likelihood); ``None`` for a fallback or a singular Hessian."""
+    spend_covariance: tuple[tuple[float, ...], ...] | None = None
 
     @property
     def purchase_model(self) -> str:

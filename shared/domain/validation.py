@@ -69,6 +69,7 @@ __all__ = [
     "ValidationReport",
     "calibration_holdout_svg",
     "choose_purchase_model",
+    "log_covariance",
     "standard_errors",
     "validate_models",
 ]
@@ -399,6 +400,22 @@ def standard_errors(
     so ``se(p_i) = p_i sqrt(inv(H_log)_ii)`` exactly. NaN where the Hessian is singular
     or the variance comes out negative (a flat or saddle direction).
     """
+    covariance = log_covariance(log_likelihood, at)
+    if covariance is None:
+        return tuple(math.nan for _ in at)
+    variance = np.diag(covariance)
+    return tuple(
+        float(p * math.sqrt(v)) if v > 0 and math.isfinite(v) else math.nan
+        for p, v in zip(at, variance, strict=True)
+    )
+
+
+def log_covariance(
+    log_likelihood: Callable[[tuple[float, ...]], float], at: tuple[float, ...]
+) -> FloatArray | None:
+    """The covariance of the log-parameters at a maximum of ``log_likelihood``: the
+    inverse of the Hessian of the negative log-likelihood in them (central
+    differences); ``None`` where it is singular."""
     theta = np.log(np.asarray(at, dtype=np.float64))
     size = len(theta)
 
@@ -419,13 +436,10 @@ def standard_errors(
                 + value(-steps[i] - steps[j])
             ) / (4.0 * _STEP**2)
     try:
-        variance = np.diag(np.linalg.inv(hessian))
+        covariance: FloatArray = np.asarray(np.linalg.inv(hessian), dtype=np.float64)
     except np.linalg.LinAlgError:
-        return tuple(math.nan for _ in at)
-    return tuple(
-        float(p * math.sqrt(v)) if v > 0 and math.isfinite(v) else math.nan
-        for p, v in zip(at, variance, strict=True)
-    )
+        return None
+    return covariance if bool(np.all(np.isfinite(covariance))) else None
 
 
 # --- the two periods, per buyer ------------------------------------------------------

@@ -75,6 +75,7 @@ def policy_from(settings: Settings) -> ScoringPolicy:
         clv_months=settings.clv_months,
         monthly_discount_rate=settings.clv_monthly_discount_rate,
         margin=settings.clv_margin,
+        clv_interval=settings.clv_interval,
     )
 
 
@@ -204,6 +205,8 @@ def _scores(row: BuyerScore, at: datetime) -> Scores:
         expected_spend=_money(row.expected_spend),
         clv=_money(row.clv),
         clv_share=_rounded(row.clv_share),
+        clv_low=_money(row.clv_low),
+        clv_high=_money(row.clv_high),
         scored_at=at,
     )
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
+
 from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.definitions import SqlDefinitions
@@ -192,3 +194,41 @@ async def test_scoring_as_of_a_moment_counts_only_the_orders_before_it_whatever_
     assert now is not None
     assert now.scored_at == clock.now()
     assert now.scored == BUYERS
+
+
+def varied_history() -> list[dict[str, object]]:
+    """history()'s order moments with order values that vary within and across buyers,
+    so that Gamma-Gamma fits and the CLV has an interval."""
+    events = history()
+    rng = np.random.default_rng(3)
+    # Gamma-Gamma's own draws: each buyer's nu ~ Gamma(q=3, v=1), each order Gamma(p=4, nu).
+    nu = rng.gamma(3.0, 1.0, BUYERS)
+    for event in events:
+        if event["type"] == "purchase":
+            data = event["data"]
+            assert isinstance(data, dict)
+            n = int(str(event["event_id"]).split("-")[1])
+            total = f"{100 * rng.gamma(4.0, 1.0 / nu[n]) + 1:.2f}"
+            data["total"] = total
+            data["items"][0]["price"] = total
+    return events
+
+
+async def test_each_buyers_clv_interval_is_stored_around_the_clv(pipeline: Pipeline) -> None:
+    await pipeline.post_events(varied_history())
+    await pipeline.settle()
+
+    run = await pipeline.segmenter.score()
+
+    assert run is not None
+    assert run.models is not None
+    assert run.models.fallbacks == (), run.notes
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        found = [await uow.profiles.find("id", f"buyer-{n:03d}") for n in range(BUYERS)]
+    for profile in found:
+        assert profile is not None
+        assert profile.clv is not None
+        assert profile.clv_low is not None
+        assert profile.clv_high is not None
+        assert profile.clv_low <= profile.clv <= profile.clv_high
+    assert any(p.clv_low < p.clv_high for p in found if p is not None)

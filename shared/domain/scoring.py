@@ -581,12 +581,17 @@ def _clv_interval(
     step = 1e-4
     with np.errstate(all="ignore"):
         variance = np.zeros(size)
-        for params, covariance, log_value in (
-            (purchases, models.purchases_covariance, log_pv),
-            (spend, models.spend_covariance, log_spend),
+        # Both centres come from the scores already computed: CLV = margin spend PV.
+        centre_spend = np.log(predicted[2])
+        if policy.margin > 0:
+            centre_pv = np.log(predicted[3]) - np.log(policy.margin) - centre_spend
+        else:
+            centre_pv = log_pv(purchases)
+        for params, covariance, log_value, centre in (
+            (purchases, models.purchases_covariance, log_pv, centre_pv),
+            (spend, models.spend_covariance, log_spend, centre_spend),
         ):
             theta = np.log(np.array([getattr(params, n) for n in params.__slots__]))
-            centre = log_value(params)  # type: ignore[arg-type]
             gradient = np.vstack([
                 (log_value(type(params)(*np.exp(theta + step * np.eye(len(theta))[j])))  # type: ignore[arg-type]
                  - centre) / step

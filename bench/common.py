@@ -84,6 +84,7 @@ NAMES: dict[str, str] = {
     "bus.publish": "",
     "bus.consume": "",
     "scoring.fit_s@<buyers>": "",
+    "scoring.mbgnbd_fit_s@<buyers>": "",
     "scoring.score_s@<buyers>": "",
     "scoring.validate_s@<buyers>": "",
 }

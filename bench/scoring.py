@@ -39,7 +39,7 @@ from scipy.optimize import minimize  # type: ignore[import-untyped,unused-ignore
 from scipy.special import betaln, gammaln  # type: ignore[import-untyped,unused-ignore]
 
 from bench.common import console, record, summary
-from shared.domain.predictions import BgNbdParams, fit_bgnbd, fit_gamma_gamma
+from shared.domain.predictions import BgNbdParams, fit_bgnbd, fit_gamma_gamma, fit_mbgnbd
 from shared.domain.scoring import BaseFacts, BuyerFacts, ScoringPolicy, score_base
 from shared.domain.validation import validate_models
 from tests.unit.simulated_buyers import (
@@ -116,6 +116,32 @@ def plain_bgnbd_nll(theta: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatA
     return -float(np.sum(head + np.logaddexp(alive, left))) / len(x)
 
 
+def plain_mbgnbd_nll(theta: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray) -> float:
+    """MBG/NBD's negative log-likelihood per buyer as Batislam et al. (2007) write it."""
+    r, alpha, a, b = np.exp(theta)
+    head = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    alive = betaln(a, b + x + 1.0) - betaln(a, b) - (r + x) * np.log(alpha + T)
+    left = betaln(a + 1.0, b + x) - betaln(a, b) - (r + x) * np.log(alpha + t_x)
+    return -float(np.sum(head + np.logaddexp(alive, left))) / len(x)
+
+
+def plain_mbgnbd_fit(data: Summaries) -> float:
+    """MBG/NBD fitted the plain way; its total log-likelihood in rescaled units."""
+    scale = float(np.mean(data.T))
+    x, t_x, T = data.x, data.t_x / scale, data.T / scale
+    fitted = minimize(
+        plain_mbgnbd_nll, np.zeros(4), args=(x, t_x, T), method="L-BFGS-B",
+        bounds=[(-12.0, 12.0)] * 4,
+    )  # fmt: skip
+    return -float(fitted.fun) * len(x)
+
+
+def nudge_mbgnbd_fit(data: Summaries) -> float:
+    """MBG/NBD fitted by nudge; its log-likelihood in the same rescaled units."""
+    _, fit = fit_mbgnbd(data.x, data.t_x, data.T)
+    return fit.log_likelihood + float(np.sum(data.x)) * np.log(float(np.mean(data.T)))
+
+
 def plain_gamma_gamma_nll(theta: FloatArray, n: FloatArray, m: FloatArray) -> float:
     """Gamma-Gamma's negative log-likelihood of each buyer's mean order value."""
     p, q, v = np.exp(theta)
@@ -169,6 +195,8 @@ def measure(size: int, policy: ScoringPolicy) -> None:
     data, buyers = synthetic_summaries(size, seed=1)
     (fit, fit_cpu), ours = timed(partial(nudge_fit, data))
     (plain, plain_cpu), theirs = timed(partial(plain_fit, data))
+    (mbg, mbg_cpu), mbg_ours = timed(partial(nudge_mbgnbd_fit, data))
+    (mbg_plain, _), mbg_theirs = timed(partial(plain_mbgnbd_fit, data))
     (columns, _), base = timed(partial(BaseFacts.of, buyers))
     (scoring, scoring_cpu), scores = timed(partial(score_base, base, NOW, policy))
     assert scores.models is not None
@@ -183,14 +211,19 @@ def measure(size: int, policy: ScoringPolicy) -> None:
     label = f"{size // 1000}k" if size < 1_000_000 else f"{size // 1_000_000}M"
     record(f"scoring.fit_s@{label}", fit, "s", baseline=plain,
            baseline_name="plain numpy/scipy fit, numeric gradient", n=len(data.x))  # fmt: skip
+    record(f"scoring.mbgnbd_fit_s@{label}", mbg, "s", baseline=mbg_plain,
+           baseline_name="plain numpy/scipy MBG/NBD fit, per buyer", n=len(data.x))  # fmt: skip
     record(f"scoring.score_s@{label}", scoring, "s", n=size)
     record(f"scoring.validate_s@{label}", validation, "s", n=len(history.at))
     console.print(
         f"{size:>9,} buyers: fit {fit:6.2f} s ({fit_cpu:6.2f} CPU) against plain "
         f"{plain:6.2f} s ({plain_cpu:6.2f} CPU), log-likelihoods BG/NBD {ours[0]:,.1f} / "
-        f"{theirs[0]:,.1f}, Gamma-Gamma {ours[1]:,.1f} / {theirs[1]:,.1f}; "
+        f"{theirs[0]:,.1f}, Gamma-Gamma {ours[1]:,.1f} / {theirs[1]:,.1f}; MBG/NBD fit "
+        f"{mbg:6.2f} s ({mbg_cpu:6.2f} CPU) against plain {mbg_plain:6.2f} s, "
+        f"log-likelihoods {mbg_ours:,.1f} / {mbg_theirs:,.1f}; "
         f"columns {columns:5.2f} s, scoring {scoring:5.2f} s ({scoring_cpu:5.2f} CPU, fitted "
-        f"on {scores.models.purchases_fit.buyers:,}); validation {validation:5.2f} s "
+        f"on {scores.models.spend_fit.buyers if scores.models.spend_fit else 0:,} spenders, "
+        f"{scores.models.purchase_model}); validation {validation:5.2f} s "
         f"({validation_cpu:5.2f} CPU) on {len(history.at):,} orders of {report.buyers:,} "
         f"buyers: {report.verdict}",
         markup=False,

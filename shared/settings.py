@@ -236,6 +236,13 @@ class Settings(BaseSettings):
     clv_margin: float = Field(
         default=0.3, ge=0, le=1, description="share of net revenue that is margin"
     )
+    clv_interval: float = Field(
+        default=0.9,
+        ge=0,
+        lt=1,
+        description="level of each buyer's CLV interval (delta method on the fitted "
+        "parameters); 0: no interval",
+    )
 
     batch_size: int = Field(default=500, ge=1, le=10_000)
     poll_timeout: float = Field(default=0.5, gt=0)

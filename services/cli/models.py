@@ -1,4 +1,4 @@
-"""``nudge models validate``: do BG/NBD and Gamma-Gamma predict this shop's buyers?
+"""``nudge models validate``: do BG/NBD (or MBG/NBD) and Gamma-Gamma predict this shop's buyers?
 
 Fitted on the orders up to the calibration end, checked on the holdout after it, beside
 a naive baseline (:mod:`services.tools.validation`, :mod:`shared.domain.validation`).
@@ -100,7 +100,7 @@ def _print(report: ValidationReport) -> None:
     fits = Table(title="fitted parameters", box=box.SIMPLE_HEAD)
     for column in ("model", "parameter", "value", "standard error", "log-likelihood"):
         fits.add_column(column, justify="left" if column in ("model", "parameter") else "right")
-    for fitted in (report.purchases, report.spend):
+    for fitted in report.fitted:
         for n, estimate in enumerate(fitted.parameters):
             fits.add_row(
                 fitted.name if n == 0 else "",
@@ -110,6 +110,19 @@ def _print(report: ValidationReport) -> None:
                 f"{fitted.log_likelihood:,.1f}" if n == 0 else "",
             )
     console.print(fits)
+    models = Table(title="purchase models compared on the holdout", box=box.SIMPLE_HEAD)
+    for column in ("model", "orders: mean absolute error", "orders: correlation", "predicted"):
+        models.add_column(column, justify="left" if column == "model" else "right")
+    for candidate in report.candidates:
+        chosen = " (chosen)" if candidate.fitted.name == report.chosen else ""
+        models.add_row(
+            candidate.fitted.name + chosen,
+            _number(candidate.purchases_mae, 4),
+            _number(candidate.purchases_correlation),
+            _number(candidate.predicted_purchases, 1),
+        )
+    console.print(models)
+    console.print(report.choice, markup=False)
     groups = Table(title="holdout orders by calibration repeat orders", box=box.SIMPLE_HEAD)
     for column in ("repeat orders", "buyers", "actual", report.purchases.name, "naive"):
         groups.add_column(column, justify="right")

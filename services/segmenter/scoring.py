@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -35,7 +35,7 @@ from shared.domain.scoring import (
     facts_as_of,
     score_base,
 )
-from shared.domain.validation import BuyerOrders
+from shared.domain.validation import BuyerOrders, OrderLog, choose_purchase_model
 from shared.logging import get_logger
 from shared.ports.clock import Clock
 from shared.ports.orders import OrderHistory
@@ -75,6 +75,7 @@ def policy_from(settings: Settings) -> ScoringPolicy:
         clv_months=settings.clv_months,
         monthly_discount_rate=settings.clv_monthly_discount_rate,
         margin=settings.clv_margin,
+        clv_interval=settings.clv_interval,
     )
 
 
@@ -109,13 +110,25 @@ async def score_the_base(
         after = batch[-1].buyer_id
         if progress:
             progress("read", len(facts), len(facts))
-    if as_of is None:
-        now, columns = clock.now(), BaseFacts.of(facts)
+    if as_of is not None and history is None:
+        raise ValueError("scoring as of a moment needs the order history")
+    histories = await _histories(history) if history is not None else None
+    now = as_of if as_of is not None else clock.now()
+    if as_of is None or histories is None:
+        columns = BaseFacts.of(facts)
     else:
-        if history is None:
-            raise ValueError("scoring as of a moment needs the order history")
-        now = as_of
-        columns = facts_as_of([f.buyer_id for f in facts], await _histories(history), as_of)
+        columns = facts_as_of([f.buyer_id for f in facts], histories, as_of)
+    choice: tuple[str, ...] = ()
+    if histories is not None:
+        # The purchase model that predicted this shop's own recent holdout best.
+        model, why = await asyncio.to_thread(
+            choose_purchase_model,
+            OrderLog.of(histories),
+            now,
+            float(policy.purchases_horizon_days or 90),
+        )
+        policy = replace(policy, purchase_model=model)
+        choice = (why,)
     scores = await asyncio.to_thread(  # a fit takes seconds: the event loop goes on
         score_base,
         columns,
@@ -136,7 +149,7 @@ async def score_the_base(
         changed=changed,
         customer_equity=scores.customer_equity,
         models=scores.models,
-        notes=tuple(scores.notes),
+        notes=(*choice, *scores.notes),
         seconds=time.perf_counter() - started,
         scored_at=now,
     )
@@ -192,6 +205,8 @@ def _scores(row: BuyerScore, at: datetime) -> Scores:
         expected_spend=_money(row.expected_spend),
         clv=_money(row.clv),
         clv_share=_rounded(row.clv_share),
+        clv_low=_money(row.clv_low),
+        clv_high=_money(row.clv_high),
         scored_at=at,
     )
 

@@ -103,6 +103,8 @@ def _typed_line(exported: ExportedProfile, *, unmasked: bool) -> dict[str, Any]:
         "expected_spend": p.expected_spend,
         "clv": p.clv,
         "clv_share": p.clv_share,
+        "clv_low": p.clv_low,
+        "clv_high": p.clv_high,
         "scored_at": p.scored_at,
     }
 
@@ -163,6 +165,8 @@ COLUMNS: tuple[tuple[str, Kind], ...] = (
     ("expected_spend", "money"),
     ("clv", "money"),
     ("clv_share", "float"),
+    ("clv_low", "money"),
+    ("clv_high", "money"),
     ("scored_at", "moment"),
 )
 """The columns of a CSV or Parquet export, in order, with what each holds."""

@@ -83,6 +83,10 @@ class ReplaySummary:
     """Embedded: where the simulated clock stopped (due timers fired up to there)."""
     seconds: float = 0.0
     ignored_columns: tuple[str, ...] = field(default=())
+    scored_at: datetime | None = None
+    """Embedded with ``--as-of``: the moment the base was scored at, the end of the run."""
+    scoring_models: str = ""
+    scoring_notes: tuple[str, ...] = field(default=())
 
     def report(self, *, embedded: bool) -> list[tuple[str, object]]:
         """What the closing summary shows, line by line: what, and how much."""
@@ -103,6 +107,10 @@ class ReplaySummary:
         ]
         if embedded and self.ran_until is not None:
             lines.append(("timers run up to", f"{self.ran_until:%Y-%m-%d %H:%M} UTC"))
+        if embedded and self.scored_at is not None:
+            lines.append(("base scored as of", f"{self.scored_at:%Y-%m-%d %H:%M} UTC"))
+            lines.append(("scoring models", self.scoring_models))
+            lines.extend(("scoring note", note) for note in self.scoring_notes)
         if self.ignored_columns:
             lines.append(("columns ignored", ", ".join(self.ignored_columns)))
         lines.append(("seconds", f"{self.seconds:.1f}"))
@@ -262,6 +270,17 @@ async def replay_embedded(
                     await _run_days(pipeline, clock, until=as_of)
                     clock.set(max(as_of, clock.now()))
                     await pipeline.settle()
+                    # The history scored as it stood at as_of, not at the wall clock's.
+                    scored = await pipeline.segmenter.score(as_of=as_of)
+                    await pipeline.settle()
+                    if scored is not None:
+                        summary.scored_at = scored.scored_at
+                        summary.scoring_models = (
+                            f"{scored.models.purchase_model}, {scored.models.spend_model}"
+                            if scored.models
+                            else "none (no orders)"
+                        )
+                        summary.scoring_notes = scored.notes
             finally:
                 await publisher.close()
         summary.ran_until = clock.now()

@@ -61,6 +61,7 @@ __all__ = [
     "FitDiagnostics",
     "FittedModels",
     "GammaGammaParams",
+    "MbgNbdParams",
     "ModelFitError",
     "PurchaseModel",
     "SpendModel",
@@ -74,7 +75,9 @@ __all__ = [
     "expected_purchases",
     "fit_bgnbd",
     "fit_gamma_gamma",
+    "fit_mbgnbd",
     "gamma_gamma_log_likelihood",
+    "mbgnbd_log_likelihood",
     "model_name",
     "p_alive",
 ]
@@ -94,6 +97,20 @@ class ModelFitError(ValueError):
 @dataclass(frozen=True, slots=True)
 class BgNbdParams:
     """BG/NBD parameters: purchase rate ``Gamma(r, alpha)``, dropout ``Beta(a, b)``.
+
+    ``alpha`` is in the time unit of the data it was fitted on.
+    """
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+
+
+@dataclass(frozen=True, slots=True)
+class MbgNbdParams:
+    """MBG/NBD parameters (Batislam, Denizel & Filiztekin 2007): as BG/NBD, but a buyer
+    may also leave right after their first order, so a one-order buyer is not sure alive.
 
     ``alpha`` is in the time unit of the data it was fitted on.
     """
@@ -164,8 +181,8 @@ class EmpiricalSpend:
     weight: float
 
 
-PurchaseModel = BgNbdParams | EmpiricalPurchases
-"""What predicts orders: a fitted BG/NBD, or the empirical fallback."""
+PurchaseModel = BgNbdParams | MbgNbdParams | EmpiricalPurchases
+"""What predicts orders: a fitted BG/NBD or MBG/NBD, or the empirical fallback."""
 SpendModel = GammaGammaParams | EmpiricalSpend
 """What predicts an order's value: a fitted Gamma-Gamma, or the shrunk mean."""
 
@@ -174,6 +191,8 @@ def model_name(model: PurchaseModel | SpendModel) -> str:
     """The model's name as summaries and reports say it."""
     if isinstance(model, BgNbdParams):
         return "BG/NBD"
+    if isinstance(model, MbgNbdParams):
+        return "MBG/NBD"
     if isinstance(model, EmpiricalPurchases):
         return "empirical rate (fallback)"
     if isinstance(model, GammaGammaParams):
@@ -190,6 +209,10 @@ class FittedModels:
     purchases_fit: FitDiagnostics | None
     spend: SpendModel
     spend_fit: FitDiagnostics | None
+    purchases_covariance: tuple[tuple[float, ...], ...] | None = None
+    """Of the purchase model's log-parameters, at the fit (the inverse Hessian of the
+    negative log-likelihood); ``None`` for a fallback or a singular Hessian."""
+    spend_covariance: tuple[tuple[float, ...], ...] | None = None
 
     @property
     def purchase_model(self) -> str:
@@ -297,13 +320,18 @@ def _purchases_if_alive(
     return _bgnbd_purchases_if_alive(params, t, x, T)
 
 
+def _shift(params: BgNbdParams | MbgNbdParams) -> float:
+    """MBG/NBD's formulas are BG/NBD's with ``b + x - 1`` read as ``b + x``."""
+    return 1.0 if isinstance(params, MbgNbdParams) else 0.0
+
+
 def _empirical_rate(params: EmpiricalPurchases, x: FloatArray, T: FloatArray) -> FloatArray:
     rate: FloatArray = (x + params.rate * params.weight) / (T + params.weight)
     return rate
 
 
 def _bgnbd_purchases_if_alive(
-    params: BgNbdParams, t: float, x: FloatArray, T: FloatArray
+    params: BgNbdParams | MbgNbdParams, t: float, x: FloatArray, T: FloatArray
 ) -> FloatArray:
     """Orders expected in the next ``t`` of a buyer alive now.
 
@@ -315,32 +343,40 @@ def _bgnbd_purchases_if_alive(
     """
     r, alpha, b = params.r, params.alpha, params.b
     a = params.a if abs(params.a - 1.0) > 1e-9 else 1.0 + 1e-9  # a = 1 is a removable 0/0
-    c = a + b + x - 1.0
+    s = _shift(params)
+    c = a + b + x - 1.0 + s
     z = t / (alpha + T + t)
     with np.errstate(invalid="ignore", over="ignore"):
         euler = (
             c
             / (a - 1.0)
-            * (1.0 - np.power(1.0 - z, a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z))
+            * (1.0 - np.power(1.0 - z, a - 1.0) * hyp2f1(a + b - 1.0 + s - r, a - 1.0, c, z))
         )
         # Where a and b are large (dropout much the same for everyone), Euler's form
         # overflows while the paper's own converges at once: take that one there.
         direct = (
             c
             / (a - 1.0)
-            * (1.0 - np.power((alpha + T) / (alpha + T + t), r + x) * hyp2f1(r + x, b + x, c, z))
+            * (
+                1.0
+                - np.power((alpha + T) / (alpha + T + t), r + x) * hyp2f1(r + x, b + x + s, c, z)
+            )
         )
     expected: FloatArray = np.where(np.isfinite(euler), euler, direct)
     return expected
 
 
-def _dropout_odds(params: BgNbdParams, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
-    """``[x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)``, the odds of having left."""
-    repeat = x > 0
-    safe_x = np.where(repeat, x, 1.0)
+def _dropout_odds(
+    params: BgNbdParams | MbgNbdParams, x: FloatArray, t_x: FloatArray, T: FloatArray
+) -> FloatArray:
+    """``[x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)``, the odds of having left
+    (MBG/NBD: ``a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x)`` for every buyer)."""
+    s = _shift(params)
+    repeat = (x > 0) | (s > 0)
+    safe_x = np.where(x > 0, x, 1.0 - s)
     log_odds = (
         np.log(params.a)
-        - np.log(params.b + safe_x - 1.0)
+        - np.log(params.b + safe_x - 1.0 + s)
         + (params.r + safe_x) * (np.log(params.alpha + T) - np.log(params.alpha + t_x))
     )
     odds: FloatArray = np.where(repeat, np.exp(np.minimum(log_odds, 700.0)), 0.0)
@@ -473,6 +509,90 @@ def _bgnbd_terms(data: _BgNbdData, params: BgNbdParams, *, gradient: bool) -> _B
         (digamma(b + k) - psi_k) @ stay_per_k + (digamma(b + k - 1.0) - psi_k) @ leave_per_k
     ) - n_repeat * (digamma(b) - digamma(a + b))
     return _BgNbdTerms(once, repeat, np.array([d_r, d_alpha, d_a, d_b]))
+
+
+# --- MBG/NBD ----------------------------------------------------------------------------
+
+
+def mbgnbd_log_likelihood(
+    params: MbgNbdParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> FloatArray:
+    """Each buyer's MBG/NBD log-likelihood (Batislam, Denizel & Filiztekin 2007).
+
+    ``L = G(r+x) alpha^r / G(r) [B(a, b+x+1)/B(a, b) (alpha+T)^-(r+x)
+    + B(a+1, b+x)/B(a, b) (alpha+t_x)^-(r+x)]``, the second term for every buyer: one
+    may leave right after the first order.
+    """
+    xs, t_xs, Ts = (np.asarray(v, dtype=np.float64).ravel() for v in (x, t_x, T))
+    _BgNbdData.of(xs, t_xs, Ts)  # the same checks
+    counts, index = np.unique(xs, return_inverse=True)
+    return _mbgnbd_terms(params, counts, index, x=xs, t_x=t_xs, T=Ts)
+
+
+def _mbgnbd_terms(
+    params: MbgNbdParams,
+    counts: FloatArray,
+    index: npt.NDArray[np.intp],
+    *,
+    x: FloatArray,
+    t_x: FloatArray,
+    T: FloatArray,
+) -> FloatArray:
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    base = betaln(a, b)
+    head_k = gammaln(r + counts) - gammaln(r) + r * np.log(alpha)
+    stay_k = betaln(a, b + counts + 1.0) - base
+    leave_k = betaln(a + 1.0, b + counts) - base
+    shape = r + x
+    value: FloatArray = head_k[index] + np.logaddexp(
+        stay_k[index] - shape * np.log(alpha + T), leave_k[index] - shape * np.log(alpha + t_x)
+    )
+    return value
+
+
+def fit_mbgnbd(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[MbgNbdParams, FitDiagnostics]:
+    """MBG/NBD parameters by maximum likelihood: ``scipy.optimize.minimize`` (L-BFGS-B) on
+    log-parameters within the same bounds as BG/NBD, on the same rescaled times, its
+    gradient by scipy's finite differences. Raises :class:`ModelFitError` as
+    :func:`fit_bgnbd` does."""
+    xs, t_xs, Ts = (np.asarray(v, dtype=np.float64).ravel() for v in (x, t_x, T))
+    _BgNbdData.of(xs, t_xs, Ts)
+    if not np.any(xs > 0):
+        raise ModelFitError("MBG/NBD needs buyers with repeat orders")
+    scale = float(np.mean(Ts)) if len(Ts) else 0.0
+    if not scale > 0.0:
+        raise ModelFitError("MBG/NBD needs buyers older than their first order")
+    counts, index = np.unique(xs, return_inverse=True)
+    t_scaled, T_scaled = t_xs / scale, Ts / scale
+    size = len(xs)
+
+    def objective(theta: FloatArray) -> float:
+        r, alpha, a, b = np.exp(theta)
+        terms = _mbgnbd_terms(
+            MbgNbdParams(r, alpha, a, b), counts, index, x=xs, t_x=t_scaled, T=T_scaled
+        )
+        total = float(terms.sum())
+        return -total / size if math.isfinite(total) else 1e300
+
+    start = np.zeros(4)
+    result = minimize(
+        objective,
+        start,
+        method="L-BFGS-B",
+        bounds=[(v - _LOG_BOUND, v + _LOG_BOUND) for v in start],
+        options={"maxiter": _MAX_ITERATIONS},
+    )
+    theta = np.asarray(result.x, dtype=np.float64)
+    r, alpha, a, b = (float(v) for v in np.exp(theta))
+    diagnostics = FitDiagnostics(
+        log_likelihood=-float(result.fun) * size - float(np.sum(xs)) * math.log(scale),
+        iterations=int(result.nit),
+        converged=bool(result.success) and bool(np.isfinite(result.fun)),
+        buyers=size,
+        message=str(result.message),
+        at_bound=bool(np.any(np.abs(theta - start) > _LOG_BOUND - 1.0)),
+    )
+    return MbgNbdParams(r=r, alpha=alpha * scale, a=a, b=b), diagnostics
 
 
 # --- Gamma-Gamma ------------------------------------------------------------------------
@@ -653,7 +773,7 @@ def empirical_spend(n: ArrayLike, mean_value: ArrayLike) -> EmpiricalSpend:
 
 
 def degenerate_fit(
-    params: BgNbdParams | GammaGammaParams, diagnostics: FitDiagnostics
+    params: BgNbdParams | MbgNbdParams | GammaGammaParams, diagnostics: FitDiagnostics
 ) -> str | None:
     """Why a fit cannot be trusted, in a few words, or ``None`` if it can.
 

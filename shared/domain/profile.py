@@ -180,6 +180,8 @@ class Scores:
     expected_spend: Decimal | None = None
     clv: Decimal | None = None
     clv_share: float | None = None
+    clv_low: Decimal | None = None
+    clv_high: Decimal | None = None
     scored_at: datetime | None = None
 
 
@@ -258,6 +260,11 @@ class Profile:
     """Customer lifetime value over the scoring job's horizon."""
     clv_share: float | None = None
     """The buyer's rank in the base by CLV as a share: 0 is the top, 0.1 the top tenth's edge."""
+    clv_low: Decimal | None = None
+    """The low end of the CLV's interval (``NUDGE_CLV_INTERVAL``, 90% by default), from
+    the fitted parameters' uncertainty; ``None`` under a fallback model."""
+    clv_high: Decimal | None = None
+    """The high end of the CLV's interval."""
     scored_at: datetime | None = None
     """When the scores were computed."""
     next_timer_at: datetime | None = None

@@ -29,6 +29,7 @@ score is ever NaN or infinite.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,9 +44,11 @@ from shared.domain.predictions import (
     FitDiagnostics,
     FittedModels,
     GammaGammaParams,
+    MbgNbdParams,
     ModelFitError,
     PurchaseModel,
     SpendModel,
+    bgnbd_log_likelihood,
     customer_equity,
     customer_lifetime_value,
     degenerate_fit,
@@ -55,13 +58,17 @@ from shared.domain.predictions import (
     expected_purchases,
     fit_bgnbd,
     fit_gamma_gamma,
+    fit_mbgnbd,
+    gamma_gamma_log_likelihood,
+    mbgnbd_log_likelihood,
     p_alive,
 )
 from shared.domain.rfm import RFM_SEGMENTS, RfmBoundaries, rfm_boundaries, rfm_segment_codes
-from shared.domain.validation import BuyerOrders
+from shared.domain.validation import BuyerOrders, log_covariance
 
 __all__ = [
     "DAYS_PER_MONTH",
+    "PURCHASE_MODELS",
     "BaseFacts",
     "BaseScores",
     "BuyerFacts",
@@ -78,6 +85,9 @@ IntArray = npt.NDArray[np.int64]
 
 DAYS_PER_MONTH: Final = 365.25 / 12
 SECONDS_PER_DAY: Final = 86_400.0
+
+PURCHASE_MODELS: Final = ("BG/NBD", "MBG/NBD")
+"""The purchase models a base can be scored with (the empirical fallback aside)."""
 
 Progress = Callable[[int, int], None]
 """Called after each batch with (buyers scored so far, buyers in the base)."""
@@ -102,8 +112,17 @@ class ScoringPolicy:
     None fits on all. A quarter of a million pins the parameters down far closer than
     the models fit any real base, and keeps the fit under a second for any base."""
     batch_size: int = 100_000
+    clv_interval: float = 0.9
+    """The level of the CLV interval (delta method on the fitted parameters); 0 for none."""
+    purchase_model: str = "BG/NBD"
+    """``BG/NBD`` or ``MBG/NBD``: the scoring job sets the one that won on the shop's own
+    holdout (:func:`~shared.domain.validation.choose_purchase_model`)."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.clv_interval < 1.0:
+            raise ValueError("the CLV interval's level must be from 0 up to (not) 1")
+        if self.purchase_model not in PURCHASE_MODELS:
+            raise ValueError(f"the purchase model must be one of {', '.join(PURCHASE_MODELS)}")
         if self.purchases_horizon_days < 0 or self.clv_months < 0:
             raise ValueError("horizons must not be negative")
         if self.monthly_discount_rate <= -1.0:
@@ -225,6 +244,10 @@ class BuyerScore:
     clv_share: float | None
     """Share of scored buyers with a strictly higher CLV: 0 for the top buyer, so
     ``clv_share < 0.1`` is the top tenth."""
+    clv_low: float | None = None
+    """The low end of the CLV's interval at ``policy.clv_interval``; ``None`` under a
+    fallback model (no parameters to be uncertain about)."""
+    clv_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +269,8 @@ class BaseScores:
     expected_spend: FloatArray
     clv: FloatArray
     clv_share: FloatArray
+    clv_low: FloatArray
+    clv_high: FloatArray
     customer_equity: float
     """The sum of every scored buyer's CLV; 0 when the models were not fitted."""
     rfm_boundaries: RfmBoundaries | None
@@ -261,7 +286,7 @@ class BaseScores:
     def row(self, index: int) -> BuyerScore:
         """The scores of the buyer at ``index``, as plain values."""
         if not self.has_orders[index]:
-            return BuyerScore(self.buyer_ids[index], *(None,) * 9)
+            return BuyerScore(self.buyer_ids[index], *(None,) * 11)
         return BuyerScore(
             buyer_id=self.buyer_ids[index],
             rfm_r=int(self.rfm_r[index]),
@@ -273,6 +298,8 @@ class BaseScores:
             expected_spend=_maybe(self.expected_spend[index]),
             clv=_maybe(self.clv[index]),
             clv_share=_maybe(self.clv_share[index]),
+            clv_low=_maybe(self.clv_low[index]),
+            clv_high=_maybe(self.clv_high[index]),
         )
 
     def rows(self) -> Iterator[BuyerScore]:
@@ -330,7 +357,7 @@ def score_base(
         segment[has_orders] = rfm_segment_codes(r, f, m)
 
     models, fallback, notes = _fit(buyers, policy)
-    alive, purchases, spend, clv = (np.full(size, np.nan) for _ in range(4))
+    alive, purchases, spend, clv, low, high = (np.full(size, np.nan) for _ in range(6))
     rows = np.flatnonzero(has_orders)
     # Each batch covers a range of the base; its buyers with orders are predicted.
     cursor = 0
@@ -349,6 +376,8 @@ def score_base(
                 predicted[:, bad] = np.vstack(_predict(fallback, buyers, part, policy))[:, bad]
             target = rows[part]
             alive[target], purchases[target], spend[target], clv[target] = predicted
+            if policy.clv_interval > 0:
+                low[target], high[target] = _clv_interval(models, buyers, part, policy, predicted)
         cursor = end
         if progress is not None:
             progress(stop, size)
@@ -375,6 +404,8 @@ def score_base(
         expected_spend=spend,
         clv=clv,
         clv_share=share,
+        clv_low=low,
+        clv_high=high,
         customer_equity=customer_equity(clv) if models is not None else 0.0,
         rfm_boundaries=boundaries,
         models=models,
@@ -450,7 +481,9 @@ def _fit(
     purchases_fit: FitDiagnostics | None = None
     fitted, purchases_fit = _fitted_purchases(x, t_x, T, policy)
     if isinstance(fitted, str):
-        notes.append(f"BG/NBD not used: {fitted}; orders scored with the empirical rate")
+        notes.append(
+            f"{policy.purchase_model} not used: {fitted}; orders scored with the empirical rate"
+        )
     else:
         purchases = fitted
     spend: SpendModel = fallback.spend
@@ -460,15 +493,129 @@ def _fit(
         notes.append(f"Gamma-Gamma not used: {fitted_spend}; spend scored with the shrunk mean")
     else:
         spend = fitted_spend
-    return FittedModels(purchases, purchases_fit, spend, spend_fit), fallback, tuple(notes)
+    purchases_cov = spend_cov = None
+    if policy.clv_interval > 0 and isinstance(purchases, BgNbdParams | MbgNbdParams):
+        likelihood = (
+            bgnbd_log_likelihood if isinstance(purchases, BgNbdParams) else mbgnbd_log_likelihood
+        )
+        kind = type(purchases)
+        purchases_cov = _covariance(
+            lambda p: float(likelihood(kind(*p), x, t_x, T).sum()),  # type: ignore[arg-type]
+            (purchases.r, purchases.alpha, purchases.a, purchases.b),
+        )
+    if policy.clv_interval > 0 and isinstance(spend, GammaGammaParams):
+        n, m = x[spenders] + 1.0, mean_value[spenders]
+        spend_cov = _covariance(
+            lambda p: float(gamma_gamma_log_likelihood(GammaGammaParams(*p), n, m).sum()),
+            (spend.p, spend.q, spend.v),
+        )
+    models = FittedModels(purchases, purchases_fit, spend, spend_fit, purchases_cov, spend_cov)
+    return models, fallback, tuple(notes)
+
+
+def _covariance(
+    log_likelihood: Callable[[tuple[float, ...]], float], at: tuple[float, ...]
+) -> tuple[tuple[float, ...], ...] | None:
+    with np.errstate(all="ignore"):
+        found = log_covariance(log_likelihood, at)
+    return None if found is None else tuple(tuple(float(v) for v in row) for row in found)
+
+
+_Z: Final = {0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96, 0.99: 2.5758}
+
+
+def _z(level: float) -> float:
+    """The standard normal quantile of a two-sided interval at ``level``."""
+    if level in _Z:
+        return _Z[level]
+    # Acklam-free: a bisection on erf is plenty for a handful of levels.
+    lo, hi = 0.0, 10.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if math.erf(mid / math.sqrt(2.0)) < level else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _clv_interval(
+    models: FittedModels,
+    buyers: _ModelInputs,
+    part: slice,
+    policy: ScoringPolicy,
+    predicted: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Each buyer's CLV interval by the delta method on the fitted parameters.
+
+    ``log CLV = log spend(spend params) + log PV(purchase params)`` (the margin is a
+    constant); its variance is ``g_p' S_p g_p + g_s' S_s g_s``, each ``g`` the gradient
+    of that log in the model's log-parameters (forward differences), each ``S`` their
+    covariance at the fit (the models are fitted apart). The interval is
+    ``CLV exp(-+ z sd)``: positive, and wider the less the data pin the models down.
+    NaN under a fallback model.
+    """
+    size = part.stop - part.start
+    nan = np.full(size, np.nan)
+    purchases, spend = models.purchases, models.spend
+    if (
+        models.purchases_covariance is None
+        or models.spend_covariance is None
+        or not isinstance(purchases, BgNbdParams | MbgNbdParams)
+        or not isinstance(spend, GammaGammaParams)
+    ):
+        return nan, nan
+    x, t_x, T = buyers.x[part], buyers.t_x[part], buyers.T[part]
+    orders, mean = buyers.orders[part], np.maximum(buyers.mean_value[part], 0.0)
+
+    def log_pv(params: BgNbdParams | MbgNbdParams) -> FloatArray:
+        value = customer_lifetime_value(
+            params, x, t_x, T, np.ones(size),
+            months=policy.clv_months,
+            monthly_discount_rate=policy.monthly_discount_rate,
+            margin=1.0,
+            month_length=DAYS_PER_MONTH,
+        )  # fmt: skip
+        return np.log(value)
+
+    def log_spend(params: GammaGammaParams) -> FloatArray:
+        return np.log(expected_average_spend(params, orders, mean))
+
+    step = 1e-4
+    with np.errstate(all="ignore"):
+        variance = np.zeros(size)
+        # Both centres come from the scores already computed: CLV = margin spend PV.
+        centre_spend = np.log(predicted[2])
+        if policy.margin > 0:
+            centre_pv = np.log(predicted[3]) - np.log(policy.margin) - centre_spend
+        else:
+            centre_pv = log_pv(purchases)
+        for params, covariance, log_value, centre in (
+            (purchases, models.purchases_covariance, log_pv, centre_pv),
+            (spend, models.spend_covariance, log_spend, centre_spend),
+        ):
+            theta = np.log(np.array([getattr(params, n) for n in params.__slots__]))
+            gradient = np.vstack([
+                (log_value(type(params)(*np.exp(theta + step * np.eye(len(theta))[j])))  # type: ignore[arg-type]
+                 - centre) / step
+                for j in range(len(theta))
+            ])  # fmt: skip
+            variance += np.einsum("ib,ij,jb->b", gradient, np.asarray(covariance), gradient)
+        spread = _z(policy.clv_interval) * np.sqrt(np.maximum(variance, 0.0))
+        clv = predicted[3]
+        low, high = clv * np.exp(-spread), clv * np.exp(spread)
+    zero = clv == 0
+    low[zero], high[zero] = 0.0, 0.0
+    return low, high
 
 
 def _fitted_purchases(
     x: FloatArray, t_x: FloatArray, T: FloatArray, policy: ScoringPolicy
-) -> tuple[BgNbdParams | str, FitDiagnostics | None]:
-    """The BG/NBD fit, or why it cannot be used."""
+) -> tuple[BgNbdParams | MbgNbdParams | str, FitDiagnostics | None]:
+    """The policy's purchase model fitted, or why it cannot be used."""
     try:
-        params, fit = fit_bgnbd(x, t_x, T)
+        params: BgNbdParams | MbgNbdParams
+        if policy.purchase_model == "MBG/NBD":
+            params, fit = fit_mbgnbd(x, t_x, T)
+        else:
+            params, fit = fit_bgnbd(x, t_x, T)
     except ModelFitError as error:
         return str(error), None
     if reason := degenerate_fit(params, fit):

@@ -30,6 +30,7 @@ in the holdout: no model predicts them, and they are counted apart.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,14 +43,18 @@ import numpy.typing as npt
 
 from shared.domain.predictions import (
     BgNbdParams,
+    FitDiagnostics,
     GammaGammaParams,
+    MbgNbdParams,
     ModelFitError,
     bgnbd_log_likelihood,
     expected_average_spend,
     expected_purchases,
     fit_bgnbd,
     fit_gamma_gamma,
+    fit_mbgnbd,
     gamma_gamma_log_likelihood,
+    mbgnbd_log_likelihood,
 )
 
 __all__ = [
@@ -60,8 +65,11 @@ __all__ = [
     "ModelScore",
     "OrderLog",
     "ParameterEstimate",
+    "PurchaseCandidate",
     "ValidationReport",
     "calibration_holdout_svg",
+    "choose_purchase_model",
+    "log_covariance",
     "standard_errors",
     "validate_models",
 ]
@@ -142,6 +150,18 @@ class FittedModel:
 
 
 @dataclass(frozen=True, slots=True)
+class PurchaseCandidate:
+    """One purchase model fitted on the calibration period and scored on the holdout."""
+
+    fitted: FittedModel
+    purchases_mae: float
+    """Mean absolute error of holdout orders per buyer: the lower wins."""
+    purchases_correlation: float
+    predicted_purchases: float
+    """Holdout orders predicted, all told."""
+
+
+@dataclass(frozen=True, slots=True)
 class FrequencyGroup:
     """One row of the calibration/holdout table."""
 
@@ -189,6 +209,33 @@ class ValidationReport:
     """Holdout orders of the predicted buyers, all told (repeat orders; first orders in
     the holdout are the new buyers')."""
     predicted_purchases: float
+    candidates: tuple[PurchaseCandidate, ...] = ()
+    """Every purchase model tried (BG/NBD, MBG/NBD), the winner among them: the one
+    with the lower held-out mean absolute error on orders per buyer is ``purchases``."""
+
+    @property
+    def fitted(self) -> tuple[FittedModel, ...]:
+        """Every model fitted: each purchase model tried, then the spend model."""
+        return (*(c.fitted for c in self.candidates), self.spend)
+
+    @property
+    def chosen(self) -> str:
+        """The purchase model that won on the holdout (and scores the base)."""
+        return self.purchases.name
+
+    @property
+    def choice(self) -> str:
+        """One sentence on which purchase model won, with both figures."""
+        if len(self.candidates) < 2:
+            return f"{self.chosen} is the only purchase model that could be fitted."
+        ranked = sorted(self.candidates, key=lambda c: c.purchases_mae)
+        return (
+            f"{ranked[0].fitted.name} wins on held-out orders per buyer: "
+            + ", ".join(
+                f"{c.fitted.name} mean absolute error {c.purchases_mae:.4f}" for c in ranked
+            )
+            + "."
+        )
 
     @property
     def model_wins(self) -> bool:
@@ -234,25 +281,21 @@ def validate_models(
         )
     horizon = (end - cut) / SECONDS_PER_DAY
     try:
-        purchases, purchases_fit = fit_bgnbd(periods.x, periods.t_x, periods.T)
         spenders = (periods.x > 0) & (periods.mean_value > 0)
         n, mean = periods.x[spenders] + 1.0, periods.mean_value[spenders]
         spend, spend_fit = fit_gamma_gamma(n, mean)
     except ModelFitError as error:
         raise CannotValidate(f"the models cannot be fitted on this history: {error}") from error
+    tried = _purchase_candidates(periods, horizon)
+    if not tried:
+        raise CannotValidate("no purchase model can be fitted on this history")
+    winner = min(tried, key=lambda t: t[0].purchases_mae)
+    chosen, model_orders = winner[0].fitted, winner[1]
 
-    bgnbd_se = standard_errors(
-        lambda p: float(
-            bgnbd_log_likelihood(BgNbdParams(*p), periods.x, periods.t_x, periods.T).sum()
-        ),
-        (purchases.r, purchases.alpha, purchases.a, purchases.b),
-    )
     gg_se = standard_errors(
         lambda p: float(gamma_gamma_log_likelihood(GammaGammaParams(*p), n, mean).sum()),
         (spend.p, spend.q, spend.v),
     )
-
-    model_orders = expected_purchases(purchases, horizon, periods.x, periods.t_x, periods.T)
     order_value = expected_average_spend(
         spend, periods.x + 1.0, np.maximum(periods.mean_value, 0.0)
     )
@@ -268,17 +311,7 @@ def validate_models(
         buyers=periods.size,
         repeat_buyers=repeat_buyers,
         new_in_holdout=periods.new_in_holdout,
-        purchases=FittedModel(
-            "BG/NBD",
-            _estimates(
-                ("r", "alpha", "a", "b"),
-                (purchases.r, purchases.alpha, purchases.a, purchases.b),
-                bgnbd_se,
-            ),
-            purchases_fit.log_likelihood,
-            purchases_fit.buyers,
-            purchases_fit.converged,
-        ),
+        purchases=chosen,
         spend=FittedModel(
             "Gamma-Gamma",
             _estimates(("p", "q", "v"), (spend.p, spend.q, spend.v), gg_se),
@@ -287,10 +320,73 @@ def validate_models(
             spend_fit.converged,
         ),
         groups=_groups(periods.x, periods.future_orders, model_orders, naive_orders),
-        model=_score("BG/NBD + Gamma-Gamma", periods, model_orders, model_spend),
+        model=_score(f"{chosen.name} + Gamma-Gamma", periods, model_orders, model_spend),
         baseline=_score("naive: calibration rate carried on", periods, naive_orders, naive_spend),
         actual_purchases=float(periods.future_orders.sum()),
         predicted_purchases=float(model_orders.sum()),
+        candidates=tuple(candidate for candidate, _ in tried),
+    )
+
+
+def _purchase_log_likelihood(
+    name: str, x: FloatArray, t_x: FloatArray, T: FloatArray
+) -> Callable[[tuple[float, ...]], float]:
+    def total(p: tuple[float, ...]) -> float:
+        if name == "BG/NBD":
+            return float(bgnbd_log_likelihood(BgNbdParams(*p), x, t_x, T).sum())
+        return float(mbgnbd_log_likelihood(MbgNbdParams(*p), x, t_x, T).sum())
+
+    return total
+
+
+def _purchase_candidates(
+    periods: _Periods, horizon: float
+) -> list[tuple[PurchaseCandidate, FloatArray]]:
+    """BG/NBD and MBG/NBD fitted on the calibration period, each with its holdout
+    predictions; a model that cannot be fitted is left out."""
+    x, t_x, T = periods.x, periods.t_x, periods.T
+    found: list[tuple[PurchaseCandidate, FloatArray]] = []
+    fits: list[tuple[str, BgNbdParams | MbgNbdParams, FitDiagnostics]] = []
+    with contextlib.suppress(ModelFitError):
+        fits.append(("BG/NBD", *fit_bgnbd(x, t_x, T)))
+    with contextlib.suppress(ModelFitError):
+        fits.append(("MBG/NBD", *fit_mbgnbd(x, t_x, T)))
+    for name, params, fit in fits:
+        values = (params.r, params.alpha, params.a, params.b)
+        errors = standard_errors(_purchase_log_likelihood(name, x, t_x, T), values)
+        with np.errstate(all="ignore"):
+            orders = expected_purchases(params, horizon, x, t_x, T)
+        if not np.all(np.isfinite(orders)):
+            continue
+        fitted = FittedModel(
+            name,
+            _estimates(("r", "alpha", "a", "b"), values, errors),
+            fit.log_likelihood,
+            fit.buyers,
+            fit.converged,
+        )
+        candidate = PurchaseCandidate(
+            fitted=fitted,
+            purchases_mae=float(np.mean(np.abs(orders - periods.future_orders))),
+            purchases_correlation=_correlation(orders, periods.future_orders),
+            predicted_purchases=float(orders.sum()),
+        )
+        found.append((candidate, orders))
+    return found
+
+
+def choose_purchase_model(orders: OrderLog, at: datetime, holdout_days: float) -> tuple[str, str]:
+    """The purchase model that predicts this shop's last ``holdout_days`` before ``at``
+    best, fitted on the history before them (:func:`validate_models`), and one line
+    on why: ``BG/NBD`` (the default) where the history cannot tell."""
+    cut = datetime.fromtimestamp(at.timestamp() - holdout_days * SECONDS_PER_DAY, at.tzinfo)
+    try:
+        report = validate_models(orders, cut, at)
+    except CannotValidate as why:
+        return "BG/NBD", f"purchase model BG/NBD, the default: the history cannot choose ({why})"
+    return report.chosen, (
+        f"purchase model {report.chosen}, chosen on the last {holdout_days:g} days held out: "
+        f"{report.choice}"
     )
 
 
@@ -304,6 +400,22 @@ def standard_errors(
     so ``se(p_i) = p_i sqrt(inv(H_log)_ii)`` exactly. NaN where the Hessian is singular
     or the variance comes out negative (a flat or saddle direction).
     """
+    covariance = log_covariance(log_likelihood, at)
+    if covariance is None:
+        return tuple(math.nan for _ in at)
+    variance = np.diag(covariance)
+    return tuple(
+        float(p * math.sqrt(v)) if v > 0 and math.isfinite(v) else math.nan
+        for p, v in zip(at, variance, strict=True)
+    )
+
+
+def log_covariance(
+    log_likelihood: Callable[[tuple[float, ...]], float], at: tuple[float, ...]
+) -> FloatArray | None:
+    """The covariance of the log-parameters at a maximum of ``log_likelihood``: the
+    inverse of the Hessian of the negative log-likelihood in them (central
+    differences); ``None`` where it is singular."""
     theta = np.log(np.asarray(at, dtype=np.float64))
     size = len(theta)
 
@@ -324,13 +436,10 @@ def standard_errors(
                 + value(-steps[i] - steps[j])
             ) / (4.0 * _STEP**2)
     try:
-        variance = np.diag(np.linalg.inv(hessian))
+        covariance: FloatArray = np.asarray(np.linalg.inv(hessian), dtype=np.float64)
     except np.linalg.LinAlgError:
-        return tuple(math.nan for _ in at)
-    return tuple(
-        float(p * math.sqrt(v)) if v > 0 and math.isfinite(v) else math.nan
-        for p, v in zip(at, variance, strict=True)
-    )
+        return None
+    return covariance if bool(np.all(np.isfinite(covariance))) else None
 
 
 # --- the two periods, per buyer ------------------------------------------------------

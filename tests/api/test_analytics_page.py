@@ -51,6 +51,11 @@ async def test_the_report_shows_the_verdict_the_tables_and_the_plot(
     assert page.status_code == 200, page.text
     text = text_of(page)
     assert "BG/NBD beats the naive baseline on held-out orders per buyer" in text
+    choice = re.search(r'<p id="model-choice">(.*?)</p>', page.text, re.S)
+    assert choice
+    assert "wins on held-out orders per buyer" in choice.group(1)
+    assert "MBG/NBD mean absolute error" in choice.group(1)
+    assert "BG/NBD mean absolute error" in choice.group(1)
     assert "1,500 buyers predicted" in text
     assert "top decile of value found" in text
     groups = re.search(r'<table id="groups">(.*?)</table>', page.text, re.S)

@@ -361,6 +361,7 @@ async def test_a_buyer_is_looked_up_and_shown_masked_to_a_marketer(
     assert "+79161234567" not in page.text
     assert "win-back" in page.text
     assert "held out" in page.text
+    assert 'id="clv-interval">(interval 21000.00 – 29500.00)<' in page.text
     missing = await marketer.get("/customers", params={"kind": "email", "value": "x@y.ru"})
     assert missing.status_code == 404
     assert "No buyer with that email." in missing.text

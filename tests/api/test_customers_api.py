@@ -48,6 +48,7 @@ async def test_a_buyer_is_read_by_profile_id_with_everything_the_console_knows(
     assert [s["key"] for s in anna["segments"]] == ["lifecycle-loyal", "repeat-buyers"]
     assert anna["predictions"]["rfm"] == {"r": 5, "f": 4, "m": 5, "segment": "champions"}
     assert anna["predictions"]["clv"] == "25000.00"
+    assert anna["predictions"]["clv_interval"] == {"low": "21000.00", "high": "29500.00"}
     assert anna["predictions"]["p_alive"] == pytest.approx(0.93)
     assert anna["standard_basket"] == [
         {"sku": "bread", "quantity": 1},

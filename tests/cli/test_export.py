@@ -103,6 +103,8 @@ def test_each_buyer_is_one_json_line_with_the_shops_id_and_masked_contacts(
         "expected_spend": None,
         "clv": "41250.00",
         "clv_share": None,
+        "clv_low": None,
+        "clv_high": None,
         "scored_at": None,
     }
     assert b"anna@shop.ru" not in out.read_bytes()

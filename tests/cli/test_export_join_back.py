@@ -78,6 +78,7 @@ def seed(db: str) -> str:
                 olga.p_alive, olga.expected_purchases = 0.81, 2.5
                 olga.expected_spend, olga.clv = Decimal("1333.33"), Decimal("9100.10")
                 olga.clv_share, olga.scored_at = 0.1, T0 + 61 * DAY
+                olga.clv_low, olga.clv_high = Decimal("7800.00"), Decimal("10400.50")
                 await uow.profiles.save([olga], T0)
                 await uow.commit()
             return olga.id
@@ -148,6 +149,7 @@ def test_every_stat_of_the_customers_api_is_in_the_export(db: str) -> None:
         "scored_at",
     ):
         assert line[name] == predictions[name], name
+    assert predictions["clv_interval"] == {"low": line["clv_low"], "high": line["clv_high"]}
 
 
 def test_the_shops_id_joins_back_and_every_contact_is_masked(db: str) -> None:

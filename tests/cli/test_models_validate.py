@@ -48,7 +48,10 @@ def test_validate_reports_the_fit_the_table_and_the_verdict_and_writes_the_plot(
         "7+",
         "orders: mean absolute error",
         "top decile of value found",
-        "BG/NBD beats the naive baseline",
+        "beats the naive baseline",
+        "purchase models compared on the holdout",
+        "wins on held-out orders per buyer",
+        "MBG/NBD",
         "1,500 buyers predicted",
     ):
         assert shown in result.output, shown

@@ -123,6 +123,12 @@ def test_timers_run_up_to_as_of_so_time_based_segments_fire(tmp_path: Path, db: 
     segments = {line["identifiers"]["id"][0]: line["segments"] for line in export(db)}
     assert "no-order-30d" in segments["early-buyer"], "54 days without an order by --as-of"
     assert "no-order-30d" not in segments["late-buyer"], "4 days since the last order"
+    # The base is scored at the end, as of --as-of: not at the wall clock.
+    assert "base scored as of" in result.stdout
+    assert "empirical rate (fallback)" in result.stdout, "two buyers cannot fit BG/NBD"
+    scored = {line["identifiers"]["id"][0]: line for line in export(db)}
+    assert scored["early-buyer"]["scored_at"].startswith("2026-03-05")
+    assert scored["late-buyer"]["p_alive"] is not None
 
 
 def test_a_bad_row_refuses_the_file_and_publishes_nothing(tmp_path: Path, db: str) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
+
 from services.tools.embedded import Pipeline
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.definitions import SqlDefinitions
@@ -72,7 +74,9 @@ async def test_scoring_sets_every_buyers_scores_and_moves_segments_that_read_the
     assert buyer.p_alive is not None
     assert 0 <= buyer.p_alive <= 1
     assert buyer.clv is not None
-    assert buyer.clv > Decimal(0)
+    # buyer-005 ordered every 8 days and has been silent for 240: worth little, not less.
+    assert buyer.clv >= Decimal(0)
+    assert run.notes[0].startswith("purchase model "), "the model chosen on the holdout"
     assert buyer.scored_at == T0
     assert (lead.rfm_segment, lead.p_alive, lead.clv) == (None, None, None)
     assert lead.scored_at == T0
@@ -133,7 +137,7 @@ async def test_a_degenerate_fit_falls_back_and_is_counted_stored_finite(
     assert run is not None
     assert run.models is not None
     assert "purchases" in run.models.fallbacks, run.notes
-    assert any(note.startswith("BG/NBD not used") for note in run.notes)
+    assert any(note.endswith("orders scored with the empirical rate") for note in run.notes)
     async with pipeline.runtime.store.unit_of_work() as uow:
         stored = [await uow.profiles.find("id", f"plain-{n:03d}") for n in range(60)]
     for profile in stored:
@@ -190,3 +194,41 @@ async def test_scoring_as_of_a_moment_counts_only_the_orders_before_it_whatever_
     assert now is not None
     assert now.scored_at == clock.now()
     assert now.scored == BUYERS
+
+
+def varied_history() -> list[dict[str, object]]:
+    """history()'s order moments with order values that vary within and across buyers,
+    so that Gamma-Gamma fits and the CLV has an interval."""
+    events = history()
+    rng = np.random.default_rng(3)
+    # Gamma-Gamma's own draws: each buyer's nu ~ Gamma(q=3, v=1), each order Gamma(p=4, nu).
+    nu = rng.gamma(3.0, 1.0, BUYERS)
+    for event in events:
+        if event["type"] == "purchase":
+            data = event["data"]
+            assert isinstance(data, dict)
+            n = int(str(event["event_id"]).split("-")[1])
+            total = f"{100 * rng.gamma(4.0, 1.0 / nu[n]) + 1:.2f}"
+            data["total"] = total
+            data["items"][0]["price"] = total
+    return events
+
+
+async def test_each_buyers_clv_interval_is_stored_around_the_clv(pipeline: Pipeline) -> None:
+    await pipeline.post_events(varied_history())
+    await pipeline.settle()
+
+    run = await pipeline.segmenter.score()
+
+    assert run is not None
+    assert run.models is not None
+    assert run.models.fallbacks == (), run.notes
+    async with pipeline.runtime.store.unit_of_work() as uow:
+        found = [await uow.profiles.find("id", f"buyer-{n:03d}") for n in range(BUYERS)]
+    for profile in found:
+        assert profile is not None
+        assert profile.clv is not None
+        assert profile.clv_low is not None
+        assert profile.clv_high is not None
+        assert profile.clv_low <= profile.clv <= profile.clv_high
+    assert any(p.clv_low < p.clv_high for p in found if p is not None)

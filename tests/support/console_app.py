@@ -92,6 +92,7 @@ async def seed_base(url: str, now: datetime) -> Base:
             anna.traits = {"region": "north", "note": "call +79161234567 after 18:00"}
             anna.rfm_r, anna.rfm_f, anna.rfm_m, anna.rfm_segment = 5, 4, 5, "champions"
             anna.p_alive, anna.clv = 0.93, Decimal("25000.00")
+            anna.clv_low, anna.clv_high = Decimal("21000.00"), Decimal("29500.00")
             for n, profile in enumerate(rest):
                 month = (_at(2025, 12, 3), _at(2026, 1, 5), _at(2026, 2, 2))[n // 4]
                 first = month + timedelta(days=n % 4)

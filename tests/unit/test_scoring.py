@@ -8,7 +8,13 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from shared.domain.predictions import BgNbdParams, expected_purchases, p_alive
+from shared.domain.predictions import (
+    BgNbdParams,
+    customer_lifetime_value,
+    expected_average_spend,
+    expected_purchases,
+    p_alive,
+)
 from shared.domain.rfm import RFM_SEGMENTS, BuyerSummary, score_rfm
 from shared.domain.scoring import (
     DAYS_PER_MONTH,
@@ -302,3 +308,40 @@ def test_the_base_as_of_a_moment_keeps_only_the_orders_before_it() -> None:
     assert np.isnan(base.first_order_at[1])
     # An order at the moment itself is not before it.
     assert facts_as_of(["late"], histories, day + timedelta(days=31)).orders_count[0] == 0
+
+
+def true_clv(buyers: list[BuyerFacts]) -> np.ndarray:
+    """Each buyer's CLV under the parameters the base was drawn from."""
+    base = BaseFacts.of(buyers)
+    T = (NOW.timestamp() - base.first_order_at) / 86_400.0
+    t_x = (base.last_order_at - base.first_order_at) / 86_400.0
+    x = base.orders_count - 1.0
+    spend = expected_average_spend(CDNOW_SPEND, x + 1.0, base.net_revenue / (x + 1.0))
+    return customer_lifetime_value(
+        DAILY, x, t_x, T, spend,
+        months=12, monthly_discount_rate=0.01, margin=1.0, month_length=DAYS_PER_MONTH,
+    )  # fmt: skip
+
+
+def test_the_clv_interval_holds_the_true_clv_and_narrows_with_more_buyers() -> None:
+    widths = []
+    for size in (2_000, 8_000):
+        buyers = simulated_base(size, 1)
+        scores = score_buyers(buyers, NOW)
+        truth = true_clv(buyers)
+        assert np.all(scores.clv_low <= scores.clv)
+        assert np.all(scores.clv <= scores.clv_high)
+        inside = (scores.clv_low <= truth) & (truth <= scores.clv_high)
+        assert np.mean(inside) > 0.75, size
+        widths.append(float(np.median((scores.clv_high - scores.clv_low) / scores.clv)))
+    # The parameters' standard errors fall as one over the square root of the base.
+    assert 1.6 < widths[0] / widths[1] < 2.5
+
+
+def test_no_clv_interval_under_a_fallback_or_when_asked_for_none(
+    buyers: list[BuyerFacts],
+) -> None:
+    plain = score_buyers(buyers, NOW, ScoringPolicy(clv_interval=0.0))
+    assert np.all(np.isnan(plain.clv_low))
+    small = score_buyers(buyers[:30], NOW, ScoringPolicy(min_repeat_buyers=1000))
+    assert all(row.clv is not None and row.clv_low is None for row in small.rows())

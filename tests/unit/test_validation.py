@@ -20,6 +20,7 @@ from shared.domain.validation import (
     OrderLog,
     ValidationReport,
     calibration_holdout_svg,
+    choose_purchase_model,
     standard_errors,
     validate_models,
 )
@@ -59,8 +60,23 @@ def test_on_a_history_the_model_generated_it_beats_the_naive_baseline_and_says_s
     assert found.model.spend_mae < found.baseline.spend_mae
     assert found.model.purchases_correlation > found.baseline.purchases_correlation
     assert found.model_wins
-    assert found.verdict.startswith("BG/NBD beats the naive baseline")
+    assert found.verdict.startswith(f"{found.chosen} beats the naive baseline")
     assert f"{found.model.purchases_mae:.3f}" in found.verdict
+
+
+def test_bgnbd_and_mbgnbd_are_both_fitted_and_the_lower_holdout_error_wins() -> None:
+    found = report()
+    names = {c.fitted.name: c for c in found.candidates}
+    assert set(names) == {"BG/NBD", "MBG/NBD"}
+    best = min(found.candidates, key=lambda c: c.purchases_mae)
+    assert found.chosen == best.fitted.name
+    assert found.purchases == best.fitted
+    assert found.model.purchases_mae == pytest.approx(best.purchases_mae)
+    assert found.choice.startswith(f"{best.fitted.name} wins on held-out orders per buyer")
+    for candidate in found.candidates:
+        assert f"{candidate.purchases_mae:.4f}" in found.choice
+    # On BG/NBD's own data the two models predict much alike.
+    assert names["BG/NBD"].purchases_mae == pytest.approx(names["MBG/NBD"].purchases_mae, rel=0.1)
 
 
 def test_the_fit_recovers_the_true_parameters_within_their_standard_errors() -> None:
@@ -74,11 +90,12 @@ def test_the_fit_recovers_the_true_parameters_within_their_standard_errors() -> 
         "q": TRUE_SPEND.q,
         "v": TRUE_SPEND.v,
     }
-    for estimate in (*found.purchases.parameters, *found.spend.parameters):
+    bgnbd = next(c.fitted for c in found.candidates if c.fitted.name == "BG/NBD")
+    for estimate in (*bgnbd.parameters, *found.spend.parameters):
         assert 0 < estimate.standard_error < estimate.value, estimate
         distance = abs(estimate.value - truth[estimate.name]) / estimate.standard_error
         assert distance < 3.0, (estimate, truth[estimate.name])
-    assert found.purchases.converged
+    assert bgnbd.converged
     assert found.spend.converged
 
 
@@ -149,4 +166,20 @@ def test_the_plot_draws_actual_model_and_baseline_per_group() -> None:
     assert all(len(points) == len(found.groups) for points in lines.values())
     labels = [e.text for e in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "7+" in labels
-    assert "BG/NBD" in labels
+    assert found.chosen in labels
+
+
+def test_the_purchase_model_chosen_for_scoring_is_the_holdout_winner() -> None:
+    found = report()
+    model, why = choose_purchase_model(simulated_history(), HOLDOUT_END, 180.0)
+
+    assert model == found.chosen
+    assert why.startswith(f"purchase model {model}, chosen on the last 180 days held out")
+    assert found.choice in why
+
+
+def test_a_history_too_short_to_choose_keeps_bgnbd_and_says_why() -> None:
+    model, why = choose_purchase_model(simulated_history(), START + timedelta(days=2), 1.0)
+
+    assert model == "BG/NBD"
+    assert why.startswith("purchase model BG/NBD, the default: the history cannot choose (")

@@ -151,6 +151,11 @@ async def customer_json(
             "expected_spend": _money(profile.expected_spend),
             "clv": _money(profile.clv),
             "clv_share": profile.clv_share,
+            "clv_interval": (
+                None
+                if profile.clv_low is None or profile.clv_high is None
+                else {"low": _money(profile.clv_low), "high": _money(profile.clv_high)}
+            ),
             "scored_at": _iso(profile.scored_at),
             "expected_next_order_at": _iso(profile.expected_next_order_at),
         },

@@ -135,6 +135,8 @@ profiles = Table(
     Column("expected_spend", Money),
     Column("clv", Money),
     Column("clv_share", Float),
+    Column("clv_low", Money),  # migration 0019: the CLV's interval
+    Column("clv_high", Money),
     Column("scored_at", UTCDateTime, index=True),  # the scoring loop asks for the latest
     Column("next_timer_at", UTCDateTime),
     Column("evaluated_at", UTCDateTime),

@@ -11,6 +11,7 @@ releases what it opened.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import tempfile
@@ -46,7 +47,7 @@ from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.dialect import is_sqlite
-from shared.adapters.store.engine import create_engine
+from shared.adapters.store.engine import create_engine, reach
 from shared.adapters.store.event_ids import SqlEventIds
 from shared.adapters.store.exports import SqlProfileExport
 from shared.adapters.store.migrate import upgrade, upgrade_async
@@ -151,14 +152,26 @@ async def prepare_database(url: str, *, migrate: bool | None = None) -> None:
 
 def upgrade_database(url: str) -> None:
     """Bring the schema at ``url`` to the newest migration, whatever the database
-    (``nudge db upgrade``)."""
+    (``nudge db upgrade``); a database that cannot be reached is
+    :class:`~shared.errors.StoreUnavailable`, before any migration runs."""
+    reach_database_now(url)
     upgrade(url)
 
 
 def prepare_database_now(url: str) -> None:
-    """:func:`prepare_database`, for a command that has no event loop running yet."""
+    """:func:`prepare_database`, for a command that has no event loop running yet; the
+    database reached first (:func:`reach_database_now`)."""
     if migrates_itself(url):
         upgrade_database(url)
+    else:
+        reach_database_now(url)
+
+
+def reach_database_now(url: str) -> None:
+    """Connect to ``url`` once, for a command that has no event loop running yet:
+    :class:`~shared.errors.StoreUnavailable` saying where and why when it cannot, before
+    a command starts its work."""
+    asyncio.run(reach(url))
 
 
 @dataclass(frozen=True)

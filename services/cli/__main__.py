@@ -1,5 +1,5 @@
 """``python -m services.cli``: the ``nudge`` command, for a checkout without the script."""
 
-from services.cli import app
+from services.cli import main
 
-app()
+main()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -26,18 +27,30 @@ if TYPE_CHECKING:
 __all__ = [
     "DbOption",
     "Server",
+    "State",
     "console",
     "errors",
     "fail",
     "refuse_memory_bus",
     "run",
     "settings",
+    "state",
     "until_signalled",
     "with_database",
 ]
 
 console = Console()
 errors = Console(stderr=True)
+
+
+@dataclass
+class State:
+    """What the ``nudge`` command's own options set for the run (``--debug``)."""
+
+    debug: bool = False
+
+
+state = State()
 
 DbOption = Annotated[
     str | None,

@@ -89,5 +89,5 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key for good: requests with it are refused from now on."""
     if not with_database(db, lambda database: database.api_keys.revoke(key_id)):
-        fail(f"no API key {key_id}")
+        fail(f"no API key {key_id}: `nudge keys list` shows their ids", 2)
     console.print(f"API key {key_id} is revoked", markup=False)

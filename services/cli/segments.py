@@ -63,7 +63,9 @@ def recompute(
         try:
             done = asyncio.run(recompute_segment(found, key, batch=batch, progress=advance))
         except KeyError:
-            fail(f"no segment {key}")
+            fail(
+                f"no segment {key}: name a built-in or stored one (GET /v1/segments lists them)", 2
+            )
         except RecomputeRestarted as exc:
             fail(str(exc))
     console.print(f"{key}: {done} buyers evaluated", markup=False)

@@ -92,7 +92,7 @@ def users_set_role(
         db, lambda database: database.accounts.users.set_role(username, cast("Role", role))
     )
     if user is None:
-        fail(f"no console user {username}")
+        fail(f"no console user {username}: `nudge users list` shows them", 2)
     console.print(f"{escape(user.username)} is now {user.role}")
 
 
@@ -113,7 +113,7 @@ def users_disable(
         ),
     )
     if ended is None:
-        fail(f"no console user {username}")
+        fail(f"no console user {username}: `nudge users list` shows them", 2)
     console.print(
         f"console user {username} is disabled; {ended} session{'' if ended == 1 else 's'} ended",
         markup=False,

@@ -86,7 +86,7 @@ def test_list_shows_every_key_but_never_a_secret_and_revoke_ends_a_key(db: str) 
 
 def test_revoking_an_unknown_key_fails(db: str) -> None:
     result = runner.invoke(app, ["keys", "revoke", "0123456789abcdef", "--db", db])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no API key" in result.stderr
 
 

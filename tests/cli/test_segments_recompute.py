@@ -71,7 +71,7 @@ def test_recompute_puts_the_matching_buyers_in_and_says_how_many_it_evaluated(db
 
 def test_recompute_of_an_unknown_segment_fails(db: str) -> None:
     result = runner.invoke(app, ["recompute", "nobody", "--db", db])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no segment nobody" in result.output
 
 

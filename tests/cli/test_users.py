@@ -117,10 +117,10 @@ def test_list_set_role_and_disable(db: str) -> None:
     ivan = authenticate(db, "ivan", PASSWORD)
     assert ivan is not None
     assert ivan.role == "marketer"
-    assert runner.invoke(app, ["users", "disable", "nobody", "--db", db]).exit_code == 1
+    assert runner.invoke(app, ["users", "disable", "nobody", "--db", db]).exit_code == 2
     assert (
         runner.invoke(app, ["users", "set-role", "nobody", "--role", "admin", "--db", db]).exit_code
-        == 1
+        == 2
     )
 
 

@@ -6,15 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.adapters.files import private_sqlite_file
 from shared.adapters.store.dialect import is_sqlite
 from shared.adapters.store.sql import SqlStore
+from shared.errors import StoreUnavailable
 
-__all__ = ["create_engine", "open_store"]
+__all__ = ["create_engine", "open_store", "reach"]
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -52,3 +54,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def open_store(url: str) -> SqlStore:
     """A store on ``url`` (``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``)."""
     return SqlStore(create_engine(url))
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in the driver's own first line (no password is in it)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    said = str(cause).strip().splitlines()
+    return said[0] if said else type(cause).__name__
+
+
+async def reach(url: str) -> None:
+    """Connect to the database at ``url`` once; :class:`StoreUnavailable` saying where
+    (its password hidden) and why when it cannot: refused, an unknown host, a login
+    refused, no such database, a SQLite file that cannot be opened."""
+    try:
+        engine = create_engine(url, pool_size=1)
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise StoreUnavailable(f"cannot reach the database at {shown}: {_reason(exc)}") from exc
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (DBAPIError, OSError) as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise StoreUnavailable(f"cannot reach the database at {shown}: {_reason(exc)}") from exc
+    finally:
+        await engine.dispose()

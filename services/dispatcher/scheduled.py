@@ -132,6 +132,11 @@ class ScheduledSends:
                 ),
             )
             return None
+        attached = await self.decider.attach_offer(ledger.uow, draft, now)  # the one it has
+        if isinstance(attached, Reason):
+            self.decider.skip(ledger, draft.send, attached, (*message.decision, attached), now)
+            return None
+        draft = attached
         try:
             composed = await self.composer.compose(draft, (channel,))
         except RendererUnavailable:  # still sending: its guard wakes it again later

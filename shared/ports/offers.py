@@ -130,6 +130,10 @@ class OfferCodes(Protocol):
         code is dropped); how many were."""
         ...
 
+    async def definition(self, offer: str) -> Mapping[str, Any] | None:
+        """The offer as stored (``parse_offer`` reads it); ``None`` if there is none."""
+        ...
+
     async def free_count(self, offer: str) -> int:
         """How many codes ``offer``'s pool has left, as this unit of work sees it."""
         ...

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.domain.campaigns import CampaignError, parse_campaign
 from shared.domain.offers import (
     BadCode,
     DaysAfterSend,
@@ -342,3 +343,27 @@ def test_the_worked_example_of_docs_offers_md_holds() -> None:
 
     assert nonce == "2ETH8861M4KZ"
     assert code == "WB10-2ETH88-61M4KZ-2725J7-BKGM2S"
+
+
+def test_a_campaign_names_the_offer_its_messages_carry() -> None:
+    document = {
+        "key": "second-order",
+        "name": "Second order",
+        "trigger": {"segment": "lifecycle-new"},
+        "channels": ["email"],
+        "templates": {"email": "second-order-email"},
+        "offer": "second-order-10",
+    }
+    campaign = parse_campaign(document)
+
+    assert campaign.offer == "second-order-10"
+    assert parse_campaign(campaign.to_dict()) == campaign
+    with pytest.raises(CampaignError) as unknown:
+        parse_campaign(document, offers={"win-back-10"})
+    assert (unknown.value.pointer, unknown.value.message) == (
+        "/offer",
+        "no offer 'second-order-10'",
+    )
+    with pytest.raises(CampaignError) as bad:
+        parse_campaign({**document, "offer": "10 %"})
+    assert bad.value.pointer == "/offer"

@@ -42,6 +42,7 @@ __all__ = [
     "parse_holdout",
     "parse_key",
     "parse_name",
+    "parse_offer_key",
     "parse_templates",
     "parse_trigger",
 ]
@@ -73,6 +74,7 @@ _FIELDS = (
     "priority",
     "reentry",
     "active",
+    "offer",
 )
 
 
@@ -109,14 +111,16 @@ def parse_campaign(
     key: str | None = None,
     segments: Collection[str] | None = None,
     templates: Mapping[str, Collection[str]] | None = None,
+    offers: Collection[str] | None = None,
 ) -> Campaign:
     """Validate a campaign written as JSON; raise :class:`CampaignError` at the first bad field.
 
     ``key``: the key from the URL (``PUT /v1/campaigns/{key}``); the document may
     repeat it but not contradict it. ``segments`` (keys) and ``templates`` (channel to
     template keys), when given, are what exists: a trigger on another segment, or a
-    template that is not one of its channel's, is refused. A campaign saved without a
-    status is a draft: saving never starts sending.
+    template that is not one of its channel's, is refused; so is an offer not among
+    ``offers`` (keys), when given. A campaign saved without a status is a draft: saving
+    never starts sending.
     """
     if not isinstance(document, Mapping):
         raise CampaignError("", "expected an object")
@@ -143,6 +147,7 @@ def parse_campaign(
         raise CampaignError("/priority", f"expected a whole number from 0 to {MAX_PRIORITY}")
     reentry = _choice(document.get("reentry", "once_per_occurrence"), get_args(Reentry), "/reentry")
     active_from, active_until = _parse_window(document.get("active", {}))
+    offer = parse_offer_key(document.get("offer"), "/offer", offers)
     return Campaign(
         key=key,
         name=name,
@@ -158,7 +163,20 @@ def parse_campaign(
         active_from=active_from,
         active_until=active_until,
         status=status,
+        offer=offer,
     )
+
+
+def parse_offer_key(value: Any, pointer: str, offers: Collection[str] | None) -> str | None:
+    """The key of the offer a campaign (or a programme's variant) names at ``pointer``, and
+    one of ``offers`` when they are given; ``None`` when it names none."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _KEY.match(value):
+        raise CampaignError(pointer, "expected an offer's key, e.g. 'win-back-10'")
+    if offers is not None and value not in offers:
+        raise CampaignError(pointer, f"no offer {value!r}")
+    return value
 
 
 def _only(node: Mapping[str, Any], allowed: Collection[str], pointer: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from shared.domain.offers import (
     parse_pool,
     verify_code,
 )
+from shared.domain.programmes import ProgrammeError, Send, parse_programme, step_campaign
 
 KEY = b"offer-code-key-of-the-shop-32-by"
 SENT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -367,3 +369,46 @@ def test_a_campaign_names_the_offer_its_messages_carry() -> None:
     with pytest.raises(CampaignError) as bad:
         parse_campaign({**document, "offer": "10 %"})
     assert bad.value.pointer == "/offer"
+
+
+def test_a_programmes_variants_can_differ_by_the_offer_they_carry() -> None:
+    document = {
+        "key": "win-back-test",
+        "name": "Win back, 10% or 15%",
+        "status": "active",
+        "trigger": {"segment": "no-order-30d"},
+        "steps": [
+            {
+                "id": "email",
+                "send": {
+                    "channels": ["email"],
+                    "variants": [
+                        {
+                            "name": "ten",
+                            "share": 0.5,
+                            "templates": {"email": "e"},
+                            "offer": "wb-10",
+                        },
+                        {
+                            "name": "fifteen",
+                            "share": 0.5,
+                            "templates": {"email": "e"},
+                            "offer": "wb-15",
+                        },
+                    ],
+                },
+            }
+        ],
+    }
+    found = parse_programme(document)
+    step = found.steps["email"]
+    assert isinstance(step, Send)
+
+    offers = [step_campaign(found, step, variant).offer for variant in step.variants]
+
+    assert offers == ["wb-10", "wb-15"]
+    bad = copy.deepcopy(document)
+    bad["steps"][0]["send"]["variants"][1]["offer"] = "15 %"
+    with pytest.raises(ProgrammeError) as refused:
+        parse_programme(bad)
+    assert refused.value.pointer == "/steps/0/send/variants/1/offer"

@@ -72,7 +72,12 @@ def console_routers(
         segments.router(definitions, clock=clock, require=require_scope),
         templates.router(definitions, renderer=renderer, require=require_scope),
         campaigns.router(
-            definitions, results, clock=clock, require=require_scope, catalogue=catalogue
+            definitions,
+            results,
+            clock=clock,
+            require=require_scope,
+            catalogue=catalogue,
+            offers=offer_store,
         ),
         programmes.router(definitions, require=require_scope, catalogue=catalogue),
         customers.router(

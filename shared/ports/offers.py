@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from shared.domain.offers import Issued, Redemption
 from shared.ports.definitions import Versioned
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "IssuedOfferCode",
     "OfferCodes",
     "OfferDefinition",
+    "OfferResults",
     "Offers",
     "PoolCounts",
 ]
@@ -59,6 +62,22 @@ class IssuedOfferCode:
     profile_id: str
     issued_at: datetime
     expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OfferResults:
+    """What a campaign's codes did: how many were issued (to messages sent or sending) and
+    redeemed, and the discount the redemptions gave."""
+
+    issued: int = 0
+    redeemed: int = 0
+    discount: Decimal = Decimal("0.00")
+    offers: tuple[str, ...] = ()
+    """The offers its messages carried codes of."""
+
+    @property
+    def redemption_rate(self) -> float | None:
+        return self.redeemed / self.issued if self.issued else None
 
 
 class CodesTaken(Exception):
@@ -97,6 +116,19 @@ class Offers(Protocol):
         ...
 
     async def pool(self, key: str) -> PoolCounts: ...
+
+    async def issued(self, codes: Collection[str]) -> Sequence[Issued]:
+        """The codes among ``codes`` issued to a message, of any offer."""
+        ...
+
+    async def redeem(self, redemptions: Sequence[Redemption]) -> int:
+        """Keep the redemptions of codes not redeemed yet (the first purchase naming a code
+        counts); how many were new."""
+        ...
+
+    async def campaign_results(self, campaign: str) -> OfferResults:
+        """What the codes of ``campaign``'s messages did."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -12,21 +12,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.domain.campaigns import CampaignError, parse_campaign
+from shared.domain.events import Item
 from shared.domain.offers import (
     BadCode,
     DaysAfterSend,
     GeneratedCodes,
+    Issued,
     IssuedCode,
     OfferError,
     PoolCodes,
     PoolError,
     Until,
+    candidates,
     generate_code,
     last_valid_day,
     nonce_for,
     offer_context,
     parse_offer,
     parse_pool,
+    redemptions,
     verify_code,
 )
 from shared.domain.programmes import ProgrammeError, Send, parse_programme, step_campaign
@@ -412,3 +416,51 @@ def test_a_programmes_variants_can_differ_by_the_offer_they_carry() -> None:
     with pytest.raises(ProgrammeError) as refused:
         parse_programme(bad)
     assert refused.value.pointer == "/steps/0/send/variants/1/offer"
+
+
+# --- redemptions -----------------------------------------------------------------------
+
+
+def _issued(code: str, offer: str = "win-back-10") -> Issued:
+    return Issued(offer, code, f"message-of-{code}")
+
+
+def test_a_purchase_naming_an_issued_code_redeems_it_with_the_discount_on_its_scope() -> None:
+    offer = parse_offer({**win_back(), "min_order": None})  # pet-food and SKU-1 only
+    items = [
+        Item(sku="SKU-1", category="toys", quantity=2, price=Decimal("100.00")),
+        Item(sku="SKU-9", category="pet-food", quantity=1, price=Decimal("1000.00")),
+        Item(sku="SKU-7", category="garden", quantity=1, price=Decimal("5000.00")),
+    ]
+
+    found = redemptions(
+        order_id="o-1",
+        total=Decimal("6200.00"),
+        items=items,
+        codes=["WB-1", "NOT-OURS"],
+        at=SENT,
+        issued=[_issued("WB-1")],
+        offers={"win-back-10": offer},
+    )
+
+    assert [(r.code, r.message_key, r.discount) for r in found] == [
+        ("WB-1", "message-of-WB-1", Decimal("120.00"))
+    ]
+
+
+def test_a_generated_code_typed_loosely_is_redeemed_once() -> None:
+    code = _code()
+    typed = code.lower()
+
+    found = redemptions(
+        order_id="o-1",
+        total=Decimal("2000.00"),
+        items=[],
+        codes=[typed, code],
+        at=SENT,
+        issued=[_issued(code)],
+        offers={"win-back-10": parse_offer(win_back())},
+    )
+
+    assert [(r.code, r.discount) for r in found] == [(code, Decimal("200.00"))]
+    assert code in candidates([typed])

@@ -13,15 +13,18 @@ import pytest
 from sqlalchemy import select
 
 from services.bootstrap import offer_code_key
+from services.console.api.campaigns import build_report
 from services.tools.embedded import Pipeline
+from shared.adapters.clock import SimulatedClock
 from shared.adapters.store import schema as t
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.offers import SqlOffers
+from shared.domain.campaigns import parse_campaign
 from shared.domain.offers import parse_offer, verify_code
 from shared.ports.offers import PoolCounts
 from shared.settings import Settings
 from tests.conftest import T0
-from tests.e2e.stacks import purchase
+from tests.e2e.stacks import identify, purchase
 from tests.support.campaign_pipeline import STORES, on_store
 
 THANKS = {
@@ -182,3 +185,51 @@ async def test_a_message_whose_render_fails_gives_its_code_back(
 
     assert [status for _, status in (await _messages(pipeline)).values()] == ["render_failed"]
     assert await offers.pool("second-order-10") == PoolCounts(free=1, issued=0)
+
+
+async def test_a_code_redeemed_by_a_buyer_merged_since_counts_on_the_campaign_report(
+    pipeline: Pipeline, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    offers = await _set_up(pipeline, POOL_OFFER, ["SECOND-A", "SECOND-B"])
+    web = {"id": "web-olga", "email": "olga@shop.ru"}
+    till = {"loyalty_card": "LC-0001", "email": "olga.work@shop.ru"}
+    await pipeline.post_events(
+        [
+            purchase("p1", T0 - timedelta(hours=2), customer=web),
+            purchase("p2", T0 - timedelta(hours=1), customer=till),
+        ]
+    )
+    await pipeline.settle()
+    sent = {
+        eml.read_text().split("To: ")[1].split()[0]: re.search(
+            r"^Subject: Your code (\S+)$", eml.read_text(), re.MULTILINE
+        )
+        for eml in (tmp_path / "mail").glob("*.eml")
+    }
+    web_match = sent["olga@shop.ru"]
+    assert web_match is not None
+    web_code = web_match.group(1)
+
+    # the two profiles are one buyer; she shops at the till with the code the web one got
+    await pipeline.post_events(
+        [identify("link", T0, customer={"email": "olga@shop.ru", "loyalty_card": "LC-0001"})]
+    )
+    at_till = purchase("p3", T0 + timedelta(days=2), customer={"loyalty_card": "LC-0001"})
+    at_till["data"]["promo_codes"] = [web_code, "NOT-OURS"]
+    again = purchase("p4", T0 + timedelta(days=3), customer={"loyalty_card": "LC-0001"})
+    again["data"]["promo_codes"] = [web_code]  # single use: the first purchase counts
+    clock.advance(timedelta(days=3))
+    await pipeline.post_events([at_till, again])
+    await pipeline.settle()
+
+    campaign = parse_campaign({**THANKS, "key": "first-order-code"})
+    report = await build_report(campaign, pipeline.runtime.results, T0, offers)
+
+    assert report["offer"] == {
+        "offer": "second-order-10",
+        "offers": ["second-order-10"],
+        "issued": 2,
+        "redeemed": 1,
+        "redemption_rate": 0.5,
+        "discount": "250.00",
+    }

@@ -28,6 +28,7 @@ __all__ = [
     "CodeState",
     "CodesTaken",
     "IssuedOfferCode",
+    "ListedCode",
     "OfferCodes",
     "OfferDefinition",
     "OfferResults",
@@ -62,6 +63,17 @@ class IssuedOfferCode:
     profile_id: str
     issued_at: datetime
     expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ListedCode:
+    """One code of an offer as exported: its state, and when it was issued, until when."""
+
+    code: str
+    state: CodeState
+    issued_at: datetime | None
+    expires_at: datetime | None
+    redeemed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,10 @@ class Offers(Protocol):
         ...
 
     async def pool(self, key: str) -> PoolCounts: ...
+
+    async def codes(self, key: str) -> Sequence[ListedCode]:
+        """Every code of the offer (its pool's, and the generated ones issued), by code."""
+        ...
 
     async def issued(self, codes: Collection[str]) -> Sequence[Issued]:
         """The codes among ``codes`` issued to a message, of any offer."""

@@ -165,3 +165,19 @@ async def test_an_offer_with_generated_codes_takes_no_upload(writer: httpx.Async
 
     problem(await writer.post("/v1/offers/win-back-10/codes", content=b"WB-1\n"), 409, "not-a-pool")
     problem(await writer.post("/v1/offers/nothing/codes", content=b"WB-1\n"), 404, "not-found")
+
+
+async def test_an_offers_codes_are_listed_for_export_as_csv(
+    writer: httpx.AsyncClient, reader: httpx.AsyncClient, offer_store: SqlOffers
+) -> None:
+    await writer.put("/v1/offers/win-back-10", json=WIN_BACK)
+    await writer.post("/v1/offers/win-back-10/codes", content=b"WB-2\nWB-1\n")
+
+    exported = await reader.get("/v1/offers/win-back-10/codes")
+
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.text == (
+        "code,state,issued_at,expires_at,redeemed_at\nWB-1,free,,,\nWB-2,free,,,\n"
+    )
+    problem(await reader.get("/v1/offers/nothing/codes"), 404, "not-found")

@@ -194,6 +194,11 @@ class OffersContract:
         assert results.redemption_rate == 0.5
         assert results.offers == ("win-back-10",)
         assert await offers.campaign_results("other") == OfferResults()
+        listed = await offers.codes("win-back-10")
+        assert [(x.code, x.state, x.expires_at, x.redeemed_at) for x in listed] == [
+            ("A-1", "issued", EXPIRES, T0),
+            ("A-2", "issued", EXPIRES, None),
+        ]
 
 
 class Migration0022Contract:

@@ -29,7 +29,13 @@ from shared.adapters.store.rows import from_row
 from shared.adapters.store.writer import writer_lock
 from shared.domain.offers import Issued, Redemption
 from shared.ports.clock import Clock
-from shared.ports.offers import CodesTaken, OfferDefinition, OfferResults, PoolCounts
+from shared.ports.offers import (
+    CodesTaken,
+    ListedCode,
+    OfferDefinition,
+    OfferResults,
+    PoolCounts,
+)
 
 __all__ = ["SqlOffers"]
 
@@ -127,6 +133,22 @@ class SqlOffers:
             async with self.engine.connect() as conn:
                 counts = {state: int(n) for state, n in await conn.execute(stmt)}
         return PoolCounts(free=counts.get("free", 0), issued=counts.get("issued", 0))
+
+    async def codes(self, key: str) -> builtins.list[ListedCode]:
+        c, r = t.offer_codes, t.offer_redemptions
+        stmt = (
+            select(c.c.code, c.c.state, c.c.issued_at, c.c.expires_at, r.c.redeemed_at)
+            .outerjoin(r, (r.c.offer == c.c.offer) & (r.c.code == c.c.code))
+            .where(c.c.offer == key)
+            .order_by(c.c.code)
+        )
+        with database_errors():
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(stmt)
+                return [
+                    ListedCode(row.code, row.state, row.issued_at, row.expires_at, row.redeemed_at)
+                    for row in rows
+                ]
 
     async def issued(self, codes: Collection[str]) -> builtins.list[Issued]:
         c = t.offer_codes

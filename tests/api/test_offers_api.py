@@ -10,10 +10,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.console.api import offers
+from services.console.api import campaigns, offers
 from shared.adapters.clock import SimulatedClock
+from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.offers import SqlOffers
+from shared.adapters.store.reports import SqlCampaignResults, open_campaign_results
 from shared.domain.offers import parse_offer
 from tests.api.definitions_app import *  # noqa: F403 - the fixtures
 
@@ -35,9 +37,25 @@ async def offer_store(sqlite_url: str, clock: SimulatedClock) -> AsyncIterator[S
     await found.close()
 
 
+@pytest.fixture
+async def results(sqlite_url: str) -> AsyncIterator[SqlCampaignResults]:
+    found = open_campaign_results(sqlite_url)
+    yield found
+    await found.close()
+
+
 @pytest.fixture(autouse=True)
-def offers_routes(definitions_app: FastAPI, offer_store: SqlOffers, clock: SimulatedClock) -> None:
+def offers_routes(
+    definitions_app: FastAPI,
+    definitions: SqlDefinitions,
+    offer_store: SqlOffers,
+    results: SqlCampaignResults,
+    clock: SimulatedClock,
+) -> None:
     definitions_app.include_router(offers.router(offer_store, clock=clock))
+    definitions_app.include_router(
+        campaigns.router(definitions, results, clock=clock, offers=offer_store)
+    )
 
 
 def problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
@@ -181,3 +199,23 @@ async def test_an_offers_codes_are_listed_for_export_as_csv(
         "code,state,issued_at,expires_at,redeemed_at\nWB-1,free,,,\nWB-2,free,,,\n"
     )
     problem(await reader.get("/v1/offers/nothing/codes"), 404, "not-found")
+
+
+async def test_a_campaign_may_name_only_an_offer_that_exists(writer: httpx.AsyncClient) -> None:
+    campaign = {
+        "name": "Second order, 10% off",
+        "trigger": {"segment": "lifecycle-new"},
+        "channels": ["email"],
+        "templates": {"email": "second-order-email"},
+        "offer": "win-back-10",
+    }
+
+    refused = await writer.put("/v1/campaigns/second-10", json=campaign)
+    await writer.put("/v1/offers/win-back-10", json=WIN_BACK)
+    saved = await writer.put("/v1/campaigns/second-10", json=campaign)
+
+    assert problem(refused, 422, "invalid-campaign")["errors"] == [
+        {"pointer": "/offer", "detail": "no offer 'win-back-10'"}
+    ]
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["offer"] == "win-back-10"

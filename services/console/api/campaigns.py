@@ -160,7 +160,7 @@ def router(
     api = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
-    editor = CampaignEditor(definitions, catalogue)
+    editor = CampaignEditor(definitions, catalogue, offers)
 
     @api.get("", summary="Every campaign, with its status and priority", dependencies=readers)
     async def list_campaigns() -> dict[str, Any]:

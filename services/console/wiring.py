@@ -79,7 +79,9 @@ def console_routers(
             catalogue=catalogue,
             offers=offer_store,
         ),
-        programmes.router(definitions, require=require_scope, catalogue=catalogue),
+        programmes.router(
+            definitions, require=require_scope, catalogue=catalogue, offers=offer_store
+        ),
         customers.router(
             queries, clock=clock, default_region=default_region, require=require_scope
         ),

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.console.api import campaigns, offers
+from services.console.api import campaigns, offers, programmes
 from shared.adapters.clock import SimulatedClock
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import create_engine
@@ -56,6 +56,7 @@ def offers_routes(
     definitions_app.include_router(
         campaigns.router(definitions, results, clock=clock, offers=offer_store)
     )
+    definitions_app.include_router(programmes.router(definitions, offers=offer_store))
 
 
 def problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
@@ -219,3 +220,37 @@ async def test_a_campaign_may_name_only_an_offer_that_exists(writer: httpx.Async
     ]
     assert saved.status_code == 201, saved.text
     assert saved.json()["offer"] == "win-back-10"
+
+
+async def test_a_programme_variant_may_name_only_an_offer_that_exists(
+    writer: httpx.AsyncClient,
+) -> None:
+    variants = [
+        {
+            "name": "ten",
+            "share": 0.5,
+            "templates": {"email": "win-back-email"},
+            "offer": "win-back-10",
+        },
+        {
+            "name": "fifteen",
+            "share": 0.5,
+            "templates": {"email": "win-back-email"},
+            "offer": "wb-15",
+        },
+    ]
+    programme = {
+        "name": "Win back, 10% or 15%",
+        "trigger": {"segment": "no-order-30d"},
+        "steps": [{"id": "email", "send": {"channels": ["email"], "variants": variants}}],
+    }
+    await writer.put("/v1/offers/win-back-10", json=WIN_BACK)
+
+    refused = await writer.put("/v1/programmes/win-back-ab", json=programme)
+    await writer.put("/v1/offers/wb-15", json={**WIN_BACK, "value": 15})
+    saved = await writer.put("/v1/programmes/win-back-ab", json=programme)
+
+    assert problem(refused, 422, "invalid-programme")["errors"] == [
+        {"pointer": "/steps/0/send/variants/1/offer", "detail": "no offer 'wb-15'"}
+    ]
+    assert saved.status_code == 201, saved.text

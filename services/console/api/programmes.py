@@ -30,6 +30,7 @@ from services.console.api.versions import etag
 from services.http.auth import require as require_key
 from shared.ports.api_keys import Scope
 from shared.ports.definitions import Definitions
+from shared.ports.offers import Offers
 
 __all__ = ["router"]
 
@@ -48,13 +49,15 @@ def router(
     *,
     require: Requirement = require_key,
     catalogue: Catalogue | None = None,
+    offers: Offers | None = None,
 ) -> APIRouter:
     """The programmes routes on ``definitions``; ``require(scope)`` admits a caller for a
-    scope; programmes are checked against what ``catalogue`` says they may name."""
+    scope; programmes are checked against what ``catalogue`` says they may name (and
+    ``offers``: the offers that exist)."""
     api = APIRouter(prefix="/v1/programmes", tags=["programmes"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
-    editor = ProgrammeEditor(definitions, catalogue)
+    editor = ProgrammeEditor(definitions, catalogue, offers)
 
     @api.get("", summary="Every programme, with its steps and status", dependencies=readers)
     async def list_programmes() -> dict[str, Any]:

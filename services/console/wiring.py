@@ -68,7 +68,9 @@ def console_routers(
             renderer=renderer,
             orders=orders,
         ),
-        campaign_pages.router(definitions, results, clock=clock, catalogue=catalogue),
+        campaign_pages.router(
+            definitions, results, clock=clock, catalogue=catalogue, offers=offer_store
+        ),
         segments.router(definitions, clock=clock, require=require_scope),
         templates.router(definitions, renderer=renderer, require=require_scope),
         campaigns.router(

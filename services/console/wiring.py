@@ -21,6 +21,7 @@ from services.console.api import (
 )
 from services.console.app import create_console_app
 from services.console.pages import campaigns as campaign_pages
+from services.console.pages import offers as offer_pages
 from services.console.pages import page_routers
 from services.console.security import require_scope
 from services.console.settings import from_settings
@@ -56,7 +57,10 @@ def console_routers(
     extra = (
         []
         if offer_store is None
-        else [offers.router(offer_store, clock=clock, require=require_scope)]
+        else [
+            offers.router(offer_store, clock=clock, require=require_scope),
+            offer_pages.router(offer_store),
+        ]
     )
     return [
         *page_routers(

@@ -125,6 +125,9 @@ class Decider:
             )
             ledger.begin(record)
         if decision.action == "skip":
+            if not new and draft.campaign.offer is not None:
+                # A woken message may have been given its code before it had to wait.
+                await ledger.uow.offer_codes.release([send.key])
             return self.skip(ledger, send, decision.reason, decision.trail, now), None
         if decision.action == "send_at":
             assert decision.at is not None

@@ -25,6 +25,7 @@ from shared.ports.offers import PoolCounts
 from shared.settings import Settings
 from tests.conftest import T0
 from tests.e2e.stacks import identify, purchase
+from tests.services.test_stored_campaigns import _DownRenderer
 from tests.support.campaign_pipeline import STORES, on_store
 
 THANKS = {
@@ -233,3 +234,51 @@ async def test_a_code_redeemed_by_a_buyer_merged_since_counts_on_the_campaign_re
         "redemption_rate": 0.5,
         "discount": "250.00",
     }
+
+
+async def test_a_message_that_waits_for_a_render_worker_keeps_its_code_and_sends_it(
+    pipeline: Pipeline, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    offers = await _set_up(pipeline, POOL_OFFER, ["SECOND-A", "SECOND-B"])
+    composer = pipeline.dispatcher.composer
+    down = _DownRenderer(composer.renderer)
+    composer.renderer = down
+    await pipeline.post_events(
+        [purchase("p1", T0 - timedelta(hours=1), customer={"id": "b1", "email": "b1@shop.ru"})]
+    )
+    await pipeline.settle()
+    assert [status for _, status in (await _messages(pipeline)).values()] == ["scheduled"]
+    assert await offers.pool("second-order-10") == PoolCounts(free=1, issued=1)
+
+    down.down = False
+    clock.advance(pipeline.dispatcher.timing.retry_after)
+    await pipeline.settle()
+
+    assert _subjects(tmp_path / "mail") == ["Your code SECOND-A"]  # the code it had
+    assert await offers.pool("second-order-10") == PoolCounts(free=1, issued=1)
+
+
+async def test_a_waiting_message_dropped_once_its_campaign_is_paused_gives_its_code_back(
+    pipeline: Pipeline, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    offers = await _set_up(pipeline, POOL_OFFER, ["SECOND-A"])
+    composer = pipeline.dispatcher.composer
+    composer.renderer = _DownRenderer(composer.renderer)
+    await pipeline.post_events(
+        [purchase("p1", T0 - timedelta(hours=1), customer={"id": "b1", "email": "b1@shop.ru"})]
+    )
+    await pipeline.settle()
+    assert await offers.pool("second-order-10") == PoolCounts(free=0, issued=1)
+    definitions = SqlDefinitions(pipeline.runtime.store.engine)
+    stored = await definitions.campaigns.get("first-order-code")
+    assert stored is not None
+    await definitions.campaigns.put(
+        "first-order-code", definition=THANKS, status="paused", expected_version=stored.version
+    )
+
+    clock.advance(pipeline.dispatcher.timing.retry_after)
+    await pipeline.settle()
+
+    assert [status for _, status in (await _messages(pipeline)).values()] == ["campaign_not_live"]
+    assert not _subjects(tmp_path / "mail")
+    assert await offers.pool("second-order-10") == PoolCounts(free=1, issued=0)

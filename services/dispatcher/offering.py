@@ -13,7 +13,9 @@ takes none):
   of its key): the same however often it is made.
 
 The code goes back to its pool when the message is never sent (its render failed, every
-provider refused it): :meth:`OfferCodes.release`, in the unit of work that records that.
+provider refused it, or it waited with its code and was dropped when it woke):
+:meth:`OfferCodes.release`, in the unit of work that records that (the deciding,
+delivery and scheduled-sends modules call it).
 An offer that is gone or no longer parses is the outcome ``offer_unavailable``.
 """
 

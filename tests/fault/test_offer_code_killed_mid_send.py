@@ -112,3 +112,29 @@ async def test_a_code_in_flight_when_the_dispatcher_is_killed_is_issued_once(
     assert await offers.pool("welcome-5") == PoolCounts(
         free=len(POOL) - len(BUYERS), issued=len(BUYERS)
     )
+
+
+async def test_two_dispatcher_processes_on_kafka_never_give_one_code_twice(
+    shop: RunningStack, dispatchers: Dispatchers, twilio: FakeProvider
+) -> None:
+    """Two ``nudge dispatcher`` replicas in one consumer group share the partitions; more
+    buyers sign up than the pool has codes."""
+    offers = await welcome_with_a_code(shop)
+    await dispatchers.start()
+    await dispatchers.start()
+    buyers = [
+        {"id": f"shop-{n}", "email": f"buyer{n}@example.com", "phone": f"+791612345{n:02}"}
+        for n in range(8)
+    ]
+    await sign_up(shop, buyers)
+
+    await rows_become(shop, len(POOL), status="sent")
+    await rows_become(shop, len(buyers) - len(POOL), status="no_code")
+
+    codes = []
+    for seen in twilio.requests:
+        found = _CODE.search(seen.payload["Body"])
+        assert found is not None, seen.payload["Body"]
+        codes.append(found.group(1))
+    assert sorted(codes) == sorted(POOL), "each code of the pool sent once"
+    assert await offers.pool("welcome-5") == PoolCounts(free=0, issued=len(POOL))

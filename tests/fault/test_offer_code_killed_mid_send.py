@@ -1,6 +1,7 @@
-"""The dispatcher process is killed (SIGKILL) while a provider holds a message that carries
-a promo code, then started again: the resend carries the same code, every buyer gets a
-code of their own, and the pool counts each code issued once."""
+"""Promo codes through the dispatcher's crashes and replicas, as production runs it
+(``nudge dispatcher`` processes on Kafka and PostgreSQL): killed (SIGKILL) while a provider
+holds a message with a code, the resend carries the same code and the pool counts it once;
+two processes sharing the partitions never send one code twice."""
 
 from __future__ import annotations
 

@@ -114,6 +114,7 @@ __all__ = [
     "kept_key",
     "memory_event_ids",
     "migrates_itself",
+    "offer_code_key",
     "open_database",
     "open_dead_letter_bus",
     "open_ingest_database",
@@ -129,6 +130,7 @@ __all__ = [
 
 TOPICS = ("events", "events.dlq", "segment-changes", "segment-changes.dlq")
 HASH_KEY_FILE = "token_hmac.key"
+OFFER_CODE_KEY_FILE = "offer_code.key"
 """Where, under ``data_dir``, the generated bank card token key is kept."""
 UNSUBSCRIBE_KEY_FILE = "unsubscribe.key"
 """Where, under ``data_dir``, the generated unsubscribe link key is kept."""
@@ -653,6 +655,19 @@ def unsubscribe_key(settings: Settings) -> bytes:
         UNSUBSCRIBE_KEY_FILE,
         "NUDGE_UNSUBSCRIBE_KEY is not set: unsubscribe links are signed with the key kept "
         "under the data dir; give the dispatcher and every ingest process the same key",
+    )
+
+
+def offer_code_key(settings: Settings) -> bytes:
+    """The key generated promo codes are signed with: ``NUDGE_OFFER_CODE_KEY``, else a kept
+    one (``<data_dir>/offer_code.key``; see :func:`kept_key`). The shop's checkout checks
+    codes with it (docs/offers.md), so set it in production and give the checkout the same."""
+    return kept_key(
+        settings,
+        settings.offer_code_key,
+        OFFER_CODE_KEY_FILE,
+        "NUDGE_OFFER_CODE_KEY is not set: generated promo codes are signed with the key kept "
+        "under the data dir; give every dispatcher and the shop's checkout the same key",
     )
 
 

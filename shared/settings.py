@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         description="key of the HMAC-SHA256 that signs unsubscribe links; default: a random key "
         "generated once under data_dir (unsubscribe.key)",
     )
+    offer_code_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="key of the HMAC-SHA256 that signs generated promo codes, shared with the "
+        "shop's checkout (docs/offers.md); default: a random key generated once under data_dir "
+        "(offer_code.key)",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",

@@ -62,6 +62,7 @@ from shared.ports.definitions import (
     TemplateDefinition,
     Versioned,
 )
+from shared.ports.offers import Offers
 from shared.ports.rendering import Renderer
 
 __all__ = [
@@ -597,9 +598,16 @@ class CampaignEditor:
     what ``catalogue`` says a campaign may name (default: a catalogue of its own over
     ``definitions``)."""
 
-    def __init__(self, definitions: Definitions, catalogue: Catalogue | None = None) -> None:
+    def __init__(
+        self,
+        definitions: Definitions,
+        catalogue: Catalogue | None = None,
+        offers: Offers | None = None,
+    ) -> None:
         self.definitions = definitions
         self.catalogue = catalogue or Catalogue(definitions)
+        self.offers = offers
+        """With it, a campaign may name only an offer that exists."""
 
     @property
     def ready_made(self) -> Mapping[str, Campaign]:
@@ -613,8 +621,11 @@ class CampaignEditor:
     async def checked(self, document: Mapping[str, Any], key: str) -> Campaign:
         """``document`` validated against what may be named now, or :class:`InvalidCampaign`."""
         segments, templates = await self.nameable()
+        offers = None if self.offers is None else {o.key for o in await self.offers.list()}
         try:
-            return parse_campaign(document, key=key, segments=segments, templates=templates)
+            return parse_campaign(
+                document, key=key, segments=segments, templates=templates, offers=offers
+            )
         except CampaignError as exc:
             raise _refused(exc) from None
         except RecursionError:

@@ -27,6 +27,7 @@ from shared.domain.programmes import (
     programme_report,
 )
 from shared.ports.definitions import Definitions, ProgrammeDefinition
+from shared.ports.offers import Offers
 from shared.ports.reports import CampaignResultsStore
 
 __all__ = ["InvalidProgramme", "NoWinner", "ProgrammeEditor", "programme_document"]
@@ -70,20 +71,33 @@ class ProgrammeEditor:
     """Programmes on ``definitions``, stored over the ready-made ones, checked against what
     ``catalogue`` says may be named (default: a catalogue of its own)."""
 
-    def __init__(self, definitions: Definitions, catalogue: Catalogue | None = None) -> None:
+    def __init__(
+        self,
+        definitions: Definitions,
+        catalogue: Catalogue | None = None,
+        offers: Offers | None = None,
+    ) -> None:
         self.definitions = definitions
         self.catalogue = catalogue or Catalogue(definitions)
         self.ready_made: Mapping[str, Programme] = {p.key: p for p in BUILTIN_PROGRAMMES}
+        self.offers = offers
+        """With it, a send step or variant may name only an offer that exists."""
 
     async def checked(self, document: Mapping[str, Any], key: str) -> Programme:
         """``document`` validated against what may be named now, or :class:`InvalidProgramme`."""
         segments, templates = await self.catalogue.nameable()
         try:
-            return parse_programme(document, key=key, segments=segments, templates=templates)
+            programme = parse_programme(document, key=key, segments=segments, templates=templates)
         except ProgrammeError as exc:
             raise InvalidProgramme(exc.pointer, exc.message) from None
         except RecursionError:
             raise InvalidProgramme("/", "a rule nests too deeply") from None
+        if self.offers is not None:
+            known = {o.key for o in await self.offers.list()}
+            for pointer, offer in _offers_named(document):
+                if offer not in known:
+                    raise InvalidProgramme(pointer, f"no offer {offer!r}")
+        return programme
 
     async def document(self, key: str) -> tuple[dict[str, Any], int | None]:
         """The programme ``key`` as the API answers it, and its stored version (``None``
@@ -189,3 +203,19 @@ class ProgrammeEditor:
                 steps[i] = {**s, "send": send}
         saved = await self.save(key, {**written, "steps": steps}, against)
         return saved, winner, probability
+
+
+def _offers_named(document: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The offers a programme's send steps and variants name, each with its pointer; the
+    document has parsed, so its steps are as the parser read them."""
+    named: list[tuple[str, str]] = []
+    for i, step in enumerate(document.get("steps") or ()):
+        send = step.get("send") if isinstance(step, Mapping) else None
+        if not isinstance(send, Mapping):
+            continue
+        if isinstance(send.get("offer"), str):
+            named.append((f"/steps/{i}/send/offer", send["offer"]))
+        for j, variant in enumerate(send.get("variants") or ()):
+            if isinstance(variant, Mapping) and isinstance(variant.get("offer"), str):
+                named.append((f"/steps/{i}/send/variants/{j}/offer", variant["offer"]))
+    return named

@@ -21,6 +21,7 @@ from services.console.api import (
 )
 from services.console.app import create_console_app
 from services.console.pages import campaigns as campaign_pages
+from services.console.pages import offers as offer_pages
 from services.console.pages import page_routers
 from services.console.pages import programmes as programme_pages
 from services.console.security import require_scope
@@ -57,7 +58,10 @@ def console_routers(
     extra = (
         []
         if offer_store is None
-        else [offers.router(offer_store, clock=clock, require=require_scope)]
+        else [
+            offers.router(offer_store, clock=clock, require=require_scope),
+            offer_pages.router(offer_store),
+        ]
     )
     return [
         *page_routers(
@@ -69,15 +73,27 @@ def console_routers(
             renderer=renderer,
             orders=orders,
         ),
-        campaign_pages.router(definitions, results, clock=clock, catalogue=catalogue),
+        campaign_pages.router(
+            definitions, results, clock=clock, catalogue=catalogue, offers=offer_store
+        ),
         programme_pages.router(definitions, results, clock=clock, catalogue=catalogue),
         segments.router(definitions, clock=clock, require=require_scope),
         templates.router(definitions, renderer=renderer, require=require_scope),
         campaigns.router(
-            definitions, results, clock=clock, require=require_scope, catalogue=catalogue
+            definitions,
+            results,
+            clock=clock,
+            require=require_scope,
+            catalogue=catalogue,
+            offers=offer_store,
         ),
         programmes.router(
-            definitions, require=require_scope, catalogue=catalogue, results=results, clock=clock
+            definitions,
+            require=require_scope,
+            catalogue=catalogue,
+            results=results,
+            clock=clock,
+            offers=offer_store,
         ),
         customers.router(
             queries, clock=clock, default_region=default_region, require=require_scope

@@ -99,6 +99,8 @@ class Composer:
         values = message_context(
             profile, unsubscribe_url=link, trigger=draft.context.get("trigger")
         )
+        if draft.offer is not None:  # the promo code it carries, beside the recommended SKU
+            values = {**values, "offer": {**values["offer"], **draft.offer}}
         if channel == "sms":
             text = await self.renderer.message(template, values, max_segments=self.sms_max_segments)
             assert isinstance(text, RenderedSms)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from services.dispatcher.composing import Composer
 from services.dispatcher.ledger import Ledger
 from services.dispatcher.metrics import DispatcherMetrics
+from services.dispatcher.offering import Offering
 from services.dispatcher.outgoing import Draft, Outgoing, Timing, first_record
 from shared.domain.channels import fallbacks_after
 from shared.domain.decisions import (
@@ -60,6 +61,9 @@ class Decider:
     policy: SendingPolicy = DEFAULT_POLICY
     rng: random.Random = field(default_factory=random.Random)
     """Draws for the best channel (Thompson sampling); seeded in tests."""
+    offering: Offering | None = None
+    """Gives a message its offer's promo code; without it, a campaign that names an offer
+    sends nothing (``offer_unavailable``)."""
 
     def __post_init__(self) -> None:
         self._base_hours: tuple[datetime, Sequence[int]] | None = None
@@ -121,6 +125,9 @@ class Decider:
             )
             ledger.begin(record)
         if decision.action == "skip":
+            if not new and draft.campaign.offer is not None:
+                # A woken message may have been given its code before it had to wait.
+                await ledger.uow.offer_codes.release([send.key])
             return self.skip(ledger, send, decision.reason, decision.trail, now), None
         if decision.action == "send_at":
             assert decision.at is not None
@@ -134,6 +141,10 @@ class Decider:
         """Compose the message on the chosen channel (or a fallback); commit it ``sending``."""
         assert decision.channel is not None
         channels = (decision.channel, *decision.fallbacks)
+        attached = await self.attach_offer(ledger.uow, draft, now)
+        if isinstance(attached, Reason):
+            return self.skip(ledger, draft.send, attached, (*decision.trail, attached), now), None
+        draft = attached
         try:
             composed = await self.composer.compose(draft, channels)
         except RendererUnavailable as exc:
@@ -145,6 +156,7 @@ class Decider:
             return self.wait(ledger, moved, now, (*decision.trail, why)), None
         if isinstance(composed, Reason):
             trail = (*decision.trail, composed)
+            await ledger.uow.offer_codes.release([draft.send.key])  # never sent: back it goes
             return self.skip(ledger, draft.send, composed, trail, now), None
         channel, outbound = composed
         ledger.finish(
@@ -160,6 +172,15 @@ class Decider:
         )
         self.guard(ledger, draft, now)
         return "sending", Outgoing(draft, channel, outbound, fallbacks_after(channels, channel))
+
+    async def attach_offer(self, uow: UnitOfWork, draft: Draft, now: datetime) -> Draft | Reason:
+        """``draft`` with the promo code of its campaign's offer (the one it has, or a new
+        one, in ``uow``), or why it cannot have one; as it is when the campaign names none."""
+        if draft.campaign.offer is None:
+            return draft
+        if self.offering is None:
+            return Reason("offer", "offer_unavailable", "no offer-code key is configured")
+        return await self.offering.attach(uow, draft, now)
 
     async def _base_open_hours(self, uow: UnitOfWork, now: datetime) -> Sequence[int]:
         """The base's email opens by local hour: the best hour of a buyer with too few

@@ -36,7 +36,7 @@ from shared.errors import ProviderRejected, ProviderUnavailable, RendererUnavail
 from shared.logging import get_logger
 from shared.ports.clock import Clock
 from shared.ports.providers import EmailMessage, SmsMessage
-from shared.ports.store import MessageOutcome, ScheduledRecord, Store
+from shared.ports.store import NOT_SENT, MessageOutcome, ScheduledRecord, Store
 
 __all__ = ["Delivery"]
 
@@ -233,4 +233,12 @@ class _Outcomes:
             settled = [ended.key for ended in batch if ended.again is None]
             if settled:
                 await uow.schedule.remove(settled)
+            # Never sent, and not tried again: a promo code it carried goes back to its pool.
+            unsent = [
+                ended.key
+                for ended in batch
+                if ended.again is None and ended.outcome.status in NOT_SENT
+            ]
+            if unsent:
+                await uow.offer_codes.release(unsent)
             await uow.commit()

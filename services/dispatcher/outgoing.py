@@ -39,6 +39,9 @@ class Draft:
     """What was decided before (a scheduled message's first decision): kept in the trail."""
     push_address: str | None = None
     """The buyer's app install, where a push notification goes."""
+    offer: Mapping[str, Any] | None = None
+    """What the template sees as ``offer`` when the message carries a promo code
+    (:mod:`services.dispatcher.offering`)."""
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ class ScheduledSends:
         profile = await uow.profiles.current(send.profile_id)
         if campaign is None or profile is None:
             why = Reason("wake", "campaign_not_live", "the campaign or the buyer is gone")
+            if message.status != "sending":  # never sent: a code it had goes back
+                await uow.offer_codes.release([send.key])
             self.decider.skip(ledger, send, why, (why,), now)
             return None
         draft = Draft(
@@ -108,6 +110,8 @@ class ScheduledSends:
         memberships = (await uow.memberships.of([profile.id]))[profile.id]
         dropped = check_at_wake(draft.send, campaign, profile, set(memberships), now)
         if dropped is not None:
+            if campaign.offer is not None:  # never sent: a code it had goes back
+                await uow.offer_codes.release([send.key])
             self.decider.skip(ledger, send, dropped, (*message.decision, dropped), now)
             log.info("scheduled message dropped", key=send.key, reason=dropped.code)
             return None
@@ -132,6 +136,11 @@ class ScheduledSends:
                 ),
             )
             return None
+        attached = await self.decider.attach_offer(ledger.uow, draft, now)  # the one it has
+        if isinstance(attached, Reason):
+            self.decider.skip(ledger, draft.send, attached, (*message.decision, attached), now)
+            return None
+        draft = attached
         try:
             composed = await self.composer.compose(draft, (channel,))
         except RendererUnavailable:  # still sending: its guard wakes it again later

@@ -23,13 +23,14 @@ import asyncio
 
 from prometheus_client import CollectorRegistry
 
-from services.bootstrap import Runtime, unsubscribe_key
+from services.bootstrap import Runtime, offer_code_key, unsubscribe_key
 from services.catalogue import Catalogue, Templates
 from services.dispatcher.composing import Composer
 from services.dispatcher.deciding import Decider
 from services.dispatcher.delivery import Delivery
 from services.dispatcher.learning import SplitLearning
 from services.dispatcher.metrics import DispatcherMetrics
+from services.dispatcher.offering import Offering
 from services.dispatcher.outgoing import Providers, Timing
 from services.dispatcher.programmes import ProgrammeSteps
 from services.dispatcher.scheduled import ScheduledSends
@@ -71,7 +72,11 @@ class DispatcherService:
             sms_max_segments=settings.sms_max_segments,
         )
         self.decider = Decider(
-            self.composer, self.metrics, self.timing, policy=runtime.sending_policy
+            self.composer,
+            self.metrics,
+            self.timing,
+            policy=runtime.sending_policy,
+            offering=Offering(offer_code_key(settings)),
         )
         self.delivery = Delivery(
             store, clock, self.providers, self.composer, self.metrics, self.timing

@@ -11,6 +11,10 @@ message and response).
 
 The campaigns are the built-in ones and the stored ones (a stored campaign replaces
 the built-in of its key), read again when the stored ones change.
+
+A purchase that names promo codes (``data.promo_codes``) redeems each one nudge issued to
+a message (:func:`shared.domain.offers.redemptions`): kept once per code, with the
+discount the offer gave.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from shared.domain.events import (
     MessageOpenedEvent,
     PurchaseEvent,
 )
+from shared.domain.offers import Offer, OfferError, candidates, parse_offer, redemptions
 from shared.logging import get_logger
 from shared.ports.definitions import Definitions
+from shared.ports.offers import Offers
 from shared.ports.reports import CampaignResultsStore
 
 __all__ = ["Attribution"]
@@ -45,6 +51,8 @@ class Attribution:
     catalogue: Catalogue | None = None
     """Where the campaigns whose messages may convert come from (shared with the
     segmenter in a service); by default one over ``builtins`` and ``definitions``."""
+    offers: Offers | None = None
+    """Where the issued promo codes are; a purchase naming one redeems it."""
     _campaigns: Mapping[str, Campaign] | None = field(default=None, init=False)
     _goals: Mapping[str, Campaign] = field(default_factory=dict, init=False)
 
@@ -59,7 +67,43 @@ class Attribution:
             for e in events
             if isinstance(e, MessageDeliveredEvent | MessageOpenedEvent | MessageClickedEvent)
         ]
-        return await self.results.record_responses(responses) + await self.purchases(events)
+        kept = await self.results.record_responses(responses) + await self.purchases(events)
+        return kept + await self.redemptions(events)
+
+    async def redemptions(self, events: Sequence[AnyEvent]) -> int:
+        """Redeem the issued promo codes the purchases among ``events`` name (each code once:
+        the first purchase naming it); return how many redemptions were new."""
+        if self.offers is None:
+            return 0
+        bought = [e for e in events if isinstance(e, PurchaseEvent) and e.data.promo_codes]
+        if not bought:
+            return 0
+        issued = await self.offers.issued(
+            candidates(code for e in bought for code in e.data.promo_codes)
+        )
+        offers: dict[str, Offer] = {}
+        for key in sorted({i.offer for i in issued}):
+            stored = await self.offers.get(key)
+            if stored is None:
+                continue
+            try:
+                offers[key] = parse_offer(stored.definition, key=key)
+            except OfferError as exc:
+                log.warning("stored offer does not parse", offer=key, error=str(exc))
+        found = [
+            redemption
+            for e in bought
+            for redemption in redemptions(
+                order_id=e.data.order_id,
+                total=e.data.total,
+                items=e.data.items,
+                codes=e.data.promo_codes,
+                at=e.occurred_at,
+                issued=issued,
+                offers=offers,
+            )
+        ]
+        return await self.offers.redeem(found)
 
     async def purchases(self, events: Sequence[AnyEvent]) -> int:
         """Attribute the purchases among ``events``; return how many conversions were new."""

@@ -69,7 +69,9 @@ class SegmenterService:
             segments=runtime.segments,
             changes_topic=settings.topic("segment-changes"),
             definitions=definitions,
-            attribution=Attribution(runtime.results, definitions, catalogue=in_force),
+            attribution=Attribution(
+                runtime.results, definitions, catalogue=in_force, offers=runtime.database.offers
+            ),
             catalogue=in_force,
             recompute_size=recompute_batch,
             default_timezone=settings.default_timezone,

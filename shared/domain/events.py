@@ -336,11 +336,20 @@ class Item(_Strict):
     price: Money
 
 
+PromoCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+]
+"""A promo code as a checkout took it: 1 to 64 letters, digits, ``-`` or ``_``."""
+
+
 class PurchaseData(_Strict):
     order_id: Text
     total: Money
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "RUB"
     items: list[Item] = Field(default_factory=list, max_length=500)
+    promo_codes: list[PromoCode] = Field(default_factory=list, max_length=20)
+    """The promo codes the order was placed with: nudge counts each one it issued as
+    redeemed (docs/offers.md)."""
 
 
 class RefundData(_Strict):

@@ -18,16 +18,20 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from shared.domain.offers import Issued, Redemption
 from shared.ports.definitions import Versioned
 
 __all__ = [
     "CodeState",
     "CodesTaken",
     "IssuedOfferCode",
+    "ListedCode",
     "OfferCodes",
     "OfferDefinition",
+    "OfferResults",
     "Offers",
     "PoolCounts",
 ]
@@ -59,6 +63,33 @@ class IssuedOfferCode:
     profile_id: str
     issued_at: datetime
     expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ListedCode:
+    """One code of an offer as exported: its state, and when it was issued, until when."""
+
+    code: str
+    state: CodeState
+    issued_at: datetime | None
+    expires_at: datetime | None
+    redeemed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OfferResults:
+    """What a campaign's codes did: how many were issued (to messages sent or sending) and
+    redeemed, and the discount the redemptions gave."""
+
+    issued: int = 0
+    redeemed: int = 0
+    discount: Decimal = Decimal("0.00")
+    offers: tuple[str, ...] = ()
+    """The offers its messages carried codes of."""
+
+    @property
+    def redemption_rate(self) -> float | None:
+        return self.redeemed / self.issued if self.issued else None
 
 
 class CodesTaken(Exception):
@@ -98,6 +129,23 @@ class Offers(Protocol):
 
     async def pool(self, key: str) -> PoolCounts: ...
 
+    async def codes(self, key: str) -> Sequence[ListedCode]:
+        """Every code of the offer (its pool's, and the generated ones issued), by code."""
+        ...
+
+    async def issued(self, codes: Collection[str]) -> Sequence[Issued]:
+        """The codes among ``codes`` issued to a message, of any offer."""
+        ...
+
+    async def redeem(self, redemptions: Sequence[Redemption]) -> int:
+        """Keep the redemptions of codes not redeemed yet (the first purchase naming a code
+        counts); how many were new."""
+        ...
+
+    async def campaign_results(self, campaign: str) -> OfferResults:
+        """What the codes of ``campaign``'s messages did."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -128,6 +176,10 @@ class OfferCodes(Protocol):
     async def release(self, message_keys: Collection[str]) -> int:
         """Give the pool codes of messages never sent back to their pools (a generated
         code is dropped); how many were."""
+        ...
+
+    async def definition(self, offer: str) -> Mapping[str, Any] | None:
+        """The offer as stored (``parse_offer`` reads it); ``None`` if there is none."""
         ...
 
     async def free_count(self, offer: str) -> int:

@@ -10,10 +10,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.console.api import offers
+from services.console.api import campaigns, offers, programmes
 from shared.adapters.clock import SimulatedClock
+from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import create_engine
 from shared.adapters.store.offers import SqlOffers
+from shared.adapters.store.reports import SqlCampaignResults, open_campaign_results
 from shared.domain.offers import parse_offer
 from tests.api.definitions_app import *  # noqa: F403 - the fixtures
 
@@ -35,9 +37,26 @@ async def offer_store(sqlite_url: str, clock: SimulatedClock) -> AsyncIterator[S
     await found.close()
 
 
+@pytest.fixture
+async def results(sqlite_url: str) -> AsyncIterator[SqlCampaignResults]:
+    found = open_campaign_results(sqlite_url)
+    yield found
+    await found.close()
+
+
 @pytest.fixture(autouse=True)
-def offers_routes(definitions_app: FastAPI, offer_store: SqlOffers, clock: SimulatedClock) -> None:
+def offers_routes(
+    definitions_app: FastAPI,
+    definitions: SqlDefinitions,
+    offer_store: SqlOffers,
+    results: SqlCampaignResults,
+    clock: SimulatedClock,
+) -> None:
     definitions_app.include_router(offers.router(offer_store, clock=clock))
+    definitions_app.include_router(
+        campaigns.router(definitions, results, clock=clock, offers=offer_store)
+    )
+    definitions_app.include_router(programmes.router(definitions, offers=offer_store))
 
 
 def problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
@@ -165,3 +184,73 @@ async def test_an_offer_with_generated_codes_takes_no_upload(writer: httpx.Async
 
     problem(await writer.post("/v1/offers/win-back-10/codes", content=b"WB-1\n"), 409, "not-a-pool")
     problem(await writer.post("/v1/offers/nothing/codes", content=b"WB-1\n"), 404, "not-found")
+
+
+async def test_an_offers_codes_are_listed_for_export_as_csv(
+    writer: httpx.AsyncClient, reader: httpx.AsyncClient, offer_store: SqlOffers
+) -> None:
+    await writer.put("/v1/offers/win-back-10", json=WIN_BACK)
+    await writer.post("/v1/offers/win-back-10/codes", content=b"WB-2\nWB-1\n")
+
+    exported = await reader.get("/v1/offers/win-back-10/codes")
+
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.text == (
+        "code,state,issued_at,expires_at,redeemed_at\nWB-1,free,,,\nWB-2,free,,,\n"
+    )
+    problem(await reader.get("/v1/offers/nothing/codes"), 404, "not-found")
+
+
+async def test_a_campaign_may_name_only_an_offer_that_exists(writer: httpx.AsyncClient) -> None:
+    campaign = {
+        "name": "Second order, 10% off",
+        "trigger": {"segment": "lifecycle-new"},
+        "channels": ["email"],
+        "templates": {"email": "second-order-email"},
+        "offer": "win-back-10",
+    }
+
+    refused = await writer.put("/v1/campaigns/second-10", json=campaign)
+    await writer.put("/v1/offers/win-back-10", json=WIN_BACK)
+    saved = await writer.put("/v1/campaigns/second-10", json=campaign)
+
+    assert problem(refused, 422, "invalid-campaign")["errors"] == [
+        {"pointer": "/offer", "detail": "no offer 'win-back-10'"}
+    ]
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["offer"] == "win-back-10"
+
+
+async def test_a_programme_variant_may_name_only_an_offer_that_exists(
+    writer: httpx.AsyncClient,
+) -> None:
+    variants = [
+        {
+            "name": "ten",
+            "share": 0.5,
+            "templates": {"email": "win-back-email"},
+            "offer": "win-back-10",
+        },
+        {
+            "name": "fifteen",
+            "share": 0.5,
+            "templates": {"email": "win-back-email"},
+            "offer": "wb-15",
+        },
+    ]
+    programme = {
+        "name": "Win back, 10% or 15%",
+        "trigger": {"segment": "no-order-30d"},
+        "steps": [{"id": "email", "send": {"channels": ["email"], "variants": variants}}],
+    }
+    await writer.put("/v1/offers/win-back-10", json=WIN_BACK)
+
+    refused = await writer.put("/v1/programmes/win-back-ab", json=programme)
+    await writer.put("/v1/offers/wb-15", json={**WIN_BACK, "value": 15})
+    saved = await writer.put("/v1/programmes/win-back-ab", json=programme)
+
+    assert problem(refused, 422, "invalid-programme")["errors"] == [
+        {"pointer": "/steps/0/send/variants/1/offer", "detail": "no offer 'wb-15'"}
+    ]
+    assert saved.status_code == 201, saved.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,9 @@ from shared.adapters.store.engine import create_engine, open_store
 from shared.adapters.store.migrate import alembic_config, upgrade_async
 from shared.adapters.store.offers import SqlOffers
 from shared.adapters.store.sql import SqlStore
-from shared.domain.offers import parse_offer
+from shared.domain.offers import Issued, Redemption, parse_offer
 from shared.ports.definitions import StaleVersion
-from shared.ports.offers import CodesTaken, IssuedOfferCode, PoolCounts
+from shared.ports.offers import CodesTaken, IssuedOfferCode, OfferResults, PoolCounts
 from tests.conftest import T0
 from tests.contract.test_schedule import _parts
 from tests.support import infra
@@ -155,6 +156,50 @@ class OffersContract:
             async with store.unit_of_work() as uow:
                 await uow.offer_codes.record(IssuedOfferCode("gen", "GEN-2", "m-1", "p", T0, None))
 
+    async def test_a_redeemed_code_counts_once_for_the_campaign_of_its_message(
+        self, offers: SqlOffers, store: SqlStore
+    ) -> None:
+        await offers.add_codes("win-back-10", ["A-1", "A-2"], T0)
+        async with store.engine.begin() as conn:
+            for key in ("m-1", "m-2"):
+                await conn.execute(
+                    schema.messages.insert().values(
+                        key=key,
+                        campaign="win-back-30d",
+                        profile_id=f"p-{key}",
+                        channel="email",
+                        occurrence_id="o",
+                        status="sent",
+                        created_at=T0,
+                    )
+                )
+        async with store.unit_of_work() as uow:
+            for key in ("m-1", "m-2"):
+                await uow.offer_codes.take("win-back-10", key, f"p-{key}", T0, EXPIRES)
+            await uow.commit()
+
+        issued = await offers.issued(["A-1", "NOT-OURS"])
+        first = Redemption(
+            "win-back-10", "A-1", "m-1", "o-1", Decimal("2000.00"), Decimal("200.00"), T0
+        )
+        again = Redemption(
+            "win-back-10", "A-1", "m-1", "o-2", Decimal("900.00"), Decimal("90.00"), T0
+        )
+
+        assert issued == [Issued("win-back-10", "A-1", "m-1")]
+        assert await offers.redeem([first]) == 1
+        assert await offers.redeem([again]) == 0
+        results = await offers.campaign_results("win-back-30d")
+        assert (results.issued, results.redeemed, results.discount) == (2, 1, Decimal("200.00"))
+        assert results.redemption_rate == 0.5
+        assert results.offers == ("win-back-10",)
+        assert await offers.campaign_results("other") == OfferResults()
+        listed = await offers.codes("win-back-10")
+        assert [(x.code, x.state, x.expires_at, x.redeemed_at) for x in listed] == [
+            ("A-1", "issued", EXPIRES, T0),
+            ("A-2", "issued", EXPIRES, None),
+        ]
+
 
 class Migration0022Contract:
     @pytest.fixture
@@ -167,7 +212,7 @@ class Migration0022Contract:
 
         def differences(conn: Connection) -> list[Any]:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            mine = {"offers", "offer_codes"}
+            mine = {"offers", "offer_codes", "offer_redemptions"}
             return [
                 diff
                 for diff in compare_metadata(context, schema.metadata)

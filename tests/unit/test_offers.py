@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,23 +11,29 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.domain.campaigns import CampaignError, parse_campaign
+from shared.domain.events import Item
 from shared.domain.offers import (
     BadCode,
     DaysAfterSend,
     GeneratedCodes,
+    Issued,
     IssuedCode,
     OfferError,
     PoolCodes,
     PoolError,
     Until,
+    candidates,
     generate_code,
     last_valid_day,
     nonce_for,
     offer_context,
     parse_offer,
     parse_pool,
+    redemptions,
     verify_code,
 )
+from shared.domain.programmes import ProgrammeError, Send, parse_programme, step_campaign
 
 KEY = b"offer-code-key-of-the-shop-32-by"
 SENT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -342,3 +349,118 @@ def test_the_worked_example_of_docs_offers_md_holds() -> None:
 
     assert nonce == "2ETH8861M4KZ"
     assert code == "WB10-2ETH88-61M4KZ-2725J7-BKGM2S"
+
+
+def test_a_campaign_names_the_offer_its_messages_carry() -> None:
+    document = {
+        "key": "second-order",
+        "name": "Second order",
+        "trigger": {"segment": "lifecycle-new"},
+        "channels": ["email"],
+        "templates": {"email": "second-order-email"},
+        "offer": "second-order-10",
+    }
+    campaign = parse_campaign(document)
+
+    assert campaign.offer == "second-order-10"
+    assert parse_campaign(campaign.to_dict()) == campaign
+    with pytest.raises(CampaignError) as unknown:
+        parse_campaign(document, offers={"win-back-10"})
+    assert (unknown.value.pointer, unknown.value.message) == (
+        "/offer",
+        "no offer 'second-order-10'",
+    )
+    with pytest.raises(CampaignError) as bad:
+        parse_campaign({**document, "offer": "10 %"})
+    assert bad.value.pointer == "/offer"
+
+
+def test_a_programmes_variants_can_differ_by_the_offer_they_carry() -> None:
+    document = {
+        "key": "win-back-test",
+        "name": "Win back, 10% or 15%",
+        "status": "active",
+        "trigger": {"segment": "no-order-30d"},
+        "steps": [
+            {
+                "id": "email",
+                "send": {
+                    "channels": ["email"],
+                    "variants": [
+                        {
+                            "name": "ten",
+                            "share": 0.5,
+                            "templates": {"email": "e"},
+                            "offer": "wb-10",
+                        },
+                        {
+                            "name": "fifteen",
+                            "share": 0.5,
+                            "templates": {"email": "e"},
+                            "offer": "wb-15",
+                        },
+                    ],
+                },
+            }
+        ],
+    }
+    found = parse_programme(document)
+    step = found.steps["email"]
+    assert isinstance(step, Send)
+
+    offers = [step_campaign(found, step, variant).offer for variant in step.variants]
+
+    assert offers == ["wb-10", "wb-15"]
+    bad = copy.deepcopy(document)
+    bad["steps"][0]["send"]["variants"][1]["offer"] = "15 %"
+    with pytest.raises(ProgrammeError) as refused:
+        parse_programme(bad)
+    assert refused.value.pointer == "/steps/0/send/variants/1/offer"
+
+
+# --- redemptions -----------------------------------------------------------------------
+
+
+def _issued(code: str, offer: str = "win-back-10") -> Issued:
+    return Issued(offer, code, f"message-of-{code}")
+
+
+def test_a_purchase_naming_an_issued_code_redeems_it_with_the_discount_on_its_scope() -> None:
+    offer = parse_offer({**win_back(), "min_order": None})  # pet-food and SKU-1 only
+    items = [
+        Item(sku="SKU-1", category="toys", quantity=2, price=Decimal("100.00")),
+        Item(sku="SKU-9", category="pet-food", quantity=1, price=Decimal("1000.00")),
+        Item(sku="SKU-7", category="garden", quantity=1, price=Decimal("5000.00")),
+    ]
+
+    found = redemptions(
+        order_id="o-1",
+        total=Decimal("6200.00"),
+        items=items,
+        codes=["WB-1", "NOT-OURS"],
+        at=SENT,
+        issued=[_issued("WB-1")],
+        offers={"win-back-10": offer},
+    )
+
+    assert [(r.code, r.message_key, r.discount) for r in found] == [
+        ("WB-1", "message-of-WB-1", Decimal("120.00"))
+    ]
+
+
+def test_a_generated_code_typed_loosely_is_redeemed_once() -> None:
+    code = _code()
+    typed = code.lower()
+
+    found = redemptions(
+        order_id="o-1",
+        total=Decimal("2000.00"),
+        items=[],
+        codes=[typed, code],
+        at=SENT,
+        issued=[_issued(code)],
+        offers={"win-back-10": parse_offer(win_back())},
+    )
+
+    assert [(r.code, r.discount) for r in found] == [(code, Decimal("200.00"))]
+    assert code in candidates([typed])

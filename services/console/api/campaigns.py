@@ -43,12 +43,14 @@ from shared.domain.reports import CampaignReport, Estimate
 from shared.ports.api_keys import Scope
 from shared.ports.clock import Clock
 from shared.ports.definitions import Definitions
+from shared.ports.offers import OfferResults, Offers
 from shared.ports.reports import CampaignResultsStore
 
 __all__ = [
     "build_report",
     "comparison_document",
     "estimate_document",
+    "offer_document",
     "report_document",
     "router",
 ]
@@ -125,16 +127,39 @@ def comparison_document(results: CampaignResults, report: CampaignReport) -> dic
 
 
 async def build_report(
-    campaign: Campaign, results: CampaignResultsStore, as_of: datetime
+    campaign: Campaign,
+    results: CampaignResultsStore,
+    as_of: datetime,
+    offers: Offers | None = None,
 ) -> dict[str, Any]:
-    """The campaign's report from its message rows, conversions and delivery reports."""
+    """The campaign's report from its message rows, conversions and delivery reports; with
+    ``offers``, what the promo codes its messages carried did (``offer``)."""
     counted = campaign_results(
         await results.campaign_messages(campaign.key),
         await results.campaign_conversions(campaign.key),
         await results.campaign_responses(campaign.key),
     )
-    report = counted.report(holdout_share=campaign.holdout)
-    return report_document(campaign, counted, report, as_of)
+    document = report_document(
+        campaign, counted, counted.report(holdout_share=campaign.holdout), as_of
+    )
+    if offers is not None:
+        codes = await offers.campaign_results(campaign.key)
+        if codes.issued or campaign.offer is not None:
+            document["offer"] = offer_document(campaign, codes)
+    return document
+
+
+def offer_document(campaign: Campaign, codes: OfferResults) -> dict[str, Any]:
+    """What the campaign's promo codes did: issued, redeemed, the rate, the discount given."""
+    rate = codes.redemption_rate
+    return {
+        "offer": campaign.offer,
+        "offers": list(codes.offers),
+        "issued": codes.issued,
+        "redeemed": codes.redeemed,
+        "redemption_rate": None if rate is None else round(rate, 4),
+        "discount": str(codes.discount),
+    }
 
 
 def router(
@@ -144,14 +169,16 @@ def router(
     clock: Clock,
     require: Requirement = require_key,
     catalogue: Catalogue | None = None,
+    offers: Offers | None = None,
 ) -> APIRouter:
-    """The campaigns routes on ``definitions`` and ``results``; ``require(scope)`` is the
+    """The campaigns routes on ``definitions`` and ``results`` (and ``offers``: the report
+    of a campaign whose messages carry promo codes says what they did); ``require(scope)`` is the
     dependency that admits a caller for a scope (API keys by default); campaigns are
     checked against what ``catalogue`` says they may name (default: one of its own)."""
     api = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
-    editor = CampaignEditor(definitions, catalogue)
+    editor = CampaignEditor(definitions, catalogue, offers)
 
     @api.get("", summary="Every campaign, with its status and priority", dependencies=readers)
     async def list_campaigns() -> dict[str, Any]:
@@ -237,6 +264,6 @@ def router(
         campaign, _stored = await editor.find(key)
         if campaign is None:
             raise Problem("not-found", f"no campaign {key}")
-        return await build_report(campaign, results, clock.now())
+        return await build_report(campaign, results, clock.now(), offers)
 
     return api

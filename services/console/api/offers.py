@@ -9,17 +9,22 @@
   line, an optional ``code`` header); a bad file is ``422 invalid-codes`` at its line, an
   upload naming codes already there ``409 codes-taken``, an offer whose codes are
   generated ``409 not-a-pool``. Taken whole or not at all.
+- ``GET /v1/offers/{key}/codes``: every code of the offer as CSV (``code, state,
+  issued_at, expires_at, redeemed_at``), the generated ones issued too: for the shop's
+  checkout or an export.
 
 Reads need the ``console:read`` scope, changes ``console:write``, as for campaigns.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from services.catalogue.editing import version_fields
 from services.console.api import versions
@@ -161,5 +166,38 @@ def router(offers: Offers, *, clock: Clock, require: Requirement = require_key) 
             "added": len(codes),
             "pool": {"free": pool.free, "issued": pool.issued},
         }
+
+    @api.get(
+        "/{key}/codes",
+        summary="Every code of the offer, as CSV: code, state, issued_at, expires_at, redeemed_at",
+        dependencies=readers,
+        response_class=Response,
+        responses={
+            200: {"content": {"text/csv": {}}, "description": "the codes"},
+            404: {"description": "no such offer"},
+        },
+    )
+    async def export_codes(key: Key) -> Response:
+        if await offers.get(key) is None:
+            raise Problem("not-found", f"no offer {key}")
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["code", "state", "issued_at", "expires_at", "redeemed_at"])
+        for listed in await offers.codes(key):
+            writer.writerow(
+                [
+                    listed.code,
+                    listed.state,
+                    *(
+                        moment.isoformat() if moment is not None else ""
+                        for moment in (listed.issued_at, listed.expires_at, listed.redeemed_at)
+                    ),
+                ]
+            )
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{key}-codes.csv"'},
+        )
 
     return api

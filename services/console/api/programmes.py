@@ -52,6 +52,7 @@ from shared.domain.programmes import (
 from shared.ports.api_keys import Scope
 from shared.ports.clock import Clock
 from shared.ports.definitions import Definitions
+from shared.ports.offers import Offers
 from shared.ports.reports import CampaignResultsStore
 
 __all__ = ["build_programme_report", "programme_report_document", "router"]
@@ -147,14 +148,16 @@ def router(
     catalogue: Catalogue | None = None,
     results: CampaignResultsStore | None = None,
     clock: Clock | None = None,
+    offers: Offers | None = None,
 ) -> APIRouter:
     """The programmes routes on ``definitions``; ``require(scope)`` admits a caller for a
-    scope; programmes are checked against what ``catalogue`` says they may name; their
-    reports read ``results`` (no report route without it), dated by ``clock``."""
+    scope; programmes are checked against what ``catalogue`` says they may name (and
+    ``offers``: the offers that exist); their reports read ``results`` (no report route
+    without it), dated by ``clock``."""
     api = APIRouter(prefix="/v1/programmes", tags=["programmes"])
     readers = [Depends(require("console:read"))]
     writers = [Depends(require("console:write"))]
-    editor = ProgrammeEditor(definitions, catalogue)
+    editor = ProgrammeEditor(definitions, catalogue, offers)
 
     @api.get("", summary="Every programme, with its steps and status", dependencies=readers)
     async def list_programmes() -> dict[str, Any]:

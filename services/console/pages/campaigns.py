@@ -30,6 +30,7 @@ from shared.domain.campaigns import GOAL_EVENTS, PROFILE_MOMENTS
 from shared.domain.events import EVENT_TYPES
 from shared.ports.clock import Clock
 from shared.ports.definitions import CHANNELS, Definitions
+from shared.ports.offers import Offers
 from shared.ports.reports import CampaignResultsStore
 
 __all__ = ["field_of", "form_document", "form_values", "router", "uplift_chart"]
@@ -348,11 +349,13 @@ def router(
     *,
     clock: Clock,
     catalogue: Catalogue | None = None,
+    offers: Offers | None = None,
 ) -> APIRouter:
     """The campaign pages on ``definitions`` and ``results``; campaigns are checked against
-    what ``catalogue`` says they may name (default: one of its own)."""
+    what ``catalogue`` says they may name (default: one of its own), and with ``offers``
+    a report shows what the promo codes did."""
     pages = APIRouter(include_in_schema=False)
-    editor = CampaignEditor(definitions, catalogue)
+    editor = CampaignEditor(definitions, catalogue, offers)
     form_page = _FormPage(editor)
 
     @pages.get("/campaigns", response_class=HTMLResponse)
@@ -429,7 +432,7 @@ def router(
         campaign, stored = await editor.find(key)
         if campaign is None:
             raise Problem("not-found", f"no campaign {key}")
-        report = await build_report(campaign, results, clock.now())
+        report = await build_report(campaign, results, clock.now(), offers)
         uplift = report["uplift"]
         chart = uplift_chart(
             [

@@ -9,8 +9,9 @@ written ``issued``. SQLite, one writer at a time, needs no row lock. The unique 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -114,6 +115,14 @@ class SqlOfferCodes:
             )
             released += freed.rowcount
         return released
+
+    async def definition(self, offer: str) -> Mapping[str, Any] | None:
+        found = await self.conn.scalar(
+            select(t.offers.c.definition).where(
+                t.offers.c.key == offer, t.offers.c.archived_at.is_(None)
+            )
+        )
+        return None if found is None else dict(found)
 
     async def free_count(self, offer: str) -> int:
         c = t.offer_codes

@@ -12,8 +12,10 @@ The codes a unit of work takes for its messages are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import builtins
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,8 +27,15 @@ from shared.adapters.store.definitions import SqlDefinitions, _Shelf
 from shared.adapters.store.errors import database_errors
 from shared.adapters.store.rows import from_row
 from shared.adapters.store.writer import writer_lock
+from shared.domain.offers import Issued, Redemption
 from shared.ports.clock import Clock
-from shared.ports.offers import CodesTaken, OfferDefinition, PoolCounts
+from shared.ports.offers import (
+    CodesTaken,
+    ListedCode,
+    OfferDefinition,
+    OfferResults,
+    PoolCounts,
+)
 
 __all__ = ["SqlOffers"]
 
@@ -124,6 +133,93 @@ class SqlOffers:
             async with self.engine.connect() as conn:
                 counts = {state: int(n) for state, n in await conn.execute(stmt)}
         return PoolCounts(free=counts.get("free", 0), issued=counts.get("issued", 0))
+
+    async def codes(self, key: str) -> builtins.list[ListedCode]:
+        c, r = t.offer_codes, t.offer_redemptions
+        stmt = (
+            select(c.c.code, c.c.state, c.c.issued_at, c.c.expires_at, r.c.redeemed_at)
+            .outerjoin(r, (r.c.offer == c.c.offer) & (r.c.code == c.c.code))
+            .where(c.c.offer == key)
+            .order_by(c.c.code)
+        )
+        with database_errors():
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(stmt)
+                return [
+                    ListedCode(row.code, row.state, row.issued_at, row.expires_at, row.redeemed_at)
+                    for row in rows
+                ]
+
+    async def issued(self, codes: Collection[str]) -> builtins.list[Issued]:
+        c = t.offer_codes
+        wanted = sorted(set(codes))
+        found: builtins.list[Issued] = []
+        with database_errors():
+            async with self.engine.connect() as conn:
+                for start in range(0, len(wanted), _CHUNK):
+                    rows = await conn.execute(
+                        select(c.c.offer, c.c.code, c.c.message_key).where(
+                            c.c.code.in_(wanted[start : start + _CHUNK]),
+                            c.c.state == "issued",
+                            c.c.message_key.is_not(None),
+                        )
+                    )
+                    found.extend(Issued(r.offer, r.code, r.message_key) for r in rows)
+        return found
+
+    async def redeem(self, redemptions: Sequence[Redemption]) -> int:
+        if not redemptions:
+            return 0
+        rows = [
+            {
+                "offer": r.offer,
+                "code": r.code,
+                "message_key": r.message_key,
+                "order_id": r.order_id,
+                "order_total": r.order_total,
+                "discount": r.discount,
+                "redeemed_at": r.redeemed_at,
+            }
+            for r in redemptions
+        ]
+        stmt = (
+            self._owner.insert(t.offer_redemptions)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["offer", "code"])
+        )
+        with database_errors():
+            async with self.engine.connect() as conn:
+                result = await conn.execute(stmt)
+                await conn.commit()
+        return max(int(result.rowcount or 0), 0)
+
+    async def campaign_results(self, campaign: str) -> OfferResults:
+        c, r, m = t.offer_codes, t.offer_redemptions, t.messages
+        with database_errors():
+            async with self.engine.connect() as conn:
+                issued = (
+                    await conn.execute(
+                        select(c.c.offer, func.count())
+                        .join(m, m.c.key == c.c.message_key)
+                        .where(m.c.campaign == campaign, c.c.state == "issued")
+                        .group_by(c.c.offer)
+                    )
+                ).all()
+                redeemed = (
+                    await conn.execute(
+                        select(func.count(), func.coalesce(func.sum(r.c.discount), 0))
+                        .select_from(r)
+                        .join(m, m.c.key == r.c.message_key)
+                        .where(m.c.campaign == campaign)
+                    )
+                ).one()
+        count, discount = redeemed
+        return OfferResults(
+            issued=sum(int(n) for _, n in issued),
+            redeemed=int(count),
+            discount=Decimal(discount).quantize(Decimal("0.01")),  # Money: in units already
+            offers=tuple(sorted(offer for offer, _ in issued)),
+        )
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -528,3 +528,18 @@ offer_codes = Table(
     Index(None, "message_key", unique=True),
 )
 __all__ += ["offer_codes", "offers"]
+# Each issued code a purchase named (migration 0023): the first purchase naming it redeems
+# it; the message it went to says which campaign it counts for. Amounts in minor units.
+offer_redemptions = Table(
+    "offer_redemptions",
+    metadata,
+    Column("offer", String(100), primary_key=True),
+    Column("code", String(64), primary_key=True),
+    Column("message_key", String(100), nullable=False),
+    Column("order_id", String(200), nullable=False),
+    Column("order_total", Money, nullable=False),
+    Column("discount", Money, nullable=False),
+    Column("redeemed_at", UTCDateTime, nullable=False),
+    Index(None, "message_key"),
+)
+__all__ += ["offer_redemptions"]

@@ -119,6 +119,8 @@ class Campaign:
     active_from: datetime | None = None
     active_until: datetime | None = None
     status: Status = "active"
+    offer: str | None = None
+    """The key of the offer each message carries one code of (docs/offers.md), if any."""
 
     def __hash__(self) -> int:
         return hash(self.key)  # equal campaigns share their key; the templates are a dict
@@ -166,6 +168,8 @@ class Campaign:
         }
         if self.audience is not None:
             document["audience"] = copy.deepcopy(self.audience.definition)
+        if self.offer is not None:
+            document["offer"] = self.offer
         active = {
             k: v.isoformat()
             for k, v in (("from", self.active_from), ("until", self.active_until))

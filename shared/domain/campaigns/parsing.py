@@ -43,6 +43,7 @@ __all__ = [
     "parse_holdout",
     "parse_key",
     "parse_name",
+    "parse_offer_key",
     "parse_templates",
     "parse_trigger",
 ]
@@ -115,6 +116,7 @@ _FIELDS = (
     "priority",
     "reentry",
     "active",
+    "offer",
 )
 
 
@@ -151,14 +153,16 @@ def parse_campaign(
     key: str | None = None,
     segments: Collection[str] | None = None,
     templates: Mapping[str, Collection[str]] | None = None,
+    offers: Collection[str] | None = None,
 ) -> Campaign:
     """Validate a campaign written as JSON; raise :class:`CampaignError` at the first bad field.
 
     ``key``: the key from the URL (``PUT /v1/campaigns/{key}``); the document may
     repeat it but not contradict it. ``segments`` (keys) and ``templates`` (channel to
     template keys), when given, are what exists: a trigger on another segment, or a
-    template that is not one of its channel's, is refused. A campaign saved without a
-    status is a draft: saving never starts sending.
+    template that is not one of its channel's, is refused; so is an offer not among
+    ``offers`` (keys), when given. A campaign saved without a status is a draft: saving
+    never starts sending.
     """
     if not isinstance(document, Mapping):
         raise CampaignError("", "expected an object")
@@ -200,6 +204,7 @@ def parse_campaign(
     )
     window = errors.attempt(lambda: _parse_window(document.get("active", {})), _NO_WINDOW)
     active_from, active_until = window
+    offer = errors.attempt(lambda: parse_offer_key(document.get("offer"), "/offer", offers), None)
     errors.check()
     return Campaign(
         key=key,
@@ -216,6 +221,7 @@ def parse_campaign(
         active_from=active_from,
         active_until=active_until,
         status=status,
+        offer=offer,
     )
 
 
@@ -233,6 +239,18 @@ def _priority(value: Any) -> int:
         raise CampaignError("/priority", "expected a whole number (higher wins)")
     if not 0 <= value <= MAX_PRIORITY:
         raise CampaignError("/priority", f"expected a whole number from 0 to {MAX_PRIORITY}")
+    return value
+
+
+def parse_offer_key(value: Any, pointer: str, offers: Collection[str] | None) -> str | None:
+    """The key of the offer a campaign (or a programme's variant) names at ``pointer``, and
+    one of ``offers`` when they are given; ``None`` when it names none."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _KEY.match(value):
+        raise CampaignError(pointer, "expected an offer's key, e.g. 'win-back-10'")
+    if offers is not None and value not in offers:
+        raise CampaignError(pointer, f"no offer {value!r}")
     return value
 
 

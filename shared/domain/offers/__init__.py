@@ -3,7 +3,8 @@
 :mod:`.model` holds the offer (kind, value, validity, minimum order, scope, code source)
 and what a template sees; :mod:`.parsing` reads one written as JSON, with an
 :class:`OfferError` at the bad field; :mod:`.codes` makes and checks the signed codes
-nudge generates and reads a shop's uploaded pool. Import from this package.
+nudge generates and reads a shop's uploaded pool; :mod:`.redemption` matches a
+purchase's promo codes with the messages they were given to. Import from this package.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from shared.domain.offers.model import (
     offer_context,
 )
 from shared.domain.offers.parsing import MAX_VALIDITY_DAYS, OfferError, parse_offer
+from shared.domain.offers.redemption import Issued, Redemption, candidates, redemptions
 
 __all__ = [
     "KINDS",
@@ -44,16 +46,19 @@ __all__ = [
     "CodeSource",
     "DaysAfterSend",
     "GeneratedCodes",
+    "Issued",
     "IssuedCode",
     "Kind",
     "Offer",
     "OfferError",
     "PoolCodes",
     "PoolError",
+    "Redemption",
     "Scope",
     "Until",
     "Validity",
     "VerifiedCode",
+    "candidates",
     "generate_code",
     "last_valid_day",
     "nonce_for",
@@ -61,5 +66,6 @@ __all__ = [
     "offer_context",
     "parse_offer",
     "parse_pool",
+    "redemptions",
     "verify_code",
 ]

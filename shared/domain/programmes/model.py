@@ -78,6 +78,9 @@ class Variant:
     name: str
     templates: Mapping[Channel, str]
     share: float
+    offer: str | None = None
+    """The offer each message of this variant carries a code of: variants can differ by
+    discount level (docs/offers.md)."""
 
     def __hash__(self) -> int:
         return hash((self.name, self.share))

@@ -287,7 +287,7 @@ def _parse_send(
         raise ProgrammeError(pointer, "expected {channels, templates} or {channels, variants}")
     only(
         body,
-        ("channels", "templates", "variants", "holdout", "split", "adaptive"),
+        ("channels", "templates", "variants", "holdout", "split", "adaptive", "offer"),
         pointer,
         ProgrammeError,
     )
@@ -303,14 +303,17 @@ def _parse_send(
         return parse_templates(value, channels, templates, pointer=at, channels_pointer=channels_at)
 
     if "templates" in body:
+        offer = _offer_key(body.get("offer"), child(pointer, "offer"))
         variants: tuple[Variant, ...] = (
-            Variant("a", chosen(body["templates"], child(pointer, "templates")), 1.0),
+            Variant("a", chosen(body["templates"], child(pointer, "templates")), 1.0, offer),
         )
     adaptive = _parse_split(body, pointer)
     if "templates" in body:
         if adaptive is not None:
             raise ProgrammeError(child(pointer, "split"), "an adaptive split needs variants")
     else:
+        if "offer" in body:
+            raise ProgrammeError(child(pointer, "offer"), "with variants, each names its offer")
         variants = _parse_variants(
             body["variants"], child(pointer, "variants"), chosen, equal_shares=adaptive is not None
         )
@@ -372,7 +375,7 @@ def _parse_variants(
         at = f"{pointer}/{i}"
         if not isinstance(written, Mapping):
             raise ProgrammeError(at, "expected {name, share, templates}")
-        only(written, ("name", "share", "templates"), at, ProgrammeError)
+        only(written, ("name", "share", "templates", "offer"), at, ProgrammeError)
         name = written.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,11}", name):
             raise ProgrammeError(child(at, "name"), "expected a short name such as 'a' or '10-off'")
@@ -380,11 +383,20 @@ def _parse_variants(
             raise ProgrammeError(child(at, "name"), f"variant {name!r} is written twice")
         unshared = equal_shares and "share" not in written
         share = 1 / len(node) if unshared else _share(written.get("share"), child(at, "share"))
-        variants.append(
-            Variant(name, chosen(written.get("templates"), child(at, "templates")), share)
-        )
+        offer = _offer_key(written.get("offer"), child(at, "offer"))
+        templates = chosen(written.get("templates"), child(at, "templates"))
+        variants.append(Variant(name, templates, share, offer))
     _shares_sum(pointer, [v.share for v in variants])
     return tuple(variants)
+
+
+def _offer_key(value: Any, pointer: str) -> str | None:
+    """The key of the offer a send step or a variant names, if any."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
+        raise ProgrammeError(pointer, "expected an offer's key, e.g. 'win-back-10'")
+    return value
 
 
 def _share(value: Any, pointer: str) -> float:

@@ -464,4 +464,5 @@ def step_campaign(programme: Programme, step: Send, variant: Variant) -> Campaig
         priority=programme.priority,
         reentry="once_per_buyer",
         status="active" if programme.status == "active" else "paused",
+        offer=variant.offer,
     )

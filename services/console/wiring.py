@@ -36,6 +36,7 @@ def console_routers(
     *,
     renderer: Renderer,
     default_region: str | None = None,
+    default_timezone: str = "UTC",
     orders: OrderHistory | None = None,
 ) -> list[APIRouter]:
     """The console's pages beyond the login, and its JSON API (each route of which admits
@@ -49,6 +50,7 @@ def console_routers(
             sizes,
             clock=clock,
             default_region=default_region,
+            default_timezone=default_timezone,
             renderer=renderer,
             orders=orders,
         ),
@@ -91,6 +93,7 @@ def build_console(
             database.results,
             database.clock,
             default_region=settings.default_region,
+            default_timezone=settings.default_timezone,
             renderer=renderer if renderer is not None else build_renderer(settings),
             orders=database.order_history,
         ),

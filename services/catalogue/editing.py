@@ -53,6 +53,7 @@ from shared.domain.rendering import RenderError, RenderTooCostly
 from shared.domain.rules import Condition, RuleError, link_rules, parse_rule
 from shared.domain.sample_buyer import SAMPLE_PROFILE
 from shared.domain.segments import BUILTIN_SEGMENTS, Segment
+from shared.domain.unsubscribe import sign
 from shared.ports.definitions import (
     CHANNELS,
     CampaignDefinition,
@@ -378,8 +379,12 @@ class SegmentEditor:
 
 # --- templates ---------------------------------------------------------------------------
 
-PREVIEW_UNSUBSCRIBE_URL = "https://unsubscribe.example/preview"
-"""What ``unsubscribe_url`` reads as in a preview: no real buyer's link is made for it."""
+PREVIEW_UNSUBSCRIBE_URL = "https://shop.example/v1/unsubscribe/" + sign(
+    SAMPLE_PROFILE.id, "email", "pre-churn-rescue", b"preview: no buyer's link"
+)
+"""What ``unsubscribe_url`` reads as in a preview: a link of the shape and length a real
+one has (a buyer's id and a campaign's key signed), so an SMS previews with the
+segments it is sent in; no real buyer's link is made for it."""
 
 
 @dataclass(frozen=True)

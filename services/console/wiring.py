@@ -47,6 +47,7 @@ def console_routers(
     *,
     renderer: Renderer,
     default_region: str | None = None,
+    default_timezone: str = "UTC",
     orders: OrderHistory | None = None,
     offer_store: Offers | None = None,
 ) -> list[APIRouter]:
@@ -70,6 +71,7 @@ def console_routers(
             sizes,
             clock=clock,
             default_region=default_region,
+            default_timezone=default_timezone,
             renderer=renderer,
             orders=orders,
         ),
@@ -128,6 +130,7 @@ def build_console(
             database.results,
             database.clock,
             default_region=settings.default_region,
+            default_timezone=settings.default_timezone,
             renderer=renderer if renderer is not None else build_renderer(settings),
             orders=database.order_history,
             offer_store=database.offers,

@@ -7,17 +7,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from html import unescape
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import insert
 
 from services.catalogue import editing
 from shared.adapters.clock import SimulatedClock
+from shared.adapters.store import schema
 from shared.adapters.store.api_keys import SqlApiKeys
 from shared.adapters.store.console_queries import SqlConsoleQueries
 from shared.adapters.store.definitions import SqlDefinitions
+from shared.adapters.store.engine import open_store
 from tests.api.console_fixtures import *  # noqa: F403 - the fixtures
 from tests.support.console_app import (
     Base,
@@ -365,6 +369,64 @@ async def test_a_buyer_is_looked_up_and_shown_masked_to_a_marketer(
     missing = await marketer.get("/customers", params={"kind": "email", "value": "x@y.ru"})
     assert missing.status_code == 404
     assert "No buyer with that email." in missing.text
+
+
+async def test_the_customer_page_says_decisions_in_words_and_times_in_the_buyers_zone(
+    marketer: httpx.AsyncClient,
+    base: Base,
+    queries: SqlConsoleQueries,
+    sqlite_url: str,
+    clock: SimulatedClock,
+) -> None:
+    # Seen: raw codes (capped_deferred) and UTC timestamps with microseconds.
+    store = open_store(sqlite_url)
+    try:
+        async with store.unit_of_work() as uow:
+            (anna,) = (await uow.profiles.resolve([{"id": "shop-1"}], clock.now())).profiles
+            assert anna.id == base.anna
+            anna.traits = {**anna.traits, "timezone": "Europe/Moscow"}
+            await uow.profiles.save([anna], clock.now())
+            await uow.commit()
+    finally:
+        await store.close()
+    room = datetime(2026, 3, 2, 18, 30, 15, 123456, tzinfo=UTC)
+    async with queries.engine.begin() as conn:
+        await conn.execute(
+            insert(schema.messages),
+            [
+                {
+                    "key": "basket:anna",
+                    "campaign": "monthly-basket",
+                    "profile_id": base.anna,
+                    "channel": "sms",
+                    "occurrence_id": "o-3",
+                    "status": "scheduled",
+                    "reason": "capped_deferred",
+                    "holdout": False,
+                    "decision": [
+                        {
+                            "step": "caps",
+                            "code": "capped_deferred",
+                            "detail": f"the frequency caps leave room at {room.isoformat()}",
+                        }
+                    ],
+                    "created_at": datetime(2026, 3, 1, 21, 5, tzinfo=UTC),
+                    "scheduled_for": room,
+                    "sent_at": None,
+                }
+            ],
+        )
+    page = await marketer.get(f"/customers/{base.anna}", headers=HTML)
+    row = re.search(r'<tr data-message="basket:anna">.*?</tr>', page.text, re.S)
+    assert row is not None
+    seen = text_of_html(row.group(0))
+    assert "deferred: the frequency caps leave room soon" in seen
+    assert "frequency caps: deferred" in seen
+    assert "capped_deferred" not in seen, "the code only as the tag's title"
+    assert "2026-03-02 21:30" in seen, "18:30 UTC is 21:30 in Moscow"
+    assert "2026-03-02 00:05" in seen, "created 21:05 UTC, past midnight in Moscow"
+    assert ".123456" not in page.text
+    assert "Europe/Moscow" in text_of(page)
 
 
 async def test_the_kpi_endpoint_answers_the_dashboards_figures_filtered(

@@ -106,3 +106,14 @@ async def test_a_ready_made_templates_channel_stays(writer: httpx.AsyncClient) -
 async def test_a_reset_needs_the_write_scope(reader: httpx.AsyncClient) -> None:
     answer = await reader.post("/v1/templates/pre-churn-sms/reset")
     assert answer.status_code == 403
+
+
+async def test_an_sms_preview_counts_segments_with_a_real_links_length(
+    reader: httpx.AsyncClient,
+) -> None:
+    # Seen: the preview's 35-character placeholder link made the built-in pre-churn SMS
+    # one segment; with its real unsubscribe link (about 150 characters) it is sent as two.
+    preview = (await reader.post("/v1/templates/pre-churn-sms/preview", json={})).json()
+    link = preview["rendered"]["text"].rsplit("Stop: ", 1)[1]
+    assert len(link) >= 140
+    assert preview["rendered"]["segments"] == 2

@@ -45,6 +45,7 @@ def page_routers(
     clock: Clock,
     renderer: Renderer,
     default_region: str | None = None,
+    default_timezone: str = "UTC",
     orders: OrderHistory | None = None,
 ) -> list[APIRouter]:
     """The dashboard's KPIs, segments, templates and customer pages, and with ``orders``
@@ -61,5 +62,10 @@ def page_routers(
         dashboard.router(queries, clock=clock),
         segments.router(definitions, history, clock=clock),
         templates.router(definitions, queries, renderer=renderer, default_region=default_region),
-        customers.router(queries, clock=clock, default_region=default_region),
+        customers.router(
+            queries,
+            clock=clock,
+            default_region=default_region,
+            default_timezone=default_timezone,
+        ),
     ]

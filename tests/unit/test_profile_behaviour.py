@@ -277,6 +277,8 @@ CHAMPION = Scores(
     expected_purchases=2.4,
     expected_spend=Decimal("2500.00"),
     clv=Decimal("42000.00"),
+    clv_low=Decimal("36000.00"),
+    clv_high=Decimal("49000.00"),
     clv_share=0.02,
     scored_at=T0,
 )

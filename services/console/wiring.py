@@ -33,6 +33,7 @@ from shared.ports.offers import Offers
 from shared.ports.orders import OrderHistory
 from shared.ports.rendering import Renderer
 from shared.ports.reports import CampaignResultsStore
+from shared.ports.scoring import ScoringBase
 from shared.settings import Settings
 
 __all__ = ["build_console", "console_routers"]
@@ -49,6 +50,7 @@ def console_routers(
     default_region: str | None = None,
     default_timezone: str = "UTC",
     orders: OrderHistory | None = None,
+    scoring: ScoringBase | None = None,
     offer_store: Offers | None = None,
 ) -> list[APIRouter]:
     """The console's pages beyond the login, and its JSON API (each route of which admits
@@ -74,6 +76,7 @@ def console_routers(
             default_timezone=default_timezone,
             renderer=renderer,
             orders=orders,
+            scoring=scoring,
         ),
         campaign_pages.router(
             definitions, results, clock=clock, catalogue=catalogue, offers=offer_store
@@ -133,6 +136,7 @@ def build_console(
             default_timezone=settings.default_timezone,
             renderer=renderer if renderer is not None else build_renderer(settings),
             orders=database.order_history,
+            scoring=database.scoring_base,
             offer_store=database.offers,
         ),
         api_keys=database.api_keys,

@@ -39,7 +39,7 @@ from shared.domain.validation import BuyerOrders, OrderLog, choose_purchase_mode
 from shared.logging import get_logger
 from shared.ports.clock import Clock
 from shared.ports.orders import OrderHistory
-from shared.ports.scoring import ScoringBase
+from shared.ports.scoring import ScoringBase, ScoringRecord
 from shared.settings import Settings
 
 __all__ = ["ScoringRun", "policy_from", "score_the_base", "scoring_due"]
@@ -154,6 +154,18 @@ async def score_the_base(
         scored_at=now,
     )
     models = run.models
+    await base.record_run(
+        ScoringRecord(
+            scored_at=now,
+            recorded_at=clock.now(),
+            buyers=run.buyers,
+            scored=run.scored,
+            purchase_model=models.purchase_model if models else None,
+            spend_model=models.spend_model if models else None,
+            fallbacks=tuple(models.fallbacks) if models else (),
+            notes=run.notes,
+        )
+    )
     if metrics is not None:
         metrics.runs.labels(_short(models.purchase_model) if models else "none").inc()
         for kind in models.fallbacks if models else ():

@@ -10,13 +10,33 @@ move like after any event.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from shared.domain.scoring import BuyerFacts
 from shared.ports.buyers import BuyerPages
 
-__all__ = ["ScoringBase"]
+__all__ = ["ScoringBase", "ScoringRecord"]
+
+
+@dataclass(frozen=True)
+class ScoringRecord:
+    """How one run of the scoring job scored the base: what the console says of it."""
+
+    scored_at: datetime
+    """The moment the base was scored at (the clock's, or the ``--as-of`` asked for)."""
+    recorded_at: datetime
+    """When the run ended, by the clock."""
+    buyers: int
+    scored: int
+    """Buyers with at least one order: those with scores."""
+    purchase_model: str | None
+    spend_model: str | None
+    fallbacks: tuple[str, ...]
+    """The models that fell back to the empirical ones (``purchases``, ``spend``)."""
+    notes: tuple[str, ...]
+    """Why, in words about the base: no buyer is named in them."""
 
 
 class ScoringBase(BuyerPages[BuyerFacts], Protocol):
@@ -24,6 +44,14 @@ class ScoringBase(BuyerPages[BuyerFacts], Protocol):
 
     async def last_scored_at(self) -> datetime | None:
         """When the base was last scored (the latest ``scored_at``), or ``None``."""
+        ...
+
+    async def record_run(self, run: ScoringRecord) -> None:
+        """Keep how a run scored the base (committed at once)."""
+        ...
+
+    async def last_run(self) -> ScoringRecord | None:
+        """The latest run recorded, or ``None`` before the first."""
         ...
 
     def exclusive(self) -> AbstractAsyncContextManager[bool]:

@@ -11,8 +11,12 @@ from html import unescape
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.adapters.store.scoring import SqlScoringBase
+from shared.ports.scoring import ScoringRecord
 from tests.api.console_fixtures import *  # noqa: F403 - the fixtures
+from tests.conftest import T0
 from tests.support.console_app import session_client
 from tests.support.order_history import seed_order_history
 
@@ -38,6 +42,33 @@ async def test_the_form_asks_for_the_calibration_and_holdout_ends(
     assert 'name="calibration_end"' in page.text
     assert 'name="holdout_end"' in page.text
     assert 'id="verdict"' not in page.text
+    assert "The base has not been scored yet" in text_of(page)
+
+
+async def test_the_page_says_how_the_scores_in_force_were_made_and_what_fell_back(
+    analyst: httpx.AsyncClient, sqlite_url: str
+) -> None:
+    scoring = SqlScoringBase(create_async_engine(sqlite_url))
+    await scoring.record_run(
+        ScoringRecord(
+            scored_at=T0,
+            recorded_at=T0,
+            buyers=60,
+            scored=58,
+            purchase_model="empirical rate (fallback)",
+            spend_model="Gamma-Gamma",
+            fallbacks=("purchases",),
+            notes=("BG/NBD landed on degenerate parameters (r at its bound)",),
+        )
+    )
+    await scoring.engine.dispose()
+    page = await analyst.get("/analytics", headers=HTML)
+    text = text_of(page).replace(" ,", ",")
+    assert "58 of 60 buyers, purchases by empirical rate (fallback), spend by Gamma-Gamma" in text
+    fallback = re.search(r'id="scoring-fallback">(.*?)</p>', page.text, re.S)
+    assert fallback
+    assert "fell back to the empirical purchases model" in fallback.group(1)
+    assert "BG/NBD landed on degenerate parameters (r at its bound)" in text
 
 
 async def test_the_report_shows_the_verdict_the_tables_and_the_plot(

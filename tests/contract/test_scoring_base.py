@@ -1,9 +1,10 @@
 """One contract for the scoring job's view of the base, run against SQLite (embedded) and
 PostgreSQL: every buyer's order totals in id order, merged profiles left out, when the
-base was last scored, and one scoring run at a time."""
+base was last scored and how (the runs recorded), and one scoring run at a time."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ import pytest
 
 from shared.adapters.store.scoring import SqlScoringBase
 from shared.adapters.store.sql import SqlStore
+from shared.ports.scoring import ScoringRecord
 from tests.conftest import T0
 from tests.contract.on_store import OnStore, merge
 
@@ -70,6 +72,29 @@ class ScoringBaseContract(OnStore):
             await uow.profiles.save(loaded.values(), T0)
             await uow.commit()
         assert await base.last_scored_at() == T0 + timedelta(hours=1)
+
+    async def test_the_latest_run_is_kept_with_its_models_and_why_it_fell_back(
+        self, base: SqlScoringBase
+    ) -> None:
+        assert await base.last_run() is None
+        first = ScoringRecord(
+            scored_at=T0,
+            recorded_at=T0,
+            buyers=60,
+            scored=60,
+            purchase_model="empirical rate (fallback)",
+            spend_model="Gamma-Gamma",
+            fallbacks=("purchases",),
+            notes=("BG/NBD landed on degenerate parameters",),
+        )
+        await base.record_run(first)
+        assert await base.last_run() == first
+        # An as-of run scores an earlier moment: the latest recorded is still the last.
+        later = replace(
+            first, scored_at=T0 - timedelta(days=365), recorded_at=T0 + timedelta(hours=1)
+        )
+        await base.record_run(replace(later, fallbacks=(), notes=()))
+        assert await base.last_run() == replace(later, fallbacks=(), notes=())
 
     async def test_only_one_scoring_run_holds_the_base_at_a_time(
         self, store: SqlStore, base: SqlScoringBase

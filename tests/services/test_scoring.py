@@ -148,6 +148,11 @@ async def test_a_degenerate_fit_falls_back_and_is_counted_stored_finite(
         assert profile.p_alive is not None
         assert 0 <= profile.p_alive <= 1
         assert profile.expected_purchases is not None
+    recorded = await pipeline.runtime.scoring_base.last_run()
+    assert recorded is not None, "the console says how the scores were made"
+    assert recorded.fallbacks == run.models.fallbacks
+    assert recorded.purchase_model == run.models.purchase_model
+    assert recorded.notes == run.notes
     (registry,) = pipeline.segmenter.metrics_registries
     assert registry.get_sample_value("nudge_scoring_fallback_total", {"model": "purchases"}) == 1
     assert (

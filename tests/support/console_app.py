@@ -33,6 +33,7 @@ from shared.adapters.store.console_queries import SqlConsoleQueries, open_consol
 from shared.adapters.store.definitions import SqlDefinitions
 from shared.adapters.store.engine import create_engine, open_store
 from shared.adapters.store.orders import SqlOrderHistory
+from shared.adapters.store.scoring import SqlScoringBase
 from shared.adapters.store.sessions import SqlSessions
 from shared.adapters.store.users import SqlUsers, open_users
 from shared.domain.profile import Basket, Purchases
@@ -196,6 +197,7 @@ def marketer_console(
                 renderer=renderer,
                 default_region="RU",
                 orders=SqlOrderHistory(users.engine),
+                scoring=SqlScoringBase(users.engine),
             ),
             segments.router(definitions, clock=clock, require=require_scope),
             templates.router(definitions, renderer=renderer, require=require_scope),

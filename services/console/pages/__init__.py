@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.ports.definitions import Definitions
     from shared.ports.orders import OrderHistory
     from shared.ports.rendering import Renderer
+    from shared.ports.scoring import ScoringBase
 
 
 def render(
@@ -47,6 +48,7 @@ def page_routers(
     default_region: str | None = None,
     default_timezone: str = "UTC",
     orders: OrderHistory | None = None,
+    scoring: ScoringBase | None = None,
 ) -> list[APIRouter]:
     """The dashboard's KPIs, segments, templates and customer pages, and with ``orders``
     the analytics page, for ``create_console_app(..., routers=[*page_routers(...), ...])``."""
@@ -56,7 +58,7 @@ def page_routers(
     if orders is not None:
         from services.console.pages import analytics as validation  # noqa: PLC0415
 
-        analytics.append(validation.router(orders))
+        analytics.append(validation.router(orders, scoring))
     return [
         *analytics,
         dashboard.router(queries, clock=clock),

@@ -23,6 +23,7 @@ from services.http.problems import Problem
 from services.tools.validation import validate_history
 from shared.domain.validation import CannotValidate, calibration_holdout_svg
 from shared.ports.orders import OrderHistory
+from shared.ports.scoring import ScoringBase
 
 __all__ = ["router"]
 
@@ -42,8 +43,10 @@ def _end_of(name: str, value: str) -> datetime | None:
     return datetime.combine(day + timedelta(days=1), time(), UTC)
 
 
-def router(orders: OrderHistory) -> APIRouter:
-    """``GET /analytics``: the form, and with ``calibration_end`` the validation report."""
+def router(orders: OrderHistory, scoring: ScoringBase | None = None) -> APIRouter:
+    """``GET /analytics``: how the scores in force were made (the last run ``scoring``
+    recorded: the models, what fell back and why), the form, and with ``calibration_end``
+    the validation report."""
     pages = APIRouter(include_in_schema=False)
 
     @pages.get("/analytics", response_class=HTMLResponse)
@@ -57,8 +60,11 @@ def router(orders: OrderHistory) -> APIRouter:
         cut = _end_of("calibration_end", calibration_end)
         end = _end_of("holdout_end", holdout_end)
         form = {"calibration_end": calibration_end, "holdout_end": holdout_end}
+        last_run = await scoring.last_run() if scoring is not None else None
         if cut is None:
-            return render(request, "analytics.html", user=user, form=form, report=None)
+            return render(
+                request, "analytics.html", user=user, form=form, report=None, last_run=last_run
+            )
         try:
             report = await validate_history(orders, cut, end)
         except CannotValidate as exc:
@@ -69,6 +75,7 @@ def router(orders: OrderHistory) -> APIRouter:
                 user=user,
                 form=form,
                 report=None,
+                last_run=last_run,
                 problem=f"{exc}.",
             )
         return render(
@@ -77,6 +84,7 @@ def router(orders: OrderHistory) -> APIRouter:
             user=user,
             form=form,
             report=report,
+            last_run=last_run,
             plot=Markup(calibration_holdout_svg(report)),  # noqa: S704 - numbers and fixed labels
         )
 

@@ -543,3 +543,21 @@ offer_redemptions = Table(
     Index(None, "message_key"),
 )
 __all__ += ["offer_redemptions"]
+
+# Each run of the base-wide scoring job (migration 0027, shared/adapters/store/scoring.py):
+# the moment scored at, the models used and what fell back, and the notes, in words about
+# the base (no buyer named), so the console can say how the scores it shows were made.
+scoring_runs = Table(
+    "scoring_runs",
+    metadata,
+    Column("id", AUTOINCREMENT_ID, primary_key=True, autoincrement=True),
+    Column("scored_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("buyers", Integer, nullable=False),
+    Column("scored", Integer, nullable=False),
+    Column("purchase_model", String(100)),
+    Column("spend_model", String(100)),
+    Column("fallbacks", JSON, nullable=False),
+    Column("notes", JSON, nullable=False),
+)
+__all__ += ["scoring_runs"]

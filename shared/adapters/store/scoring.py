@@ -10,14 +10,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.adapters.store.buyers import page_query
 from shared.adapters.store.dialect import dialect_of
 from shared.adapters.store.errors import database_errors
-from shared.adapters.store.schema import profiles
+from shared.adapters.store.schema import profiles, scoring_runs
 from shared.domain.scoring import BuyerFacts
+from shared.ports.scoring import ScoringRecord
 
 __all__ = ["SqlScoringBase"]
 
@@ -59,6 +60,39 @@ class SqlScoringBase:
             async with self.engine.connect() as conn:
                 latest: datetime | None = await conn.scalar(select(func.max(profiles.c.scored_at)))
         return latest
+
+    async def record_run(self, run: ScoringRecord) -> None:
+        row = {
+            "scored_at": run.scored_at,
+            "recorded_at": run.recorded_at,
+            "buyers": run.buyers,
+            "scored": run.scored,
+            "purchase_model": run.purchase_model,
+            "spend_model": run.spend_model,
+            "fallbacks": list(run.fallbacks),
+            "notes": list(run.notes),
+        }
+        with database_errors():
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(scoring_runs).values(row))
+
+    async def last_run(self) -> ScoringRecord | None:
+        query = select(scoring_runs).order_by(scoring_runs.c.id.desc()).limit(1)
+        with database_errors():
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return ScoringRecord(
+            scored_at=row.scored_at,
+            recorded_at=row.recorded_at,
+            buyers=row.buyers,
+            scored=row.scored,
+            purchase_model=row.purchase_model,
+            spend_model=row.spend_model,
+            fallbacks=tuple(row.fallbacks),
+            notes=tuple(row.notes),
+        )
 
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[bool]:

@@ -1,7 +1,7 @@
 """programme_activations: an "everyone in segment S" programme's entering at activation
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-04
 """
 

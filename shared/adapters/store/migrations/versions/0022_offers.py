@@ -1,7 +1,7 @@
 """Offers (versioned like campaigns) and their promo codes, each issued to one message.
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-04
 """
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from shared.adapters.store import schema
 from shared.domain.programmes import split_step_campaign_key
@@ -164,3 +164,85 @@ async def test_a_dispatcher_killed_in_each_step_sends_each_step_once_and_skips_n
     async with shop.runtime.store.unit_of_work() as uow:
         counts = await uow.positions.count(KEY)
     assert counts.get("exited:end") == len(BUYERS), counts
+
+
+LEADS = [{"id": f"lead-{n:04}", "email": f"lead{n:04}@example.com"} for n in range(1100)]
+EVERYONE = {
+    "name": "Every lead now, then a week",
+    "status": "active",
+    "trigger": {"everyone_in": "lifecycle-lead"},
+    "holdout": 0,
+    "steps": [{"id": "week", "wait": {"for": "7d"}}],
+}
+
+
+async def leads(shop: RunningStack) -> list[str]:
+    """The members of lifecycle-lead now, in id order."""
+    async with shop.runtime.store.unit_of_work() as uow:
+        return await uow.memberships.members(
+            "lifecycle-lead", entered_by=shop.runtime.clock.now(), after=None, limit=5000
+        )
+
+
+async def test_a_dispatcher_killed_between_activation_batches_enters_every_member_once(
+    shop: RunningStack, dispatchers: Dispatchers
+) -> None:
+    """More members than a batch (1000): the kill lands while the second batch waits on
+    an entry the test holds uncommitted (a row lock), after the first batch committed."""
+    for start in range(0, len(LEADS), 100):
+        await sign_up(shop, LEADS[start : start + 100])
+
+    async def all_in() -> bool:
+        return len(await leads(shop)) == len(LEADS)
+
+    await eventually(all_in, timeout=60, what="every lead in lifecycle-lead")
+    members = await leads(shop)
+    now = shop.runtime.clock.now()
+    P, A = schema.programme_positions, schema.programme_activations
+    async with shop.runtime.store.engine.connect() as holding:
+        blocker = await holding.begin()
+        await holding.execute(
+            P.insert().values(
+                programme=KEY,
+                profile_id=members[1000],
+                entry="activation",
+                version=1,
+                step="week",
+                entered_at=now,
+                arrived_at=now,
+                due_at=None,
+                holdout=False,
+                updated_at=now,
+            )
+        )
+        await shop.runtime.definitions.programmes.put(
+            KEY, definition=EVERYONE, status="active", expected_version=None
+        )
+        first = await dispatchers.start()
+
+        async def first_batch_in() -> bool:
+            async with shop.runtime.store.engine.connect() as conn:
+                entered = await conn.scalar(select(A.c.entered).where(A.c.programme == KEY))
+            return entered == 1000
+
+        await eventually(first_batch_in, timeout=60, what="the first batch of 1000 entered")
+        await kill(first)
+        await blocker.rollback()
+
+    await dispatchers.start()
+
+    async def every_member_waits() -> bool:
+        async with shop.runtime.store.unit_of_work() as uow:
+            counts = await uow.positions.count(KEY)
+        return counts == {"week": len(LEADS), "holdout": 0}
+
+    await eventually(every_member_waits, timeout=60, what="every member at the week's wait")
+    async with shop.runtime.store.engine.connect() as conn:
+        entered = [
+            row.profile_id
+            for row in await conn.execute(select(P.c.profile_id).where(P.c.programme == KEY))
+        ]
+        activation = (await conn.execute(select(A).where(A.c.programme == KEY))).one()
+    assert sorted(entered) == sorted(members), "every member entered once, none skipped"
+    assert activation.entered == len(LEADS)
+    assert activation.finished_at is not None
